@@ -1,0 +1,763 @@
+"""The lab (``SyntheticShapes``), real-data loaders for Colab, and ``denormalize``.
+
+The lab is a synthetic dataset made for studying localisation: ten classes of shapes, one object
+per image, on a cluttered background, with the ground truth that real datasets rarely have, a
+pixel mask and a tight box for every image. Item ``i`` of a split is *generated* from
+``(seed, split, i)``, never stored, so it is the same on every call, in every DataLoader worker
+and on every machine, and it costs no download.
+
+What makes an item (all random draws come from ``numpy.random.default_rng([seed, split_id, i])``):
+
+* **class**: one of :data:`CLASS_NAMES`, told apart by shape only (colour, texture, size,
+  position and rotation are drawn independently of the class). Labels are balanced exactly:
+  every block of ten consecutive items holds each class once, in a seeded order.
+* **object**: the class's polygon, scaled so its circumscribed diameter is a fraction
+  ``scale`` (default 0.3 to 0.9) of the image side, stretched a little, rotated by any angle,
+  placed at random inside ``region``, filled with a flat colour, stripes or a texture.
+* **background**: low-frequency noise mixed with a texture cut from images that ship inside
+  scikit-image (``grass``, ``gravel``, ``brick``, ``moon``), coloured by a random palette, plus
+  distractors that belong to no class: thin lines, small blobs and thin arcs.
+* **ground truth**: ``mask`` is the object's pixels (polygon filled without anti-aliasing);
+  ``box = (x0, y0, x1, y1)`` is tight around it, in pixels, ``x1``/``y1`` exclusive.
+
+Every step works on integers (OpenCV drawing, bit-exact resizing, integer blending, a lookup
+table for the normalisation), so the pixels do not depend on the machine's floating point.
+
+Example:
+    >>> from cam_tutorial.data import SyntheticShapes, CLASS_NAMES
+    >>> ds = SyntheticShapes("train", length=20, image_size=64)
+    >>> image, label, box, mask = ds[0]
+    >>> tuple(image.shape), tuple(mask.shape), CLASS_NAMES[label] in ds.class_names
+    ((3, 64, 64), (64, 64), True)
+    >>> bool(mask[int(box[1]):int(box[3]), int(box[0]):int(box[2])].sum() == mask.sum())
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "CLASS_NAMES",
+    "MEAN",
+    "STD",
+    "SPLITS",
+    "REGIONS",
+    "MIN_IMAGE_SIZE",
+    "SyntheticShapes",
+    "RealDataset",
+    "denormalize",
+    "load_dataset",
+    "default_data_root",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The ten classes of the lab, in label order.
+CLASS_NAMES: tuple[str, ...] = (
+    "circle", "square", "triangle", "star", "cross",
+    "heart", "crescent", "arrow", "ring", "hourglass",
+)
+#: ImageNet's channel means and standard deviations (what pretrained models expect).
+MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+#: Split names and the ids mixed into each item's seed (so the splits are disjoint).
+SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+#: Named regions as fractions ``(x0, y0, x1, y1)`` of the image.
+REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "left": (0.0, 0.0, 0.5, 1.0),
+    "right": (0.5, 0.0, 1.0, 1.0),
+    "top": (0.0, 0.0, 1.0, 0.5),
+    "bottom": (0.0, 0.5, 1.0, 1.0),
+}
+#: The smallest image side the lab renders (ResNet18B needs 32 px).
+MIN_IMAGE_SIZE = 32
+#: A region must leave the object at least this many pixels.
+_MIN_REGION_PIXELS = 16
+
+_TEXTURE_NAMES = ("grass", "gravel", "brick", "moon")
+_SUBPIXEL_BITS = 4  # polygon vertices carry 4 fractional bits (1/16 px) for OpenCV
+_DEFAULT_LENGTHS = {"train": 10_000, "val": 2_000, "test": 2_000}
+_DATA_ROOT_ENV = "CAM_TUTORIAL_DATA"
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes: unit polygons, centred on their bounding box, farthest vertex at distance 1.
+# ----------------------------------------------------------------------------------------------
+
+def _arc(cx: float, cy: float, r: float, start_deg: float, end_deg: float, n: int) -> np.ndarray:
+    t = np.deg2rad(np.linspace(start_deg, end_deg, n))
+    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1)
+
+
+def _regular(n: int, radius: float = 1.0, phase_deg: float = -90.0) -> np.ndarray:
+    return _arc(0.0, 0.0, radius, phase_deg, phase_deg + 360.0 * (n - 1) / n, n)
+
+
+def _star(points: int = 5, inner: float = 0.42) -> np.ndarray:
+    outer = _regular(points)
+    inner_pts = _regular(points, inner, -90.0 + 180.0 / points)
+    return np.stack([outer, inner_pts], axis=1).reshape(-1, 2)
+
+
+def _heart(n: int = 48) -> np.ndarray:
+    t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    x = 16 * np.sin(t) ** 3
+    y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))  # image y points down
+    return np.stack([x, y], axis=1)
+
+
+def _crescent(offset: float = 0.5, inner: float = 0.8, n: int = 40) -> np.ndarray:
+    # Unit disc minus a disc of radius `inner` centred at (offset, 0): the outer arc runs the long
+    # way round through 180 degrees, the inner arc comes back the same way.
+    x = (1 - inner**2 + offset**2) / (2 * offset)
+    y = math.sqrt(1 - x * x)
+    outer_deg = math.degrees(math.atan2(y, x))
+    inner_deg = math.degrees(math.atan2(y, x - offset))
+    outer = _arc(0.0, 0.0, 1.0, outer_deg, 360.0 - outer_deg, n)
+    back = _arc(offset, 0.0, inner, 360.0 - inner_deg, inner_deg, n)
+    return np.concatenate([outer, back])
+
+
+def _normalise(polygons: list[np.ndarray]) -> list[np.ndarray]:
+    """Centre on the union's bounding box and scale so the farthest vertex is at radius 1."""
+    points = np.concatenate(polygons)
+    centre = (points.min(0) + points.max(0)) / 2
+    radius = np.sqrt(((points - centre) ** 2).sum(1)).max()
+    return [((p - centre) / radius).astype(np.float64) for p in polygons]
+
+
+def _build_shapes() -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Each class: (outline, hole or None), as float arrays of (x, y) vertices."""
+    w = 0.3  # cross arm half-width
+    cross = np.array([(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1), (-w, -1), (-w, -w),
+                      (-1, -w), (-1, w), (-w, w), (-w, 1)], dtype=np.float64)
+    arrow = np.array([(-1, -0.22), (0.15, -0.22), (0.15, -0.62), (1, 0), (0.15, 0.62),
+                      (0.15, 0.22), (-1, 0.22)], dtype=np.float64)
+    hourglass = np.array([(-0.75, -1), (0.75, -1), (0.13, 0), (0.75, 1), (-0.75, 1),
+                          (-0.13, 0)], dtype=np.float64)
+    raw: dict[str, list[np.ndarray]] = {
+        "circle": [_regular(64)],
+        "square": [_regular(4, phase_deg=45.0)],
+        "triangle": [_regular(3)],
+        "star": [_star()],
+        "cross": [cross],
+        "heart": [_heart()],
+        "crescent": [_crescent()],
+        "arrow": [arrow],
+        "ring": [_regular(64), _regular(64, radius=0.55)],
+        "hourglass": [hourglass],
+    }
+    shapes = {}
+    for name in CLASS_NAMES:
+        polys = _normalise(raw[name])
+        shapes[name] = (polys[0], polys[1] if len(polys) > 1 else None)
+    return shapes
+
+
+_SHAPES = _build_shapes()
+_SHAPE_LIST = [_SHAPES[name] for name in CLASS_NAMES]
+
+
+# ----------------------------------------------------------------------------------------------
+# Cached resources: textures and the normalisation table, made once per process.
+# ----------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _textures() -> tuple[np.ndarray, ...]:
+    """Grey-level textures from scikit-image's bundled images, loaded once per process."""
+    import skimage.data  # imported here: only the lab needs scikit-image
+
+    textures = []
+    for name in _TEXTURE_NAMES:
+        image = np.asarray(getattr(skimage.data, name)())
+        if image.ndim == 3:
+            image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+        # Stretch the contrast so every texture spans 0..255 (integer arithmetic, exact).
+        lo, hi = int(image.min()), int(image.max())
+        image = ((image.astype(np.int32) - lo) * 255 // max(hi - lo, 1)).astype(np.uint8)
+        textures.append(np.ascontiguousarray(image))
+    return tuple(textures)
+
+
+@functools.lru_cache(maxsize=1)
+def _normalise_lut() -> np.ndarray:
+    """uint8 RGB value -> normalised float32, per channel, as a (1, 256, 3) OpenCV table."""
+    values = np.arange(256, dtype=np.float64) / 255.0
+    table = np.stack([(values - m) / s for m, s in zip(MEAN, STD)], axis=1)
+    return table.astype(np.float32).reshape(1, 256, 3)
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_labels(seed: int, split_id: int, block: int) -> tuple[int, ...]:
+    """The labels of items ``10 * block ... 10 * block + 9``: each class once, in seeded order."""
+    rng = np.random.default_rng([seed, split_id, block, 0x1ABE1])
+    return tuple(int(c) for c in rng.permutation(len(CLASS_NAMES)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering helpers (uint8 in, uint8 out)
+# ----------------------------------------------------------------------------------------------
+
+def _palette(anchors: np.ndarray) -> np.ndarray:
+    """A (1, 256, 3) uint8 colour ramp through the anchor colours (k, 3), evenly spaced."""
+    k = len(anchors)
+    pos = np.arange(256) * (k - 1)
+    i = np.minimum(pos // 255, k - 2)
+    frac = pos - i * 255  # 0..255
+    a = anchors[i].astype(np.int32)
+    b = anchors[i + 1].astype(np.int32)
+    ramp = (a * (255 - frac[:, None]) + b * frac[:, None] + 127) // 255
+    return ramp.astype(np.uint8).reshape(1, 256, 3)
+
+
+def _colourise(pattern: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Grey pattern (h, w) uint8 -> colour image (h, w, 3) uint8 through a palette."""
+    return cv2.LUT(cv2.cvtColor(pattern, cv2.COLOR_GRAY2RGB), palette)
+
+
+def _texture_crop(rng: np.random.Generator, height: int, width: int, zoom: float) -> np.ndarray:
+    """A random crop of a random texture, resized (bit-exactly) to (height, width)."""
+    textures = _textures()
+    tex = textures[int(rng.integers(len(textures)))]
+    th, tw = tex.shape
+    ch = int(min(th, max(2, round(height * zoom))))
+    cw = int(min(tw, max(2, round(width * zoom))))
+    y0 = int(rng.integers(0, th - ch + 1))
+    x0 = int(rng.integers(0, tw - cw + 1))
+    crop = tex[y0:y0 + ch, x0:x0 + cw]
+    flip = int(rng.integers(4))
+    if flip & 1:
+        crop = crop[:, ::-1]
+    if flip & 2:
+        crop = crop[::-1]
+    return cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_LINEAR_EXACT)
+
+
+def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Low-frequency noise: a coarse random grid, upsampled bit-exactly."""
+    cells = int(rng.integers(2, 7))
+    grid = rng.integers(0, 256, size=(cells, cells), dtype=np.uint8)
+    return cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR_EXACT)
+
+
+def _distance_to_polyline(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Distance of each colour in ``points`` (n, 3) to the path through ``anchors`` (k, 3)."""
+    best = np.full(len(points), np.inf)
+    for a, b in zip(anchors[:-1], anchors[1:]):
+        ab = b - a
+        t = np.clip(((points - a) * ab).sum(1) / max(float((ab * ab).sum()), 1e-9), 0.0, 1.0)
+        d = np.sqrt(((points - a - t[:, None] * ab) ** 2).sum(1))
+        best = np.minimum(best, d)
+    return best
+
+
+def _parse_region(region: Any) -> tuple[float, float, float, float]:
+    if region is None:
+        return (0.0, 0.0, 1.0, 1.0)
+    if isinstance(region, str):
+        if region not in REGIONS:
+            raise ValueError(
+                f"unknown region {region!r}: use None, one of {', '.join(map(repr, REGIONS))}, "
+                "or a tuple of fractions (x0, y0, x1, y1)"
+            )
+        return REGIONS[region]
+    try:
+        values = tuple(float(v) for v in region)
+    except TypeError:
+        raise ValueError(
+            f"unknown region {region!r}: use None, one of {', '.join(map(repr, REGIONS))}, "
+            "or a tuple of fractions (x0, y0, x1, y1)"
+        ) from None
+    if len(values) != 4:
+        raise ValueError(f"a region tuple needs 4 fractions (x0, y0, x1, y1), got {len(values)}")
+    x0, y0, x1, y1 = values
+    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
+        raise ValueError(
+            f"region {region!r} is not inside the image: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1"
+        )
+    return values
+
+
+# ----------------------------------------------------------------------------------------------
+# The lab
+# ----------------------------------------------------------------------------------------------
+
+class SyntheticShapes(Dataset):
+    """The lab: ten shape classes on cluttered backgrounds, with a mask and a box per image.
+
+    Each item is ``(image, label, box, mask)``:
+
+    * ``image``: float32 tensor ``(3, H, W)``, normalised with :data:`MEAN` and :data:`STD`
+      (``(x / 255 - mean) / std`` per channel);
+    * ``label``: int in ``[0, 10)``, an index into :data:`CLASS_NAMES`;
+    * ``box``: float32 tensor ``(4,)`` = ``(x0, y0, x1, y1)`` in pixels, tight around the mask,
+      ``x1``/``y1`` exclusive (``x1 = last column with mask + 1``);
+    * ``mask``: bool tensor ``(H, W)``, the object's pixels.
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``; the splits are disjoint.
+        length: number of items (item ``i`` does not depend on ``length``).
+        image_size: side of the square images in pixels (>= 32); rendered at that size directly.
+        seed: the dataset's seed (a non-negative int).
+        region: where the whole object lies: ``None`` (anywhere), ``"left"``, ``"right"``,
+            ``"top"``, ``"bottom"`` (halves) or fractions ``(x0, y0, x1, y1)`` of the image.
+        scale: range of the object's circumscribed diameter as fractions of the image side
+            (capped by the region's size).
+        clutter: from 0 (plain two-colour background, no distractors) to 1 (the default).
+
+    Example:
+        >>> ds = SyntheticShapes("val", length=10, image_size=64, region="left")
+        >>> all(float(ds[i][2][2]) <= 32 for i in range(len(ds)))
+        True
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        length: int = 10_000,
+        image_size: int = 64,
+        seed: int = 0,
+        region: str | Sequence[float] | None = None,
+        *,
+        scale: tuple[float, float] = (0.3, 0.9),
+        clutter: float = 1.0,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0:
+            raise ValueError(f"length must be a positive int, got {length!r}")
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
+            raise TypeError(f"image_size must be an int, got {type(image_size).__name__}")
+        if image_size < MIN_IMAGE_SIZE:
+            raise ValueError(
+                f"image_size={image_size} is too small: the lab renders at least "
+                f"{MIN_IMAGE_SIZE} px (the models need 32 px); use image_size >= {MIN_IMAGE_SIZE}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        lo, hi = (float(s) for s in scale)
+        if not 0.05 <= lo <= hi <= 1.0:
+            raise ValueError(f"scale must satisfy 0.05 <= min <= max <= 1, got {scale!r}")
+        if not 0.0 <= float(clutter) <= 1.0:
+            raise ValueError(f"clutter must be in [0, 1], got {clutter!r}")
+        fractions = _parse_region(region)
+        # Pixel bounds of the region: the object's mask stays inside [x0, x1) x [y0, y1).
+        bounds = (
+            round(fractions[0] * image_size), round(fractions[1] * image_size),
+            round(fractions[2] * image_size), round(fractions[3] * image_size),
+        )
+        if min(bounds[2] - bounds[0], bounds[3] - bounds[1]) < _MIN_REGION_PIXELS:
+            raise ValueError(
+                f"region {region!r} is {bounds[2] - bounds[0]}x{bounds[3] - bounds[1]} px at "
+                f"image_size={image_size}: too small for a recognisable object; give it at least "
+                f"{_MIN_REGION_PIXELS} px a side"
+            )
+        self.split = split
+        self.length = int(length)
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+        self.region = region
+        self.region_fractions = fractions
+        self.region_pixels = bounds
+        self.scale = (lo, hi)
+        self.clutter = float(clutter)
+        self.class_names: tuple[str, ...] = CLASS_NAMES
+        self.num_classes = len(CLASS_NAMES)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticShapes(split={self.split!r}, length={self.length}, image_size={self.image_size}, "
+            f"seed={self.seed}, region={self.region!r})"
+        )
+
+    def label(self, index: int) -> int:
+        """The label of item ``index``, without rendering it."""
+        index = self._check_index(index)
+        return _block_labels(self.seed, SPLITS[self.split], index // 10)[index % 10]
+
+    def labels(self) -> np.ndarray:
+        """All labels, in item order (cheap: no rendering)."""
+        return np.array([self.label(i) for i in range(self.length)], dtype=np.int64)
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if index < 0:
+            index += self.length
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
+        return index
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
+        rgb, label, box, mask = self.render(index)
+        image = cv2.LUT(rgb, _normalise_lut())  # (H, W, 3) float32, exact per value
+        image_t = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+        return image_t, label, torch.tensor(box, dtype=torch.float32), torch.from_numpy(mask)
+
+    def render(self, index: int) -> tuple[np.ndarray, int, tuple[int, int, int, int], np.ndarray]:
+        """Item ``index`` before normalisation: ``(rgb uint8 (H, W, 3), label, box, mask)``."""
+        index = self._check_index(index)
+        label = self.label(index)
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
+        size = self.image_size
+        u = rng.random(16)  # the item's scalar draws, in one call (fast)
+
+        # -- background: noise + texture through a 3-colour palette -------------------------
+        bg_anchors = rng.integers(0, 256, size=(3, 3))
+        clutter = self.clutter
+        noise = _smooth_noise(rng, size, size)
+        tex = _texture_crop(rng, size, size, zoom=0.6 + 2.0 * u[0])
+        tex_weight = int(256 * clutter * (0.3 + 0.6 * u[1]))
+        pattern = (noise.astype(np.uint16) * (256 - tex_weight) + tex.astype(np.uint16) * tex_weight) >> 8
+        pattern = pattern.astype(np.uint8)
+        if clutter < 1.0:
+            # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
+            keep = int(256 * (0.25 + 0.75 * clutter))
+            pattern = ((pattern.astype(np.uint16) * keep + 128 * (256 - keep)) >> 8).astype(np.uint8)
+        canvas = _colourise(pattern, _palette(bg_anchors))
+
+        # -- object colours: far from every background colour ------------------------------
+        candidates = rng.integers(0, 256, size=(12, 3))
+        distance = _distance_to_polyline(candidates.astype(np.float64), bg_anchors.astype(np.float64))
+        ok = np.flatnonzero(distance >= 90.0)
+        colour_a = candidates[ok[0] if len(ok) else int(np.argmax(distance))]
+        jitter = rng.integers(-60, 61, size=3)
+        colour_b = np.clip(colour_a + jitter, 0, 255)
+
+        # -- distractors (belong to no class): thin lines, small blobs, thin arcs --------------
+        n_distractors = int(round(clutter * rng.integers(1, 6)))
+        thin = max(1, size // 64)
+        if n_distractors:
+            kinds = rng.integers(0, 3, size=n_distractors)
+            coords = rng.integers(0, size, size=(n_distractors, 4))
+            colours = rng.integers(0, 256, size=(n_distractors, 3))
+            extras = rng.random((n_distractors, 4))
+            for kind, (xa, ya, xb, yb), colour, e in zip(kinds, coords, colours, extras):
+                colour = tuple(int(c) for c in colour)
+                if kind == 0:  # thin line
+                    cv2.line(canvas, (int(xa), int(ya)), (int(xb), int(yb)), colour, thin, cv2.LINE_AA)
+                elif kind == 1:  # small blob
+                    radius = max(1, int(round(size * (0.015 + 0.03 * e[0]))))
+                    axes = (radius, max(1, int(round(radius * (0.5 + 0.5 * e[1])))))
+                    cv2.ellipse(canvas, (int(xa), int(ya)), axes, float(int(e[2] * 180)), 0.0, 360.0,
+                                colour, -1, cv2.LINE_AA)
+                else:  # thin arc
+                    radius = max(3, int(round(size * (0.08 + 0.2 * e[0]))))
+                    start = int(e[1] * 360)
+                    span = 60 + int(e[2] * 150)
+                    cv2.ellipse(canvas, (int(xa), int(ya)), (radius, radius), 0.0, float(start),
+                                float(start + span), colour, thin, cv2.LINE_AA)
+
+        # -- the object: scale, stretch, rotate, place inside the region -------------------------
+        outline, hole = _SHAPE_LIST[label]
+        lo, hi = self.scale
+        radius = 0.5 * size * (lo + (hi - lo) * u[2])
+        stretch = math.exp(math.log(1.25) * (2 * u[3] - 1))  # aspect 0.8 .. 1.25
+        angle = 2 * math.pi * u[4]
+        cos_a, sin_a = math.cos(angle), math.sin(angle)
+        sx, sy = radius * stretch, radius / stretch
+        transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
+        outline_px = outline @ transform
+        hole_px = hole @ transform if hole is not None else None
+        rx0, ry0, rx1, ry1 = self.region_pixels
+        # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased
+        # rim both remain inside the region.
+        avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
+        vmin, vmax = outline_px.min(0), outline_px.max(0)
+        extent = vmax - vmin
+        shrink = min(1.0, avail_w / extent[0], avail_h / extent[1])
+        if shrink < 1.0:
+            outline_px = outline_px * shrink
+            hole_px = hole_px * shrink if hole_px is not None else None
+            vmin, vmax, extent = vmin * shrink, vmax * shrink, extent * shrink
+        ox = rx0 + 0.5 - vmin[0] + (avail_w - extent[0]) * u[5]
+        oy = ry0 + 0.5 - vmin[1] + (avail_h - extent[1]) * u[6]
+        one = 1 << _SUBPIXEL_BITS
+        polys = [np.round((outline_px + (ox, oy)) * one).astype(np.int32)]
+        if hole_px is not None:
+            polys.append(np.round((hole_px + (ox, oy)) * one).astype(np.int32))
+
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, polys[:1], 1, cv2.LINE_8, _SUBPIXEL_BITS)
+        alpha = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(alpha, polys[:1], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+        if len(polys) > 1:
+            cv2.fillPoly(mask, polys[1:], 0, cv2.LINE_8, _SUBPIXEL_BITS)
+            cv2.fillPoly(alpha, polys[1:], 0, cv2.LINE_AA, _SUBPIXEL_BITS)
+        x, y, w, h = cv2.boundingRect(mask)
+        if w == 0 or h == 0:  # cannot happen with scale >= 0.05 and 32 px; guard anyway
+            raise RuntimeError(f"item {index} rendered an empty mask; please report this")
+        # Composite only where the anti-aliased object is (one pixel around the mask).
+        px, py, pw, ph = cv2.boundingRect(alpha)
+        fill = self._object_fill(rng, u, ph, pw, colour_a, colour_b)
+        a = alpha[py:py + ph, px:px + pw, None].astype(np.uint16)
+        under = canvas[py:py + ph, px:px + pw].astype(np.uint16)
+        blended = (under * (255 - a) + fill.astype(np.uint16) * a + 127) // 255
+        canvas[py:py + ph, px:px + pw] = blended.astype(np.uint8)
+        return canvas, label, (x, y, x + w, y + h), mask.view(bool)
+
+    def _object_fill(
+        self, rng: np.random.Generator, u: np.ndarray, height: int, width: int,
+        colour_a: np.ndarray, colour_b: np.ndarray,
+    ) -> np.ndarray:
+        """The object's surface on its (height, width) patch: flat, stripes or a texture."""
+        kind = int(u[7] * 3)
+        if kind == 0:  # flat colour
+            return np.broadcast_to(colour_a.astype(np.uint8), (height, width, 3))
+        if kind == 1:  # stripes at any angle, period 3..8 px at 64 px (integer arithmetic)
+            period = max(3, int(round(self.image_size * (0.045 + 0.08 * u[8]))))
+            theta = 2 * math.pi * u[9]
+            ca, sa = int(round(1024 * math.cos(theta))), int(round(1024 * math.sin(theta)))
+            phase = np.arange(width, dtype=np.int32)[None, :] * ca + np.arange(height, dtype=np.int32)[:, None] * sa
+            pattern = (((phase // (period * 512)) & 1) * 255).astype(np.uint8)
+        else:  # a texture crop
+            pattern = _texture_crop(rng, height, width, zoom=0.5 + 1.5 * u[10])
+        palette = _palette(np.stack([colour_a, colour_b]))
+        return _colourise(np.ascontiguousarray(pattern), palette)
+
+
+# ----------------------------------------------------------------------------------------------
+# Display
+# ----------------------------------------------------------------------------------------------
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Undo the normalisation for display: ``x * std + mean``, clamped to ``[0, 1]``.
+
+    Args:
+        images: a normalised image ``(3, H, W)`` or batch ``(B, 3, H, W)``.
+
+    Returns:
+        A float tensor of the same shape with values in ``[0, 1]``.
+
+    Example:
+        >>> ds = SyntheticShapes("val", length=2, image_size=32)
+        >>> x = denormalize(ds[0][0])
+        >>> float(x.min()) >= 0 and float(x.max()) <= 1
+        True
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"denormalize expects a torch.Tensor, got {type(images).__name__}")
+    if images.ndim not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(
+            f"denormalize expects (3, H, W) or (B, 3, H, W), got shape {tuple(images.shape)}"
+        )
+    images = images.detach().float()
+    mean = torch.tensor(MEAN, dtype=images.dtype, device=images.device).view(3, 1, 1)
+    std = torch.tensor(STD, dtype=images.dtype, device=images.device).view(3, 1, 1)
+    return (images * std + mean).clamp(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Real data (Colab): Imagenette and Oxford-IIIT Pet
+# ----------------------------------------------------------------------------------------------
+
+def default_data_root() -> Path:
+    """Where real datasets live: ``$CAM_TUTORIAL_DATA`` or ``~/.cache/cam_tutorial/data``."""
+    env = os.environ.get(_DATA_ROOT_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial" / "data"
+
+
+def _resize_centre_crop(image: "Any", size: int, nearest: bool) -> "Any":
+    """PIL image: resize so the shorter side is ``size``, then crop the centre ``size x size``."""
+    from PIL import Image
+
+    width, height = image.size
+    factor = size / min(width, height)
+    new_w, new_h = max(size, round(width * factor)), max(size, round(height * factor))
+    resample = Image.NEAREST if nearest else Image.BILINEAR
+    image = image.resize((new_w, new_h), resample=resample)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def _normalise_pil(image: "Any") -> torch.Tensor:
+    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    return torch.from_numpy(cv2.LUT(rgb, _normalise_lut())).permute(2, 0, 1).contiguous()
+
+
+def _box_of(mask: np.ndarray) -> torch.Tensor:
+    """Tight box (x0, y0, x1, y1), exclusive ends, of a bool mask; NaNs when it is empty."""
+    if not mask.any():
+        return torch.full((4,), float("nan"))
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    return torch.tensor([x, y, x + w, y + h], dtype=torch.float32)
+
+
+class RealDataset(Dataset):
+    """A real dataset as ``(image, label, box, mask)`` items, like the lab's.
+
+    ``image`` is resized (shorter side to ``image_size``), centre-cropped and normalised like
+    the lab's. Where a dataset has no localisation ground truth (Imagenette), ``box`` is four
+    NaNs and ``mask`` is all ``False``: test with ``torch.isnan(box).any()`` or ``mask.any()``.
+    Build it with :func:`load_dataset`.
+    """
+
+    def __init__(self, base: Any, image_size: int, class_names: Sequence[str], kind: str,
+                 indices: Sequence[int] | None = None) -> None:
+        self.base = base
+        self.image_size = image_size
+        self.class_names = tuple(class_names)
+        self.num_classes = len(self.class_names)
+        self.kind = kind
+        self.indices = list(indices) if indices is not None else list(range(len(base)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return f"RealDataset({self.kind!r}, items={len(self)}, image_size={self.image_size})"
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
+        image, target = self.base[self.indices[index]]
+        size = self.image_size
+        if self.kind == "pets":
+            label, trimap = target
+            # Trimap: 1 = pet, 2 = background, 3 = boundary (counted as pet).
+            trimap = _resize_centre_crop(trimap, size, nearest=True)
+            values = np.asarray(trimap)
+            mask = (values == 1) | (values == 3)
+            box = _box_of(mask)
+        else:
+            label = target
+            mask = np.zeros((size, size), dtype=bool)
+            box = torch.full((4,), float("nan"))
+        image = _normalise_pil(_resize_centre_crop(image.convert("RGB"), size, nearest=False))
+        return image, int(label), box, torch.from_numpy(np.ascontiguousarray(mask))
+
+
+def _missing_message(name: str, root: Path, expected: Path) -> str:
+    return (
+        f"{name} not found under {root} (expected {expected}). Pass download=True on a machine "
+        f"with internet access (e.g. Colab), or point root= at a copy; without real data, use "
+        f"the embedded default, load_dataset('lab', ...), which needs no files."
+    )
+
+
+def _download_atomically(name: str, root: Path, folder: str, build: Any) -> None:
+    """Download into a temporary folder inside ``root`` and move ``folder`` into place only on
+    success, so a failed or interrupted download leaves nothing half-written in ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+    try:
+        build(tmp, True)
+        os.replace(tmp / folder, root / folder)
+    except Exception as error:
+        raise RuntimeError(
+            f"downloading {name} into {root} failed ({type(error).__name__}: {error}); nothing was "
+            f"kept. Check the internet connection, or use the embedded default, "
+            f"load_dataset('lab', ...), which needs no download."
+        ) from error
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    image_size: int = 64,
+    length: int | None = None,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    seed: int = 0,
+    region: str | Sequence[float] | None = None,
+) -> Dataset:
+    """One entry point for the lab and the real datasets; all yield ``(image, label, box, mask)``.
+
+    Args:
+        name: ``"lab"`` (:class:`SyntheticShapes`, no files needed), ``"imagenette"``
+            (torchvision's Imagenette, 10 ImageNet classes; no boxes: box NaN, mask empty) or
+            ``"pets"`` (Oxford-IIIT Pet, 37 breeds; mask and box from the trimap).
+        split: ``"train"``, ``"val"`` or ``"test"``. Imagenette has train/val: ``"test"`` reads
+            val. Pets has trainval/test: ``"train"`` reads trainval, ``"val"`` and ``"test"`` read test.
+        image_size: side of the square images.
+        length: number of items; for the lab the default is 10,000 (train) or 2,000; for real
+            data ``None`` keeps all, else a seeded random subset of that many.
+        root: folder of the real datasets (default :func:`default_data_root`).
+        download: fetch a missing real dataset (Colab); it lands in ``root`` only when complete.
+        seed: the lab's seed, or the seed of the real subset.
+        region: the lab only (see :class:`SyntheticShapes`).
+
+    Raises:
+        ValueError: unknown name, bad split or size, or a region for real data.
+        FileNotFoundError: real data missing and ``download=False``.
+        RuntimeError: the download failed (nothing is left in ``root``).
+
+    Example:
+        >>> len(load_dataset("lab", "val", image_size=32, length=5))
+        5
+        >>> # load_dataset("pets", "train", 224, root="data", download=True)   # on Colab
+    """
+    name = str(name).lower()
+    if name == "lab":
+        if length is None:
+            length = _DEFAULT_LENGTHS.get(split, 2_000)
+        return SyntheticShapes(split=split, length=length, image_size=image_size, seed=seed, region=region)
+    if name not in ("imagenette", "pets"):
+        raise ValueError(f"unknown dataset {name!r}: use 'lab' (embedded), 'imagenette' or 'pets'")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
+    if region is not None:
+        raise ValueError("region= applies to the lab only: real photographs cannot be re-rendered")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
+    if length is not None and (not isinstance(length, (int, np.integer)) or length <= 0):
+        raise ValueError(f"length must be a positive int or None, got {length!r}")
+    root = Path(root).expanduser() if root is not None else default_data_root()
+
+    import torchvision.datasets as tvd
+
+    if name == "imagenette":
+        size = "160px" if image_size <= 160 else "320px"
+        folder = f"imagenette2-{size[:-2]}"
+        tv_split = "train" if split == "train" else "val"
+
+        def build(where: Path, fetch: bool) -> Any:
+            return tvd.Imagenette(str(where), split=tv_split, size=size, download=fetch)
+
+        expected = root / folder / tv_split
+        title = "Imagenette"
+    else:
+        folder = "oxford-iiit-pet"
+        tv_split = "trainval" if split == "train" else "test"
+
+        def build(where: Path, fetch: bool) -> Any:
+            return tvd.OxfordIIITPet(str(where), split=tv_split, target_types=("category", "segmentation"),
+                                     download=fetch)
+
+        expected = root / folder / "annotations" / f"{tv_split}.txt"
+        title = "Oxford-IIIT Pet"
+
+    if not (root / folder).exists():
+        if not download:
+            raise FileNotFoundError(_missing_message(title, root, expected))
+        _download_atomically(title, root, folder, build)
+    try:
+        base = build(root, False)
+    except (RuntimeError, FileNotFoundError, OSError) as error:
+        raise FileNotFoundError(_missing_message(title, root, expected) + f" ({error})") from error
+    if name == "imagenette":
+        class_names = [names[0] for names in base.classes]
+    else:
+        class_names = list(base.classes)
+    indices = None
+    if length is not None and length < len(base):
+        indices = np.sort(np.random.default_rng([seed, SPLITS[split]]).permutation(len(base))[:length])
+        indices = [int(i) for i in indices]
+    logger.info("loaded %s %s: %d items", title, tv_split, len(base) if indices is None else len(indices))
+    return RealDataset(base, int(image_size), class_names, name, indices)

@@ -1,0 +1,1025 @@
+"""From maps to boxes, and how to score them: the localisation metrics of the CAM literature.
+
+Everything here works on plain maps and boxes (numpy arrays, or torch tensors which are moved to
+the CPU), with numpy and OpenCV only: nothing knows about a dataset or a model.
+
+**Box convention.** A box is ``(x0, y0, x1, y1)`` in pixel indices with ``x1`` and ``y1``
+*exclusive*: the box of the single pixel at column 3, row 4 is ``(3, 4, 4, 5)``. Its area is
+``(x1 - x0) * (y1 - y0)``, and the IoU of two boxes is
+
+.. math:: \\mathrm{IoU}(A, B) = \\frac{|A \\cap B|}{|A| + |B| - |A \\cap B|}
+
+with that area, and 0 when both boxes are empty. Boxes may hold floats (a ground-truth box
+need not sit on the pixel grid); boxes made from maps are integers.
+
+**Maps** are 2-D, at the resolution of the boxes they are scored against (upsample first). A
+map holding NaN or infinity raises ``ValueError`` everywhere in this module: such a map
+signals a bug upstream (a division by zero in a normalisation, say) and a metric that quietly
+scored it would hide that bug. To follow Choe et al.'s code, which scores NaN maps as zero
+maps, pass ``np.nan_to_num(cams, nan=0.0)``.
+
+What is here:
+
+* :func:`box_from_cam`: the paper's rule (Zhou et al. 2016, section 3); :func:`boxes_from_cams`
+  for a batch.
+* :func:`box_from_cam_released_code`: what the authors' released code does instead.
+* :func:`box_iou` and :func:`localization_accuracy` (top-1 and ground-truth-known localisation).
+* :func:`max_box_acc` (MaxBoxAcc and MaxBoxAccV2, Choe et al. CVPR 2020), fast, and
+  :func:`max_box_acc_reference`, the straightforward loop that defines it.
+* :func:`pointing_game` (Zhang et al. 2016).
+* Baselines that look at no image: :func:`centre_box`, :func:`centre_baseline_boxes`,
+  :func:`centre_gaussian_maps`.
+* :func:`cam_area_fraction`: how much of the object a map covers.
+
+Example:
+    >>> import numpy as np
+    >>> cam = np.zeros((8, 10)); cam[2:5, 3:7] = 1.0
+    >>> box_from_cam(cam).tolist()
+    [3, 2, 7, 5]
+    >>> float(box_iou([[3, 2, 7, 5]], [[5, 2, 9, 5]])[0, 0])  # 6 shared pixels of 18
+    0.3333333333333333
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "DEFAULT_CAM_THRESHOLDS",
+    "RELEASED_CODE_LEVELS",
+    "box_iou",
+    "box_from_cam",
+    "boxes_from_cams",
+    "box_from_cam_released_code",
+    "LocalizationAccuracy",
+    "localization_accuracy",
+    "MaxBoxAccResult",
+    "max_box_acc",
+    "max_box_acc_reference",
+    "pointing_game",
+    "centre_box",
+    "centre_baseline_boxes",
+    "centre_gaussian_maps",
+    "AreaFraction",
+    "cam_area_fraction",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The threshold grid of Choe et al.: 0.00, 0.01, ..., 0.99 (read-only).
+DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.01)
+DEFAULT_CAM_THRESHOLDS.setflags(write=False)
+
+#: The three grey levels (of 255) of the released code's ``generate_bbox.m``.
+RELEASED_CODE_LEVELS: tuple[int, int, int] = (20, 100, 110)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checking: every public function goes through these, so errors read the same everywhere.
+# --------------------------------------------------------------------------------------------
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """A numpy view of ``x``; torch tensors are detached and moved to the CPU."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu()
+    return np.asarray(x)
+
+
+def _as_map(cam: Any, name: str = "cam") -> np.ndarray:
+    """One finite 2-D map as float64."""
+    m = _to_numpy(cam)
+    if m.ndim != 2:
+        raise ValueError(
+            f"{name} must be one 2-D map (H, W), got shape {m.shape}; "
+            "for a batch use the batch function, for (1, H, W) use cam[0]"
+        )
+    if m.size == 0:
+        raise ValueError(f"{name} is empty (shape {m.shape})")
+    if not np.issubdtype(m.dtype, np.number) and m.dtype != bool:
+        raise TypeError(f"{name} must hold numbers, got dtype {m.dtype}")
+    m = m.astype(np.float64, copy=False)
+    if not np.isfinite(m).all():
+        raise ValueError(
+            f"{name} contains NaN or infinity: fix the map upstream, or pass "
+            "np.nan_to_num(cam, nan=0.0) to score it as zeros"
+        )
+    return m
+
+
+def _as_maps(cams: Any, name: str = "cams") -> list[np.ndarray]:
+    """A batch of maps, (N, H, W) or a sequence of 2-D maps (sizes may differ), as float64."""
+    if isinstance(cams, (list, tuple)):
+        items = list(cams)
+    else:
+        arr = _to_numpy(cams)
+        if arr.ndim != 3:
+            hint = " (for one map use cam[None])" if arr.ndim == 2 else ""
+            hint = " (for (N, 1, H, W) use cams[:, 0])" if arr.ndim == 4 else hint
+            raise ValueError(f"{name} must be (N, H, W) or a list of 2-D maps, got shape "
+                             f"{arr.shape}{hint}")
+        items = list(arr)
+    if not items:
+        raise ValueError(f"{name} is empty: need at least one map")
+    maps = []
+    for i, item in enumerate(items):
+        maps.append(_as_map(item, f"{name}[{i}]"))
+    return maps
+
+
+def _as_boxes(boxes: Any, name: str = "boxes") -> np.ndarray:
+    """Boxes (K, 4) as float64; one box (4,) becomes (1, 4)."""
+    b = _to_numpy(boxes)
+    if b.ndim == 1 and b.shape[0] == 4:
+        b = b[None, :]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"{name} must be (K, 4) boxes (x0, y0, x1, y1), got shape {b.shape}")
+    b = b.astype(np.float64, copy=False)
+    if not np.isfinite(b).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+        bad = int(np.flatnonzero((b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1]))[0])
+        raise ValueError(
+            f"{name}[{bad}] = {b[bad].tolist()} has x1 < x0 or y1 < y0: boxes are "
+            "(x0, y0, x1, y1) corners; convert (x, y, w, h) with (x, y, x + w, y + h)"
+        )
+    return b
+
+
+def _as_box_lists(gt_boxes: Any, n: int, name: str = "gt_boxes") -> list[np.ndarray]:
+    """Ground truth per image: (N, 4), (N, K, 4) or a list of (K_i, 4) / (4,) arrays."""
+    if isinstance(gt_boxes, (list, tuple)):
+        items = list(gt_boxes)
+    else:
+        arr = _to_numpy(gt_boxes)
+        if arr.ndim == 2 and arr.shape[1] == 4:
+            items = list(arr[:, None, :])
+        elif arr.ndim == 3 and arr.shape[2] == 4:
+            items = list(arr)
+        else:
+            raise ValueError(f"{name} must be (N, 4), (N, K, 4) or a list of (K_i, 4) arrays, "
+                             f"got shape {arr.shape}")
+    if len(items) != n:
+        raise ValueError(f"{name} has {len(items)} entries but there are {n} maps/predictions: "
+                         "give one entry (one or several boxes) per image")
+    out = []
+    for i, item in enumerate(items):
+        b = _as_boxes(item, f"{name}[{i}]")
+        if len(b) == 0:
+            raise ValueError(f"{name}[{i}] holds no box: every image needs at least one")
+        out.append(b)
+    return out
+
+
+def _check_unit_interval(values: Any, name: str, *, allow_zero: bool = True) -> np.ndarray:
+    v = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got {values!r}")
+    low_ok = (v >= 0) if allow_zero else (v > 0)
+    if not (np.isfinite(v).all() and low_ok.all() and (v <= 1).all()):
+        interval = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ValueError(f"{name} must lie in {interval} (fractions, not percentages), "
+                         f"got {values!r}")
+    return v
+
+
+def _check_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)):
+        size = (int(size), int(size))
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"size must be (height, width) in pixels or one int, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _resize(m: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Bilinear resize of a float map to (height, width); the float map, never 8-bit first."""
+    if size is None or m.shape == size:
+        return m
+    return cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+# --------------------------------------------------------------------------------------------
+# IoU
+# --------------------------------------------------------------------------------------------
+
+def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
+    """Intersection over union of every box in ``boxes_a`` with every box in ``boxes_b``.
+
+    With the module's exclusive convention, a box's area is ``(x1 - x0) * (y1 - y0)`` and
+
+    .. math:: \\mathrm{IoU}(A, B) = \\frac{|A \\cap B|}{|A| + |B| - |A \\cap B|},
+
+    defined as 0 when the union is empty (two empty boxes).
+
+    Args:
+        boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)``; one box ``(4,)`` counts as ``(1, 4)``.
+        boxes_b: ``(M, 4)`` boxes.
+
+    Returns:
+        ``(N, M)`` float64 array of IoUs in [0, 1].
+
+    Raises:
+        ValueError: for a wrong shape, a non-finite value or a box with ``x1 < x0``.
+
+    Example:
+        >>> box_iou([[0, 0, 4, 4]], [[0, 0, 4, 4], [2, 0, 6, 4], [4, 4, 8, 8]]).round(4).tolist()
+        [[1.0, 0.3333, 0.0]]
+    """
+    a = _as_boxes(boxes_a, "boxes_a")[:, None, :]
+    b = _as_boxes(boxes_b, "boxes_b")[None, :, :]
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+# --------------------------------------------------------------------------------------------
+# The paper's rule
+# --------------------------------------------------------------------------------------------
+
+def _foreground(m: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels at or above ``threshold`` times the map's maximum (see :func:`box_from_cam`)."""
+    top = m.max()
+    if top <= 0:
+        # No positive value: "a fraction of the maximum" would lie above the maximum. Measure
+        # from the minimum instead; a constant map then has every pixel at its maximum.
+        m = m - m.min()
+        top = m.max()
+        if top == 0:
+            return np.ones(m.shape, dtype=bool)
+    return m >= threshold * top
+
+
+def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
+    """The CAM paper's box: the tight box of the largest region above a fraction of the maximum.
+
+    Zhou et al. (2016, section 3): keep the pixels whose value is at least ``threshold`` times
+    the map's maximum, take the largest connected component (8-connected, largest pixel count,
+    the first in raster order on a tie; OpenCV ``connectedComponentsWithStats``), return its
+    tight box.
+
+    Degenerate maps have a defined answer, never an exception:
+
+    * a constant map (all zeros included): every pixel equals the maximum, so every pixel is
+      kept and the box is the whole image ``(0, 0, W, H)``;
+    * a map with no positive value (negative-only): the fraction is measured from the minimum,
+      ``m - m.min() >= threshold * (m.max() - m.min())``, so its least negative region wins;
+    * NaN or infinity: ``ValueError`` (see the module docstring).
+
+    This is the rule the paper states; the authors' released code does something else (see
+    :func:`box_from_cam_released_code`).
+
+    Args:
+        cam: one map ``(H, W)``, numpy or torch.
+        threshold: the fraction of the maximum, in [0, 1]; the paper uses 0.2.
+        size: optional ``(height, width)`` (or one int) to resize the float map to first
+            (bilinear), e.g. the image's size when ``cam`` is the raw low-resolution map.
+
+    Returns:
+        ``(4,)`` int64 box ``(x0, y0, x1, y1)``, ``x1`` and ``y1`` exclusive.
+
+    Example:
+        >>> import numpy as np
+        >>> cam = np.zeros((6, 6)); cam[4, 3] = 1.0  # one pixel at x=3, y=4
+        >>> box_from_cam(cam).tolist()
+        [3, 4, 4, 5]
+    """
+    threshold = float(_check_unit_interval(threshold, "threshold")[0])
+    m = _resize(_as_map(cam), _check_size(size))
+    fg = _foreground(m, threshold).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    # Row 0 of stats is the background label; the foreground is never empty here.
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    return np.array([x, y, x + w, y + h], dtype=np.int64)
+
+
+def boxes_from_cams(cams: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
+    """:func:`box_from_cam` for a batch ``(N, H, W)`` (or a list of maps): ``(N, 4)`` int64."""
+    maps = _as_maps(cams)
+    return np.stack([box_from_cam(m, threshold, size=size) for m in maps])
+
+
+# --------------------------------------------------------------------------------------------
+# The released code's rule
+# --------------------------------------------------------------------------------------------
+
+def _released_erosion(mask: np.ndarray) -> np.ndarray:
+    """The released code's "erosion": drop pixels near the background, relative to the deepest.
+
+    ``dt_box.cpp`` replaces the binary image by its Euclidean distance transform (distance of
+    each foreground pixel to the nearest background pixel inside the image; the image border
+    is not background), rescales it so that the largest distance is 255, rounds, and keeps the
+    pixels above 10. An all-foreground or all-background image is left unchanged, as there.
+    """
+    if mask.all() or not mask.any():
+        return mask
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dist = dist.astype(np.float64)
+    scaled = np.floor(dist * (255.0 / dist.max()) + 0.5)
+    return scaled > 10
+
+
+def box_from_cam_released_code(
+    cam: Any,
+    *,
+    size: Any = None,
+    levels: Sequence[int] = RELEASED_CODE_LEVELS,
+    erode: bool = True,
+    edge_margin: int = 5,
+    return_all: bool = False,
+) -> np.ndarray:
+    """The box that the authors' released code (zhoubolei/CAM) produces, not the paper's rule.
+
+    The paper says "20% of the maximum, largest connected component". ``generate_bbox.m`` and
+    ``bboxgenerator/dt_box.cpp`` do this instead (the mismatch was reported as zhoubolei/CAM
+    issue 47 and never answered):
+
+    1. The map, resized to the image (``size``), is divided by its maximum and stored as an
+       8-bit image: ``floor(255 * clip(m / max, 0, 1) + 0.5)`` (negative values become 0).
+    2. It is thresholded at three grey levels, pixels strictly above 20, 100 and 110 of 255
+       (``levels``): 7.8%, 39% and 43% of the maximum, not 20%.
+    3. Each binary image is "eroded" (``erode``): its Euclidean distance transform is rescaled
+       so that the deepest pixel is 255, and only pixels above 10 are kept. This removes the
+       rim of pixels closer to the background than 4% of the deepest pixel's distance; a blob
+       less than about 50 px across loses nothing.
+    4. All contours at all three levels (``findContours`` with ``RETR_CCOMP``, so the borders
+       of holes count too) give boxes, pooled. Each box is kept ``edge_margin`` = 5 px away from
+       the right and bottom edges exactly as ``dt_box.cpp`` clips them (``x`` at most ``W - 5``,
+       ``x1`` at most ``W - 5``, the same for ``y``); pass ``edge_margin=0`` to turn that off.
+    5. Boxes are sorted by area (largest first; a stable sort, so ties keep the order: lower
+       level first, then OpenCV's contour order) and a box whose overlap with a larger kept box
+       exceeds half of that larger box's area (integer-truncated, as there) is dropped.
+    6. The largest remaining box, the first, is the one scored.
+
+    Differences from the released pipeline, all small: the released heat maps went through a
+    JPEG file (lossy) and MATLAB's bicubic ``imresize``; here the float map is used and resized
+    bilinearly. The distance transform is OpenCV's exact one in float32 (the original is in
+    double). ``dt_box.cpp``'s merge loop skips the box right after each one it erases, so it
+    can keep boxes that its rule drops; here every box is checked (the rule as intended). That
+    changes only the extra boxes (``return_all``), never the first one, which nothing can drop.
+
+    Degenerate maps: a map with no positive value is measured from its minimum, and a constant
+    map counts as a constant positive one (every pixel 255: the whole image, less the margin),
+    as in :func:`box_from_cam`. NaN or infinity raise ``ValueError``.
+
+    Args:
+        cam: one map ``(H, W)``, numpy or torch.
+        size: optional ``(height, width)`` to resize the float map to first (bilinear).
+        levels: grey levels (0..254) to threshold the 8-bit map at, strictly above.
+        erode: apply step 3.
+        edge_margin: pixels kept free at the right and bottom edges (step 4); 0 turns it off.
+        return_all: return every kept box ``(K, 4)``, largest first, instead of the first.
+
+    Returns:
+        ``(4,)`` int64 box ``(x0, y0, x1, y1)`` (exclusive ``x1``, ``y1``), or ``(K, 4)`` with
+        ``return_all``.
+
+    Example:
+        >>> import numpy as np
+        >>> cam = np.zeros((40, 40)); cam[10:20, 5:25] = 1.0
+        >>> box_from_cam_released_code(cam).tolist()
+        [5, 10, 25, 20]
+    """
+    levels_arr = np.asarray(levels)
+    if (levels_arr.ndim != 1 or levels_arr.size == 0
+            or not np.issubdtype(levels_arr.dtype, np.integer)
+            or (levels_arr < 0).any() or (levels_arr > 254).any()):
+        raise ValueError(f"levels must be grey levels, integers in 0..254, got {levels!r}")
+    if int(edge_margin) < 0:
+        raise ValueError(f"edge_margin must be >= 0 pixels, got {edge_margin!r}")
+    m = _resize(_as_map(cam), _check_size(size))
+    height, width = m.shape
+    top = m.max()
+    if top <= 0:
+        m = m - m.min()
+        top = m.max()
+        if top == 0:
+            m, top = np.ones_like(m), 1.0
+    gray = np.floor(255.0 * np.clip(m / top, 0.0, 1.0) + 0.5).astype(np.uint8)
+
+    margin = int(edge_margin)
+    boxes: list[tuple[int, int, int, int]] = []
+    for level in levels_arr.tolist():
+        mask = gray > level
+        if erode:
+            mask = _released_erosion(mask)
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        for contour in contours:
+            x, y, w, h = cv2.boundingRect(contour)
+            if margin:
+                # dt_box.cpp's LIMIT: the width is clipped with the unclipped x.
+                cx = min(max(x, 0), width - margin)
+                cy = min(max(y, 0), height - margin)
+                w = min(max(w, 0), width - x - margin)
+                h = min(max(h, 0), height - y - margin)
+                x, y, w, h = cx, cy, max(w, 0), max(h, 0)
+            boxes.append((x, y, x + w, y + h))
+    if not boxes:  # cannot happen for a finite map (its maximum is 255); kept as a guard
+        whole = np.array([[0, 0, width, height]], dtype=np.int64)
+        return whole if return_all else whole[0]
+
+    areas = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes]
+    order = sorted(range(len(boxes)), key=lambda i: -areas[i])
+    kept: list[int] = []
+    for j in order:
+        x0, y0, x1, y1 = boxes[j]
+        dropped = False
+        for i in kept:
+            a0, b0, a1, b1 = boxes[i]
+            overlap = max(0, min(x1, a1) - max(x0, a0)) * max(0, min(y1, b1) - max(y0, b0))
+            if overlap > int(0.5 * max(areas[i], areas[j])):
+                dropped = True
+                break
+        if not dropped:
+            kept.append(j)
+    result = np.array([boxes[i] for i in kept], dtype=np.int64)
+    return result if return_all else result[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Top-1 and ground-truth-known localisation
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LocalizationAccuracy:
+    """Localisation scores of one set of predictions (fractions in [0, 1]).
+
+    Attributes:
+        top1_loc: class right AND best IoU with a ground-truth box >= the IoU threshold.
+        gt_known_loc: best IoU >= the threshold, whatever the class (the class is given).
+        top1_cls: class right (classification accuracy), for reference.
+        ious: per image, the best IoU of its predicted box with its ground-truth boxes.
+        iou_threshold: the threshold used.
+    """
+
+    top1_loc: float
+    gt_known_loc: float
+    top1_cls: float
+    ious: np.ndarray
+    iou_threshold: float
+
+
+def _best_iou_per_image(pred_boxes: np.ndarray, gt_lists: list[np.ndarray]) -> np.ndarray:
+    return np.array([box_iou(pred_boxes[i], gt)[0].max() for i, gt in enumerate(gt_lists)])
+
+
+def localization_accuracy(
+    pred_classes: Any,
+    true_classes: Any,
+    pred_boxes: Any,
+    gt_boxes: Any,
+    iou_threshold: float = 0.5,
+) -> LocalizationAccuracy:
+    """Top-1 localisation (class right and IoU >= 0.5) and ground-truth-known localisation.
+
+    For image ``i`` with best IoU :math:`u_i = \\max_g \\mathrm{IoU}(\\hat b_i, g)` over its
+    ground-truth boxes ``g`` (ImageNet's rule: any box of the class counts),
+
+    .. math:: \\text{top-1 loc} = \\tfrac1N \\sum_i [\\hat y_i = y_i]\\,[u_i \\ge \\delta],
+              \\qquad \\text{GT-known loc} = \\tfrac1N \\sum_i [u_i \\ge \\delta].
+
+    Pass the boxes of the maps of the *true* class: ground-truth-known localisation needs them,
+    and where the class is right they are the predicted class's boxes, so top-1 is unchanged.
+
+    Args:
+        pred_classes: ``(N,)`` predicted labels.
+        true_classes: ``(N,)`` true labels.
+        pred_boxes: ``(N, 4)`` one box per image.
+        gt_boxes: ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)`` arrays (several per image).
+        iou_threshold: :math:`\\delta` in (0, 1].
+
+    Returns:
+        A :class:`LocalizationAccuracy`.
+
+    Example:
+        >>> r = localization_accuracy([1, 2], [1, 0], [[0, 0, 4, 4], [0, 0, 4, 4]],
+        ...                           [[0, 0, 4, 4], [0, 0, 4, 4]])
+        >>> r.top1_loc, r.gt_known_loc
+        (0.5, 1.0)
+    """
+    iou_threshold = float(_check_unit_interval(iou_threshold, "iou_threshold",
+                                               allow_zero=False)[0])
+    pred, true = _to_numpy(pred_classes), _to_numpy(true_classes)
+    if pred.ndim != 1 or true.ndim != 1:
+        raise ValueError(f"pred_classes and true_classes must be 1-D (N,) label arrays, got "
+                         f"shapes {pred.shape} and {true.shape}; from scores, take argmax(1)")
+    boxes = _as_boxes(pred_boxes, "pred_boxes")
+    n = len(pred)
+    if len(true) != n or len(boxes) != n:
+        raise ValueError(f"lengths differ: {n} pred_classes, {len(true)} true_classes, "
+                         f"{len(boxes)} pred_boxes; give one of each per image")
+    if n == 0:
+        raise ValueError("no predictions: need at least one image")
+    ious = _best_iou_per_image(boxes, _as_box_lists(gt_boxes, n))
+    located = ious >= iou_threshold
+    right = pred == true
+    return LocalizationAccuracy(
+        top1_loc=float(np.mean(right & located)),
+        gt_known_loc=float(np.mean(located)),
+        top1_cls=float(np.mean(right)),
+        ious=ious,
+        iou_threshold=iou_threshold,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# MaxBoxAcc and MaxBoxAccV2
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MaxBoxAccResult:
+    """What :func:`max_box_acc` measured.
+
+    Attributes:
+        iou_thresholds: the deltas, ``(n_delta,)``.
+        cam_thresholds: the taus, ``(n_tau,)``.
+        box_acc: BoxAcc(tau, delta), ``(n_tau, n_delta)``: the curve to plot.
+        max_box_acc: MaxBoxAcc(delta) = max over tau of BoxAcc, ``(n_delta,)``.
+        best_cam_threshold: the tau reaching it (the smallest on a tie), ``(n_delta,)``.
+        mean: mean of ``max_box_acc`` over the deltas (MaxBoxAccV2 with the defaults).
+        best_iou: per image and tau, the best IoU of any candidate box, ``(N, n_tau)``; 0 where
+            the image has no candidate.
+        multi_contour: True when every contour was a candidate (V2), False for the largest.
+    """
+
+    iou_thresholds: np.ndarray
+    cam_thresholds: np.ndarray
+    box_acc: np.ndarray
+    max_box_acc: np.ndarray
+    best_cam_threshold: np.ndarray
+    mean: float
+    best_iou: np.ndarray
+    multi_contour: bool
+
+    def __str__(self) -> str:
+        name = "MaxBoxAccV2" if self.multi_contour else "MaxBoxAcc"
+        per = ", ".join(f"delta={d:g}: {a:.1%} (tau={t:.2f})" for d, a, t in
+                        zip(self.iou_thresholds, self.max_box_acc, self.best_cam_threshold))
+        return f"{name} {self.mean:.1%} over {self.best_iou.shape[0]} images [{per}]"
+
+
+def _normalise_to_uint8(m: np.ndarray) -> np.ndarray:
+    """Per-image min-max normalisation, then ``(x * 255)`` truncated to 8 bits.
+
+    A constant map becomes all zeros, as in Choe et al.'s code.
+    """
+    low, high = m.min(), m.max()
+    if high == low:
+        return np.zeros(m.shape, dtype=np.uint8)
+    return ((m - low) / (high - low) * 255).astype(np.uint8)
+
+
+def _cuts(cam_thresholds: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """The integer cut of each tau: pixels strictly above ``int(tau * max(gray))`` are kept."""
+    return (cam_thresholds * float(gray.max())).astype(np.int64)
+
+
+def _prepare(cams: Any, gt_boxes: Any, iou_thresholds: Any,
+             cam_thresholds: Any) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray,
+                                           np.ndarray]:
+    maps = _as_maps(cams)
+    gts = _as_box_lists(gt_boxes, len(maps))
+    deltas = _check_unit_interval(iou_thresholds, "iou_thresholds", allow_zero=False)
+    taus = _check_unit_interval(cam_thresholds, "cam_thresholds")
+    return maps, gts, deltas, taus
+
+
+def _result(best_iou: np.ndarray, deltas: np.ndarray, taus: np.ndarray,
+            multi_contour: bool) -> MaxBoxAccResult:
+    box_acc = (best_iou[:, :, None] >= deltas[None, None, :]).mean(axis=0)  # (n_tau, n_delta)
+    best_idx = np.argmax(box_acc, axis=0)
+    maxima = box_acc[best_idx, np.arange(len(deltas))]
+    return MaxBoxAccResult(
+        iou_thresholds=deltas.copy(),
+        cam_thresholds=taus.copy(),
+        box_acc=box_acc,
+        max_box_acc=maxima,
+        best_cam_threshold=taus[best_idx],
+        mean=float(maxima.mean()),
+        best_iou=best_iou,
+        multi_contour=multi_contour,
+    )
+
+
+def _rect_to_box(rect: Sequence[int]) -> tuple[int, int, int, int]:
+    x, y, w, h = rect
+    return x, y, x + w, y + h
+
+
+def max_box_acc_reference(
+    cams: Any,
+    gt_boxes: Any,
+    iou_thresholds: Any = (0.3, 0.5, 0.7),
+    cam_thresholds: Any = DEFAULT_CAM_THRESHOLDS,
+    multi_contour: bool = True,
+) -> MaxBoxAccResult:
+    """MaxBoxAcc(V2), the straightforward loop: the readable definition of :func:`max_box_acc`.
+
+    Per image, per threshold: binarise, find contours, make boxes, compute IoUs. Same
+    arguments, same result as :func:`max_box_acc` (the tests check it, the benchmark times
+    both); use that one, this one is for reading.
+    """
+    maps, gts, deltas, taus = _prepare(cams, gt_boxes, iou_thresholds, cam_thresholds)
+    best_iou = np.zeros((len(maps), len(taus)))
+    for i, (m, gt) in enumerate(zip(maps, gts)):
+        gray = _normalise_to_uint8(m)
+        for t, tau in enumerate(taus):
+            cut = int(tau * float(gray.max()))
+            _, binary = cv2.threshold(gray, cut, 255, cv2.THRESH_BINARY)  # strictly above
+            contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            if not contours:
+                continue  # no candidate box: IoU 0, incorrect
+            if not multi_contour:
+                contours = [max(contours, key=cv2.contourArea)]
+            candidates = np.array([_rect_to_box(cv2.boundingRect(c)) for c in contours])
+            best_iou[i, t] = box_iou(candidates, gt).max()
+    return _result(best_iou, deltas, taus, multi_contour)
+
+
+def _best_ious_one_image(m: np.ndarray, gt: np.ndarray, taus: np.ndarray,
+                         multi_contour: bool) -> np.ndarray:
+    """Best IoU per tau for one map: the fast path of :func:`max_box_acc`."""
+    gray = _normalise_to_uint8(m)
+    best = np.zeros(len(taus))
+    cuts = _cuts(taus, gray)
+    live = cuts < int(gray.max())  # at or above the maximum nothing is left
+    if not live.any():
+        return best
+    # Taus with the same integer cut give the same mask: each distinct cut once.
+    distinct, inverse = np.unique(cuts[live], return_inverse=True)
+    # The mask at cut c lies inside the rows/columns whose maximum exceeds c: threshold and
+    # trace only that window (with an offset, contours come back in image coordinates).
+    row_max, col_max = gray.max(axis=1), gray.max(axis=0)
+    rows_in = row_max[None, :] > distinct[:, None]
+    cols_in = col_max[None, :] > distinct[:, None]
+    y_start = np.argmax(rows_in, axis=1)
+    y_stop = gray.shape[0] - np.argmax(rows_in[:, ::-1], axis=1)
+    x_start = np.argmax(cols_in, axis=1)
+    x_stop = gray.shape[1] - np.argmax(cols_in[:, ::-1], axis=1)
+
+    rects: list[tuple[int, int, int, int]] = []
+    counts = np.empty(len(distinct), dtype=np.int64)
+    for k, cut in enumerate(distinct.tolist()):
+        y0, y1, x0, x1 = int(y_start[k]), int(y_stop[k]), int(x_start[k]), int(x_stop[k])
+        _, binary = cv2.threshold(gray[y0:y1, x0:x1], cut, 255, cv2.THRESH_BINARY)
+        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                       offset=(x0, y0))
+        if multi_contour:
+            rects.extend(cv2.boundingRect(c) for c in contours)
+            counts[k] = len(contours)
+        else:
+            largest = contours[0]
+            if len(contours) > 1:  # max() keeps the first of equal areas, like np.argmax
+                largest = max(contours, key=cv2.contourArea)
+            rects.append(cv2.boundingRect(largest))
+            counts[k] = 1
+    xywh = np.array(rects, dtype=np.float64)
+    candidates = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    per_candidate = box_iou(candidates, gt).max(axis=1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    per_cut = np.maximum.reduceat(per_candidate, starts)
+    best[live] = per_cut[inverse]
+    return best
+
+
+def max_box_acc(
+    cams: Any,
+    gt_boxes: Any,
+    iou_thresholds: Any = (0.3, 0.5, 0.7),
+    cam_thresholds: Any = DEFAULT_CAM_THRESHOLDS,
+    multi_contour: bool = True,
+    workers: int | None = None,
+) -> MaxBoxAccResult:
+    """MaxBoxAcc and MaxBoxAccV2 (Choe et al., "Evaluating WSOL methods right", CVPR 2020).
+
+    For each map: min-max normalise (a constant map becomes zeros), scale by 255 and truncate
+    to 8 bits. For each threshold :math:`\\tau`, keep the pixels strictly above
+    ``int(tau * max)`` of the 8-bit map, find the external contours (``cv2.findContours``,
+    ``RETR_EXTERNAL``, ``CHAIN_APPROX_SIMPLE``) and take each contour's bounding rectangle
+    ``(x, y, w, h)`` as the box ``(x, y, x + w, y + h)``. With ``multi_contour`` (V2) every
+    contour's box is a candidate; without, only the contour of largest ``cv2.contourArea``
+    (polygon area, the first on a tie), as in Choe et al.'s code. Image ``i`` is correct at
+    :math:`(\\tau, \\delta)` when its best IoU over candidates and ground-truth boxes is at
+    least :math:`\\delta`; an image with nothing above the cut has no candidate and is wrong.
+
+    .. math:: \\mathrm{BoxAcc}(\\tau, \\delta) = \\tfrac1N \\sum_i
+              [\\max_{b, g} \\mathrm{IoU}(b_i(\\tau), g) \\ge \\delta], \\qquad
+              \\mathrm{MaxBoxAcc}(\\delta) = \\max_\\tau \\mathrm{BoxAcc}(\\tau, \\delta)
+
+    with one :math:`\\tau` for the whole dataset (not per image). MaxBoxAccV2 is the mean over
+    :math:`\\delta \\in \\{0.3, 0.5, 0.7\\}` with all contours (the defaults); the original
+    MaxBoxAcc is ``iou_thresholds=(0.5,), multi_contour=False``.
+
+    Because a constant map normalises to zeros, it has no candidate at any threshold and
+    scores 0, even against a whole-image box: the protocol gives nothing for a map that says
+    nothing. (The paper's rule, :func:`box_from_cam`, instead returns the whole image for it.)
+
+    Departures from Choe et al.'s code, both deliberate: boxes use this module's exclusive
+    convention (their code adds 1 to widths and clips ``x1`` to ``W - 1``), and contours are
+    external only (their code uses ``RETR_TREE``, whose hole borders add candidates).
+
+    How it is fast (the numbers are those of :func:`max_box_acc_reference`, bit for bit):
+    each distinct integer cut is traced once; cuts at or above the map's maximum are skipped;
+    each cut is thresholded and traced only inside the rows and columns that reach above it;
+    the IoUs of all candidates of an image are computed in one vectorised call.
+
+    Args:
+        cams: ``(N, H, W)`` maps or a list of 2-D maps, at the boxes' resolution.
+        gt_boxes: ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)`` ground-truth boxes.
+        iou_thresholds: the deltas, in (0, 1].
+        cam_thresholds: the taus, in [0, 1]; default 0.00, 0.01, ..., 0.99.
+        multi_contour: all contours (V2) or the largest only (MaxBoxAcc).
+        workers: threads over images (OpenCV releases the GIL); ``None`` or 1 runs in the
+            calling thread. See ``benchmarks/localization.py`` for what threads buy.
+
+    Returns:
+        A :class:`MaxBoxAccResult`; ``result.mean`` is the MaxBoxAccV2 number with defaults.
+
+    Raises:
+        ValueError: wrong shapes, mismatched lengths, thresholds outside their range,
+            non-finite maps.
+
+    Example:
+        >>> import numpy as np
+        >>> cams = np.zeros((2, 32, 32)); cams[0, 4:12, 4:20] = 1; cams[1, 10:30, 0:8] = 1
+        >>> result = max_box_acc(cams, [[4, 4, 20, 12], [0, 10, 8, 30]])
+        >>> result.max_box_acc.tolist(), result.mean
+        ([1.0, 1.0, 1.0], 1.0)
+    """
+    maps, gts, deltas, taus = _prepare(cams, gt_boxes, iou_thresholds, cam_thresholds)
+    n_workers = 1 if workers is None else int(workers)
+    if n_workers < 1:
+        raise ValueError(f"workers must be >= 1 (or None), got {workers!r}")
+
+    def one(i: int) -> np.ndarray:
+        return _best_ious_one_image(maps[i], gts[i], taus, multi_contour)
+
+    if n_workers == 1 or len(maps) == 1:
+        rows = [one(i) for i in range(len(maps))]
+    else:
+        with ThreadPoolExecutor(max_workers=min(n_workers, os.cpu_count() or 1)) as pool:
+            rows = list(pool.map(one, range(len(maps))))
+    return _result(np.stack(rows), deltas, taus, multi_contour)
+
+
+# --------------------------------------------------------------------------------------------
+# Pointing game
+# --------------------------------------------------------------------------------------------
+
+def _box_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centre ``(x + 0.5, y + 0.5)`` lies inside one of the boxes."""
+    ys = np.arange(shape[0])[:, None] + 0.5
+    xs = np.arange(shape[1])[None, :] + 0.5
+    mask = np.zeros(shape, dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        mask |= (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    return mask
+
+
+def pointing_game(
+    cams: Any,
+    gt_masks_or_boxes: Any,
+    tolerance: float = 15,
+    reference_size: int = 224,
+    *,
+    kind: str = "auto",
+    return_hits: bool = False,
+) -> float | tuple[float, np.ndarray]:
+    """The pointing game (Zhang et al. 2016): does the map's maximum land on the object?
+
+    A hit when the arg-max pixel lies within ``tolerance`` pixels (Euclidean, between pixel
+    centres) of an object pixel: the object's mask dilated by a disc of that radius. The
+    tolerance is given at ``reference_size`` (15 px at 224, the ImageNet scale) and scaled to
+    each map: :math:`t = \\text{tolerance} \\cdot \\sqrt{HW} / \\text{reference\\_size}`
+    (the side, for a square map). Ties for the maximum: the first in raster order (row by
+    row, ``np.argmax``), so a constant map points at pixel (0, 0).
+
+    Boxes are turned into masks of the pixels whose centre lies inside (for integer boxes,
+    exactly the pixels ``x0 <= x < x1``, ``y0 <= y < y1``). An image with an empty mask is a
+    miss.
+
+    Args:
+        cams: ``(N, H, W)`` maps or a list of 2-D maps.
+        gt_masks_or_boxes: masks ``(N, H, W)`` (non-zero = object) or a list of ``(H, W)``
+            masks; or boxes ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)``.
+        tolerance: pixels at ``reference_size``; 0 demands the maximum on the object.
+        reference_size: the image side the tolerance is given for.
+        kind: ``"auto"`` (3-D array or per-image arrays shaped like the maps: masks; else
+            boxes), ``"mask"`` or ``"box"``.
+        return_hits: also return the per-image hits ``(N,)`` bool.
+
+    Returns:
+        The hit rate in [0, 1] (and the hits with ``return_hits``).
+
+    Example:
+        >>> import numpy as np
+        >>> cams = np.zeros((2, 10, 10)); cams[0, 2, 2] = 1; cams[1, 9, 9] = 1
+        >>> pointing_game(cams, [[0, 0, 4, 4], [0, 0, 4, 4]], tolerance=0)
+        0.5
+    """
+    maps = _as_maps(cams)
+    if float(tolerance) < 0 or not np.isfinite(float(tolerance)):
+        raise ValueError(f"tolerance must be a distance >= 0 in pixels, got {tolerance!r}")
+    if int(reference_size) < 1:
+        raise ValueError(f"reference_size must be a positive side in pixels, "
+                         f"got {reference_size!r}")
+    if kind not in ("auto", "mask", "box"):
+        raise ValueError(f"kind must be 'auto', 'mask' or 'box', got {kind!r}")
+
+    if kind == "auto":
+        if isinstance(gt_masks_or_boxes, (list, tuple)):
+            first = _to_numpy(gt_masks_or_boxes[0]) if len(gt_masks_or_boxes) else None
+            is_mask = first is not None and first.ndim == 2 and first.shape == maps[0].shape \
+                and not (first.shape[1] == 4 and first.dtype != bool)
+        else:
+            is_mask = _to_numpy(gt_masks_or_boxes).ndim == 3 and \
+                _to_numpy(gt_masks_or_boxes).shape[2] != 4
+        kind = "mask" if is_mask else "box"
+
+    if kind == "box":
+        masks = [_box_mask(b, m.shape) for b, m in
+                 zip(_as_box_lists(gt_masks_or_boxes, len(maps), "gt_masks_or_boxes"), maps)]
+    else:
+        items = (list(gt_masks_or_boxes) if isinstance(gt_masks_or_boxes, (list, tuple))
+                 else list(_to_numpy(gt_masks_or_boxes)))
+        if len(items) != len(maps):
+            raise ValueError(f"gt_masks_or_boxes has {len(items)} masks for {len(maps)} maps: "
+                             "give one per map")
+        masks = []
+        for i, (item, m) in enumerate(zip(items, maps)):
+            mask = _to_numpy(item)
+            if mask.shape != m.shape:
+                raise ValueError(f"mask {i} has shape {mask.shape} but its map has {m.shape}: "
+                                 "resize the map (or the mask) to the same size")
+            masks.append(mask != 0)
+
+    hits = np.zeros(len(maps), dtype=bool)
+    for i, (m, mask) in enumerate(zip(maps, masks)):
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            continue
+        py, px = np.unravel_index(int(np.argmax(m)), m.shape)
+        radius = float(tolerance) * np.sqrt(m.shape[0] * m.shape[1]) / int(reference_size)
+        nearest_sq = np.min((ys - py) ** 2 + (xs - px) ** 2)
+        hits[i] = nearest_sq <= radius ** 2
+    rate = float(hits.mean())
+    return (rate, hits) if return_hits else rate
+
+
+# --------------------------------------------------------------------------------------------
+# Baselines that look at no image
+# --------------------------------------------------------------------------------------------
+
+def centre_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarray:
+    """The box centred in an image that covers ``area_fraction`` of it, with its aspect ratio.
+
+    Each side is the image's side times :math:`\\sqrt{\\text{area\\_fraction}}`; the corners
+    are floats (the box need not sit on the pixel grid).
+
+    Example:
+        >>> centre_box(100, 200, 0.25).tolist()
+        [50.0, 25.0, 150.0, 75.0]
+    """
+    if int(height) < 1 or int(width) < 1:
+        raise ValueError(f"height and width must be >= 1 pixel, got {height!r}, {width!r}")
+    fraction = float(_check_unit_interval(area_fraction, "area_fraction", allow_zero=False)[0])
+    scale = np.sqrt(fraction)
+    half_w, half_h = width * scale / 2, height * scale / 2
+    return np.array([width / 2 - half_w, height / 2 - half_h,
+                     width / 2 + half_w, height / 2 + half_h])
+
+
+def centre_baseline_boxes(n: int, height: int, width: int,
+                          area_fraction: float = 0.5) -> np.ndarray:
+    """``n`` copies of :func:`centre_box`, ``(n, 4)``: the centre-box guess for every image."""
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1 image, got {n!r}")
+    return np.tile(centre_box(height, width, area_fraction), (int(n), 1))
+
+
+def centre_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> np.ndarray:
+    """Choe et al.'s centre baseline as maps: a Gaussian bump centred in every image.
+
+    :math:`M(x, y) = \\exp(-\\tfrac12[(\\tfrac{x - c_x}{\\sigma W})^2 +
+    (\\tfrac{y - c_y}{\\sigma H})^2])` with pixel centres ``x + 0.5`` and the image centre
+    ``(W/2, H/2)``; the standard deviation is ``sigma`` times each side, so the level sets are
+    centred ellipses with the image's aspect ratio. Scored by :func:`max_box_acc`, its
+    thresholds sweep centred boxes of every size and the best size wins, which is what makes
+    it the baseline any map must beat.
+
+    Returns:
+        ``(n, height, width)`` float64, maximum 1 at the centre.
+    """
+    if int(n) < 1 or int(height) < 1 or int(width) < 1:
+        raise ValueError(f"n, height and width must be >= 1, got {n!r}, {height!r}, {width!r}")
+    if not float(sigma) > 0:
+        raise ValueError(f"sigma must be > 0 (a fraction of the side), got {sigma!r}")
+    ys = (np.arange(height) + 0.5 - height / 2) / (sigma * height)
+    xs = (np.arange(width) + 0.5 - width / 2) / (sigma * width)
+    bump = np.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2))
+    return np.broadcast_to(bump / bump.max(), (int(n), int(height), int(width))).copy()
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage: how much of the object a map covers
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AreaFraction:
+    """Per image, how the region a map keeps compares with the object (arrays of shape (N,)).
+
+    With ``A`` the pixels at or above the threshold (the paper's rule, before taking the
+    largest component) and ``M`` the object's mask:
+
+    Attributes:
+        object_covered: :math:`|A \\cap M| / |M|`, the fraction of the object the map covers.
+        area_ratio: :math:`|A| / |M|`, the map's area relative to the object's (1 = same size).
+        precision: :math:`|A \\cap M| / |A|`, the fraction of the map's area on the object.
+        cam_area: :math:`|A| / (HW)`, the fraction of the image the map keeps.
+        object_area: :math:`|M| / (HW)`, the fraction of the image the object fills.
+        threshold: the fraction of each map's maximum used.
+
+    ``object_covered`` and ``area_ratio`` are NaN for an image with an empty mask (use
+    ``np.nanmean``); ``A`` is never empty.
+    """
+
+    object_covered: np.ndarray
+    area_ratio: np.ndarray
+    precision: np.ndarray
+    cam_area: np.ndarray
+    object_area: np.ndarray
+    threshold: float
+
+    def means(self) -> dict[str, float]:
+        """The mean of each per-image measure over the images (NaN ignored)."""
+        return {name: float(np.nanmean(getattr(self, name))) for name in
+                ("object_covered", "area_ratio", "precision", "cam_area", "object_area")}
+
+
+def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFraction:
+    """How much of the object each map covers, and how much it spills over.
+
+    The region ``A`` is the set of pixels the paper's rule keeps, at or above ``threshold``
+    times the map's maximum (the same rule and degenerate-map handling as
+    :func:`box_from_cam`, without the largest-component step): a map that lights up one part
+    of the object covers little of it; a map that lights up the object and its surroundings
+    covers it all with a large ``area_ratio``.
+
+    Args:
+        cams: one map ``(H, W)`` or ``(N, H, W)`` / a list of maps.
+        masks: the objects' masks, same shapes (non-zero = object).
+        threshold: fraction of each map's maximum, in [0, 1].
+
+    Returns:
+        An :class:`AreaFraction` of per-image arrays.
+
+    Example:
+        >>> import numpy as np
+        >>> cam = np.zeros((10, 10)); cam[0:5, 0:4] = 1      # 20 px kept
+        >>> mask = np.zeros((10, 10), bool); mask[0:5, 0:8] = True  # 40 px object
+        >>> r = cam_area_fraction(cam, mask)
+        >>> float(r.object_covered[0]), float(r.area_ratio[0]), float(r.precision[0])
+        (0.5, 0.5, 1.0)
+    """
+    threshold = float(_check_unit_interval(threshold, "threshold")[0])
+    if np.ndim(_to_numpy(cams)) == 2 and not isinstance(cams, (list, tuple)):
+        cams, masks = [cams], [masks]
+    maps = _as_maps(cams)
+    mask_items = (list(masks) if isinstance(masks, (list, tuple))
+                  else list(_to_numpy(masks)) if _to_numpy(masks).ndim == 3 else None)
+    if mask_items is None:
+        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
+                         f"{_to_numpy(masks).shape}")
+    if len(mask_items) != len(maps):
+        raise ValueError(f"{len(mask_items)} masks for {len(maps)} maps: give one per map")
+    covered, ratio, precision, cam_area, object_area = ([] for _ in range(5))
+    for i, (m, item) in enumerate(zip(maps, mask_items)):
+        mask = _to_numpy(item) != 0
+        if mask.shape != m.shape:
+            raise ValueError(f"mask {i} has shape {mask.shape} but its map has {m.shape}: "
+                             "resize the map to the mask's size first")
+        kept = _foreground(m, threshold)
+        n_kept, n_obj, n_both = int(kept.sum()), int(mask.sum()), int((kept & mask).sum())
+        covered.append(n_both / n_obj if n_obj else np.nan)
+        ratio.append(n_kept / n_obj if n_obj else np.nan)
+        precision.append(n_both / n_kept)
+        cam_area.append(n_kept / m.size)
+        object_area.append(n_obj / m.size)
+    return AreaFraction(
+        object_covered=np.array(covered), area_ratio=np.array(ratio),
+        precision=np.array(precision), cam_area=np.array(cam_area),
+        object_area=np.array(object_area), threshold=threshold,
+    )

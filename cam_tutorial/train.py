@@ -1,0 +1,662 @@
+"""Training that uses the GPU well and survives being interrupted.
+
+One function, :func:`train`, runs the loop every chapter needs:
+
+* AdamW with a one-cycle learning rate (warm up, then cosine down), which reaches a good
+  model in few epochs;
+* mixed precision on a GPU: bfloat16 where the GPU supports it, else float16 with a
+  :class:`torch.amp.GradScaler` (e.g. Colab's T4); float32 on the CPU;
+* channels-last memory layout and, optionally, :func:`torch.compile`;
+* a :class:`~torch.utils.data.DataLoader` with workers and pinned memory on a GPU;
+* a checkpoint after every epoch, written atomically. Calling :func:`train` again with the
+  same ``checkpoint_dir`` resumes from the last complete epoch with the model, optimiser,
+  schedule, scaler, history and every random state restored, so that on the CPU an
+  interrupted and resumed run ends with exactly the weights of an uninterrupted one.
+
+The checkpoint holds only tensors and plain Python containers, so it loads with
+``torch.load(weights_only=True)``, which cannot run code hidden in a file.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import TensorDataset
+    >>> from cam_tutorial.train import TrainConfig, train
+    >>> images, labels = torch.randn(64, 3, 8, 8), torch.randint(0, 2, (64,))
+    >>> data = TensorDataset(images, labels)
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(192, 2))
+    >>> history = train(model, data, data, TrainConfig(epochs=2, batch_size=16, progress=False))
+    >>> len(history.val_acc)
+    2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from tqdm.auto import tqdm
+
+from .config import Preset, default_device
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "CheckpointError",
+    "CHECKPOINT_NAME",
+    "train",
+    "evaluate",
+    "predict",
+    "confusion_matrix",
+    "resolve_precision",
+    "load_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+#: File name of the rolling checkpoint inside ``checkpoint_dir``.
+CHECKPOINT_NAME = "last.pt"
+_FORMAT = "cam_tutorial.train/1"
+_AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+# The fields that change what training computes; a checkpoint written under other values is
+# not this run's, so resuming from it would silently mix two runs.
+_FINGERPRINT_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "pct_start", "seed")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: unreadable, foreign, or from another run."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train; every field has a default that suits the book's lab.
+
+    Attributes:
+        epochs: passes over the training set (the one-cycle schedule spans all of them).
+        batch_size: images per optimisation step.
+        lr: peak learning rate of the one-cycle schedule.
+        weight_decay: AdamW's decoupled weight decay (not applied to norms and biases).
+        label_smoothing: cross-entropy label smoothing in ``[0, 1)``.
+        pct_start: fraction of the steps spent warming the learning rate up.
+        num_workers: DataLoader worker processes; ``None`` picks 0 on the CPU (the lab's images
+            are cheap to make and workers would compete for the cores) and up to 4 on a GPU.
+        amp: mixed precision: ``"auto"`` (bf16 on GPUs that support it, fp16 on older GPUs,
+            off on the CPU), ``"off"``, ``"bf16"`` or ``"fp16"``.
+        channels_last: store images and weights as NHWC; ``"auto"`` turns it on for CUDA only.
+        compile: wrap the model in :func:`torch.compile` (pays off on long GPU runs).
+        seed: seeds the Python, NumPy and torch generators and the shuffling.
+        device: ``"cpu"``, ``"cuda"``...; ``None`` picks CUDA, then MPS, then the CPU.
+        eval_batch_size: batch size for validation.
+        log_every: batches between progress-bar refreshes of the running loss (each refresh
+            waits for the GPU).
+        progress: show tqdm progress bars.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 4e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    pct_start: float = 0.25
+    num_workers: int | None = None
+    amp: str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool = False
+    seed: int = 0
+    device: str | None = None
+    eval_batch_size: int = 128
+    log_every: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.amp not in _AMP_CHOICES:
+            raise ValueError(f"unknown amp {self.amp!r}: use one of {', '.join(map(repr, _AMP_CHOICES))}")
+        if self.channels_last not in (True, False, "auto"):
+            raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"pct_start must lie in (0, 1), got {self.pct_start!r}")
+
+    @classmethod
+    def from_preset(cls, preset: Preset, **changes: Any) -> "TrainConfig":
+        """The training settings of a preset (epochs, batch size, learning rate), plus ``changes``.
+
+        Example:
+            >>> from cam_tutorial.config import get_preset
+            >>> TrainConfig.from_preset(get_preset("ci"), seed=1).seed
+            1
+        """
+        values: dict[str, Any] = dict(
+            epochs=preset.epochs, batch_size=preset.batch_size, lr=preset.lr,
+            eval_batch_size=preset.eval_batch_size,
+        )
+        values.update(changes)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class History:
+    """What happened in each epoch; lists are aligned, one entry per completed epoch.
+
+    Attributes:
+        epoch: the epoch number, from 1.
+        train_loss, train_acc: mean cross-entropy and accuracy over the epoch's training batches
+            (the model changes during the epoch, so these trail the end-of-epoch model).
+        val_loss, val_acc: the same on the validation set, in eval mode, after the epoch.
+        lr: learning rate at the end of the epoch.
+        epoch_seconds: wall time of the epoch, validation included.
+        images_per_second: training throughput (training images over training time).
+        starts: the completed-epoch count at which each call of :func:`train` started (``[0]``
+            for one uninterrupted run; ``[0, 1]`` when a second call resumed after epoch 1).
+        device, precision, channels_last, compiled: how the last call ran.
+        finished: whether all ``epochs`` are done.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    images_per_second: list[float] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    device: str = ""
+    precision: str = ""
+    channels_last: bool = False
+    compiled: bool = False
+    finished: bool = False
+
+    @property
+    def epochs_done(self) -> int:
+        """How many epochs are complete."""
+        return len(self.epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and scalars (what the checkpoint stores)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "History":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# --------------------------------------------------------------------------- device & precision
+
+
+def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for an ``amp`` setting on ``device``; ``None`` means float32.
+
+    ``"auto"`` is bfloat16 on GPUs that support it (Ampere and newer), float16 on older GPUs
+    (float16 then needs a gradient scaler), and off elsewhere: on the CPU autocast rarely
+    speeds training up (see ``benchmarks/train_throughput.py``).
+
+    Example:
+        >>> resolve_precision("auto", torch.device("cpu")) is None
+        True
+    """
+    if amp not in _AMP_CHOICES:
+        raise ValueError(f"unknown amp {amp!r}: use one of {', '.join(map(repr, _AMP_CHOICES))}")
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device) if device is not None else default_device()
+
+
+def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    images = images.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def _loader(dataset: Dataset, batch_size: int, device: torch.device, num_workers: int,
+            sampler: RandomSampler | None = None, drop_last: bool = False, seed: int = 0) -> DataLoader:
+    # A generator of its own, so that building a loader (which draws the workers' base seed)
+    # never consumes the global random stream that dropout and the caller use.
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+                      num_workers=num_workers, pin_memory=device.type == "cuda",
+                      drop_last=drop_last, generator=generator)
+
+
+def _default_workers(device: torch.device) -> int:
+    if device.type == "cuda":
+        return min(4, os.cpu_count() or 1)
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def _forward_all(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
+                 num_workers: int, amp: str, channels_last: bool, progress: bool,
+                 desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    dtype = resolve_precision(amp, device)
+    loader = _loader(dataset, batch_size, device, num_workers)
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        images = _to_device(batch[0], device, channels_last)
+        labels = torch.as_tensor(batch[1]).to(device, non_blocking=True)
+        with _autocast(device, dtype):
+            logits = model(images)
+        yield logits.float(), labels
+
+
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: str | torch.device | None = None,
+             *, num_workers: int = 0, amp: str = "off", channels_last: bool = False,
+             progress: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``dataset``, in eval mode.
+
+    The model is left in eval mode on ``device`` (default: where its parameters are).
+
+    Returns:
+        ``(loss, accuracy)``; accuracy in ``[0, 1]``.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))
+        >>> loss, acc = evaluate(nn.Linear(4, 2), data, batch_size=4)
+        >>> 0.0 <= acc <= 1.0
+        True
+    """
+    device = _model_device(model) if device is None else torch.device(device)
+    model.to(device).eval()
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    for logits, labels in _forward_all(model, dataset, batch_size, device, num_workers, amp,
+                                       channels_last, progress, "evaluate"):
+        total_loss += F.cross_entropy(logits, labels, reduction="sum").double()
+        correct += (logits.argmax(1) == labels).sum()
+        count += labels.numel()
+    if count == 0:
+        raise ValueError("evaluate got an empty dataset: pass a dataset with at least one item")
+    return total_loss.item() / count, correct.item() / count
+
+
+def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: str | torch.device | None = None,
+            *, num_workers: int = 0, amp: str = "off", channels_last: bool = False,
+            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true labels for every item of ``dataset``, in order, on the CPU.
+
+    Returns:
+        ``(predicted, targets)``, two ``int64`` tensors of length ``len(dataset)``; feed them to
+        :func:`confusion_matrix`.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.randn(5, 4), torch.arange(5) % 2)
+        >>> predicted, targets = predict(nn.Linear(4, 2), data)
+        >>> predicted.shape, targets.tolist()
+        (torch.Size([5]), [0, 1, 0, 1, 0])
+    """
+    device = _model_device(model) if device is None else torch.device(device)
+    model.to(device).eval()
+    predicted, targets = [], []
+    for logits, labels in _forward_all(model, dataset, batch_size, device, num_workers, amp,
+                                       channels_last, progress, "predict"):
+        predicted.append(logits.argmax(1).cpu())
+        targets.append(labels.cpu())
+    return torch.cat(predicted), torch.cat(targets)
+
+
+def confusion_matrix(targets: torch.Tensor | Sequence[int], predicted: torch.Tensor | Sequence[int],
+                     num_classes: int) -> np.ndarray:
+    """Counts ``C[i, j]`` of items of true class ``i`` predicted as class ``j``.
+
+    Example:
+        >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
+        [[1, 0], [1, 1]]
+    """
+    t = np.asarray(targets, dtype=np.int64).ravel()
+    p = np.asarray(predicted, dtype=np.int64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"targets and predicted differ in length: {t.size} vs {p.size}")
+    for name, values in (("targets", t), ("predicted", p)):
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} hold labels outside [0, {num_classes}): check num_classes")
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _fingerprint(model: nn.Module, config: TrainConfig, train_size: int) -> dict[str, Any]:
+    """What identifies a run: the architecture (class, every tensor's name and shape) and the
+    settings that change the computation. Device, precision and workers may change on resume."""
+    return {
+        "model": type(model).__name__,
+        "tensors": [[name, list(t.shape)] for name, t in model.state_dict().items()],
+        "train_size": int(train_size),
+        **{name: getattr(config, name) for name in _FINGERPRINT_FIELDS},
+    }
+
+
+def _fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    differences = []
+    for key in sorted(set(stored) | set(current)):
+        if stored.get(key) != current.get(key):
+            if key == "tensors":
+                differences.append("model parameters (names or shapes)")
+            else:
+                differences.append(f"{key}: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
+    return differences
+
+
+def _rng_state(loader_generator: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64),
+                   "gauss_next": py_state[2]},
+        "loader": loader_generator.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], loader_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss_next"]))
+    loader_generator.set_state(state["loader"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``:
+    a crash leaves either the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one of :func:`train`'s checkpoints safely (``weights_only=True``) and check its format.
+
+    Raises:
+        CheckpointError: when the file is unreadable (e.g. truncated) or is not a checkpoint
+            written by :func:`train` (e.g. a bare ``state_dict``); the message names the file.
+    """
+    path = Path(path)
+    fix = f"delete {path} or choose another checkpoint_dir"
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle errors, forbidden globals...
+        raise CheckpointError(
+            f"cannot read the checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"it is corrupt or truncated: {fix}"
+        ) from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != _FORMAT:
+        raise CheckpointError(
+            f"{path} is not a cam_tutorial training checkpoint (expected format {_FORMAT!r}; "
+            f"a bare state_dict or another program's file?): {fix}"
+        )
+    return checkpoint
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Decay only matrices and kernels; decaying norm scales and biases only hurts.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config: TrainConfig | None = None,
+          checkpoint_dir: str | os.PathLike | None = None, *, stop_after: int | None = None) -> History:
+    """Train ``model`` in place with AdamW and a one-cycle schedule; validate after every epoch.
+
+    Each step minimises the mean cross-entropy ``L = -(1/B) sum_i log softmax(S_i)[y_i]`` of a
+    batch; the learning rate rises from ``lr/25`` to ``lr`` over the first ``pct_start`` of the
+    steps, then follows a cosine down to ``lr/1e4``.
+
+    Items of the datasets are tuples whose first two entries are the image ``(3, H, W)`` and the
+    integer label (further entries, such as boxes and masks, are ignored). The function seeds
+    Python's, NumPy's and torch's global generators with ``config.seed`` (a fresh run) or
+    restores them (a resumed run).
+
+    Args:
+        model: the network; moved to the device (and to channels-last when enabled).
+        train_set: training items.
+        val_set: validation items, or ``None`` to skip validation (then ``val_*`` are NaN).
+        config: the settings; default :class:`TrainConfig()`.
+        checkpoint_dir: folder for ``last.pt``, written after every epoch. When it already holds
+            a checkpoint of the same run, training resumes after its last complete epoch; when
+            that checkpoint is finished, the stored weights are loaded and its history returned.
+        stop_after: return after this many epochs *of this call* (the run stays unfinished,
+            and a later call with the same ``checkpoint_dir`` goes on): an honest interruption.
+
+    Returns:
+        The :class:`History` of all epochs so far, resumed ones included.
+
+    Raises:
+        CheckpointError: when ``checkpoint_dir`` holds an unreadable checkpoint or one of
+            another model or configuration; the file is left untouched.
+    """
+    config = config or TrainConfig()
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
+    if len(train_set) < config.batch_size:  # type: ignore[arg-type]
+        raise ValueError(
+            f"the training set has {len(train_set)} items, fewer than one batch of {config.batch_size}: "  # type: ignore[arg-type]
+            "lower batch_size or use more data"
+        )
+    device = _resolve_device(config.device)
+    dtype = resolve_precision(config.amp, device)
+    channels_last = device.type == "cuda" if config.channels_last == "auto" else bool(config.channels_last)
+    num_workers = _default_workers(device) if config.num_workers is None else config.num_workers
+
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    fingerprint = _fingerprint(model, config, len(train_set))  # type: ignore[arg-type]
+    checkpoint = _load_for_resume(checkpoint_path, fingerprint) if checkpoint_path else None
+
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if checkpoint is not None and checkpoint["history"]["finished"]:
+        model.load_state_dict(checkpoint["model"])
+        model.eval()
+        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train",
+                    checkpoint_path, checkpoint["epoch"])
+        return History.from_dict(checkpoint["history"])
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    forward_model = torch.compile(model) if config.compile else model
+
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                                  fused=device.type == "cuda")
+    shuffle_generator = torch.Generator()
+    sampler = RandomSampler(train_set, generator=shuffle_generator)  # type: ignore[arg-type]
+    # drop_last: equal batches keep batch-norm statistics honest and shapes static for compile.
+    steps_per_epoch = len(train_set) // config.batch_size  # type: ignore[arg-type]
+    total_steps = config.epochs * steps_per_epoch
+    pct_start = config.pct_start
+    if pct_start * total_steps == 1.0:
+        pct_start *= 1.001  # OneCycleLR divides by zero when the warm-up is exactly one step
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    if checkpoint is None:
+        _seed_everything(config.seed)
+        shuffle_generator.manual_seed(config.seed)
+        history = History()
+        start_epoch = 0
+    else:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint["scaler"]:
+            scaler.load_state_dict(checkpoint["scaler"])
+        _set_rng_state(checkpoint["rng"], shuffle_generator)
+        history = History.from_dict(checkpoint["history"])
+        start_epoch = int(checkpoint["epoch"])
+        logger.info("resuming from %s after epoch %d of %d", checkpoint_path, start_epoch, config.epochs)
+    history.starts.append(start_epoch)
+    history.device, history.precision = str(device), _precision_name(dtype)
+    history.channels_last, history.compiled = channels_last, bool(config.compile)
+
+    end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
+    epochs_bar = tqdm(range(start_epoch, end_epoch), desc="epochs", initial=start_epoch, total=config.epochs,
+                      disable=not config.progress)
+    for epoch in epochs_bar:
+        started = time.perf_counter()
+        # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
+        loader = _loader(train_set, config.batch_size, device, num_workers, sampler=sampler, drop_last=True,
+                         seed=config.seed * 100_003 + epoch)
+        train_loss, train_acc, images = _train_one_epoch(
+            forward_model, loader, optimizer, scheduler, scaler, config, device, dtype, channels_last,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+        )
+        train_seconds = time.perf_counter() - started
+        if val_set is not None:
+            val_loss, val_acc = evaluate(forward_model, val_set, config.eval_batch_size, device,
+                                         num_workers=num_workers, amp=config.amp if dtype else "off",
+                                         channels_last=channels_last, progress=config.progress)
+        else:
+            val_loss = val_acc = float("nan")
+        seconds = time.perf_counter() - started
+        history.epoch.append(epoch + 1)
+        history.train_loss.append(train_loss)
+        history.train_acc.append(train_acc)
+        history.val_loss.append(val_loss)
+        history.val_acc.append(val_acc)
+        history.lr.append(scheduler.get_last_lr()[0])
+        history.epoch_seconds.append(seconds)
+        history.images_per_second.append(images / train_seconds)
+        history.finished = epoch + 1 == config.epochs
+        logger.info("epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s, %.0f img/s",
+                    epoch + 1, config.epochs, train_loss, train_acc, val_loss, val_acc, seconds,
+                    images / train_seconds)
+        epochs_bar.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
+        if checkpoint_path is not None:
+            _atomic_save({
+                "format": _FORMAT,
+                "fingerprint": fingerprint,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "rng": _rng_state(shuffle_generator),
+                "history": history.to_dict(),
+                "config": dataclasses.asdict(config),
+            }, checkpoint_path)
+    epochs_bar.close()
+    model.eval()
+    return history
+
+
+def _load_for_resume(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    checkpoint = load_checkpoint(path)
+    differences = _fingerprint_differences(checkpoint.get("fingerprint", {}), fingerprint)
+    if differences:
+        raise CheckpointError(
+            f"{path} was written by another run ({'; '.join(differences)}), so resuming from it would "
+            f"mix two runs: delete {path} or choose another checkpoint_dir"
+        )
+    return checkpoint
+
+
+def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                     config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
+                     channels_last: bool, desc: str) -> tuple[float, float, int]:
+    model.train()
+    # Running sums stay on the device: reading them every step would make the CPU wait for the GPU.
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    batches = tqdm(loader, desc=desc, leave=False, disable=not config.progress)
+    for step, batch in enumerate(batches, 1):
+        images = _to_device(batch[0], device, channels_last)
+        labels = torch.as_tensor(batch[1]).to(device, non_blocking=True)
+        with _autocast(device, dtype):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total_loss += loss.detach().double() * labels.numel()
+        correct += (logits.detach().argmax(1) == labels).sum()
+        count += labels.numel()
+        if config.progress and step % config.log_every == 0:
+            batches.set_postfix(loss=f"{total_loss.item() / count:.3f}", refresh=False)
+    return total_loss.item() / count, correct.item() / count, count

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment in .venv.
+# Idempotent: when pyproject.toml and constraints.txt are unchanged since the last successful
+# set-up, it only checks that the environment imports and returns in a second or two.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+stamp="$venv/.cam-tutorial-setup"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+   && "$venv/bin/python" -c "import cam_tutorial, torch, cv2, nbval" 2>/dev/null; then
+  echo "set-up: .venv is up to date"
+  exit 0
+fi
+
+start=$(date +%s)
+if [ ! -x "$venv/bin/python" ]; then
+  echo "set-up: creating .venv with $(python3 --version)"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+# torch and torchvision first, pinned: they are the large part, and lie on this machine's disk.
+"$venv/bin/python" -m pip install --quiet -c constraints.txt torch torchvision
+"$venv/bin/python" -m pip install --quiet -c constraints.txt -e ".[book,test]"
+"$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+echo "$want" > "$stamp"
+echo "set-up: done in $(( $(date +%s) - start )) s"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run every test of the project: set-up, package tests, nbval over every notebook (ci preset),
+# the notebook conventions check, and a book build with warnings as errors.
+# Usage: bash scripts/test.sh            (from anywhere; sets itself up first)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CAM_TUTORIAL_PRESET=ci
+export PYTHONHASHSEED=0
+# Trained models for the notebooks are cached here, inside the checkout, so a clean clone trains
+# (or unpacks) them once and parallel notebooks share them.
+export CAM_TUTORIAL_CACHE="${CAM_TUTORIAL_CACHE:-$root/.cache/models}"
+py="$root/.venv/bin/python"
+
+declare -a stage_names=() stage_secs=()
+stage() {  # stage NAME COMMAND...: run a stage, remember how long it took
+  local name="$1"; shift
+  local start=$(date +%s)
+  echo "=== $name"
+  "$@"
+  stage_names+=("$name"); stage_secs+=($(( $(date +%s) - start )))
+}
+report() {
+  echo "=== stage times"
+  for i in "${!stage_names[@]}"; do printf '%-28s %5d s\n' "${stage_names[$i]}" "${stage_secs[$i]}"; done
+}
+trap report EXIT
+
+stage "set-up" bash scripts/setup.sh
+stage "notebook conventions" "$py" scripts/check_notebooks.py
+stage "package tests" "$py" -m pytest -q -p no:cacheprovider -n 2 tests
+stage "notebooks (nbval, ci preset)" "$py" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+  -n 2 --dist loadfile notebooks
+stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
+echo "all tests passed"
