@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from dataclasses import dataclass
@@ -71,6 +72,23 @@ class CAMNotApplicableError(ValueError):
 # --------------------------------------------------------------------------------------------
 # The computation
 # --------------------------------------------------------------------------------------------
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast disabled on ``device`` (so the maps are computed in float32), where torch allows it."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):  # a device type this torch cannot autocast: nothing to turn off
+        return contextlib.nullcontext()
+
+
+def _autocast_on(device: torch.device) -> bool:
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except TypeError:  # torch < 2.4: no device argument
+        if device.type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
 
 
 def _as_class_tensor(classes: ClassIndices, batch: int, num_classes: int, device: torch.device) -> torch.Tensor:
@@ -164,7 +182,7 @@ def class_activation_maps(
     dtype = torch.promote_types(torch.promote_types(features.dtype, fc_weight.dtype), torch.float32)
     weight = fc_weight.detach().to(device=features.device, dtype=dtype)
     f = features.detach().to(dtype)
-    with torch.autocast(device_type=features.device.type, enabled=False):
+    with _autocast_off(features.device):
         if classes is None:
             return F.conv2d(f, weight[:, :, None, None])
         idx = _as_class_tensor(classes, batch, num_classes, features.device)
@@ -501,7 +519,7 @@ class CAMExtractor:
             raise ValueError(
                 f"images are on {images.device} but the model is on {param.device}: use images.to({str(param.device)!r})"
             )
-        if images.dtype != param.dtype and not torch.is_autocast_enabled(images.device.type):
+        if images.dtype != param.dtype and not _autocast_on(images.device):
             raise TypeError(
                 f"images are {images.dtype} but the model is {param.dtype}: use images.to({param.dtype}) "
                 "(or run under torch.autocast)"
@@ -613,7 +631,7 @@ class CAMExtractor:
             torch.float16, torch.bfloat16)
         rtol = 2e-2 if low_precision else 1e-3
         tol = 1e-6 + rtol * float(target.abs().max())
-        with torch.autocast(device_type=features.device.type, enabled=False):
+        with _autocast_off(features.device):
             f = features.detach().float()
             for activation in ("none", "relu"):
                 g = f if activation == "none" else F.relu(f)

@@ -453,7 +453,7 @@ def box_from_cam_released_code(
 # Top-1 and ground-truth-known localisation
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LocalizationAccuracy:
     """Localisation scores of one set of predictions (fractions in [0, 1]).
 
@@ -539,7 +539,7 @@ def localization_accuracy(
 # MaxBoxAcc and MaxBoxAccV2
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MaxBoxAccResult:
     """What :func:`max_box_acc` measured.
 
@@ -658,8 +658,13 @@ def _best_ious_one_image(m: np.ndarray, gt: np.ndarray, taus: np.ndarray,
     live = cuts < int(gray.max())  # at or above the maximum nothing is left
     if not live.any():
         return best
-    # Taus with the same integer cut give the same mask: each distinct cut once.
-    distinct, inverse = np.unique(cuts[live], return_inverse=True)
+    # Cuts c1 < c2 give the same mask when no pixel has a grey level in (c1, c2]: key each cut
+    # by the number of levels present at or below it, and trace each distinct key once (taus
+    # with the same integer cut are the common case of this).
+    present = np.flatnonzero(np.bincount(gray.ravel(), minlength=256))
+    keys = np.searchsorted(present, cuts[live], side="right")
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    distinct = cuts[live][first]
     # The mask at cut c lies inside the rows/columns whose maximum exceeds c: threshold and
     # trace only that window (with an offset, contours come back in image coordinates).
     row_max, col_max = gray.max(axis=1), gray.max(axis=0)
@@ -727,12 +732,17 @@ def max_box_acc(
     scores 0, even against a whole-image box: the protocol gives nothing for a map that says
     nothing. (The paper's rule, :func:`box_from_cam`, instead returns the whole image for it.)
 
-    Departures from Choe et al.'s code, both deliberate: boxes use this module's exclusive
-    convention (their code adds 1 to widths and clips ``x1`` to ``W - 1``), and contours are
-    external only (their code uses ``RETR_TREE``, whose hole borders add candidates).
+    Departures from Choe et al.'s code (``wsolevaluation``), all deliberate: boxes use this
+    module's exclusive convention (their IoU adds 1 to every width, reading ``x + w`` as an
+    inclusive corner, so their boxes are one pixel wider than the contour except at the right
+    and bottom edges, where ``x1`` is clipped to ``W - 1``); contours are external only (their
+    code uses ``RETR_TREE``, whose hole borders add candidates); and a threshold with nothing
+    above it has no candidate (their code scores the one-pixel box at the origin instead, the
+    same verdict unless the object is a box of a few pixels in that corner).
 
     How it is fast (the numbers are those of :func:`max_box_acc_reference`, bit for bit):
-    each distinct integer cut is traced once; cuts at or above the map's maximum are skipped;
+    cuts that leave the same pixels (the same integer cut, or no grey level between two cuts)
+    are traced once; cuts at or above the map's maximum are skipped;
     each cut is thresholded and traced only inside the rows and columns that reach above it;
     the IoUs of all candidates of an image are computed in one vectorised call.
 
@@ -817,8 +827,8 @@ def pointing_game(
             masks; or boxes ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)``.
         tolerance: pixels at ``reference_size``; 0 demands the maximum on the object.
         reference_size: the image side the tolerance is given for.
-        kind: ``"auto"`` (3-D array or per-image arrays shaped like the maps: masks; else
-            boxes), ``"mask"`` or ``"box"``.
+        kind: ``"auto"`` (a 3-D array, or per-image arrays shaped like the maps, are masks;
+            anything else boxes; for maps 4 px wide say which), ``"mask"`` or ``"box"``.
         return_hits: also return the per-image hits ``(N,)`` bool.
 
     Returns:
@@ -840,14 +850,16 @@ def pointing_game(
         raise ValueError(f"kind must be 'auto', 'mask' or 'box', got {kind!r}")
 
     if kind == "auto":
+        # Masks are (H, W) per image, boxes (K, 4) (or (4,)): read the first image's entry.
         if isinstance(gt_masks_or_boxes, (list, tuple)):
-            first = _to_numpy(gt_masks_or_boxes[0]) if len(gt_masks_or_boxes) else None
-            is_mask = first is not None and first.ndim == 2 and first.shape == maps[0].shape \
-                and not (first.shape[1] == 4 and first.dtype != bool)
+            first = _to_numpy(gt_masks_or_boxes[0]) if len(gt_masks_or_boxes) else np.zeros(0)
         else:
-            is_mask = _to_numpy(gt_masks_or_boxes).ndim == 3 and \
-                _to_numpy(gt_masks_or_boxes).shape[2] != 4
-        kind = "mask" if is_mask else "box"
+            whole = _to_numpy(gt_masks_or_boxes)
+            first = whole[0] if whole.ndim == 3 else np.zeros(0)
+        if first.ndim == 2 and first.shape[1] == 4 and first.shape == maps[0].shape:
+            raise ValueError("maps 4 px wide: masks and boxes look alike; pass kind='mask' or "
+                             "kind='box'")
+        kind = "mask" if first.ndim == 2 and first.shape[1] != 4 else "box"
 
     if kind == "box":
         masks = [_box_mask(b, m.shape) for b, m in
@@ -937,7 +949,7 @@ def centre_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -
 # Coverage: how much of the object a map covers
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AreaFraction:
     """Per image, how the region a map keeps compares with the object (arrays of shape (N,)).
 

@@ -1,0 +1,326 @@
+"""An interactive CAM explorer for notebooks (ipywidgets >= 8).
+
+Pick an image (an index into a dataset, or a photograph you upload), one of the model's top-5
+classes, the overlay's opacity and the box threshold; the map, the box and the scores update as
+you move the controls. The model runs once per image (one :class:`~cam_tutorial.cam.CAMExtractor`
+call with ``top_k=5``); changing the class, the opacity or the threshold only redraws.
+
+The picture is an ``ipywidgets.Image`` holding PNG bytes, not a matplotlib ``Output``: its state is
+saved with the notebook, so the static book shows the last picture instead of an empty box. For
+pages where widgets do not render at all, :meth:`CAMExplorer.figure` draws the same state with
+matplotlib.
+
+Example:
+    >>> import torch
+    >>> from cam_tutorial.data import SyntheticShapes
+    >>> from cam_tutorial.models import ResNet18B
+    >>> explorer = cam_explorer(ResNet18B(width=2).eval(), SyntheticShapes("test", length=4, image_size=32))
+    >>> bytes(explorer.image.value[:4])
+    b'\\x89PNG'
+    >>> explorer.threshold.value = 0.5  # redraws the box at the new threshold
+    >>> "threshold 0.50" in explorer.scores.value
+    True
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+from typing import Any, Sequence
+
+import ipywidgets as widgets
+import matplotlib
+import numpy as np
+import torch
+from torch import nn
+
+from cam_tutorial.cam import CAMExtractor
+
+__all__ = ["CAMExplorer", "cam_explorer", "overlay_rgb", "load_image_bytes"]
+
+logger = logging.getLogger(__name__)
+
+_TOP_K = 5
+_BOX_COLOUR = (255, 40, 40)  # the CAM box: red
+_GT_COLOUR = (40, 230, 40)  # the ground truth: green
+
+
+def overlay_rgb(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a ``[0, 1]`` map, coloured with ``cmap``, over an RGB image: ``(1 - a) I + a cmap(M)``.
+
+    Args:
+        image: ``(H, W, 3)`` float RGB in ``[0, 1]``.
+        cam: ``(H, W)`` map in ``[0, 1]``.
+        opacity: ``a`` in ``[0, 1]``; 0 shows the image only.
+        cmap: a matplotlib colormap name.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB.
+
+    Example:
+        >>> import numpy as np
+        >>> int(overlay_rgb(np.zeros((2, 2, 3)), np.ones((2, 2)), opacity=0.0).max())
+        0
+    """
+    if image.shape[:2] != cam.shape or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) and cam (H, W) of the same size, got {image.shape} and {cam.shape}")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    coloured = matplotlib.colormaps[cmap](np.clip(cam, 0.0, 1.0))[..., :3]
+    blended = (1.0 - opacity) * np.clip(image, 0.0, 1.0) + opacity * coloured
+    return np.round(blended * 255).astype(np.uint8)
+
+
+def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
+    """Decode an uploaded image (PNG, JPEG, ...), resize its shorter side to ``size``, crop the
+    centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32."""
+    from PIL import Image, UnidentifiedImageError
+
+    from cam_tutorial.data import _normalise_pil, _resize_centre_crop
+
+    try:
+        picture = Image.open(io.BytesIO(bytes(data)))
+        picture.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError("the uploaded file is not an image that Pillow can read (use PNG or JPEG)") from err
+    return _normalise_pil(_resize_centre_crop(picture.convert("RGB"), int(size), nearest=False))
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _draw_box(rgb: np.ndarray, box: Sequence[float], scale: int, colour: tuple[int, int, int]) -> None:
+    """Draw ``box`` (pixel coordinates of the small image, exclusive ends) on the enlarged ``rgb``."""
+    import cv2
+
+    x0, y0, x1, y1 = (int(round(float(v) * scale)) for v in box)
+    thickness = max(1, scale // 2)
+    cv2.rectangle(rgb, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, thickness)
+
+
+class CAMExplorer(widgets.VBox):
+    """The explorer widget; build it with :func:`cam_explorer`.
+
+    Attributes (the controls, public so that they can be driven from code and tests):
+        index: ``IntSlider`` over the dataset's items.
+        upload: ``FileUpload`` for a photograph (resized to the model's input size).
+        class_choice: ``Dropdown`` of the top-5 classes with their probabilities.
+        opacity: ``FloatSlider`` of the overlay's opacity.
+        threshold: ``FloatSlider`` of the box threshold (fraction of the map's maximum).
+        image: ``Image`` with the current overlay as PNG bytes.
+        scores: ``HTML`` with the class, probability, logit, box and IoU.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Any = None,
+        class_names: Sequence[str] | None = None,
+        *,
+        image_size: int | None = None,
+        display_size: int = 320,
+        threshold: float = 0.2,
+        opacity: float = 0.5,
+        index: int = 0,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if model.training:
+            raise ValueError("the model is in training mode: call model.eval() first")
+        if dataset is None and image_size is None:
+            raise ValueError("give a dataset or, for uploads only, the model's image_size")
+        if dataset is not None and len(dataset) == 0:
+            raise ValueError("the dataset is empty")
+        self.model = model
+        self.dataset = dataset
+        self.image_size = int(image_size or getattr(dataset, "image_size", 0) or dataset[0][0].shape[-1])
+        names = class_names if class_names is not None else getattr(dataset, "class_names", None)
+        self.class_names = list(names) if names is not None else None
+        self.display_size = int(display_size)
+        self._device = next((p.device for p in model.parameters()), torch.device("cpu"))
+
+        style = {"description_width": "80px"}
+        layout = widgets.Layout(width="420px")
+        self.index = widgets.IntSlider(value=index, min=0, max=max(0, len(dataset) - 1) if dataset is not None else 0,
+                                       description="lab image", style=style, layout=layout,
+                                       continuous_update=False, disabled=dataset is None)
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
+        self.class_choice = widgets.Dropdown(description="class", style=style, layout=layout)
+        self.opacity = widgets.FloatSlider(value=opacity, min=0.0, max=1.0, step=0.05, description="opacity",
+                                           style=style, layout=layout, readout_format=".2f")
+        self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.05, description="threshold",
+                                             style=style, layout=layout, readout_format=".2f")
+        self.image = widgets.Image(format="png", width=self.display_size, height=self.display_size)
+        self.scores = widgets.HTML()
+        legend = widgets.HTML("<span style='color:#e02828'>&#9632;</span> CAM box (largest region above "
+                              "threshold &times; max) &nbsp; <span style='color:#28e628'>&#9632;</span> ground truth")
+        super().__init__([
+            widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
+            self.image, self.scores, legend,
+        ])
+
+        self._source = ""
+        self._tensor: torch.Tensor | None = None
+        self._gt_box: np.ndarray | None = None
+        self._maps: np.ndarray | None = None  # (k, H, W) normalised maps of the top-k classes
+        self._classes: list[int] = []
+        self._probs: list[float] = []
+        self._logits: list[float] = []
+        self._box: np.ndarray | None = None
+        self._updating = False
+
+        self.index.observe(lambda change: self.show_item(change["new"]), names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.class_choice.observe(lambda change: self.redraw(), names="value")
+        self.opacity.observe(lambda change: self.redraw(), names="value")
+        self.threshold.observe(lambda change: self.redraw(), names="value")
+        if dataset is not None:
+            self.show_item(index)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def show_item(self, index: int) -> None:
+        """Explain item ``index`` of the dataset (what the slider does)."""
+        image, label, box, _ = self.dataset[int(index)]
+        box = np.asarray(box, dtype=np.float64)
+        gt = box if box.shape == (4,) and np.isfinite(box).all() else None
+        self._set_image(image, f"lab image {int(index)} (true class: {self._name(int(label))})", gt)
+
+    def show_bytes(self, data: bytes, name: str = "upload") -> None:
+        """Explain an uploaded image given as file bytes (what the upload button does)."""
+        self._set_image(load_image_bytes(data, self.image_size), f"uploaded {name}", None)
+
+    def _on_upload(self, change: dict) -> None:
+        files = change["new"]
+        if files:
+            entry = files[0]
+            self.show_bytes(entry["content"], entry.get("name", "upload"))
+
+    def _set_image(self, image: torch.Tensor, source: str, gt_box: np.ndarray | None) -> None:
+        self._tensor = image.detach().float().cpu()
+        self._source, self._gt_box = source, gt_box
+        with CAMExtractor(self.model) as cam:
+            out = cam(self._tensor[None].to(self._device), top_k=min(_TOP_K, cam.num_classes))
+        self._maps = out.maps[0].float().cpu().numpy()
+        self._classes = out.classes[0].tolist()
+        probs = out.logits[0].float().softmax(dim=0)
+        self._probs = [float(probs[c]) for c in self._classes]
+        self._logits = [float(out.logits[0, c]) for c in self._classes]
+        options = [(f"{self._name(c)} (p = {p:.3f})", c) for c, p in zip(self._classes, self._probs)]
+        self._updating = True  # one redraw for the new image, not one per control changed
+        try:
+            self.class_choice.options = options
+            self.class_choice.value = self._classes[0]
+        finally:
+            self._updating = False
+        self.redraw()
+
+    def _name(self, c: int) -> str:
+        return self.class_names[c] if self.class_names is not None and c < len(self.class_names) else f"class {c}"
+
+    # -- output ----------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> dict[str, Any]:
+        """The state shown: source, class, probability, logit, map, box, threshold, IoU."""
+        rank = self._classes.index(self.class_choice.value) if self.class_choice.value in self._classes else 0
+        iou = None
+        if self._gt_box is not None and self._box is not None:
+            from cam_tutorial.localize import box_iou
+
+            iou = float(box_iou(self._box, self._gt_box)[0, 0])
+        return {
+            "source": self._source, "class": self._classes[rank], "class_name": self._name(self._classes[rank]),
+            "probability": self._probs[rank], "logit": self._logits[rank], "map": self._maps[rank],
+            "box": self._box, "gt_box": self._gt_box, "threshold": float(self.threshold.value), "iou": iou,
+        }
+
+    def _rgb_image(self) -> np.ndarray:
+        from cam_tutorial.data import denormalize
+
+        return denormalize(self._tensor).permute(1, 2, 0).numpy()
+
+    def redraw(self) -> None:
+        """Recompute the box for the chosen class and threshold; redraw the picture and scores."""
+        if self._updating or self._maps is None or self.class_choice.value is None:
+            return
+        from cam_tutorial.localize import box_from_cam  # localize pulls in OpenCV: only when drawing
+
+        rank = self._classes.index(self.class_choice.value)
+        cam = self._maps[rank]
+        self._box = box_from_cam(cam, float(self.threshold.value))
+        rgb = overlay_rgb(self._rgb_image(), cam, float(self.opacity.value))
+        scale = max(1, self.display_size // self.image_size)
+        rgb = np.ascontiguousarray(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
+        if self._gt_box is not None:
+            _draw_box(rgb, self._gt_box, scale, _GT_COLOUR)
+        _draw_box(rgb, self._box, scale, _BOX_COLOUR)
+        self.image.value = _png(rgb)
+        state = self.current
+        iou = f" &middot; IoU with ground truth {state['iou']:.2f}" if state["iou"] is not None else ""
+        self.scores.value = (
+            f"{html.escape(state['source'])}: <b>{html.escape(state['class_name'])}</b> "
+            f"p = {state['probability']:.3f} (logit {state['logit']:.2f}) &middot; box "
+            f"{tuple(int(v) for v in self._box)} at threshold {state['threshold']:.2f}{iou}"
+        )
+
+    def figure(self, figsize: tuple[float, float] = (8.0, 4.0)) -> "matplotlib.figure.Figure":
+        """The current state as a matplotlib figure: the image with boxes, and the overlay.
+
+        Use it right after displaying the widget, so pages that cannot run widgets show the same.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
+
+        state = self.current
+        fig, axes = plt.subplots(1, 2, figsize=figsize)
+        axes[0].imshow(self._rgb_image())
+        axes[0].set_title(f"{state['source']}")
+        axes[1].imshow(overlay_rgb(self._rgb_image(), state["map"], float(self.opacity.value)))
+        axes[1].set_title(f"CAM of '{state['class_name']}' (p = {state['probability']:.2f})")
+        for ax in axes:
+            handles = []
+            for box, colour, label in ((state["gt_box"], _GT_COLOUR, "ground truth"),
+                                       (state["box"], _BOX_COLOUR, f"CAM box, threshold {state['threshold']:.2f}")):
+                if box is None:
+                    continue
+                x0, y0, x1, y1 = (float(v) for v in box)
+                patch = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2,
+                                  edgecolor=np.array(colour) / 255, label=label)
+                ax.add_patch(patch)
+                handles.append(patch)
+            ax.set_xlabel("x (pixels)")
+            ax.set_ylabel("y (pixels)")
+        axes[1].legend(handles=handles, loc="lower right", fontsize=8)
+        iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
+        fig.suptitle(f"CAM explorer, initial state (static copy){iou}")
+        fig.tight_layout()
+        return fig
+
+
+def cam_explorer(
+    model: nn.Module,
+    dataset: Any = None,
+    class_names: Sequence[str] | None = None,
+    **options: Any,
+) -> CAMExplorer:
+    """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label, box, mask)``).
+
+    Args:
+        model: a CAM classifier (global pooling + one linear layer) in eval mode.
+        dataset: e.g. :class:`~cam_tutorial.data.SyntheticShapes`; ``None`` for uploads only (then
+            give ``image_size=``).
+        class_names: names of the classes; default ``dataset.class_names``.
+        **options: ``image_size``, ``display_size`` (pixels), ``threshold`` (0.2, the paper's),
+            ``opacity``, ``index`` (first item shown).
+
+    Returns:
+        The widget (a ``VBox``); display it as a cell's last expression.
+    """
+    return CAMExplorer(model, dataset, class_names, **options)

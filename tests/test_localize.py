@@ -1,0 +1,559 @@
+"""Tests of cam_tutorial.localize: answers known by hand; the fast MaxBoxAcc against the loop."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+import torch
+
+from cam_tutorial import localize
+from cam_tutorial.localize import (
+    box_from_cam,
+    box_from_cam_released_code,
+    box_iou,
+    boxes_from_cams,
+    cam_area_fraction,
+    centre_baseline_boxes,
+    centre_box,
+    centre_gaussian_maps,
+    localization_accuracy,
+    max_box_acc,
+    max_box_acc_reference,
+    pointing_game,
+)
+
+
+def rectangle_map(height: int, width: int, box: tuple[int, int, int, int],
+                  inside: float = 1.0) -> np.ndarray:
+    """Zeros with ``inside`` on the box (x0, y0, x1, y1), x1/y1 exclusive."""
+    cam = np.zeros((height, width))
+    x0, y0, x1, y1 = box
+    cam[y0:y1, x0:x1] = inside
+    return cam
+
+
+def smooth_maps(n: int, size: int, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sums of 1-4 Gaussian bumps, and one or two random boxes per image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    maps = np.zeros((n, size, size))
+    boxes = []
+    for i in range(n):
+        for _ in range(rng.integers(1, 5)):
+            cx, cy = rng.uniform(0, size, 2)
+            sigma = rng.uniform(0.04, 0.25) * size
+            maps[i] += rng.uniform(0.3, 1.0) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2)
+                                                      / (2 * sigma ** 2))
+        k = rng.integers(1, 3)
+        x0, y0 = rng.uniform(0, 0.6 * size, (2, k))
+        w, h = rng.uniform(0.15, 0.4, (2, k)) * size
+        boxes.append(np.stack([x0, y0, x0 + w, y0 + h], axis=1))
+    return maps, boxes
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(localize, optionflags=doctest.ELLIPSIS)
+    assert tried >= 8 and failures == 0
+
+
+# ----------------------------------------------------------------------------------- box_iou
+
+def test_box_iou_by_hand():
+    ious = box_iou([[0, 0, 4, 4]], [[0, 0, 4, 4], [2, 0, 6, 4], [0, 0, 4, 2],
+                                    [4, 0, 8, 4], [10, 10, 12, 12], [1, 1, 3, 3]])
+    # identical; 8 shared of 24; half of it; touching edges share nothing (exclusive x1);
+    # disjoint; 4 px inside 16 px.
+    np.testing.assert_allclose(ious, [[1.0, 1 / 3, 0.5, 0.0, 0.0, 0.25]])
+
+
+def test_box_iou_is_pairwise_and_symmetric():
+    a = np.array([[0, 0, 4, 4], [1, 1, 5, 7.5]])
+    b = np.array([[0, 0, 2, 2], [2, 2, 6, 6], [0.5, 0, 4, 4]])
+    ious = box_iou(a, b)
+    assert ious.shape == (2, 3)
+    np.testing.assert_allclose(ious, box_iou(b, a).T)
+    # The float box [1, 1, 5, 7.5] with [2, 2, 6, 6]: overlap 3 x 4 = 12, union 26 + 16 - 12.
+    assert ious[1, 1] == pytest.approx(12 / 30)
+
+
+def test_box_iou_of_empty_boxes_is_zero():
+    assert box_iou([[3, 3, 3, 3]], [[3, 3, 3, 3]])[0, 0] == 0.0
+
+
+def test_box_iou_accepts_one_box_and_tensors():
+    ious = box_iou(torch.tensor([0, 0, 4, 4]), torch.tensor([[2, 0, 6, 4]]))
+    assert ious.shape == (1, 1) and ious[0, 0] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((2, 3)), r"\(K, 4\)"),
+    ([[0, 0, -1, 4]], r"x1 < x0.*\(x, y, x \+ w, y \+ h\)"),
+    ([[0, 0, np.nan, 4]], "NaN"),
+])
+def test_box_iou_rejects_bad_boxes(bad, match):
+    with pytest.raises(ValueError, match=match):
+        box_iou(bad, [[0, 0, 1, 1]])
+
+
+# ------------------------------------------------------------------------ box_from_cam (paper)
+
+def test_box_from_cam_recovers_a_rectangle():
+    assert box_from_cam(rectangle_map(20, 30, (4, 6, 17, 11))).tolist() == [4, 6, 17, 11]
+
+
+def test_box_from_cam_single_pixel_uses_exclusive_corners():
+    cam = np.zeros((8, 8))
+    cam[4, 3] = 2.0
+    assert box_from_cam(cam).tolist() == [3, 4, 4, 5]
+
+
+def test_box_from_cam_keeps_the_largest_component():
+    cam = rectangle_map(20, 20, (1, 1, 4, 4)) + rectangle_map(20, 20, (8, 9, 18, 13), 0.5)
+    # Both are above 20% of the maximum; the second has 40 px against 9.
+    assert box_from_cam(cam).tolist() == [8, 9, 18, 13]
+    # At 60% of the maximum only the small bright one is left.
+    assert box_from_cam(cam, threshold=0.6).tolist() == [1, 1, 4, 4]
+
+
+def test_box_from_cam_threshold_is_a_fraction_of_the_maximum():
+    cam = rectangle_map(30, 30, (5, 5, 25, 25), 0.25) + rectangle_map(30, 30, (10, 12, 15, 20),
+                                                                         0.75)
+    assert box_from_cam(cam, 0.2).tolist() == [5, 5, 25, 25]      # 0.25 >= 0.2
+    assert box_from_cam(cam, 0.25).tolist() == [5, 5, 25, 25]     # at the threshold: kept
+    assert box_from_cam(cam, 0.3).tolist() == [10, 12, 15, 20]    # 0.25 < 0.3
+
+
+def test_box_from_cam_diagonal_pixels_are_connected():
+    cam = np.zeros((6, 6))
+    cam[1, 1] = cam[2, 2] = cam[3, 3] = 1.0
+    assert box_from_cam(cam).tolist() == [1, 1, 4, 4]
+
+
+@pytest.mark.parametrize("value", [0.0, 5.0, -3.0])
+def test_box_from_cam_constant_map_is_the_whole_image(value):
+    assert box_from_cam(np.full((7, 9), value)).tolist() == [0, 0, 9, 7]
+
+
+def test_box_from_cam_negative_only_map_is_measured_from_its_minimum():
+    cam = np.full((10, 10), -5.0)
+    cam[2:4, 6:9] = -1.0  # the least negative region: 4 of 4 above the minimum
+    assert box_from_cam(cam).tolist() == [6, 2, 9, 4]
+
+
+def test_box_from_cam_rejects_nan_and_bad_input():
+    cam = np.zeros((5, 5))
+    cam[2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN.*nan_to_num"):
+        box_from_cam(cam)
+    with pytest.raises(ValueError, match="2-D"):
+        box_from_cam(np.zeros((1, 5, 5)))
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
+        box_from_cam(np.ones((5, 5)), threshold=20)
+
+
+def test_box_from_cam_resizes_the_float_map_first():
+    # OpenCV's bilinear (half-pixel centres) turns [[1, 0], [0, 0]] into a 4x4 map whose
+    # values >= 0.2 are 1, 0.75, 0.5625 and two 0.25s: the top-left 3x3 corner, less its
+    # two 0.1875 pixels, whose box is (0, 0, 3, 3).
+    cam = np.array([[1.0, 0.0], [0.0, 0.0]])
+    assert box_from_cam(cam, size=(4, 4)).tolist() == [0, 0, 3, 3]
+
+
+def test_boxes_from_cams_batch_and_torch():
+    cams = torch.from_numpy(np.stack([rectangle_map(10, 10, (0, 0, 3, 3)),
+                                      rectangle_map(10, 10, (5, 2, 9, 10))]))
+    assert boxes_from_cams(cams).tolist() == [[0, 0, 3, 3], [5, 2, 9, 10]]
+
+
+# --------------------------------------------------------------------- released code's rule
+
+def test_released_code_recovers_a_small_rectangle():
+    cam = rectangle_map(60, 60, (10, 20, 40, 35))
+    assert box_from_cam_released_code(cam).tolist() == [10, 20, 40, 35]
+
+
+def test_released_code_erosion_trims_the_rim_of_a_large_blob():
+    # A 100 x 60 block: its deepest pixels lie 30 px from the background, so the rescaled
+    # distance of the rim (1 px) is round(255 / 30) = 9 <= 10 and the rim goes; the next ring
+    # (2 px, 17) stays: the box shrinks by one pixel on every side.
+    cam = rectangle_map(200, 200, (40, 50, 140, 110))
+    assert box_from_cam_released_code(cam).tolist() == [41, 51, 139, 109]
+    assert box_from_cam_released_code(cam, erode=False).tolist() == [40, 50, 140, 110]
+
+
+def test_released_code_keeps_five_pixels_from_the_right_and_bottom_edges():
+    # A 20 x 20 block in the corner (too small for the erosion to touch it).
+    cam = rectangle_map(60, 80, (60, 40, 80, 60))
+    assert box_from_cam_released_code(cam).tolist() == [60, 40, 75, 55]
+    assert box_from_cam_released_code(cam, edge_margin=0).tolist() == [60, 40, 80, 60]
+
+
+def test_released_code_and_paper_disagree_on_a_faint_halo():
+    # A faint halo at 15% of the maximum: below the paper's 20%, above level 20 of 255 (38).
+    cam = rectangle_map(80, 80, (10, 10, 60, 50), 0.15) + rectangle_map(80, 80, (30, 20, 40, 30),
+                                                                        0.85)
+    assert box_from_cam(cam).tolist() == [30, 20, 40, 30]
+    assert box_from_cam_released_code(cam).tolist() == [10, 10, 60, 50]
+    # The second box is the core, found at levels 100 and 110; the duplicates are dropped.
+    assert box_from_cam_released_code(cam, return_all=True).tolist() == [
+        [10, 10, 60, 50], [30, 20, 40, 30]]
+
+
+def test_released_code_constant_and_nan_maps():
+    assert box_from_cam_released_code(np.zeros((30, 40))).tolist() == [0, 0, 35, 25]
+    with pytest.raises(ValueError, match="NaN"):
+        box_from_cam_released_code(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="levels must be grey levels"):
+        box_from_cam_released_code(np.ones((4, 4)), levels=(0.2, 0.5))
+
+
+# ------------------------------------------------------------------- localization_accuracy
+
+def test_localization_accuracy_by_hand():
+    pred_classes = [0, 1, 2, 3]
+    true_classes = [0, 1, 0, 3]
+    pred_boxes = [[0, 0, 4, 4], [0, 0, 4, 4], [0, 0, 4, 4], [0, 0, 4, 4]]
+    gt_boxes = [
+        np.array([[0, 0, 4, 4]]),                   # IoU 1
+        np.array([[2, 0, 6, 4]]),                   # IoU 1/3: not located
+        np.array([[0, 0, 4, 2]]),                   # IoU 0.5: located, wrong class
+        np.array([[9, 9, 12, 12], [0, 0, 4, 3]]),  # best of two boxes: 0.75
+    ]
+    result = localization_accuracy(pred_classes, true_classes, pred_boxes, gt_boxes)
+    np.testing.assert_allclose(result.ious, [1.0, 1 / 3, 0.5, 0.75])
+    assert result.top1_cls == 0.75
+    assert result.gt_known_loc == 0.75   # images 0, 2, 3
+    assert result.top1_loc == 0.5        # images 0 and 3: class right and located
+    stricter = localization_accuracy(pred_classes, true_classes, pred_boxes, gt_boxes, 0.8)
+    assert stricter.gt_known_loc == 0.25 and stricter.top1_loc == 0.25
+
+
+def test_localization_accuracy_input_errors():
+    with pytest.raises(ValueError, match="lengths differ"):
+        localization_accuracy([0, 1], [0], [[0, 0, 1, 1], [0, 0, 1, 1]], [[0, 0, 1, 1]] * 2)
+    with pytest.raises(ValueError, match="gt_boxes has 1 entries but there are 2"):
+        localization_accuracy([0, 1], [0, 1], [[0, 0, 1, 1]] * 2, [[0, 0, 1, 1]])
+    with pytest.raises(ValueError, match="1-D"):
+        localization_accuracy(np.zeros((2, 5)), [0, 1], [[0, 0, 1, 1]] * 2, [[0, 0, 1, 1]] * 2)
+    with pytest.raises(ValueError, match=r"iou_threshold must lie in \(0, 1\]"):
+        localization_accuracy([0], [0], [[0, 0, 1, 1]], [[0, 0, 1, 1]], iou_threshold=50)
+
+
+def test_constant_map_under_the_paper_rule_scores_as_the_whole_image_centre_box():
+    # A constant map says "everywhere": the paper's rule gives the whole image, which is the
+    # centre box covering all of it, so the two score the same on any ground truth.
+    rng = np.random.default_rng(3)
+    n, height, width = 12, 20, 30
+    x0, y0 = rng.uniform(0, 6, n), rng.uniform(0, 4, n)
+    gt = np.stack([x0, y0, x0 + rng.uniform(12, 24, n), y0 + rng.uniform(8, 16, n)], axis=1)
+    labels = np.zeros(n, dtype=int)
+    from_constant = localization_accuracy(labels, labels,
+                                          boxes_from_cams(np.full((n, height, width), 0.4)), gt,
+                                          0.3)
+    from_centre = localization_accuracy(labels, labels,
+                                        centre_baseline_boxes(n, height, width, 1.0), gt, 0.3)
+    np.testing.assert_array_equal(from_constant.ious, from_centre.ious)
+    np.testing.assert_allclose(from_constant.ious, (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
+                               / (height * width))  # IoU with the whole image: area fraction
+    assert 0 < from_constant.gt_known_loc < 1  # a real comparison, not 0 == 0
+
+
+# ------------------------------------------------------------------------------ max_box_acc
+
+@pytest.mark.parametrize("multi_contour", [True, False])
+def test_max_box_acc_rectangle_maps_are_found_at_every_threshold(multi_contour):
+    # (A map that is the rectangle everywhere would be constant: see the constant-map test.)
+    boxes = [(3, 4, 20, 9), (0, 0, 32, 31), (10, 0, 11, 32)]
+    cams = np.stack([rectangle_map(32, 32, b) for b in boxes])
+    for fn in (max_box_acc, max_box_acc_reference):
+        result = fn(cams, np.array(boxes), multi_contour=multi_contour)
+        # 255 inside, 0 outside: every cut below 255 leaves exactly the rectangle.
+        assert (result.best_iou == 1.0).all()
+        assert (result.box_acc == 1.0).all() and result.mean == 1.0
+        assert (result.best_cam_threshold == 0.0).all()
+
+
+@pytest.mark.parametrize("multi_contour", [True, False])
+def test_max_box_acc_perfect_maps_score_one(multi_contour):
+    # The object's mask used as its map: the ellipse's box is found at every delta.
+    yy, xx = np.mgrid[0:48, 0:48]
+    masks, gt = [], []
+    for cx, cy, ax, ay in [(20, 24, 10, 5), (30, 14, 6, 12), (24, 24, 20, 20)]:
+        mask = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1
+        ys, xs = np.nonzero(mask)
+        masks.append(mask.astype(float))
+        gt.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    result = max_box_acc(np.stack(masks), np.array(gt), multi_contour=multi_contour)
+    assert result.max_box_acc.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_max_box_acc_half_overlap_by_hand():
+    cams = rectangle_map(16, 16, (0, 0, 4, 4))[None]
+    result = max_box_acc(cams, [[2, 0, 6, 4]])  # IoU 1/3 at every threshold
+    assert result.max_box_acc.tolist() == [1.0, 0.0, 0.0]
+    assert result.mean == pytest.approx(1 / 3)
+    original = max_box_acc(cams, [[2, 0, 6, 4]], iou_thresholds=(0.5,), multi_contour=False)
+    assert original.max_box_acc.tolist() == [0.0]
+
+
+def test_max_box_acc_uses_one_threshold_for_the_whole_dataset():
+    # The same two-level map twice: a 0.5 plateau with a 1.0 core. Image 0's object is the
+    # plateau (found below tau 0.5), image 1's the core (found from tau 0.5 on): no single
+    # tau gets both, so MaxBoxAcc is 0.5 although each image is right somewhere.
+    cam = rectangle_map(40, 40, (2, 2, 38, 38), 0.5) + rectangle_map(40, 40, (18, 18, 22, 22),
+                                                                     0.5)
+    cams = np.stack([cam, cam])
+    result = max_box_acc(cams, [[2, 2, 38, 38], [18, 18, 22, 22]])
+    assert result.max_box_acc.tolist() == [0.5, 0.5, 0.5]
+    assert (result.best_iou.max(axis=1) == 1.0).all()
+    taus = result.cam_thresholds
+    np.testing.assert_array_equal(result.best_iou[0] == 1.0, (taus * 255).astype(int) < 127)
+
+
+def test_max_box_acc_v2_scores_every_contour_the_original_only_the_largest():
+    cams = (rectangle_map(40, 40, (0, 0, 20, 20)) + rectangle_map(40, 40, (30, 30, 36, 36)))[None]
+    gt = [[30, 30, 36, 36]]  # the small blob
+    assert max_box_acc(cams, gt, multi_contour=True).mean == 1.0
+    assert max_box_acc(cams, gt, multi_contour=False).mean == 0.0
+
+
+def test_max_box_acc_largest_contour_is_by_polygon_area():
+    # A 30-px line has more pixels than a 3x3 square but a contour of area 0 (the square's
+    # contour through its pixel centres encloses 2 x 2 = 4): the square is "largest".
+    cam = np.zeros((20, 40))
+    cam[2, 2:32] = 1.0
+    cam[10:13, 10:13] = 1.0
+    result = max_box_acc(cam[None], [[10, 10, 13, 13]], multi_contour=False)
+    assert result.mean == 1.0
+    reference = max_box_acc_reference(cam[None], [[10, 10, 13, 13]], multi_contour=False)
+    np.testing.assert_array_equal(result.best_iou, reference.best_iou)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.7, -2.0])
+def test_max_box_acc_constant_map_scores_zero(value):
+    # A constant map normalises to zeros: nothing is above any cut, there is no candidate box,
+    # and every image is wrong at every threshold, even against the whole-image box.
+    cams = np.full((2, 16, 16), value)
+    for fn in (max_box_acc, max_box_acc_reference):
+        result = fn(cams, [[0, 0, 16, 16], [4, 4, 12, 12]], multi_contour=True)
+        assert (result.box_acc == 0).all() and result.mean == 0.0
+
+
+def test_max_box_acc_no_foreground_at_tau_one_is_wrong():
+    cam = np.zeros((10, 10))
+    cam[5, 5] = 1.0
+    result = max_box_acc(cam[None], [[5, 5, 6, 6]], cam_thresholds=(0.5, 1.0))
+    assert result.best_iou.tolist() == [[1.0, 0.0]]
+    assert result.box_acc[:, 0].tolist() == [1.0, 0.0]
+
+
+def test_centre_gaussian_finds_any_centred_box():
+    # Level sets of the centred Gaussian are centred ellipses with the image's aspect ratio:
+    # some threshold fits every centred box of that shape closely.
+    n, height, width = 6, 48, 64
+    fractions = np.linspace(0.1, 0.8, n)
+    gt = np.stack([centre_box(height, width, f) for f in fractions])
+    result = max_box_acc(centre_gaussian_maps(n, height, width), gt)
+    assert (result.best_iou.max(axis=1) >= 0.9).all()
+    # But one threshold serves the whole dataset: boxes of different sizes need different
+    # thresholds, so not every image is right at the strictest delta.
+    assert result.max_box_acc[0] == 1.0 and result.max_box_acc[2] < 1.0
+    # ... and no threshold makes it find an off-centre box.
+    corner = np.tile([[0, 0, 16, 12]], (n, 1))
+    assert max_box_acc(centre_gaussian_maps(n, height, width), corner).mean == 0.0
+
+
+@pytest.mark.parametrize("multi_contour", [True, False])
+def test_max_box_acc_fast_equals_reference_on_random_maps(multi_contour):
+    maps, boxes = smooth_maps(50, 64, seed=0)
+    # Make the job harder: a quantised map with plateaus and a noisy one with many contours.
+    rng = np.random.default_rng(1)
+    maps[0] = np.round(maps[0] * 4)
+    maps[1] += 0.2 * rng.random(maps[1].shape)
+    fast = max_box_acc(maps, boxes, multi_contour=multi_contour)
+    reference = max_box_acc_reference(maps, boxes, multi_contour=multi_contour)
+    np.testing.assert_array_equal(fast.best_iou, reference.best_iou)
+    np.testing.assert_array_equal(fast.box_acc, reference.box_acc)
+    np.testing.assert_array_equal(fast.best_cam_threshold, reference.best_cam_threshold)
+    assert fast.mean == reference.mean
+    assert 0 < fast.mean < 1 and len(np.unique(fast.best_iou)) > 100  # not a trivial case
+
+
+def test_max_box_acc_fast_equals_reference_on_a_fine_grid_with_threads():
+    # 1000 thresholds map onto at most 256 cuts: the shared cuts must be reused right.
+    maps, boxes = smooth_maps(6, 40, seed=2)
+    taus = np.linspace(0, 1, 1000)
+    reference = max_box_acc_reference(maps, boxes, cam_thresholds=taus)
+    for workers in (None, 2):
+        fast = max_box_acc(maps, boxes, cam_thresholds=taus, workers=workers)
+        np.testing.assert_array_equal(fast.best_iou, reference.best_iou)
+    assert (reference.best_iou[:, -1] == 0).all()  # tau = 1: nothing is above the maximum
+
+
+def test_max_box_acc_traces_each_distinct_mask_once(monkeypatch):
+    # Four grey levels (0, 85, 170, 255) leave three different non-empty masks over the 100
+    # thresholds: the fast path traces three times, the loop a hundred.
+    cam = np.zeros((12, 12))
+    cam[1:11, 1:11], cam[3:9, 3:9], cam[5:7, 5:7] = 1, 2, 3
+    calls = []
+    real = localize.cv2.findContours
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(localize.cv2, "findContours", counting)
+    fast = max_box_acc(cam[None], [[3, 3, 9, 9]])
+    assert len(calls) == 3
+    calls.clear()
+    reference = max_box_acc_reference(cam[None], [[3, 3, 9, 9]])
+    assert len(calls) == 100
+    np.testing.assert_array_equal(fast.best_iou, reference.best_iou)
+    # The 10x10 block (IoU 36/100) passes delta 0.3 from tau 0; the 6x6 core needs a cut of
+    # at least 85, first reached at tau 0.34 (int(0.33 * 255) = 84).
+    assert fast.best_cam_threshold.tolist() == [0.0, 0.34, 0.34]
+
+
+def test_max_box_acc_accepts_tensors_and_lists_of_maps_of_different_sizes():
+    cams = [torch.from_numpy(rectangle_map(20, 30, (1, 2, 10, 12))),
+            rectangle_map(40, 16, (0, 30, 16, 40))]
+    result = max_box_acc(cams, [torch.tensor([1, 2, 10, 12]), np.array([[0, 30, 16, 40]])])
+    assert result.mean == 1.0
+    assert "MaxBoxAccV2 100.0% over 2 images" in str(result)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(cams=np.zeros((5, 5))), r"\(N, H, W\).*cam\[None\]"),
+    (dict(gt_boxes=[[0, 0, 1, 1]] * 3), "3 entries but there are 2 maps"),
+    (dict(cam_thresholds=np.arange(0, 100)), r"cam_thresholds must lie in \[0, 1\]"),
+    (dict(cam_thresholds=[-0.1, 0.5]), r"cam_thresholds must lie in \[0, 1\]"),
+    (dict(iou_thresholds=(0.0, 0.5)), r"iou_thresholds must lie in \(0, 1\]"),
+    (dict(gt_boxes=np.zeros((2, 3))), r"\(N, 4\), \(N, K, 4\)"),
+    (dict(workers=0), "workers must be >= 1"),
+])
+def test_max_box_acc_input_errors(kwargs, match):
+    args = dict(cams=np.zeros((2, 5, 5)), gt_boxes=[[0, 0, 1, 1]] * 2) | kwargs
+    with pytest.raises(ValueError, match=match):
+        max_box_acc(**args)
+
+
+def test_max_box_acc_rejects_nan_naming_the_image():
+    cams = np.zeros((3, 8, 8))
+    cams[2, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"cams\[2\] contains NaN"):
+        max_box_acc(cams, [[0, 0, 1, 1]] * 3)
+
+
+# ---------------------------------------------------------------------------- pointing game
+
+def test_pointing_game_hits_and_misses_by_hand():
+    cams = np.zeros((3, 10, 10))
+    cams[0, 2, 2] = 1   # inside the box
+    cams[1, 9, 9] = 1   # sqrt(6^2 + 6^2) = 8.49 px from the box's last pixel (3, 3)
+    cams[2, 3, 3] = 1   # on the box's last pixel: x1 = 4 is exclusive, pixel 3 is inside
+    boxes = [[0, 0, 4, 4]] * 3
+    rate, hits = pointing_game(cams, boxes, tolerance=0, reference_size=10, return_hits=True)
+    assert hits.tolist() == [True, False, True] and rate == pytest.approx(2 / 3)
+    assert pointing_game(cams, boxes, tolerance=8.4, reference_size=10) == pytest.approx(2 / 3)
+    assert pointing_game(cams, boxes, tolerance=8.5, reference_size=10) == 1.0
+
+
+def test_pointing_game_masks_agree_with_boxes():
+    cams = np.zeros((2, 10, 10))
+    cams[0, 7, 1] = 1
+    cams[1, 0, 9] = 1
+    masks = np.zeros((2, 10, 10), dtype=bool)
+    masks[:, 0:4, 0:4] = True
+    boxes = np.array([[0, 0, 4, 4]] * 2)
+    for tolerance in (0, 3.9, 4.0, 6.0):
+        assert (pointing_game(cams, masks, tolerance, reference_size=10)
+                == pointing_game(cams, boxes, tolerance, reference_size=10)
+                == pointing_game(cams, list(masks), tolerance, reference_size=10)
+                == pointing_game(cams, boxes[:, None, :], tolerance, reference_size=10))
+    # (7, 1) is 4 rows below the mask's last row 3: a miss at 3.9, a hit at 4.
+    assert pointing_game(cams[:1], masks[:1], 3.9, reference_size=10) == 0.0
+    assert pointing_game(cams[:1], masks[:1], 4.0, reference_size=10) == 1.0
+
+
+def test_pointing_game_tolerance_scales_with_the_image():
+    cams = np.zeros((2, 112, 112))
+    cams[0, 50, 27] = 1  # 7 px left of the box
+    cams[1, 50, 26] = 1  # 8 px left
+    boxes = [[34, 40, 60, 60]] * 2
+    # 15 px at 224 is 7.5 px at 112.
+    _, hits = pointing_game(cams, boxes, tolerance=15, return_hits=True)
+    assert hits.tolist() == [True, False]
+
+
+def test_pointing_game_ties_take_the_first_maximum_in_raster_order():
+    cam = np.zeros((10, 10))
+    cam[1, 8] = cam[5, 0] = 1.0  # row 1 comes first
+    assert pointing_game(cam[None], [[8, 1, 9, 2]], tolerance=0) == 1.0
+    assert pointing_game(cam[None], [[0, 5, 1, 6]], tolerance=0) == 0.0
+
+
+def test_pointing_game_empty_mask_is_a_miss_and_errors_are_clear():
+    cams = np.ones((1, 6, 6))
+    assert pointing_game(cams, np.zeros((1, 6, 6), dtype=bool)) == 0.0
+    with pytest.raises(ValueError, match="mask 0 has shape"):
+        pointing_game(cams, np.zeros((1, 5, 5), dtype=bool), kind="mask")
+    with pytest.raises(ValueError, match="tolerance must be a distance >= 0"):
+        pointing_game(cams, [[0, 0, 1, 1]], tolerance=-1)
+    with pytest.raises(ValueError, match="kind must be"):
+        pointing_game(cams, [[0, 0, 1, 1]], kind="boxes")
+    with pytest.raises(ValueError, match="look alike; pass kind="):
+        pointing_game(np.ones((1, 4, 4)), np.ones((1, 4, 4)))
+    assert pointing_game(np.ones((1, 4, 4)), np.ones((1, 4, 4)), kind="mask") == 1.0
+
+
+# ------------------------------------------------------------------------------- baselines
+
+def test_centre_box_covers_the_asked_fraction():
+    box = centre_box(90, 160, 0.3)
+    assert (box[2] - box[0]) * (box[3] - box[1]) == pytest.approx(0.3 * 90 * 160)
+    assert (box[0] + box[2]) / 2 == 80 and (box[1] + box[3]) / 2 == 45
+    assert centre_box(100, 200, 1.0).tolist() == [0, 0, 200, 100]
+    assert centre_baseline_boxes(3, 100, 200, 0.25).tolist() == [[50, 25, 150, 75]] * 3
+    with pytest.raises(ValueError, match=r"area_fraction must lie in \(0, 1\]"):
+        centre_box(10, 10, 0)
+
+
+def test_centre_gaussian_maps_peak_in_the_middle_and_are_symmetric():
+    maps = centre_gaussian_maps(2, 31, 40)
+    assert maps.shape == (2, 31, 40)
+    assert np.unravel_index(np.argmax(maps[0]), maps[0].shape) == (15, 19)
+    np.testing.assert_allclose(maps[0], maps[0][::-1, ::-1])
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        centre_gaussian_maps(1, 4, 4, sigma=0)
+
+
+# ---------------------------------------------------------------------------- area fraction
+
+def test_cam_area_fraction_by_hand():
+    cam = rectangle_map(10, 10, (0, 0, 6, 5))   # 30 px kept, 0 .. 5 x 0 .. 4
+    mask = np.zeros((10, 10), dtype=bool)
+    mask[0:5, 2:10] = True                       # 40 px object; 20 px shared
+    result = cam_area_fraction(cam, mask)
+    assert result.object_covered.tolist() == [0.5]
+    assert result.area_ratio.tolist() == [0.75]
+    assert result.precision.tolist() == [20 / 30]
+    assert result.cam_area.tolist() == [0.3] and result.object_area.tolist() == [0.4]
+
+
+def test_cam_area_fraction_batches_thresholds_and_empty_masks():
+    cams = torch.from_numpy(np.stack([
+        rectangle_map(8, 8, (0, 0, 8, 4), 0.3) + rectangle_map(8, 8, (0, 0, 2, 2), 0.7),
+        np.ones((8, 8)),
+    ]))
+    masks = np.zeros((2, 8, 8))
+    masks[0, 0:2, 0:2] = 1
+    low = cam_area_fraction(cams, masks, threshold=0.2)
+    high = cam_area_fraction(cams, masks, threshold=0.5)
+    assert low.object_covered[0] == 1.0 and low.area_ratio[0] == 8.0   # 32 px for a 4-px object
+    assert high.area_ratio[0] == 1.0 and high.precision[0] == 1.0      # only the core is left
+    assert np.isnan(low.object_covered[1]) and low.precision[1] == 0.0  # no object
+    assert low.means()["object_covered"] == 1.0                         # NaN ignored
+    with pytest.raises(ValueError, match="2 masks for 1 maps|mask 0 has shape"):
+        cam_area_fraction(cams[:1], masks)

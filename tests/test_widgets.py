@@ -1,0 +1,150 @@
+"""Tests of cam_tutorial.widgets: the explorer's callbacks, driven from code (no browser)."""
+
+from __future__ import annotations
+
+import datetime
+import doctest
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import cam_tutorial.widgets as widgets_module  # noqa: E402
+from cam_tutorial.cam import CAMExtractor  # noqa: E402
+from cam_tutorial.data import SyntheticShapes  # noqa: E402
+from cam_tutorial.localize import box_from_cam, box_iou  # noqa: E402
+from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
+from cam_tutorial.widgets import cam_explorer, load_image_bytes, overlay_rgb  # noqa: E402
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def model() -> ResNet18B:
+    torch.manual_seed(0)
+    net = ResNet18B(num_classes=10, width=4)
+    with torch.no_grad():
+        net.classifier.weight.normal_(0, 0.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def dataset() -> SyntheticShapes:
+    return SyntheticShapes("test", length=6, image_size=SIZE)
+
+
+def _decode(png) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGB"))
+
+
+def test_doctests_pass():
+    result = doctest.testmod(widgets_module)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+def test_initial_state_is_the_top_class_of_item_zero(model, dataset):
+    explorer = cam_explorer(model, dataset, index=0)
+    image = dataset[0][0]
+    with CAMExtractor(model) as cam:
+        out = cam(image[None], top_k=5)
+    assert [v for _, v in explorer.class_choice.options] == out.classes[0].tolist()
+    assert explorer.class_choice.value == int(out.classes[0, 0])
+    state = explorer.current
+    p = out.logits[0].softmax(0)[out.classes[0, 0]]
+    assert state["probability"] == pytest.approx(float(p), rel=1e-5)
+    assert f"p = {float(p):.3f}" in explorer.scores.value
+    assert np.allclose(state["map"], out.maps[0, 0].numpy())
+    assert state["box"].tolist() == box_from_cam(out.maps[0, 0].numpy(), 0.2).tolist()
+    expected_iou = box_iou(state["box"], dataset[0][2].numpy())[0, 0]
+    assert state["iou"] == pytest.approx(expected_iou)
+    picture = _decode(explorer.image.value)
+    assert picture.shape[0] == picture.shape[1] >= SIZE
+
+
+def test_changing_class_threshold_and_opacity_redraws(model, dataset):
+    explorer = cam_explorer(model, dataset)
+    first_png, first_scores = bytes(explorer.image.value), explorer.scores.value
+    second = explorer.class_choice.options[1][1]
+    explorer.class_choice.value = second
+    assert explorer.current["class"] == second
+    assert explorer.scores.value != first_scores and explorer.current["class_name"] in explorer.scores.value
+    assert bytes(explorer.image.value) != first_png
+
+    explorer.threshold.value = 0.9
+    cam = explorer.current["map"]
+    assert explorer.current["box"].tolist() == box_from_cam(cam, 0.9).tolist()
+    assert "threshold 0.90" in explorer.scores.value
+
+    before = _decode(explorer.image.value)
+    explorer.opacity.value = 0.0  # image only (boxes still drawn): differs from the overlay
+    after = _decode(explorer.image.value)
+    assert before.shape == after.shape and not np.array_equal(before, after)
+
+
+def test_the_slider_changes_the_image(model, dataset):
+    explorer = cam_explorer(model, dataset)
+    explorer.index.value = 3
+    assert explorer.current["source"].startswith("lab image 3")
+    assert explorer.index.max == len(dataset) - 1
+    with CAMExtractor(model) as cam:
+        top = cam(dataset[3][0][None], top_k=5).classes[0].tolist()
+    assert [v for _, v in explorer.class_choice.options] == top
+
+
+def test_an_uploaded_photo_is_resized_and_explained(model, dataset):
+    explorer = cam_explorer(model, dataset)
+    photo = np.zeros((50, 80, 3), dtype=np.uint8)
+    photo[:, 40:] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    explorer.upload.value = ({"name": "half.png", "type": "image/png", "size": len(buffer.getvalue()),
+                              "content": memoryview(buffer.getvalue()),
+                              "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    state = explorer.current
+    assert state["source"] == "uploaded half.png" and state["gt_box"] is None and state["iou"] is None
+    assert "IoU" not in explorer.scores.value
+    tensor = load_image_bytes(buffer.getvalue(), SIZE)
+    assert tensor.shape == (3, SIZE, SIZE)
+    # Centre crop of a half-black, half-white picture: left half dark, right half bright.
+    assert float(tensor[:, :, : SIZE // 2 - 2].mean()) < 0 < float(tensor[:, :, SIZE // 2 + 2:].mean())
+    with pytest.raises(ValueError, match="not an image"):
+        load_image_bytes(b"not a picture", SIZE)
+
+
+def test_static_figure_shows_the_same_state(model, dataset):
+    explorer = cam_explorer(model, dataset)
+    fig = explorer.figure()
+    try:
+        axes = fig.axes
+        assert len(axes) == 2
+        assert explorer.current["class_name"] in axes[1].get_title()
+        assert len(axes[1].patches) == 2  # ground truth and CAM box
+        assert axes[1].get_legend() is not None
+    finally:
+        matplotlib.pyplot.close(fig)
+
+
+def test_overlay_blend_and_errors(model, dataset):
+    image = np.full((4, 4, 3), 0.5)
+    cam = np.zeros((4, 4))
+    blended = overlay_rgb(image, cam, opacity=1.0, cmap="gray")
+    assert (blended == 0).all()
+    assert (overlay_rgb(image, cam, opacity=0.0) == 128).all()
+    with pytest.raises(ValueError, match="opacity"):
+        overlay_rgb(image, cam, opacity=1.5)
+    with pytest.raises(ValueError, match="same size"):
+        overlay_rgb(image, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="eval"):
+        cam_explorer(ResNet18B(width=2), dataset)
+    with pytest.raises(ValueError, match="image_size"):
+        cam_explorer(model)
+    from cam_tutorial.cam import CAMNotApplicableError
+
+    with pytest.raises(CAMNotApplicableError):
+        cam_explorer(vgg16_fc(10, width=2, image_size=SIZE).eval(), dataset)
