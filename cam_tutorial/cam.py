@@ -20,8 +20,7 @@ Example:
     >>> import torch
     >>> from torch import nn
     >>> from cam_tutorial.cam import CAMExtractor
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
     ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)).eval()
     >>> with CAMExtractor(model, target_layer="1") as cam:
@@ -170,7 +169,8 @@ def class_activation_maps(
         raise ValueError(f"fc_weight must have shape (C, K), got {tuple(fc_weight.shape)}")
     if not features.is_floating_point() or not fc_weight.is_floating_point():
         raise TypeError(
-            f"features and fc_weight must be floating point, got {features.dtype} and {fc_weight.dtype}; use .float()"
+            f"features and fc_weight must be floating point, got {features.dtype} and {fc_weight.dtype}; "
+            "use .float()"
         )
     batch, channels = features.shape[:2]
     num_classes = fc_weight.shape[0]
@@ -428,7 +428,9 @@ class CAMExtractor:
         else:
             linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
             if not linears:
-                raise CAMNotApplicableError(f"CAM does not apply to this model: it has no nn.Linear classifier. {_ADVICE}.")
+                raise CAMNotApplicableError(
+                    f"CAM does not apply to this model: it has no nn.Linear classifier. {_ADVICE}."
+                )
             fc = linears[-1]
         if not isinstance(fc, nn.Linear):
             raise TypeError(f"fc_layer must be an nn.Linear, got {type(fc).__name__}")
@@ -444,7 +446,8 @@ class CAMExtractor:
                 if any(isinstance(c, _WEIGHTED + _ACTIVATIONS + _NORMS) for c in children if c is not self.fc):
                     layout = " -> ".join(type(c).__name__ for c in children)
                     raise CAMNotApplicableError(
-                        f"CAM does not apply to this model: the head {name!r} is {layout}, not global pooling followed by one linear layer. "
+                        f"CAM does not apply to this model: the head {name!r} is {layout}, "
+                        "not global pooling followed by one linear layer. "
                         f"{_ADVICE}."
                     )
 
@@ -517,7 +520,8 @@ class CAMExtractor:
         param = self.fc.weight
         if images.device != param.device:
             raise ValueError(
-                f"images are on {images.device} but the model is on {param.device}: use images.to({str(param.device)!r})"
+                f"images are on {images.device} but the model is on {param.device}: "
+                f"use images.to({str(param.device)!r})"
             )
         if images.dtype != param.dtype and not _autocast_on(images.device):
             raise TypeError(
@@ -563,7 +567,9 @@ class CAMExtractor:
             raise ValueError("give either classes or top_k, not both")
         if top_k is not None:
             if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_classes:
-                raise ValueError(f"top_k must be an int from 1 to {self.num_classes} (the number of classes), got {top_k!r}")
+                raise ValueError(
+                    f"top_k must be an int from 1 to {self.num_classes} (the number of classes), got {top_k!r}"
+                )
         if classes is not None:
             classes = _as_class_tensor(classes, batch, self.num_classes, images.device)
             if classes.ndim != 1:
@@ -586,7 +592,8 @@ class CAMExtractor:
         if not isinstance(logits, torch.Tensor) or logits.shape != (batch, self.num_classes):
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise CAMNotApplicableError(
-                f"CAM does not apply to this model: it should return logits of shape ({batch}, {self.num_classes}), got {got}. {_ADVICE}."
+                f"CAM does not apply to this model: it should return logits of shape ({batch}, {self.num_classes}), "
+                f"got {got}. {_ADVICE}."
             )
 
         if self.target_layer is None:
@@ -655,14 +662,16 @@ class CAMExtractor:
     def _verify(self, features: torch.Tensor, logits: torch.Tensor) -> None:
         if features.ndim != 4 or features.shape[1] != self.num_channels:
             raise CAMNotApplicableError(
-                f"CAM does not apply with this target layer: {self.target_name!r} outputs shape {tuple(features.shape)}, but the classifier "
+                f"CAM does not apply with this target layer: {self.target_name!r} outputs shape "
+                f"{tuple(features.shape)}, but the classifier "
                 f"{self.fc_name!r} takes {self.num_channels} channels: f must be (B, {self.num_channels}, h, w). "
                 f"{_ADVICE}."
             )
         match = self._match(features, logits)
         if match is None:
             raise CAMNotApplicableError(
-                f"CAM does not apply to this model: the logits are not global pooling of {self.target_name!r} followed by {self.fc_name!r} "
+                f"CAM does not apply to this model: the logits are not global pooling of {self.target_name!r} "
+                f"followed by {self.fc_name!r} "
                 f"(checked logits == pool(f) @ W.T + b with average and max pooling), so the head is not global "
                 f"pooling followed by one linear layer. {_ADVICE}."
             )

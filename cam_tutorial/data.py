@@ -89,6 +89,7 @@ MIN_IMAGE_SIZE = 32
 _MIN_REGION_PIXELS = 16
 
 _TEXTURE_NAMES = ("grass", "gravel", "brick", "moon")
+_MIN_CONTRAST = 110.0  # least RGB distance between the object's colour and the background's
 _SUBPIXEL_BITS = 4  # polygon vertices carry 4 fractional bits (1/16 px) for OpenCV
 _DEFAULT_LENGTHS = {"train": 10_000, "val": 2_000, "test": 2_000}
 _DATA_ROOT_ENV = "CAM_TUTORIAL_DATA"
@@ -333,8 +334,10 @@ class SyntheticShapes(Dataset):
         seed: int = 0,
         region: str | Sequence[float] | None = None,
         *,
-        scale: tuple[float, float] = (0.3, 0.9),
+        scale: tuple[float, float] = (0.35, 0.9),
         clutter: float = 1.0,
+        rotation: float = 30.0,
+        stretch: float = 1.25,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
@@ -354,6 +357,10 @@ class SyntheticShapes(Dataset):
             raise ValueError(f"scale must satisfy 0.05 <= min <= max <= 1, got {scale!r}")
         if not 0.0 <= float(clutter) <= 1.0:
             raise ValueError(f"clutter must be in [0, 1], got {clutter!r}")
+        if not 0.0 <= float(rotation) <= 180.0:
+            raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation!r}")
+        if not 1.0 <= float(stretch) <= 2.0:
+            raise ValueError(f"stretch must be in [1, 2], got {stretch!r}")
         fractions = _parse_region(region)
         # Pixel bounds of the region: the object's mask stays inside [x0, x1) x [y0, y1).
         bounds = (
@@ -375,6 +382,8 @@ class SyntheticShapes(Dataset):
         self.region_pixels = bounds
         self.scale = (lo, hi)
         self.clutter = float(clutter)
+        self.rotation = float(rotation)
+        self.stretch = float(stretch)
         self.class_names: tuple[str, ...] = CLASS_NAMES
         self.num_classes = len(CLASS_NAMES)
 
@@ -423,7 +432,7 @@ class SyntheticShapes(Dataset):
         clutter = self.clutter
         noise = _smooth_noise(rng, size, size)
         tex = _texture_crop(rng, size, size, zoom=0.6 + 2.0 * u[0])
-        tex_weight = int(256 * clutter * (0.3 + 0.6 * u[1]))
+        tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
         pattern = (noise.astype(np.uint16) * (256 - tex_weight) + tex.astype(np.uint16) * tex_weight) >> 8
         pattern = pattern.astype(np.uint8)
         if clutter < 1.0:
@@ -435,13 +444,13 @@ class SyntheticShapes(Dataset):
         # -- object colours: far from every background colour ------------------------------
         candidates = rng.integers(0, 256, size=(12, 3))
         distance = _distance_to_polyline(candidates.astype(np.float64), bg_anchors.astype(np.float64))
-        ok = np.flatnonzero(distance >= 90.0)
+        ok = np.flatnonzero(distance >= _MIN_CONTRAST)
         colour_a = candidates[ok[0] if len(ok) else int(np.argmax(distance))]
         jitter = rng.integers(-60, 61, size=3)
         colour_b = np.clip(colour_a + jitter, 0, 255)
 
         # -- distractors (belong to no class): thin lines, small blobs, thin arcs --------------
-        n_distractors = int(round(clutter * rng.integers(1, 6)))
+        n_distractors = int(round(clutter * rng.integers(1, 4)))
         thin = max(1, size // 64)
         if n_distractors:
             kinds = rng.integers(0, 3, size=n_distractors)
@@ -468,8 +477,8 @@ class SyntheticShapes(Dataset):
         outline, hole = _SHAPE_LIST[label]
         lo, hi = self.scale
         radius = 0.5 * size * (lo + (hi - lo) * u[2])
-        stretch = math.exp(math.log(1.25) * (2 * u[3] - 1))  # aspect 0.8 .. 1.25
-        angle = 2 * math.pi * u[4]
+        stretch = math.exp(math.log(self.stretch) * (2 * u[3] - 1))  # aspect 1/s .. s
+        angle = math.radians(self.rotation) * (2 * u[4] - 1)
         cos_a, sin_a = math.cos(angle), math.sin(angle)
         sx, sy = radius * stretch, radius / stretch
         transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
@@ -517,7 +526,7 @@ class SyntheticShapes(Dataset):
         colour_a: np.ndarray, colour_b: np.ndarray,
     ) -> np.ndarray:
         """The object's surface on its (height, width) patch: flat, stripes or a texture."""
-        kind = int(u[7] * 3)
+        kind = 0 if u[7] < 0.5 else (1 if u[7] < 0.75 else 2)
         if kind == 0:  # flat colour
             return np.broadcast_to(colour_a.astype(np.uint8), (height, width, 3))
         if kind == 1:  # stripes at any angle, period 3..8 px at 64 px (integer arithmetic)

@@ -299,7 +299,7 @@ class CAMExplorer(widgets.VBox):
             ax.set_ylabel("y (pixels)")
         axes[1].legend(handles=handles, loc="lower right", fontsize=8)
         iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
-        fig.suptitle(f"CAM explorer, initial state (static copy){iou}")
+        fig.suptitle(f"CAM explorer: a static copy of the widget's state{iou}")
         fig.tight_layout()
         return fig
 

@@ -18,6 +18,7 @@ done
 bash scripts/setup.sh
 py="$root/.venv/bin/python"
 if [ -n "$execute" ]; then
+  "$py" scripts/make_figures.py
   "$py" scripts/execute_notebooks.py --preset "$preset"
 fi
 "$root/.venv/bin/jupyter-book" build . --quiet

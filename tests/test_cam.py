@@ -218,7 +218,8 @@ def test_hooks_only_capture_during_a_call(model):
     "name, build, target, fc",
     [
         ("resnet18", lambda: torchvision.models.resnet18(weights=None, num_classes=5), "layer4", "fc"),
-        ("densenet121", lambda: torchvision.models.densenet121(weights=None, num_classes=5), "features", "classifier"),
+        pytest.param("densenet121", lambda: torchvision.models.densenet121(weights=None, num_classes=5), "features",
+                     "classifier", marks=pytest.mark.slow),
         ("efficientnet_b0", lambda: torchvision.models.efficientnet_b0(weights=None, num_classes=5), "features",
          "classifier.1"),
         ("googlenet", lambda: torchvision.models.googlenet(weights=None, num_classes=5, aux_logits=False,
@@ -350,7 +351,8 @@ def test_input_errors_name_the_problem_and_the_fix(model):
             cam(images.permute(0, 2, 3, 1))
         with pytest.raises(TypeError, match="torch.float64 but the model is torch.float32"):
             cam(images.double())
-        with pytest.raises(ValueError, match=f"class index 6 is out of range: valid indices are 0 to {NUM_CLASSES - 1}"):
+        out_of_range = f"class index 6 is out of range: valid indices are 0 to {NUM_CLASSES - 1}"
+        with pytest.raises(ValueError, match=out_of_range):
             cam(images, classes=6)
         with pytest.raises(ValueError, match="class index -1 is out of range"):
             cam(images, classes=[0, -1])
@@ -426,3 +428,57 @@ def test_cuda_matches_cpu(model):
 def test_docstring_examples_run():
     result = doctest.testmod(cam_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 6 and result.failed == 0
+
+
+# -- overlay (cam_tutorial.viz) ----------------------------------------------------------------
+
+
+def test_overlay_blends_in_rgb_order_and_resizes_the_map():
+    import matplotlib
+    import numpy as np
+
+    from cam_tutorial.viz import overlay
+
+    rng = np.random.default_rng(0)
+    image = rng.random((32, 48, 3))
+    cam = np.zeros((8, 12))
+    cam[4, 6] = 1.0
+    coloured = overlay(image, cam, alpha=1.0)
+    assert coloured.shape == (32, 48, 3) and coloured.dtype == np.float32
+    assert 0.0 <= coloured.min() and coloured.max() <= 1.0
+    # jet: hot is red, cold is blue, in RGB order (cv2.applyColorMap would give BGR).
+    hot, cold = coloured[17, 25], coloured[0, 0]
+    assert hot[0] > hot[2] and cold[2] > cold[0]
+    up = upsample_maps(torch.from_numpy(cam).float(), (32, 48)).clamp(0, 1).numpy()
+    assert np.allclose(coloured, matplotlib.colormaps["jet"](up)[..., :3], atol=1e-5)
+    assert np.allclose(overlay(image, cam, alpha=0.0), image, atol=1e-6)
+    half = overlay(image, cam, alpha=0.25, colormap="inferno")
+    inferno = matplotlib.colormaps["inferno"](up)[..., :3]
+    assert np.allclose(half, 0.75 * image + 0.25 * inferno, atol=1e-5)
+    # A (3, H, W) tensor gives the same as the (H, W, 3) array; a uint8 image is scaled by 1/255.
+    as_tensor = overlay(torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(cam), alpha=0.5)
+    assert np.allclose(as_tensor, overlay(image, cam, alpha=0.5), atol=1e-6)
+    as_uint8 = overlay((image * 255).round().astype(np.uint8), cam, alpha=0.5)
+    assert np.allclose(as_uint8, overlay(image, cam, alpha=0.5), atol=2.5e-3)
+
+
+def test_overlay_errors_name_the_fix():
+    import numpy as np
+
+    from cam_tutorial.viz import overlay
+
+    image, cam = np.zeros((16, 16, 3)), np.zeros((4, 4))
+    with pytest.raises(ValueError, match="denormalise"):
+        overlay(image - 1.5, cam)
+    with pytest.raises(ValueError, match="normalize_maps"):
+        overlay(image, cam + 3.0)
+    with pytest.raises(ValueError, match=r"one map of shape \(h, w\)"):
+        overlay(image, np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match=r"\(3, H, W\), \(H, W, 3\)"):
+        overlay(np.zeros((16, 16, 5)), cam)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        overlay(image, cam, alpha=1.5)
+    with pytest.raises(ValueError, match="unknown matplotlib colormap"):
+        overlay(image, cam, colormap="not-a-map")
+    with pytest.raises(TypeError, match="numpy array"):
+        overlay([[0.0]], cam)

@@ -1,0 +1,272 @@
+"""Figures for the book: galleries with boxes, CAM overlays, training curves.
+
+Everything here returns or draws matplotlib figures and takes tensors or arrays as the rest of the
+package produces them; nothing here computes a result the book measures.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.patches import Rectangle
+
+__all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix"]
+
+
+def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(3, H, W) tensor, normalised or in [0, 1], or (H, W, 3) array -> (H, W, 3) array in [0, 1]."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().float()
+        if image.ndim == 3 and image.shape[0] == 3:
+            if image.min() < 0 or image.max() > 1:  # normalised as the models expect
+                from .data import denormalize  # lazy: data is heavier than viz needs
+
+                image = denormalize(image)
+            image = image.permute(1, 2, 0)
+        image = image.numpy()
+    return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+
+
+def draw_box(ax: plt.Axes, box: Sequence[float], colour: str = "lime", label: str | None = None,
+             linewidth: float = 1.5) -> None:
+    """Draw a box ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) on ``ax``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        return  # an unknown box (real data without boxes) draws nothing
+    # Pixel i covers [i - 0.5, i + 0.5] in imshow's coordinates.
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+                           linewidth=linewidth, label=label))
+
+
+def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.Tensor | None = None,
+                 boxes: torch.Tensor | Sequence | None = None, pred_boxes: torch.Tensor | Sequence | None = None,
+                 class_names: Sequence[str] | None = None, ncols: int = 8, title: str | None = None,
+                 size: float = 1.6) -> plt.Figure:
+    """A grid of images with ground-truth boxes (green) and, optionally, predicted boxes (red).
+
+    Args:
+        images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]) or a sequence of images.
+        labels: class index per image, shown as the title (with ``class_names``).
+        boxes: ground-truth ``(x0, y0, x1, y1)`` per image, in pixels.
+        pred_boxes: predicted boxes per image.
+        class_names: names for ``labels``.
+        ncols: images per row.
+        title: the figure's title.
+        size: inches per image.
+
+    Returns:
+        The matplotlib figure.
+    """
+    n = len(images)
+    if n == 0:
+        raise ValueError("show_gallery needs at least one image")
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_to_display(images[i]))
+        if labels is not None:
+            label = int(labels[i])
+            ax.set_title(class_names[label] if class_names else str(label), fontsize=8)
+        if boxes is not None:
+            draw_box(ax, boxes[i], "lime", "ground truth" if i == 0 else None)
+        if pred_boxes is not None:
+            draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
+    if title:
+        fig.suptitle(title)
+    if pred_boxes is not None and boxes is not None:
+        fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def overlay(
+    image: torch.Tensor | np.ndarray,
+    cam: torch.Tensor | np.ndarray,
+    alpha: float = 0.5,
+    colormap: str = "jet",
+) -> np.ndarray:
+    """Blend a class activation map over an image: ``(1 - alpha) * image + alpha * colormap(cam)``.
+
+    The map is coloured with a matplotlib colormap, which returns RGB. (The classic bug in CAM
+    code is ``cv2.applyColorMap``: it returns **BGR**, so blending it with an RGB image, or showing
+    it with matplotlib, swaps red and blue and the hottest region looks cold.) A map smaller than
+    the image (e.g. the raw 14x14 map) is resized to the image with bilinear interpolation, in float
+    (``align_corners=False``, as :func:`cam_tutorial.cam.upsample_maps`), before colouring.
+
+    Args:
+        image: ``(3, H, W)`` tensor or ``(H, W, 3)`` array with values in ``[0, 1]`` (denormalise
+            first), or ``uint8`` in ``[0, 255]``; ``(H, W)`` grey images are repeated to RGB.
+        cam: ``(h, w)`` map in ``[0, 1]`` (e.g. from :func:`cam_tutorial.cam.normalize_maps`),
+            tensor or array; ``uint8`` maps are divided by 255.
+        alpha: weight of the coloured map, from 0 (the image alone) to 1 (the map alone).
+        colormap: a matplotlib colormap name (``"jet"`` as in the paper's figures, ``"inferno"``,
+            ``"viridis"``, ...).
+
+    Returns:
+        ``(H, W, 3)`` float32 RGB array in ``[0, 1]``, ready for ``plt.imshow``.
+
+    Raises:
+        TypeError: inputs that are not tensors/arrays.
+        ValueError: wrong shapes, values outside ``[0, 1]``, ``alpha`` outside ``[0, 1]``, an
+            unknown colormap.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.zeros((32, 32, 3))
+        >>> cam = np.zeros((7, 7)); cam[3, 3] = 1.0
+        >>> out = overlay(image, cam, alpha=1.0)
+        >>> out.shape, out.dtype
+        ((32, 32, 3), dtype('float32'))
+        >>> red, green, blue = out[16, 16]  # the hot centre is red in RGB order
+        >>> bool(red > blue)
+        True
+    """
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1] (0 = image only, 1 = map only), got {alpha}")
+    img = _to_numpy(image, "image")
+    # Tensors are channels-first by torch convention; arrays are (H, W, C) unless clearly not.
+    channels_first = img.ndim == 3 and img.shape[0] in (1, 3) and (
+        isinstance(image, torch.Tensor) or img.shape[-1] not in (1, 3))
+    if channels_first:
+        img = np.moveaxis(img, 0, -1)  # (C, H, W) -> (H, W, C)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[-1] not in (1, 3):
+        raise ValueError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {tuple(img.shape)}")
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    img = _unit_range(img, "image", "denormalise it first (cam_tutorial.data.denormalize)")
+
+    heat = _to_numpy(cam, "cam")
+    heat = np.squeeze(heat) if heat.ndim > 2 else heat
+    if heat.ndim != 2:
+        raise ValueError(f"cam must be one map of shape (h, w), got shape {tuple(np.shape(cam))}")
+    heat = _unit_range(heat, "cam", "normalise it first, e.g. with cam_tutorial.cam.normalize_maps")
+    if heat.shape != img.shape[:2]:
+        resized = F.interpolate(torch.from_numpy(heat)[None, None], size=img.shape[:2], mode="bilinear",
+                                align_corners=False)
+        heat = resized[0, 0].clamp_(0.0, 1.0).numpy()
+
+    try:
+        cmap = matplotlib.colormaps[colormap]
+    except KeyError as err:
+        raise ValueError(f"unknown matplotlib colormap {colormap!r}; try 'jet', 'inferno' or 'viridis'") from err
+    coloured = cmap(heat)[..., :3]  # RGBA -> RGB
+    return ((1.0 - alpha) * img + alpha * coloured).astype(np.float32)
+
+
+def _to_numpy(x: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x
+        return x.numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise TypeError(f"{what} must be a torch tensor or a numpy array, got {type(x).__name__}")
+
+
+def _unit_range(x: np.ndarray, what: str, fix: str) -> np.ndarray:
+    """float32 values in [0, 1]; uint8 is divided by 255; anything else out of range is an error."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be float in [0, 1] or uint8, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what} has NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(f"{what} values must lie in [0, 1], got [{low:.3g}, {high:.3g}]: {fix}")
+    return np.clip(x, 0.0, 1.0)
+
+
+def plot_history(history: object, title: str | None = None) -> plt.Figure:
+    """Training curves: loss, accuracy and learning rate per epoch, train and validation.
+
+    Args:
+        history: a :class:`cam_tutorial.train.History` or a dict with the same lists
+            (``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``, optional ``lr``).
+        title: the figure's title.
+
+    Returns:
+        The matplotlib figure (three panels, or two without ``lr``).
+    """
+    get = history.get if isinstance(history, dict) else lambda k, d=None: getattr(history, k, d)
+    epochs = list(get("epoch") or [])
+    if not epochs:
+        raise ValueError("plot_history needs a history with at least one epoch")
+    lr = list(get("lr", None) or [])
+    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(12 if lr else 9, 3.2))
+    for ax, metric, label in ((axes[0], "loss", "cross-entropy"), (axes[1], "acc", "accuracy")):
+        ax.plot(epochs, get(f"train_{metric}"), "o-", label="train (running, during the epoch)")
+        ax.plot(epochs, get(f"val_{metric}"), "s-", label="validation (after the epoch)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[1].set_ylim(0, 1.02)
+    axes[1].legend(fontsize=8, loc="lower right")
+    if lr:
+        axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the end of the epoch")
+        axes[2].set_xlabel("epoch")
+        axes[2].set_ylabel("learning rate")
+        axes[2].set_title("one-cycle learning rate")
+        axes[2].legend(fontsize=8)
+        axes[2].grid(alpha=0.3)
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None,
+                          normalize: bool = True, title: str | None = None) -> plt.Figure:
+    """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``.
+
+    Args:
+        matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.train.confusion_matrix`).
+        class_names: ``C`` names for the axes.
+        normalize: colour by the fraction of each true class (rows sum to 1); cells show counts.
+        title: the figure's title (default states the overall accuracy).
+
+    Returns:
+        The matplotlib figure.
+    """
+    counts = np.asarray(matrix.cpu() if isinstance(matrix, torch.Tensor) else matrix)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"a confusion matrix is square (C, C), got shape {counts.shape}")
+    c = counts.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
+    if len(names) != c:
+        raise ValueError(f"{len(names)} class names for a {c}x{c} matrix: pass one name per class")
+    shown = counts / np.maximum(counts.sum(1, keepdims=True), 1) if normalize else counts
+    fig, ax = plt.subplots(figsize=(0.45 * c + 2.5, 0.45 * c + 2))
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
+                 label="fraction of the true class" if normalize else "count")
+    for i in range(c):
+        for j in range(c):
+            if counts[i, j]:
+                dark = shown[i, j] > 0.6 * (shown.max() or 1)
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    ax.set_xticks(range(c), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(c), names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.1%})")
+    fig.tight_layout()
+    return fig

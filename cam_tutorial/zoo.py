@@ -1,0 +1,403 @@
+"""The book's trained models, trained once per preset and cached.
+
+``trained_model("resnet18b_gap")`` gives the same network in every chapter: trained
+deterministically (fixed seeds) on the lab's training split at the preset's sizes, validated on
+its validation split and scored on its test split. The first call trains it (a progress bar
+shows how long); later calls load it from the cache in well under a second.
+
+Where the weights come from, in order:
+
+1. ``cam_tutorial/checkpoints/`` inside the package: small checkpoints shipped for the ``ci``
+   preset, so that continuous integration need not train;
+2. the cache folder: ``cache_dir``, else ``$CAM_TUTORIAL_CACHE``, else ``~/.cache/cam_tutorial``.
+   On Colab, point it at Google Drive (``/content/drive/MyDrive/cam_tutorial``) so that trained
+   models, and the per-epoch checkpoints of a run in progress, outlive the session;
+3. training, which writes per-epoch checkpoints to the cache (a run killed half-way resumes
+   from its last complete epoch) and then the final weights.
+
+Several processes may ask for the same model at once (the book's notebooks run in parallel in
+CI): a file lock lets one of them train while the others wait, then read its result. Files are
+written atomically, so no process ever reads half a file. The lock lives in the machine's
+temporary folder, not next to the weights, because network drives (e.g. Google Drive's) may not
+support file locks.
+
+Example:
+    >>> from cam_tutorial.zoo import available_models
+    >>> available_models()
+    ['resnet18b_gap', 'resnet18b_gmp', 'vgg16_gap_left', 'vgg16_fc_left']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from filelock import FileLock
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from .config import Preset, default_device, get_preset
+from .data import CLASS_NAMES, SyntheticShapes
+from .models import ResNet18B, vgg16_fc, vgg16_gap
+from .train import (
+    _FINGERPRINT_FIELDS,
+    CheckpointError,
+    History,
+    TrainConfig,
+    _atomic_save,
+    evaluate,
+    train,
+)
+
+__all__ = [
+    "ModelInfo",
+    "available_models",
+    "trained_model",
+    "model_info",
+    "model_dataset",
+    "build_model",
+    "cache_in_memory",
+    "default_cache_dir",
+    "CACHE_ENV",
+    "PACKAGED_DIR",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable naming the cache folder.
+CACHE_ENV = "CAM_TUTORIAL_CACHE"
+#: Checkpoints shipped inside the package (the ``ci`` preset's).
+PACKAGED_DIR = Path(__file__).resolve().parent / "checkpoints"
+_FORMAT = "cam_tutorial.zoo/1"
+#: Training sets up to this size (float32 images) are rendered once and kept in memory: the lab
+#: renders every item on each access, which on two CPU cores costs a fifth of a short run.
+IN_MEMORY_BYTES = 1 << 30
+#: Seed of every model's initial weights: the GAP and GMP ResNets start from the same weights.
+MODEL_SEED = 0
+#: Seed of the lab's items and of training.
+DATA_SEED = 0
+TRAIN_SEED = 0
+
+
+@dataclass(frozen=True)
+class _Spec:
+    build: Callable[[Preset], nn.Module]
+    region: str | None
+    description: str
+
+
+_SPECS: dict[str, _Spec] = {
+    "resnet18b_gap": _Spec(
+        lambda p: ResNet18B(len(CLASS_NAMES), width=p.width, pooling="avg"), None,
+        "ResNet18B with global average pooling: the book's CAM model"),
+    "resnet18b_gmp": _Spec(
+        lambda p: ResNet18B(len(CLASS_NAMES), width=p.width, pooling="max"), None,
+        "the same ResNet18B with global max pooling (same seed, same data)"),
+    "vgg16_gap_left": _Spec(
+        lambda p: vgg16_gap(len(CLASS_NAMES), width=p.vgg_width, batch_norm=True), "left",
+        "VGG16-GAP (batch norm) trained on objects confined to the left half"),
+    "vgg16_fc_left": _Spec(
+        lambda p: vgg16_fc(len(CLASS_NAMES), width=p.vgg_width, image_size=p.image_size, batch_norm=True),
+        "left", "VGG16 with its FC head (batch norm) trained on objects confined to the left half"),
+}
+
+
+@dataclass
+class ModelInfo:
+    """How a zoo model was made and how well it does.
+
+    Attributes:
+        name: the zoo name.
+        preset: the preset's name (its sizes are part of ``key``).
+        key: the cache key: name, preset name and a hash of everything that shapes the weights.
+        history: the training curves (:class:`~cam_tutorial.train.History`).
+        test_loss, test_acc: cross-entropy and accuracy on the lab's test split.
+        region: where the objects lay in the training images (``None``: anywhere).
+        source: ``"package"``, ``"cache"`` or ``"trained"`` (this call trained it).
+        path: the file the weights came from (or were written to).
+    """
+
+    name: str
+    preset: str
+    key: str
+    history: History
+    test_loss: float
+    test_acc: float
+    region: str | None
+    source: str
+    path: str
+
+    @property
+    def val_acc(self) -> float:
+        """Validation accuracy after the last epoch."""
+        return self.history.val_acc[-1]
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time of training, summed over epochs (as measured when it was trained)."""
+        return float(sum(self.history.epoch_seconds))
+
+
+def available_models() -> list[str]:
+    """The names :func:`trained_model` accepts."""
+    return list(_SPECS)
+
+
+def _spec(name: str) -> _Spec:
+    if name not in _SPECS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(map(repr, _SPECS))}")
+    return _SPECS[name]
+
+
+def build_model(name: str, preset: Preset | None = None) -> nn.Module:
+    """The untrained network behind ``name``, with the zoo's seeded initial weights."""
+    spec = _spec(name)
+    preset = preset or get_preset()
+    torch.manual_seed(MODEL_SEED)
+    return spec.build(preset)
+
+
+def model_dataset(name: str, split: str, preset: Preset | None = None) -> SyntheticShapes:
+    """The lab split that model ``name`` was trained (``"train"``), validated (``"val"``) or
+    tested (``"test"``) on, at the preset's sizes; the ``_left`` models' objects lie in the left half.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> ds = model_dataset("vgg16_fc_left", "test", get_preset("ci"))
+        >>> ds.region, len(ds) == get_preset("ci").test_size
+        ('left', True)
+    """
+    spec = _spec(name)
+    preset = preset or get_preset()
+    length = {"train": preset.train_size, "val": preset.val_size, "test": preset.test_size}
+    if split not in length:
+        raise ValueError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
+    return SyntheticShapes(split, length=length[split], image_size=preset.image_size, seed=DATA_SEED,
+                           region=spec.region)
+
+
+def default_cache_dir() -> Path:
+    """``$CAM_TUTORIAL_CACHE`` or ``~/.cache/cam_tutorial``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial"
+
+
+def _train_config(preset: Preset, device: str | torch.device | None, progress: bool) -> TrainConfig:
+    return TrainConfig.from_preset(preset, seed=TRAIN_SEED, progress=progress,
+                                   device=None if device is None else str(device))
+
+
+def _cache_key(name: str, preset: Preset) -> str:
+    """Name, preset name and a hash of what shapes the weights: the preset's sizes, the training
+    settings, the architecture (every tensor's shape) and the data (hashes of a few items'
+    pixels), so that a change in any of them never serves stale weights."""
+    model = build_model(name, preset)
+    config = _train_config(preset, None, False)
+    data = hashlib.sha256()
+    for split in ("train", "val", "test"):
+        image, label, *_ = model_dataset(name, split, preset)[0]
+        data.update(image.numpy().tobytes())
+        data.update(str(int(label)).encode())
+    recipe = {
+        "format": _FORMAT,
+        "preset": {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("name", "eval_batch_size")},
+        "train": {f: getattr(config, f) for f in _FINGERPRINT_FIELDS},
+        "model": [type(model).__name__] + [[k, list(v.shape)] for k, v in model.state_dict().items()],
+        "seeds": [MODEL_SEED, DATA_SEED, TRAIN_SEED],
+        "data": data.hexdigest(),
+    }
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{name}-{preset.name}-{digest}"
+
+
+def _read_final(path: Path) -> dict[str, Any]:
+    fix = f"delete {path} (it will be retrained) or choose another cache_dir"
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read the trained model {path} ({type(exc).__name__}); it is corrupt or truncated: {fix}"
+        ) from exc
+    if not isinstance(stored, dict) or stored.get("format") != _FORMAT:
+        raise CheckpointError(f"{path} is not a cam_tutorial zoo model: {fix}")
+    return stored
+
+
+def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
+    return ModelInfo(name=stored["name"], preset=stored["preset"], key=stored["key"],
+                     history=History.from_dict(stored["history"]), test_loss=stored["test_loss"],
+                     test_acc=stored["test_acc"], region=stored["region"], source=source, path=str(path))
+
+
+def _lock_path(final_path: Path) -> Path:
+    # Locks stay on the local disk (see the module docstring); one per cache entry.
+    digest = hashlib.sha256(str(final_path.resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "cam_tutorial-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{final_path.stem}-{digest}.lock"
+
+
+def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN_MEMORY_BYTES) -> Dataset:
+    """The images and labels of ``dataset`` rendered once into a ``TensorDataset``, if they fit in
+    ``max_bytes`` (float32); else ``dataset`` itself, rendered on every access (by loader workers).
+
+    The lab renders an item each time it is read; over several epochs on two CPU cores that costs
+    as much as a fifth of training, so small training sets are rendered once.
+
+    Example:
+        >>> from cam_tutorial.data import SyntheticShapes
+        >>> cached = cache_in_memory(SyntheticShapes("val", length=4, image_size=32), progress=False)
+        >>> type(cached).__name__, len(cached)
+        ('TensorDataset', 4)
+    """
+    first = dataset[0][0]
+    if len(dataset) * first.numel() * 4 > max_bytes:  # type: ignore[arg-type]
+        return dataset
+    images = torch.empty(len(dataset), *first.shape)  # type: ignore[arg-type]
+    labels = torch.empty(len(dataset), dtype=torch.long)  # type: ignore[arg-type]
+    for i in tqdm(range(len(dataset)), desc="rendering the lab", leave=False, disable=not progress):
+        image, label, *_ = dataset[i]
+        images[i], labels[i] = image, label
+    return TensorDataset(images, labels)
+
+
+def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entry: Path, final_path: Path,
+                     device: str | torch.device | None, progress: bool) -> dict[str, Any]:
+    config = _train_config(preset, device, progress)
+    logger.info("training %s under preset %r (cached afterwards in %s)", name, preset.name, entry)
+    started = time.perf_counter()
+    history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress),
+                    cache_in_memory(model_dataset(name, "val", preset), progress), config,
+                    checkpoint_dir=entry / "checkpoints")
+    test_loss, test_acc = evaluate(model, model_dataset(name, "test", preset), preset.eval_batch_size)
+    stored = {
+        "format": _FORMAT, "name": name, "preset": preset.name, "key": key,
+        "region": _spec(name).region,
+        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
+    }
+    _atomic_save(stored, final_path)
+    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
+                history.val_acc[-1], test_acc)
+    return stored
+
+
+def trained_model(name: str, preset: Preset | None = None, device: str | torch.device | None = None,
+                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                  with_info: bool = False) -> nn.Module | tuple[nn.Module, ModelInfo]:
+    """A trained zoo model in eval mode: from the package, the cache, or trained now.
+
+    Args:
+        name: one of :func:`available_models`.
+        preset: sizes and training settings; default :func:`~cam_tutorial.config.get_preset`.
+        device: where to put the model (and to train it); default CUDA, then MPS, then the CPU.
+        cache_dir: folder of trained models; default ``$CAM_TUTORIAL_CACHE`` or
+            ``~/.cache/cam_tutorial`` (on Colab a Drive folder keeps them across sessions).
+        progress: progress bars while training.
+        with_info: also return a :class:`ModelInfo` (curves, test accuracy, provenance).
+
+    Returns:
+        The model, or ``(model, info)`` with ``with_info=True``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+        CheckpointError: when a cached file is unreadable; the message names it and the fix.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> tiny = get_preset("ci").replace(image_size=32, width=2, train_size=40, val_size=20,
+        ...                                 test_size=20, epochs=1, batch_size=20)
+        >>> import tempfile
+        >>> model, info = trained_model("resnet18b_gap", tiny, "cpu", tempfile.mkdtemp(), False, True)
+        >>> info.source, model.training
+        ('trained', False)
+    """
+    spec = _spec(name)
+    preset = preset or get_preset()
+    key = _cache_key(name, preset)
+    model = build_model(name, preset)
+
+    packaged = PACKAGED_DIR / f"{key}.pt"
+    entry = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    entry = entry / "models" / key
+    final_path = entry / "final.pt"
+    if packaged.exists():
+        stored, source, path = _read_final(packaged), "package", packaged
+    elif final_path.exists():
+        stored, source, path = _read_final(final_path), "cache", final_path
+    else:
+        lock = FileLock(str(_lock_path(final_path)))
+        try:
+            lock.acquire(timeout=0)
+        except TimeoutError:
+            logger.info("another process is training %s; waiting for it", name)
+            lock.acquire()
+        try:
+            if final_path.exists():  # trained by the process we waited for
+                stored, source = _read_final(final_path), "cache"
+            else:
+                stored, source = _train_and_store(name, preset, key, model, entry, final_path, device, progress), "trained"
+        finally:
+            lock.release()
+        path = final_path
+    model.load_state_dict(stored["model"])
+    model.to(device if device is not None else default_device()).eval()
+    logger.info("%s (%s) from %s: test accuracy %.3f", name, spec.description, source, stored["test_acc"])
+    if with_info:
+        return model, _info(stored, source, path)
+    return model
+
+
+def model_info(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> ModelInfo:
+    """The :class:`ModelInfo` of a zoo model (training it first if nothing has it yet)."""
+    _, info = trained_model(name, preset, "cpu", cache_dir, progress, with_info=True)  # type: ignore[misc]
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cam_tutorial.zoo [--preset ci] [--ship] [names...]``: train (or load) the zoo's
+    models and print their accuracy; ``--ship`` copies them into the package's checkpoints folder
+    (replacing stale ones of that preset), as done for the ``ci`` preset."""
+    import argparse
+    import shutil
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("names", nargs="*", default=available_models())
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--ship", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    preset = get_preset(args.preset)
+    if args.ship:
+        PACKAGED_DIR.mkdir(exist_ok=True)
+        current = {_cache_key(name, preset) for name in available_models()}
+        for stale in PACKAGED_DIR.glob(f"*-{preset.name}-*.pt"):
+            if stale.stem not in current:
+                logger.info("removing stale %s", stale)
+                stale.unlink()
+    for name in args.names:
+        _, info = trained_model(name, preset, cache_dir=args.cache_dir, with_info=True)  # type: ignore[misc]
+        print(f"{name:16s} {info.source:8s} val acc {info.val_acc:.3f}  test acc {info.test_acc:.3f}  "
+              f"trained in {info.train_seconds:.0f} s")
+        if args.ship and info.source != "package":
+            target = PACKAGED_DIR / f"{info.key}.pt"
+            shutil.copyfile(info.path, target.with_suffix(".tmp"))
+            os.replace(target.with_suffix(".tmp"), target)
+            print(f"  shipped {target} ({target.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""Open pages of the built book in headless Chromium and check that what a reader sees loads.
+
+Usage:
+    python scripts/check_pages.py [--build-dir _build/html] [--screenshots DIR] [PAGE ...]
+
+PAGE is a path inside the build (default: book/intro.html notebooks/02_building_resnet18b.html).
+The build is served on 127.0.0.1 (a random port) and each page is loaded in a fresh headless
+Chromium driven through the DevTools protocol (no Selenium needed: ``websocket-client`` comes with
+Jupyter). A page passes when
+
+* the page itself answers 200;
+* no resource from the book's own server answers 400 or more (a 404 is a missing file) or fails;
+* it has at least one image of its own (unless ``--allow-no-figures``), and every one of them finished loading with a
+  ``naturalWidth`` above 0 (a figure that is missing or broken shows as an empty box).
+
+Resources on other hosts (the Colab badge, fonts or scripts from CDNs) cannot load offline; they are
+counted and listed, not failed. Exit status: 0 when every page passes, 1 otherwise, 2 when Chromium
+is missing (install Debian's ``chromium`` package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PAGES = ["book/intro.html", "notebooks/02_building_resnet18b.html"]
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--hide-scrollbars", "--window-size=1280,1600", "--remote-debugging-port=0",
+]
+# Wait for every image of the page; lazy ones are made eager so that they load without scrolling.
+IMAGES_JS = """(async () => {
+  const images = [...document.images];
+  for (const img of images) {
+    img.loading = "eager";
+    if (!img.complete) {
+      await new Promise(done => { img.addEventListener("load", done); img.addEventListener("error", done);
+                                  setTimeout(done, 10000); });
+    }
+  }
+  return images.map(img => ({src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth}));
+})()"""
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+class _DevTools:
+    """A minimal DevTools protocol client over one page's websocket."""
+
+    def __init__(self, url: str) -> None:
+        import websocket  # websocket-client, a dependency of Jupyter
+
+        self.ws = websocket.create_connection(url, timeout=60, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params: Any) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float) -> bool:
+        """Read events until ``method`` arrives (True) or ``timeout`` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        if any(e.get("method") == method for e in self.events):
+            return True
+        while time.monotonic() < deadline:
+            self.ws.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                message = json.loads(self.ws.recv())
+            except Exception:  # the websocket's timeout
+                break
+            self.events.append(message)
+            if message.get("method") == method:
+                return True
+        return False
+
+    def drain(self, quiet_for: float = 0.5, timeout: float = 10.0) -> None:
+        """Read events until none arrives for ``quiet_for`` seconds (the network has settled)."""
+        deadline = time.monotonic() + timeout
+        self.ws.settimeout(quiet_for)
+        while time.monotonic() < deadline:
+            try:
+                self.events.append(json.loads(self.ws.recv()))
+            except Exception:
+                return
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def _start_chromium(chromium: str, profile: Path) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return process, int(port_file.read_text().split()[0])
+        if process.poll() is not None:
+            raise RuntimeError(f"Chromium exited with status {process.returncode} before opening DevTools")
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("Chromium did not open its DevTools port within 60 s")
+
+
+def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | None,
+               require_figures: bool = True) -> tuple[list[str], list[str]]:
+    """Load one page in a fresh browser; return (problems, notes)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="check-pages-") as profile:
+        process, port = _start_chromium(chromium, Path(profile))
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
+                targets = json.load(response)
+            target = next(t for t in targets if t.get("type") == "page")
+            tools = _DevTools(target["webSocketDebuggerUrl"])
+            try:
+                for domain in ("Page", "Network", "Runtime"):
+                    tools.call(f"{domain}.enable")
+                url = f"{base_url}/{page}"
+                tools.call("Page.navigate", url=url)
+                if not tools.wait_for("Page.loadEventFired", timeout=60):
+                    problems.append("the page did not finish loading within 60 s")
+                tools.drain()
+                images = tools.call("Runtime.evaluate", expression=IMAGES_JS, awaitPromise=True,
+                                    returnByValue=True)["result"].get("value", [])
+                tools.drain(quiet_for=0.3, timeout=5)
+                if screenshot_dir is not None:
+                    import base64
+
+                    shot = tools.call("Page.captureScreenshot", format="png")
+                    target_file = screenshot_dir / (page.replace("/", "__").replace(".html", ".png"))
+                    target_file.write_bytes(base64.b64decode(shot["data"]))
+                    notes.append(f"screenshot: {target_file}")
+            finally:
+                tools.close()
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    urls: dict[str, str] = {}
+    external_failures: set[str] = set()
+    document_status = None
+    for event in tools.events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Network.requestWillBeSent":
+            urls[params["requestId"]] = params["request"]["url"]
+        elif method == "Network.responseReceived":
+            status, resource = params["response"]["status"], params["response"]["url"]
+            if params.get("type") == "Document" and resource.split("#")[0] == url:
+                document_status = status
+            # The browser asks for /favicon.ico by itself; the book declares no icon, readers see nothing.
+            if resource.startswith(base_url) and status >= 400 and not resource.endswith("/favicon.ico"):
+                problems.append(f"{status} for {resource[len(base_url):]}")
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            resource = urls.get(params["requestId"], "?")
+            if resource.startswith(base_url):
+                problems.append(f"failed to load {resource[len(base_url):]}: {params.get('errorText')}")
+            else:
+                external_failures.add(resource)
+    if document_status != 200:
+        problems.append(f"the page answered {document_status} (expected 200)")
+    own = [img for img in images if img["src"].startswith(base_url)]
+    broken = [img["src"][len(base_url):] for img in own if not img["complete"] or img["width"] == 0]
+    problems += [f"image did not load: {src}" for src in broken]
+    if not own and require_figures:
+        problems.append("the page has no image of its own (expected at least one figure)")
+    notes.append(f"{len(own)} own images, {len(own) - len(broken)} loaded")
+    if external_failures:
+        notes.append(f"{len(external_failures)} external resources not loaded (offline): "
+                     + ", ".join(sorted(external_failures)[:5]))
+    return problems, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pages", nargs="*", default=DEFAULT_PAGES)
+    parser.add_argument("--build-dir", type=Path, default=ROOT / "_build" / "html")
+    parser.add_argument("--allow-no-figures", action="store_true",
+                        help="pass pages that have no image of their own (e.g. the glossary)")
+    parser.add_argument("--screenshots", type=Path, default=None, help="save a PNG of each page here")
+    args = parser.parse_args(argv)
+
+    chromium = find_chromium()
+    if chromium is None:
+        print("check_pages: Chromium not found; install it with: apt-get install -y chromium", file=sys.stderr)
+        return 2
+    build = args.build_dir.resolve()
+    missing = [p for p in args.pages if not (build / p).is_file()]
+    if missing:
+        print(f"check_pages: not in {build}: {', '.join(missing)} (build the book first: "
+              "bash scripts/build_book.sh)", file=sys.stderr)
+        return 1
+    if args.screenshots is not None:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+
+    handler = functools.partial(_QuietHandler, directory=str(build))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    failed = 0
+    try:
+        for page in args.pages:
+            start = time.perf_counter()
+            try:
+                problems, notes = check_page(chromium, base_url, page, args.screenshots,
+                                            require_figures=not args.allow_no_figures)
+            except Exception as error:  # a browser that will not start is a failure, with its reason
+                problems, notes = [f"{type(error).__name__}: {error}"], []
+            status = "ok" if not problems else "FAILED"
+            print(f"{status:6} {page} ({time.perf_counter() - start:.1f} s): " + "; ".join(notes))
+            for problem in problems:
+                print(f"         - {problem}")
+            failed += bool(problems)
+    finally:
+        server.shutdown()
+        server.server_close()
+    print(f"check_pages: {len(args.pages) - failed} of {len(args.pages)} pages passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

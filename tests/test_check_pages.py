@@ -1,0 +1,70 @@
+"""Tests of scripts/check_pages.py on a tiny site it must pass and one it must fail (headless Chromium)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from scripts import check_pages  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    check_pages.find_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)"
+)
+
+
+def _site(tmp_path: Path) -> Path:
+    site = tmp_path / "html"
+    (site / "book").mkdir(parents=True)
+    (site / "_images").mkdir()
+    Image.fromarray(np.full((8, 12, 3), 200, dtype=np.uint8)).save(site / "_images" / "figure.png")
+    (site / "book" / "good.html").write_text(
+        "<html><body><h1>Good</h1><img src='../_images/figure.png'></body></html>")
+    (site / "book" / "missing.html").write_text(
+        "<html><body><img src='../_images/figure.png'><img src='../_images/gone.png'>"
+        "<script src='../_static/gone.js'></script></body></html>")
+    (site / "book" / "broken.html").write_text("<html><body><img src='../_images/bad.png'></body></html>")
+    (site / "_images" / "bad.png").write_bytes(b"not a png")  # 200, but the browser cannot draw it
+    (site / "book" / "text.html").write_text("<html><body><p>No figures</p></body></html>")
+    return site
+
+
+def _run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = check_pages.main(list(args))
+    return code, out.getvalue()
+
+
+def test_a_page_whose_figures_load_passes_and_is_photographed(tmp_path):
+    site = _site(tmp_path)
+    code, out = _run("--build-dir", str(site), "--screenshots", str(tmp_path / "shots"), "book/good.html")
+    assert code == 0, out
+    assert "1 own images, 1 loaded" in out
+    shot = Image.open(tmp_path / "shots" / "book__good.png")
+    assert shot.size[0] > 100
+
+
+def test_missing_files_broken_images_and_figureless_pages_fail(tmp_path):
+    site = _site(tmp_path)
+    code, out = _run("--build-dir", str(site), "book/missing.html", "book/broken.html", "book/text.html")
+    assert code == 1
+    assert "404 for /_images/gone.png" in out and "404 for /_static/gone.js" in out
+    assert "image did not load: /_images/gone.png" in out
+    assert "image did not load: /_images/bad.png" in out
+    assert "no image of its own" in out
+    assert "0 of 3 pages passed" in out
+    code, out = _run("--build-dir", str(site), "--allow-no-figures", "book/text.html")
+    assert code == 0, out
+
+
+def test_a_page_missing_from_the_build_is_reported(tmp_path):
+    code, out = _run("--build-dir", str(_site(tmp_path)), "book/nowhere.html")
+    assert code == 1

@@ -1,0 +1,137 @@
+"""Tests for cam_tutorial.zoo: names, caching, locking, shipped checkpoints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cam_tutorial import zoo
+from cam_tutorial.config import get_preset
+from cam_tutorial.models import VGG, ResNet18B
+from cam_tutorial.train import CheckpointError, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = get_preset("ci").replace(image_size=32, width=2, vgg_width=2, train_size=40, val_size=20,
+                                test_size=20, epochs=1, batch_size=20)
+
+
+def _weights_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_available_models_and_unknown_name():
+    assert zoo.available_models() == ["resnet18b_gap", "resnet18b_gmp", "vgg16_gap_left", "vgg16_fc_left"]
+    with pytest.raises(ValueError, match="unknown model 'resnet50'.*'resnet18b_gap'.*'vgg16_fc_left'"):
+        zoo.trained_model("resnet50", TINY)
+
+
+def test_gap_and_gmp_start_from_the_same_weights_and_data():
+    gap, gmp = zoo.build_model("resnet18b_gap", TINY), zoo.build_model("resnet18b_gmp", TINY)
+    assert gap.pooling == "avg" and gmp.pooling == "max"
+    assert _weights_equal(gap, gmp)
+    a, b = zoo.model_dataset("resnet18b_gap", "train", TINY), zoo.model_dataset("resnet18b_gmp", "train", TINY)
+    assert torch.equal(a[3][0], b[3][0]) and len(a) == TINY.train_size
+
+
+def test_left_models_see_objects_in_the_left_half_only():
+    for name in ("vgg16_gap_left", "vgg16_fc_left"):
+        ds = zoo.model_dataset(name, "test", TINY)
+        assert ds.region == "left"
+        assert all(float(ds[i][2][2]) <= TINY.image_size / 2 for i in range(10))  # box x1
+    fc, gap = zoo.build_model("vgg16_fc_left", TINY), zoo.build_model("vgg16_gap_left", TINY)
+    assert isinstance(fc, VGG) and fc.head == "fc" and gap.head == "gap"
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in fc.features)
+    with pytest.raises(ValueError, match="unknown split"):
+        zoo.model_dataset("vgg16_fc_left", "dev", TINY)
+
+
+def test_trains_once_then_loads_from_cache(tmp_path):
+    model, info = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    assert isinstance(model, ResNet18B) and not model.training and model.width == TINY.width
+    assert info.source == "trained" and info.history.epoch == [1] and info.region is None
+    loss, acc = evaluate(model, zoo.model_dataset("resnet18b_gap", "test", TINY), 64)
+    assert acc == pytest.approx(info.test_acc) and loss == pytest.approx(info.test_loss, rel=1e-5)
+    entry = tmp_path / "models" / info.key
+    assert (entry / "final.pt").exists() and (entry / "checkpoints" / "last.pt").exists()
+
+    again, info2 = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    assert info2.source == "cache" and info2.history == info.history
+    assert _weights_equal(again, model)
+    # Another preset (here: one more epoch) is another cache entry, never the stale one.
+    other = zoo.model_info("resnet18b_gap", TINY.replace(epochs=2), tmp_path, progress=False)
+    assert other.key != info.key and other.source == "trained" and other.history.epoch == [1, 2]
+
+
+def test_corrupt_cached_model_is_refused_and_kept(tmp_path):
+    info = zoo.model_info("resnet18b_gmp", TINY, tmp_path, progress=False)
+    path = Path(info.path)
+    path.write_bytes(path.read_bytes()[:1000])
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="corrupt or truncated: delete .*final.pt"):
+        zoo.trained_model("resnet18b_gmp", TINY, "cpu", tmp_path, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_two_processes_train_once(tmp_path):
+    """Two processes ask for the same model while a third holds the lock: after it is released,
+    one trains and the other waits and then reads the cache; both get the same weights."""
+    script = tmp_path / "ask.py"
+    script.write_text(textwrap.dedent(f'''
+        import hashlib, logging, sys
+        from cam_tutorial import zoo
+        from cam_tutorial.config import get_preset
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        tiny = get_preset("ci").replace(**{ {k: getattr(TINY, k) for k in TINY.__dataclass_fields__ if k != "name"}!r})
+        model, info = zoo.trained_model("vgg16_gap_left", tiny, "cpu", {str(tmp_path / "cache")!r},
+                                        progress=False, with_info=True)
+        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.state_dict().values()))
+        print(info.source, digest.hexdigest())
+    '''))
+    key = zoo._cache_key("vgg16_gap_left", TINY)
+    lock = zoo.FileLock(str(zoo._lock_path(tmp_path / "cache" / "models" / key / "final.pt")))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    logs = [tmp_path / f"err{i}.txt" for i in range(2)]
+    with lock:
+        procs = [subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                  stderr=log.open("w"), text=True) for log in logs]
+        deadline = time.monotonic() + 60
+        while not all("waiting for it" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+            time.sleep(0.05)
+    outputs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs), [log.read_text() for log in logs]
+    assert sorted(o[0] for o in outputs) == ["cache", "trained"]
+    assert outputs[0][1] == outputs[1][1]
+    assert sum("training vgg16_gap_left under preset" in log.read_text() for log in logs) == 1
+
+
+def _packaged() -> list[Path]:
+    return sorted(zoo.PACKAGED_DIR.glob("*.pt")) if zoo.PACKAGED_DIR.exists() else []
+
+
+@pytest.mark.skipif(not _packaged(), reason="no checkpoints ship in cam_tutorial/checkpoints/")
+def test_shipped_ci_checkpoints_match_the_code(tmp_path):
+    """Every zoo model has a shipped ci checkpoint whose key (data, architecture, preset) matches
+    the current code, and whose stored test accuracy is what it scores on the current test split."""
+    ci = get_preset("ci")
+    shipped = {p.stem for p in _packaged()}
+    for name in zoo.available_models():
+        key = zoo._cache_key(name, ci)
+        assert key in shipped, f"{name}: no shipped checkpoint {key}.pt (retrain: python -m cam_tutorial.zoo --ship)"
+        model, info = zoo.trained_model(name, ci, "cpu", tmp_path, progress=False, with_info=True)
+        assert info.source == "package"
+        assert Path(info.path).stat().st_size < 10 * 2**20
+        loss, acc = evaluate(model, zoo.model_dataset(name, "test", ci), ci.eval_batch_size)
+        assert acc == pytest.approx(info.test_acc, abs=0.004)
+        if name.startswith("resnet18b"):
+            assert info.val_acc >= 0.9
+    assert shipped <= {zoo._cache_key(n, ci) for n in zoo.available_models()}, "stale shipped files"
