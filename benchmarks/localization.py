@@ -1,4 +1,4 @@
-"""Localisation benchmarks: how fast MaxBoxAcc is, and (later) how the map methods compare.
+"""Localisation benchmarks: how fast MaxBoxAcc is, and how the map methods compare.
 
 **Part 1, metric throughput (the default).** ``N`` random smooth maps (sums of one to four
 Gaussian bumps, ``--size`` px) with one or two random boxes each, scored with 100 thresholds
@@ -11,14 +11,16 @@ again) so that a change in machine load hits every method alike, and each time i
 ``--repeats`` (the least disturbed run). Printed: seconds, maps per second, and the speed-up
 over the loop (target: at least 2x; ``--check-target`` makes a miss exit with status 1).
 
-**Part 2, the model comparison table (``--models``): PENDING.** It will print, for the lab's
-test split and the cached trained models, CAM from the GAP model, CAM from the GMP model,
-backprop saliency (on the GAP model) and the centre baseline: top-1 classification, top-1 and
-ground-truth-known localisation (the paper's box rule at 20%), MaxBoxAcc, MaxBoxAccV2, the
-pointing game and the share of the object covered. It needs ``cam_tutorial.zoo``
-(``trained_model``), ``cam_tutorial.data.SyntheticShapes``, ``cam_tutorial.cam.CAMExtractor``
-and ``cam_tutorial.saliency.gradient_saliency``; while any is missing it says so and exits
-with status 2. No number in that table is typed in: every one is measured when it runs.
+**Part 2, the model comparison table (``--models``).** On the lab's test split, with the zoo's
+trained models (``resnet18b_gap``, ``resnet18b_gmp``; trained on first use, then cached) at the
+preset's sizes (``--preset`` or ``CAM_TUTORIAL_PRESET``): CAM from the GAP model, CAM from the GMP
+model, backprop saliency of the GAP model and the centre baseline (a Gaussian that looks at no
+image), each scored by :func:`cam_tutorial.compare.localization_report`: top-1 classification,
+top-1 and ground-truth-known localisation (the paper's box rule at 20%), MaxBoxAcc, MaxBoxAccV2
+(and each delta), the pointing game, the share of the object covered and the kept area relative
+to the object. The same function builds notebook 07's table, so the two cannot disagree. Also
+printed: how fast each method's maps are computed and scored. No number is typed in: every one
+is measured when it runs.
 
 How to run (from the repository root)::
 
@@ -41,13 +43,8 @@ import numpy as np
 from cam_tutorial.localize import (
     DEFAULT_CAM_THRESHOLDS,
     MaxBoxAccResult,
-    boxes_from_cams,
-    cam_area_fraction,
-    centre_gaussian_maps,
-    localization_accuracy,
     max_box_acc,
     max_box_acc_reference,
-    pointing_game,
 )
 
 # ------------------------------------------------------------------------------------------
@@ -124,117 +121,63 @@ def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int) 
 
 
 # ------------------------------------------------------------------------------------------
-# Part 2: the model comparison table (PENDING until the trained models exist)
+# Part 2: the model comparison table
 # ------------------------------------------------------------------------------------------
 
-#: What the table compares: (row name, zoo model name, map kind).
-MODEL_ROWS = (
-    ("CAM, GAP model", "resnet18b_gap", "cam"),
-    ("CAM, GMP model", "resnet18b_gmp", "cam"),
-    ("backprop saliency, GAP model", "resnet18b_gap", "saliency"),
-    ("centre baseline (Gaussian)", "resnet18b_gap", "centre"),
-)
+#: The table's columns (keys of cam_tutorial.compare.ROW_HEADERS), in print order.
+TABLE_COLUMNS = ("method", "top1_cls", "top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2",
+                 "v2_03", "v2_05", "v2_07", "pointing", "object_covered", "area_ratio")
 
 
-def _import_model_stack() -> dict[str, Any] | None:
-    """The package parts the table needs, or None after saying which one is missing."""
-    try:
-        import torch
-        from cam_tutorial.cam import CAMExtractor
-        from cam_tutorial.config import default_device, get_preset
-        from cam_tutorial.data import SyntheticShapes
-        from cam_tutorial.saliency import gradient_saliency
-        from cam_tutorial.zoo import trained_model
-    except ImportError as err:
-        print(f"--models needs the trained-model stack, which is not there yet: {err}.\n"
-              "It uses cam_tutorial.zoo.trained_model, cam_tutorial.data.SyntheticShapes, "
-              "cam_tutorial.cam.CAMExtractor and cam_tutorial.saliency.gradient_saliency. "
-              "No table is printed rather than a made-up one.")
-        return None
-    return dict(torch=torch, CAMExtractor=CAMExtractor, default_device=default_device,
-                get_preset=get_preset, SyntheticShapes=SyntheticShapes,
-                gradient_saliency=gradient_saliency, trained_model=trained_model)
+def model_comparison(preset_name: str | None, limit: int | None, workers: int) -> list[dict[str, Any]]:
+    """Measure every method of :func:`cam_tutorial.compare.method_maps` on the lab's test split.
 
-
-def _maps_for(kind: str, model: Any, images: Any, labels: Any, stack: dict[str, Any]) -> Any:
-    """Maps of the true class for one batch, at the images' size, as numpy."""
-    torch = stack["torch"]
-    if kind == "cam":
-        with stack["CAMExtractor"](model) as extractor:
-            maps = extractor(images, classes=labels).maps
-    elif kind == "saliency":
-        maps = stack["gradient_saliency"](model, images, classes=labels)
-    else:
-        raise ValueError(f"unknown map kind {kind!r}")
-    return torch.as_tensor(maps).detach().float().cpu().numpy()
-
-
-def model_comparison_table(preset_name: str | None, limit: int | None) -> list[dict[str, Any]]:
-    """Measure every row of :data:`MODEL_ROWS` on the lab's test split; return the rows.
-
-    Every map is of the image's true class (what ground-truth-known localisation needs; where
-    the class is right it is the predicted class's map, so top-1 localisation is unchanged).
-    Classification for the centre baseline, which has no classifier, is the GAP model's.
+    The models come from the zoo (trained on first use, then cached); the preset from
+    ``--preset`` or ``CAM_TUTORIAL_PRESET``. Prints what it measures and how fast; returns the
+    rows (keys of :data:`cam_tutorial.compare.ROW_HEADERS`).
     """
-    stack = _import_model_stack()
-    if stack is None:
-        sys.exit(2)
-    torch = stack["torch"]
-    preset = stack["get_preset"](preset_name)
-    device = stack["default_device"]()
-    length = preset.test_size if limit is None else min(limit, preset.test_size)
-    dataset = stack["SyntheticShapes"]("test", length=length, image_size=preset.image_size)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=preset.eval_batch_size)
-    print(f"model comparison: preset {preset.name!r}, {length} test images of "
-          f"{preset.image_size} px, device {device}")
+    import torch
 
-    models: dict[str, Any] = {}
-    rows = []
-    for row_name, model_name, kind in MODEL_ROWS:
-        if model_name not in models:
-            model = stack["trained_model"](model_name, preset)
-            if not isinstance(model, torch.nn.Module):
-                raise TypeError(f"trained_model({model_name!r}) returned "
-                                f"{type(model).__name__}, expected an nn.Module")
-            models[model_name] = model.to(device).eval()
-        model = models[model_name]
-        all_maps, all_pred, all_true, all_boxes, all_masks = [], [], [], [], []
-        for images, labels, boxes, masks in loader:
-            images, labels = images.to(device), labels.to(device)
-            with torch.no_grad():
-                all_pred.append(model(images).argmax(1).cpu().numpy())
-            if kind == "centre":
-                all_maps.append(centre_gaussian_maps(len(images), *images.shape[-2:]))
-            else:
-                all_maps.append(_maps_for(kind, model, images, labels, stack))
-            all_true.append(labels.cpu().numpy())
-            all_boxes.append(boxes.numpy())
-            all_masks.append(masks.numpy())
-        maps = np.concatenate(all_maps)
-        pred, true = np.concatenate(all_pred), np.concatenate(all_true)
-        gt_boxes, gt_masks = np.concatenate(all_boxes), np.concatenate(all_masks)
-        loc = localization_accuracy(pred, true, boxes_from_cams(maps, 0.2), gt_boxes)
-        v2 = max_box_acc(maps, gt_boxes)
-        original = max_box_acc(maps, gt_boxes, iou_thresholds=(0.5,), multi_contour=False)
-        rows.append({
-            "method": row_name,
-            "top-1 cls": loc.top1_cls,
-            "top-1 loc": loc.top1_loc,
-            "GT-known loc": loc.gt_known_loc,
-            "MaxBoxAcc": float(original.max_box_acc[0]),
-            "MaxBoxAccV2": v2.mean,
-            "pointing": pointing_game(maps, gt_masks, kind="mask"),
-            "object covered": cam_area_fraction(maps, gt_masks, 0.2).means()["object_covered"],
-        })
-    return rows
+    from cam_tutorial.compare import compare_methods, comparison_rows, method_maps
+    from cam_tutorial.config import default_device, get_preset
+    from cam_tutorial.zoo import model_dataset, trained_model
+
+    preset = get_preset(preset_name)
+    device = default_device()
+    dataset = model_dataset("resnet18b_gap", "test", preset)
+    if limit is not None:
+        dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
+    n = len(dataset)
+    print(f"model comparison: preset {preset.name!r}, {n} test images of {preset.image_size} px, "
+          f"device {device}, {os.cpu_count()} CPUs visible")
+    gap = trained_model("resnet18b_gap", preset, device=device, progress=False)
+    gmp = trained_model("resnet18b_gmp", preset, device=device, progress=False)
+    timings: dict[str, float] = {}
+    maps = method_maps(gap, dataset, gmp, preset.eval_batch_size, device, progress=False, timings=timings)
+    reports = compare_methods(maps, workers=workers)
+    print(f"\n  {'method':<32} {'maps (s)':>9} {'images/s':>9} {'scoring (s)':>12} {'maps/s':>8}")
+    for name, report in reports.items():
+        print(f"  {name:<32} {timings[name]:9.2f} {n / max(timings[name], 1e-9):9.0f} "
+              f"{report.seconds:12.2f} {n / report.seconds:8.0f}")
+    print("  (scoring = the paper's boxes, top-1 / GT-known loc, MaxBoxAcc and MaxBoxAccV2 with 100 "
+          "thresholds each, pointing game, coverage)")
+    return comparison_rows(reports)
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    columns = list(rows[0])
-    print("  ".join(f"{c:>14}" if i else f"{c:<30}" for i, c in enumerate(columns)))
+    """The rows as a fixed-width text table, percentages with one decimal."""
+    from cam_tutorial.compare import ROW_HEADERS
+
+    print()
+    print("  ".join(f"{ROW_HEADERS[c]:>13}" if i else f"{ROW_HEADERS[c]:<32}"
+                    for i, c in enumerate(TABLE_COLUMNS)))
     for row in rows:
-        print("  ".join(f"{row[c]:>13.1%} " if i else f"{row[c]:<30}"
-                        for i, c in enumerate(columns)))
+        cells = [f"{row['method']:<32}"]
+        for c in TABLE_COLUMNS[1:]:
+            value = row[c]
+            cells.append(f"{value:>13.2f}" if c == "area_ratio" else f"{value:>13.1%}")
+        print("  ".join(cells))
+    print("  area / object is a ratio (1 = the kept region has the object's size); the rest are fractions.")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check-target", action="store_true",
                         help="exit with status 1 if the speed-up is below 2x")
     parser.add_argument("--models", action="store_true",
-                        help="print the model comparison table instead (needs trained models)")
+                        help="print the model comparison table instead (trains the zoo models on first use)")
     parser.add_argument("--preset", default=None, help="preset for --models (ci, cpu, gpu)")
     parser.add_argument("--limit", type=int, default=None,
                         help="--models: score only the first LIMIT test images")
@@ -257,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--n, --size, --repeats and --workers must be >= 1")
 
     if args.models:
-        print_table(model_comparison_table(args.preset, args.limit))
+        print_table(model_comparison(args.preset, args.limit, args.workers))
         return
     speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, args.workers)
     verdict = "met" if speedup >= 2 else "NOT met"

@@ -150,7 +150,7 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
         model = _random_model(name)
     note = (f"{name}: RANDOMLY INITIALISED weights, not ImageNet's: {reason}. The maps below show the "
             "method running; they mean nothing about the photographs. Run on Colab for trained weights.")
-    logger.warning(note)
+    logger.info(note)
     return PretrainedModel(model.eval(), name, False, note, categories)
 
 

@@ -167,7 +167,7 @@ class History:
         train_loss, train_acc: mean cross-entropy and accuracy over the epoch's training batches
             (the model changes during the epoch, so these trail the end-of-epoch model).
         val_loss, val_acc: the same on the validation set, in eval mode, after the epoch.
-        lr: learning rate at the end of the epoch.
+        lr: learning rate of the epoch's last step.
         epoch_seconds: wall time of the epoch, validation included.
         images_per_second: training throughput (training images over training time).
         starts: the completed-epoch count at which each call of :func:`train` started (``[0]``
@@ -579,7 +579,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
         # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
         loader = _loader(train_set, config.batch_size, device, num_workers, sampler=sampler, drop_last=True,
                          seed=config.seed * 100_003 + epoch)
-        train_loss, train_acc, images = _train_one_epoch(
+        train_loss, train_acc, images, last_lr = _train_one_epoch(
             forward_model, loader, optimizer, scheduler, scaler, config, device, dtype, channels_last,
             desc=f"epoch {epoch + 1}/{config.epochs}",
         )
@@ -596,7 +596,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
         history.train_acc.append(train_acc)
         history.val_loss.append(val_loss)
         history.val_acc.append(val_acc)
-        history.lr.append(scheduler.get_last_lr()[0])
+        history.lr.append(last_lr)
         history.epoch_seconds.append(seconds)
         history.images_per_second.append(images / train_seconds)
         history.finished = epoch + 1 == config.epochs
@@ -638,7 +638,7 @@ def _load_for_resume(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] 
 def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                      config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
-                     channels_last: bool, desc: str) -> tuple[float, float, int]:
+                     channels_last: bool, desc: str) -> tuple[float, float, int, float]:
     model.train()
     # Running sums stay on the device: reading them every step would make the CPU wait for the GPU.
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
@@ -655,13 +655,14 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        last_lr = optimizer.param_groups[0]["lr"]  # the rate this step used
         scheduler.step()
         total_loss += loss.detach().double() * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()
         count += labels.numel()
         if config.progress and step % config.log_every == 0:
             batches.set_postfix(loss=f"{total_loss.item() / count:.3f}", refresh=False)
-    return total_loss.item() / count, correct.item() / count, count
+    return total_loss.item() / count, correct.item() / count, count, last_lr
 
 
 def measure_throughput(model: nn.Module, config: TrainConfig, image_size: int, steps: int = 10,

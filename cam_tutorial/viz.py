@@ -6,7 +6,7 @@ package produces them; nothing here computes a result the book measures.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
-__all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix"]
+__all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix",
+           "show_map_rows", "plot_box_acc"]
 
 
 def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -46,7 +47,7 @@ def draw_box(ax: plt.Axes, box: Sequence[float], colour: str = "lime", label: st
 def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.Tensor | None = None,
                  boxes: torch.Tensor | Sequence | None = None, pred_boxes: torch.Tensor | Sequence | None = None,
                  class_names: Sequence[str] | None = None, ncols: int = 8, title: str | None = None,
-                 size: float = 1.6) -> plt.Figure:
+                 size: float = 1.6, titles: Sequence[str] | None = None) -> plt.Figure:
     """A grid of images with ground-truth boxes (green) and, optionally, predicted boxes (red).
 
     Args:
@@ -58,6 +59,7 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         ncols: images per row.
         title: the figure's title.
         size: inches per image.
+        titles: one title per image (e.g. the IoU), shown instead of the label's name.
 
     Returns:
         The matplotlib figure.
@@ -65,6 +67,8 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
     n = len(images)
     if n == 0:
         raise ValueError("show_gallery needs at least one image")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
@@ -74,7 +78,9 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         if i >= n:
             continue
         ax.imshow(_to_display(images[i]))
-        if labels is not None:
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+        elif labels is not None:
             label = int(labels[i])
             ax.set_title(class_names[label] if class_names else str(label), fontsize=8)
         if boxes is not None:
@@ -217,7 +223,7 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
     axes[1].set_ylim(0, 1.02)
     axes[1].legend(fontsize=8, loc="lower right")
     if lr:
-        axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the end of the epoch")
+        axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the epoch's last step")
         axes[2].set_xlabel("epoch")
         axes[2].set_ylabel("learning rate")
         axes[2].set_title("one-cycle learning rate")
@@ -270,3 +276,103 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
     ax.set_title(title or f"confusion matrix (accuracy {accuracy:.1%})")
     fig.tight_layout()
     return fig
+
+
+def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxes: Any = None,
+                  pred_boxes: Mapping[str, Any] | None = None, titles: Mapping[str, Sequence[str]] | None = None,
+                  size: float = 1.6, title: str | None = None, alpha: float = 0.5,
+                  colormap: str = "jet") -> plt.Figure:
+    """Maps of several methods on the same images: one row per method, one column per image.
+
+    Each cell is :func:`overlay` of the row's map on the column's image, with the ground-truth box
+    (green) and the row's predicted box (red).
+
+    Args:
+        images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]) or a sequence of images.
+        maps: row name -> ``B`` maps in [0, 1] (``(B, h, w)`` tensor/array or a sequence).
+        boxes: ``B`` ground-truth boxes ``(x0, y0, x1, y1)``, shared by every row.
+        pred_boxes: row name -> ``B`` predicted boxes (rows not in it draw none).
+        titles: row name -> ``B`` cell titles (e.g. the IoU).
+        size: inches per cell.
+        title: the figure's title.
+        alpha, colormap: as for :func:`overlay`.
+
+    Returns:
+        The matplotlib figure.
+    """
+    n, names = len(images), list(maps)
+    if n == 0 or not names:
+        raise ValueError("show_map_rows needs at least one image and one row of maps")
+    for name in names:
+        if len(maps[name]) != n:
+            raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
+    fig, axes = plt.subplots(len(names), n, figsize=(size * n + 0.8, size * len(names) + (0.4 if title else 0)),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        for i in range(n):
+            ax = axes[r, i]
+            ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=alpha, colormap=colormap))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if boxes is not None:
+                draw_box(ax, boxes[i], "lime", "ground truth" if r == 0 and i == 0 else None)
+            if pred_boxes is not None and name in pred_boxes:
+                draw_box(ax, pred_boxes[name][i], "red", "predicted" if i == 0 and r == 0 else None)
+            if titles is not None and name in titles:
+                ax.set_title(titles[name][i], fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    if boxes is not None and pred_boxes:
+        fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,
+                 title: str | None = None) -> plt.Figure:
+    """BoxAcc as a function of the map threshold tau, one curve per method and IoU threshold delta.
+
+    The best tau of each curve is marked: its height is MaxBoxAcc(delta), the threshold chosen
+    once for the whole dataset (Choe et al. 2020).
+
+    Args:
+        results: name -> a :class:`cam_tutorial.localize.MaxBoxAccResult` (anything with
+            ``cam_thresholds``, ``iou_thresholds``, ``box_acc`` ``(n_tau, n_delta)``).
+        deltas: the IoU thresholds to draw (default: all of each result's).
+        ax: axes to draw on (default: a new figure).
+        title: the axes' title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    if not results:
+        raise ValueError("plot_box_acc needs at least one result")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    styles = ["-", "--", ":", "-."]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    curve = 0
+    for k, (name, result) in enumerate(results.items()):
+        taus = np.asarray(result.cam_thresholds)
+        box_acc = np.asarray(result.box_acc)
+        for j, delta in enumerate(np.asarray(result.iou_thresholds).tolist()):
+            if deltas is not None and not any(abs(delta - d) < 1e-9 for d in deltas):
+                continue
+            colour = colours[curve % len(colours)]
+            curve += 1
+            best = int(np.argmax(box_acc[:, j]))
+            ax.plot(taus, box_acc[:, j], styles[k % len(styles)], color=colour,
+                    label=f"{name}, δ={delta:g}: max {box_acc[best, j]:.1%} at τ={taus[best]:.2f}")
+            ax.plot(taus[best], box_acc[best, j], "o", color=colour)
+    if curve == 0:
+        raise ValueError(f"none of the results has the IoU thresholds {list(deltas or [])}")
+    ax.set_xlabel("map threshold τ (fraction of the maximum)")
+    ax.set_ylabel("BoxAcc (fraction of images)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "BoxAcc(τ): one threshold for the whole dataset; the dots are MaxBoxAcc")
+    ax.figure.tight_layout()
+    return ax.figure

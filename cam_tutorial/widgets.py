@@ -36,40 +36,15 @@ import torch
 from torch import nn
 
 from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.viz import draw_box, overlay
 
-__all__ = ["CAMExplorer", "cam_explorer", "overlay_rgb", "load_image_bytes"]
+__all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes"]
 
 logger = logging.getLogger(__name__)
 
 _TOP_K = 5
 _BOX_COLOUR = (255, 40, 40)  # the CAM box: red
 _GT_COLOUR = (40, 230, 40)  # the ground truth: green
-
-
-def overlay_rgb(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """Blend a ``[0, 1]`` map, coloured with ``cmap``, over an RGB image: ``(1 - a) I + a cmap(M)``.
-
-    Args:
-        image: ``(H, W, 3)`` float RGB in ``[0, 1]``.
-        cam: ``(H, W)`` map in ``[0, 1]``.
-        opacity: ``a`` in ``[0, 1]``; 0 shows the image only.
-        cmap: a matplotlib colormap name.
-
-    Returns:
-        ``(H, W, 3)`` uint8 RGB.
-
-    Example:
-        >>> import numpy as np
-        >>> int(overlay_rgb(np.zeros((2, 2, 3)), np.ones((2, 2)), opacity=0.0).max())
-        0
-    """
-    if image.shape[:2] != cam.shape or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3) and cam (H, W) of the same size, got {image.shape} and {cam.shape}")
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    coloured = matplotlib.colormaps[cmap](np.clip(cam, 0.0, 1.0))[..., :3]
-    blended = (1.0 - opacity) * np.clip(image, 0.0, 1.0) + opacity * coloured
-    return np.round(blended * 255).astype(np.uint8)
 
 
 def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
@@ -95,7 +70,7 @@ def _png(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_box(rgb: np.ndarray, box: Sequence[float], scale: int, colour: tuple[int, int, int]) -> None:
+def _draw_box_pixels(rgb: np.ndarray, box: Sequence[float], scale: int, colour: tuple[int, int, int]) -> None:
     """Draw ``box`` (pixel coordinates of the small image, exclusive ends) on the enlarged ``rgb``."""
     import cv2
 
@@ -255,12 +230,12 @@ class CAMExplorer(widgets.VBox):
         rank = self._classes.index(self.class_choice.value)
         cam = self._maps[rank]
         self._box = box_from_cam(cam, float(self.threshold.value))
-        rgb = overlay_rgb(self._rgb_image(), cam, float(self.opacity.value))
+        rgb = np.round(overlay(self._rgb_image(), cam, float(self.opacity.value)) * 255).astype(np.uint8)
         scale = max(1, self.display_size // self.image_size)
         rgb = np.ascontiguousarray(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
         if self._gt_box is not None:
-            _draw_box(rgb, self._gt_box, scale, _GT_COLOUR)
-        _draw_box(rgb, self._box, scale, _BOX_COLOUR)
+            _draw_box_pixels(rgb, self._gt_box, scale, _GT_COLOUR)
+        _draw_box_pixels(rgb, self._box, scale, _BOX_COLOUR)
         self.image.value = _png(rgb)
         state = self.current
         iou = f" &middot; IoU with ground truth {state['iou']:.2f}" if state["iou"] is not None else ""
@@ -276,28 +251,21 @@ class CAMExplorer(widgets.VBox):
         Use it right after displaying the widget, so pages that cannot run widgets show the same.
         """
         import matplotlib.pyplot as plt
-        from matplotlib.patches import Rectangle
 
         state = self.current
         fig, axes = plt.subplots(1, 2, figsize=figsize)
         axes[0].imshow(self._rgb_image())
-        axes[0].set_title(f"{state['source']}")
-        axes[1].imshow(overlay_rgb(self._rgb_image(), state["map"], float(self.opacity.value)))
+        axes[0].set_title(state["source"])
+        axes[1].imshow(overlay(self._rgb_image(), state["map"], float(self.opacity.value)))
         axes[1].set_title(f"CAM of '{state['class_name']}' (p = {state['probability']:.2f})")
         for ax in axes:
-            handles = []
-            for box, colour, label in ((state["gt_box"], _GT_COLOUR, "ground truth"),
-                                       (state["box"], _BOX_COLOUR, f"CAM box, threshold {state['threshold']:.2f}")):
-                if box is None:
-                    continue
-                x0, y0, x1, y1 = (float(v) for v in box)
-                patch = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2,
-                                  edgecolor=np.array(colour) / 255, label=label)
-                ax.add_patch(patch)
-                handles.append(patch)
+            if state["gt_box"] is not None:
+                draw_box(ax, state["gt_box"], np.array(_GT_COLOUR) / 255, "ground truth", linewidth=2)
+            draw_box(ax, state["box"], np.array(_BOX_COLOUR) / 255,
+                     f"CAM box, threshold {state['threshold']:.2f}", linewidth=2)
             ax.set_xlabel("x (pixels)")
             ax.set_ylabel("y (pixels)")
-        axes[1].legend(handles=handles, loc="lower right", fontsize=8)
+        axes[1].legend(loc="lower right", fontsize=8)
         iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
         fig.suptitle(f"CAM explorer: a static copy of the widget's state{iou}")
         fig.tight_layout()

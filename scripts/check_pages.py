@@ -10,8 +10,9 @@ Jupyter). A page passes when
 
 * the page itself answers 200;
 * no resource from the book's own server answers 400 or more (a 404 is a missing file) or fails;
-* it has at least one image of its own (unless ``--allow-no-figures``), and every one of them finished loading with a
-  ``naturalWidth`` above 0 (a figure that is missing or broken shows as an empty box).
+* its text (the ``<article>``) shows at least one image of its own (unless ``--allow-no-figures``),
+  and every image of its own finished loading with a ``naturalWidth`` above 0 (a figure that is
+  missing or broken shows as an empty box).
 
 Resources on other hosts (the Colab badge, fonts or scripts from CDNs) cannot load offline; they are
 counted and listed, not failed. Exit status: 0 when every page passes, 1 otherwise, 2 when Chromium
@@ -51,7 +52,9 @@ IMAGES_JS = """(async () => {
                                   setTimeout(done, 10000); });
     }
   }
-  return images.map(img => ({src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth}));
+  const article = document.querySelector("article") || document.body;
+  return images.map(img => ({src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth,
+                             figure: article.contains(img)}));
 })()"""
 
 
@@ -198,9 +201,10 @@ def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | N
     own = [img for img in images if img["src"].startswith(base_url)]
     broken = [img["src"][len(base_url):] for img in own if not img["complete"] or img["width"] == 0]
     problems += [f"image did not load: {src}" for src in broken]
-    if not own and require_figures:
-        problems.append("the page has no image of its own (expected at least one figure)")
-    notes.append(f"{len(own)} own images, {len(own) - len(broken)} loaded")
+    figures = [img for img in own if img.get("figure")]
+    if not figures and require_figures:
+        problems.append("the page's text has no image of its own (expected at least one figure)")
+    notes.append(f"{len(own)} own images ({len(figures)} in the text), {len(own) - len(broken)} loaded")
     if external_failures:
         notes.append(f"{len(external_failures)} external resources not loaded (offline): "
                      + ", ".join(sorted(external_failures)[:5]))

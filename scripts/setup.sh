@@ -9,6 +9,17 @@ venv="$root/.venv"
 stamp="$venv/.cam-tutorial-setup"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 
+# Headless Chromium renders the built book in the page test (scripts/check_pages.py).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "set-up: installing Debian's chromium for the page test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "set-up: could not install chromium; install it for the page test (apt-get install chromium)"
+  else
+    echo "set-up: chromium is missing; install it for the page test (apt-get install chromium)"
+  fi
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
    && "$venv/bin/python" -c "import cam_tutorial, torch, cv2, nbval" 2>/dev/null; then
   echo "set-up: .venv is up to date"

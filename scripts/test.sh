@@ -32,4 +32,5 @@ stage "package tests" "$py" -m pytest -q -p no:cacheprovider -n 2 tests
 stage "notebooks (nbval, ci preset)" "$py" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
   -n 2 --dist loadfile notebooks
 stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
+stage "pages in headless Chromium" "$py" scripts/check_pages.py
 echo "all tests passed"

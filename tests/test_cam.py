@@ -482,3 +482,65 @@ def test_overlay_errors_name_the_fix():
         overlay(image, cam, colormap="not-a-map")
     with pytest.raises(TypeError, match="numpy array"):
         overlay([[0.0]], cam)
+
+
+# -- a whole dataset in batches ----------------------------------------------------------------
+
+
+def _boxed_dataset(n: int = 7, size: int = 64) -> torch.utils.data.TensorDataset:
+    """Items (image, label, box, mask) like the lab's, with distinct boxes and masks."""
+    g = torch.Generator().manual_seed(5)
+    images = torch.rand(n, 3, size, size, generator=g)
+    labels = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+    boxes = torch.tensor([[i, i, size - i, size - 2 * i] for i in range(n)], dtype=torch.float32)
+    masks = torch.rand(n, size, size, generator=g) > 0.5
+    return torch.utils.data.TensorDataset(images, labels, boxes, masks)
+
+
+def test_cams_for_dataset_matches_one_big_batch_for_any_batch_size(model):
+    from cam_tutorial.cam import cams_for_dataset
+
+    data = _boxed_dataset()
+    images, labels, boxes, masks = data.tensors
+    with CAMExtractor(model) as cam:
+        whole = cam(images, classes=labels)
+    for batch_size in (1, 3, 7, 100):  # 3 leaves a short last batch
+        out = cams_for_dataset(model, data, batch_size=batch_size, progress=False)
+        assert out.maps.shape == (7, 64, 64) and out.maps.dtype == torch.float32
+        assert torch.allclose(out.maps, whole.maps, atol=1e-5)
+        assert torch.allclose(out.logits, whole.logits, atol=1e-5)
+        assert torch.equal(out.classes, labels) and torch.equal(out.labels, labels)
+        assert torch.equal(out.boxes, boxes) and torch.equal(out.masks, masks)
+        assert torch.equal(out.predictions, whole.logits.argmax(1)) and len(out) == 7
+    assert _no_hooks(model)
+
+
+def test_cams_for_dataset_predicted_classes_and_items_without_ground_truth(model):
+    from cam_tutorial.cam import cams_for_dataset
+
+    images, labels = _boxed_dataset().tensors[:2]
+    out = cams_for_dataset(model, torch.utils.data.TensorDataset(images, labels), batch_size=4,
+                           classes="predicted", progress=False)
+    with CAMExtractor(model) as cam:
+        whole = cam(images)  # the predicted class by default
+    assert torch.equal(out.classes, whole.logits.argmax(1)) and torch.equal(out.labels, labels)
+    assert torch.allclose(out.maps, whole.maps, atol=1e-5)
+    assert out.boxes is None and out.masks is None
+
+
+def test_maps_for_dataset_errors_name_the_problem():
+    from cam_tutorial.cam import maps_for_dataset
+
+    data = _boxed_dataset(3)
+
+    def good(images, classes):
+        return torch.zeros(len(images), 2), torch.zeros(len(images), 8, 8)
+
+    with pytest.raises(ValueError, match="'label' .* or 'predicted'"):
+        maps_for_dataset(good, data, classes="true")
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        maps_for_dataset(good, data, batch_size=0)
+    with pytest.raises(ValueError, match="dataset is empty"):
+        maps_for_dataset(good, torch.utils.data.TensorDataset(torch.zeros(0, 3)))
+    with pytest.raises(ValueError, match=r"maps \(B, H, W\) for a batch of 3"):
+        maps_for_dataset(lambda x, c: (torch.zeros(3, 2), torch.zeros(3, 1, 8, 8)), data, progress=False)

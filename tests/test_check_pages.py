@@ -26,7 +26,10 @@ def _site(tmp_path: Path) -> Path:
     (site / "_images").mkdir()
     Image.fromarray(np.full((8, 12, 3), 200, dtype=np.uint8)).save(site / "_images" / "figure.png")
     (site / "book" / "good.html").write_text(
-        "<html><body><h1>Good</h1><img src='../_images/figure.png'></body></html>")
+        "<html><body><h1>Good</h1><article><img src='../_images/figure.png'></article></body></html>")
+    # A logo in the header is not a figure of the text.
+    (site / "book" / "logo_only.html").write_text(
+        "<html><body><header><img src='../_images/figure.png'></header><article><p>Text</p></article></body></html>")
     (site / "book" / "missing.html").write_text(
         "<html><body><img src='../_images/figure.png'><img src='../_images/gone.png'>"
         "<script src='../_static/gone.js'></script></body></html>")
@@ -47,7 +50,7 @@ def test_a_page_whose_figures_load_passes_and_is_photographed(tmp_path):
     site = _site(tmp_path)
     code, out = _run("--build-dir", str(site), "--screenshots", str(tmp_path / "shots"), "book/good.html")
     assert code == 0, out
-    assert "1 own images, 1 loaded" in out
+    assert "1 own images (1 in the text), 1 loaded" in out
     shot = Image.open(tmp_path / "shots" / "book__good.png")
     assert shot.size[0] > 100
 
@@ -61,6 +64,8 @@ def test_missing_files_broken_images_and_figureless_pages_fail(tmp_path):
     assert "image did not load: /_images/bad.png" in out
     assert "no image of its own" in out
     assert "0 of 3 pages passed" in out
+    code, out = _run("--build-dir", str(site), "book/logo_only.html")
+    assert code == 1 and "no image of its own" in out
     code, out = _run("--build-dir", str(site), "--allow-no-figures", "book/text.html")
     assert code == 0, out
 

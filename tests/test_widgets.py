@@ -10,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -20,7 +22,7 @@ from cam_tutorial.cam import CAMExtractor  # noqa: E402
 from cam_tutorial.data import SyntheticShapes  # noqa: E402
 from cam_tutorial.localize import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
-from cam_tutorial.widgets import cam_explorer, load_image_bytes, overlay_rgb  # noqa: E402
+from cam_tutorial.widgets import cam_explorer, load_image_bytes  # noqa: E402
 
 SIZE = 32
 
@@ -127,19 +129,27 @@ def test_static_figure_shows_the_same_state(model, dataset):
         assert len(axes[1].patches) == 2  # ground truth and CAM box
         assert axes[1].get_legend() is not None
     finally:
-        matplotlib.pyplot.close(fig)
+        plt.close(fig)
 
 
-def test_overlay_blend_and_errors(model, dataset):
-    image = np.full((4, 4, 3), 0.5)
-    cam = np.zeros((4, 4))
-    blended = overlay_rgb(image, cam, opacity=1.0, cmap="gray")
-    assert (blended == 0).all()
-    assert (overlay_rgb(image, cam, opacity=0.0) == 128).all()
-    with pytest.raises(ValueError, match="opacity"):
-        overlay_rgb(image, cam, opacity=1.5)
-    with pytest.raises(ValueError, match="same size"):
-        overlay_rgb(image, np.zeros((3, 3)))
+def test_opacity_zero_shows_the_image_itself(model, dataset):
+    explorer = cam_explorer(model, dataset, display_size=SIZE)  # scale 1: one picture pixel per image pixel
+    explorer.opacity.value = 0.0
+    picture = _decode(explorer.image.value).astype(int)
+    from cam_tutorial.data import denormalize
+
+    expected = np.round(denormalize(dataset[0][0]).permute(1, 2, 0).numpy() * 255).astype(int)
+    outline = np.zeros((SIZE, SIZE), dtype=bool)  # where the two boxes are drawn (1 px lines)
+    for box in (explorer.current["box"], explorer.current["gt_box"]):
+        x0, y0, x1, y1 = (int(v) for v in box)
+        outline[y0:y1, [x0, x1 - 1]] = True
+        outline[[y0, y1 - 1], x0:x1] = True
+    assert picture.shape == expected.shape
+    assert np.abs(picture - expected)[~outline].max() <= 1
+    assert (np.abs(picture - expected).max(axis=2)[outline] > 1).any()  # and the boxes are there
+
+
+def test_explorer_errors(model, dataset):
     with pytest.raises(ValueError, match="eval"):
         cam_explorer(ResNet18B(width=2), dataset)
     with pytest.raises(ValueError, match="image_size"):

@@ -1,0 +1,275 @@
+"""Score map methods against the ground truth, and compare them in one table.
+
+A *map method* turns an image into a map of "where": CAM of a GAP model (Zhou et al. 2016), CAM
+of the same network with global max pooling, backprop saliency (Simonyan et al. 2014; the
+"backprop" baseline of the CAM paper's Table 3) and a centre baseline that looks at no image
+(Choe et al. 2020). :func:`localization_report` scores one method's maps on a dataset with every
+measure of :mod:`cam_tutorial.localize`; :func:`method_maps` computes the four methods' maps;
+:func:`comparison_rows` turns the reports into rows for
+:func:`cam_tutorial.summary.markdown_table`. Notebook 07 and ``benchmarks/localization.py
+--models`` both build their table this way, so the book and the benchmark cannot disagree.
+
+The measures of one report (all fractions in [0, 1]):
+
+* ``top1_cls``: classification accuracy (for the centre baseline, the classifier it is
+  paired with);
+* ``top1_loc`` and ``gt_known_loc``: the paper's rule (:func:`~cam_tutorial.localize.box_from_cam`
+  at 20% of the maximum), IoU >= 0.5, with and without the class having to be right;
+* ``max_box_acc``: MaxBoxAcc, delta 0.5, the largest contour, the best threshold for the whole
+  dataset; ``max_box_acc_v2``: MaxBoxAccV2, the mean over delta 0.3, 0.5, 0.7 of all contours
+  (``v2_03``, ``v2_05``, ``v2_07`` each);
+* ``pointing``: the pointing game (Zhang et al. 2016) against the object's mask;
+* ``object_covered`` and ``area_ratio``: of the pixels at or above 20% of the maximum, how much
+  of the object they cover and how large they are relative to it.
+
+Example:
+    >>> import torch
+    >>> from cam_tutorial.cam import DatasetMaps
+    >>> maps = torch.zeros(2, 32, 32); maps[0, 4:12, 4:20] = 1; maps[1, 20:30, 0:8] = 1
+    >>> found = DatasetMaps(logits=torch.eye(2), maps=maps, classes=torch.arange(2),
+    ...                     labels=torch.arange(2), boxes=torch.tensor([[4., 4, 20, 12], [0, 20, 8, 30]]))
+    >>> report = localization_report(found, "perfect")
+    >>> report.row()["max_box_acc_v2"], report.row()["top1_loc"]
+    (1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
+from .localize import (
+    AreaFraction,
+    LocalizationAccuracy,
+    MaxBoxAccResult,
+    boxes_from_cams,
+    cam_area_fraction,
+    centre_gaussian_maps,
+    localization_accuracy,
+    max_box_acc,
+    pointing_game,
+)
+from .saliency import gradient_saliency
+
+__all__ = [
+    "CAM_GAP",
+    "CAM_GMP",
+    "SALIENCY",
+    "CENTRE",
+    "ROW_HEADERS",
+    "LocalizationReport",
+    "localization_report",
+    "saliency_for_dataset",
+    "centre_baseline",
+    "method_maps",
+    "compare_methods",
+    "comparison_rows",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The names of the four methods, as the tables print them.
+CAM_GAP = "CAM (GAP)"
+CAM_GMP = "CAM (GMP)"
+SALIENCY = "backprop saliency (GAP model)"
+CENTRE = "centre baseline (Gaussian)"
+
+#: Column titles for :func:`comparison_rows`' keys.
+ROW_HEADERS: dict[str, str] = {
+    "method": "method",
+    "top1_cls": "top-1 cls",
+    "top1_loc": "top-1 loc",
+    "gt_known_loc": "GT-known loc",
+    "max_box_acc": "MaxBoxAcc",
+    "max_box_acc_v2": "MaxBoxAccV2",
+    "v2_03": "V2 δ=0.3",
+    "v2_05": "V2 δ=0.5",
+    "v2_07": "V2 δ=0.7",
+    "pointing": "pointing game",
+    "object_covered": "object covered",
+    "area_ratio": "area / object",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class LocalizationReport:
+    """Every localisation measure of one method on one dataset.
+
+    Attributes:
+        name: the method's name.
+        loc: top-1 and ground-truth-known localisation with the paper's rule (``loc.ious``: the
+            IoU of each image's box).
+        boxes: ``(N, 4)`` the paper's-rule boxes.
+        v2: MaxBoxAccV2 (all contours, delta 0.3 / 0.5 / 0.7), with the BoxAcc(tau) curves.
+        original: MaxBoxAcc (largest contour, delta 0.5).
+        pointing: the pointing-game hit rate; ``pointing_hits`` per image.
+        area: coverage of the object (``None`` without masks).
+        threshold: the paper's-rule threshold used (fraction of the maximum).
+        seconds: wall time of the scoring.
+    """
+
+    name: str
+    loc: LocalizationAccuracy
+    boxes: np.ndarray
+    v2: MaxBoxAccResult
+    original: MaxBoxAccResult
+    pointing: float
+    pointing_hits: np.ndarray
+    area: AreaFraction | None
+    threshold: float
+    seconds: float
+
+    def row(self) -> dict[str, Any]:
+        """The report as one table row: the keys of :data:`ROW_HEADERS`."""
+        area = self.area.means() if self.area is not None else {}
+        per_delta = dict(zip(self.v2.iou_thresholds.round(2).tolist(), self.v2.max_box_acc.tolist()))
+        return {
+            "method": self.name,
+            "top1_cls": self.loc.top1_cls,
+            "top1_loc": self.loc.top1_loc,
+            "gt_known_loc": self.loc.gt_known_loc,
+            "max_box_acc": float(self.original.max_box_acc[0]),
+            "max_box_acc_v2": self.v2.mean,
+            "v2_03": per_delta.get(0.3, float("nan")),
+            "v2_05": per_delta.get(0.5, float("nan")),
+            "v2_07": per_delta.get(0.7, float("nan")),
+            "pointing": self.pointing,
+            "object_covered": area.get("object_covered", float("nan")),
+            "area_ratio": area.get("area_ratio", float("nan")),
+        }
+
+
+def localization_report(
+    found: DatasetMaps,
+    name: str = "",
+    threshold: float = 0.2,
+    *,
+    predictions: torch.Tensor | np.ndarray | None = None,
+    workers: int | None = None,
+) -> LocalizationReport:
+    """Score one method's maps against the dataset's boxes (and masks) with every measure.
+
+    Args:
+        found: the maps, scores and ground truth (:func:`~cam_tutorial.cam.cams_for_dataset`
+            and friends); it needs boxes.
+        name: the method's name in the table.
+        threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
+        predictions: the predicted classes for top-1 (default ``found.predictions``).
+        workers: threads for :func:`~cam_tutorial.localize.max_box_acc`.
+
+    Returns:
+        A :class:`LocalizationReport`.
+
+    Raises:
+        ValueError: when ``found`` carries no ground-truth boxes.
+    """
+    if found.boxes is None:
+        raise ValueError("these maps carry no ground-truth boxes: localisation needs a dataset whose items "
+                         "are (image, label, box[, mask])")
+    start = time.perf_counter()
+    maps = found.maps.numpy()
+    gt_boxes = found.boxes.numpy()
+    predicted = found.predictions if predictions is None else torch.as_tensor(predictions)
+    boxes = boxes_from_cams(maps, threshold)
+    loc = localization_accuracy(predicted, found.labels, boxes, gt_boxes)
+    v2 = max_box_acc(maps, gt_boxes, workers=workers)
+    original = max_box_acc(maps, gt_boxes, iou_thresholds=(0.5,), multi_contour=False, workers=workers)
+    if found.masks is not None:
+        masks = found.masks.numpy()
+        pointing, hits = pointing_game(maps, masks, kind="mask", return_hits=True)
+        area = cam_area_fraction(maps, masks, threshold)
+    else:
+        pointing, hits = pointing_game(maps, gt_boxes, kind="box", return_hits=True)
+        area = None
+    seconds = time.perf_counter() - start
+    logger.info("scored %s on %d images in %.1f s: %s", name or "maps", len(found), seconds, v2)
+    return LocalizationReport(name=name, loc=loc, boxes=boxes, v2=v2, original=original, pointing=pointing,
+                              pointing_hits=hits, area=area, threshold=float(threshold), seconds=seconds)
+
+
+def saliency_for_dataset(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    *,
+    classes: str = "label",
+    progress: bool = True,
+) -> DatasetMaps:
+    """Backprop saliency (:func:`~cam_tutorial.saliency.gradient_saliency`), min-max normalised
+    per image, and the logits, for every item of ``dataset`` (see
+    :func:`~cam_tutorial.cam.maps_for_dataset`)."""
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+
+    def compute(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            logits = model(images)
+        return logits, normalize_maps(gradient_saliency(model, images, classes=wanted).float())
+
+    return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,
+                            desc="backprop saliency")
+
+
+def centre_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
+    """The same items with every map replaced by a centred Gaussian
+    (:func:`~cam_tutorial.localize.centre_gaussian_maps`): the baseline that looks at no image.
+    Scores and ground truth are kept, so its "classification" is that of ``found``'s model."""
+    n, height, width = found.maps.shape
+    bumps = torch.from_numpy(centre_gaussian_maps(n, height, width, sigma)).float()
+    return dataclasses.replace(found, maps=bumps)
+
+
+def method_maps(
+    gap_model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    gmp_model: nn.Module | None = None,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    *,
+    progress: bool = True,
+    timings: dict[str, float] | None = None,
+) -> dict[str, DatasetMaps]:
+    """The maps of the book's methods on ``dataset``, each of the image's true class.
+
+    Returns ``{CAM_GAP: ..., CAM_GMP: ... (with gmp_model), SALIENCY: ..., CENTRE: ...}``;
+    saliency and the centre baseline use ``gap_model``. With ``timings`` (a dict), the wall time
+    of each method's maps is stored in it, in seconds.
+    """
+    out: dict[str, DatasetMaps] = {}
+    jobs: list[tuple[str, Any]] = [(CAM_GAP, lambda: cams_for_dataset(gap_model, dataset, batch_size, device,
+                                                                     progress=progress))]
+    if gmp_model is not None:
+        jobs.append((CAM_GMP, lambda: cams_for_dataset(gmp_model, dataset, batch_size, device,
+                                                       progress=progress)))
+    jobs.append((SALIENCY, lambda: saliency_for_dataset(gap_model, dataset, batch_size, device,
+                                                        progress=progress)))
+    jobs.append((CENTRE, lambda: centre_baseline(out[CAM_GAP])))
+    for name, job in jobs:
+        start = time.perf_counter()
+        out[name] = job()
+        if timings is not None:
+            timings[name] = time.perf_counter() - start
+    return out
+
+
+def compare_methods(maps: Mapping[str, DatasetMaps], threshold: float = 0.2,
+                    workers: int | None = None) -> dict[str, LocalizationReport]:
+    """A :class:`LocalizationReport` for each named method's maps, in the same order."""
+    return {name: localization_report(found, name, threshold, workers=workers) for name, found in maps.items()}
+
+
+def comparison_rows(reports: Mapping[str, LocalizationReport] | list[LocalizationReport]) -> list[dict[str, Any]]:
+    """One :meth:`LocalizationReport.row` per report, for
+    :func:`~cam_tutorial.summary.markdown_table` (headers: :data:`ROW_HEADERS`)."""
+    items = reports.values() if isinstance(reports, Mapping) else reports
+    return [report.row() for report in items]
