@@ -69,8 +69,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
                  test_size=500, epochs=6, batch_size=64, lr=4e-3),
-    "cpu": Preset("cpu", image_size=96, width=24, vgg_width=12, train_size=6000, val_size=1000,
-                  test_size=1000, epochs=8, batch_size=64, lr=4e-3),
+    "cpu": Preset("cpu", image_size=96, width=16, vgg_width=8, train_size=4000, val_size=1000,
+                  test_size=1000, epochs=6, batch_size=64, lr=4e-3),
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=20000, val_size=2000,
                   test_size=2000, epochs=12, batch_size=128, lr=4e-3, eval_batch_size=256),
 }
