@@ -53,6 +53,7 @@ __all__ = [
     "DatasetMaps",
     "maps_for_dataset",
     "cams_for_dataset",
+    "check_image_batch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,32 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # The extractor
 # --------------------------------------------------------------------------------------------
+
+
+def check_image_batch(images: object) -> torch.Tensor:
+    """Validate a batch of images for a classifier: a float ``(B, 3, H, W)`` tensor.
+
+    A single ``(3, H, W)`` image becomes a batch of one. Integer images, other ranks and
+    channels-last layouts get an error that names the fix. Shared by every map method here and
+    in :mod:`cam_tutorial.saliency`.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch tensor (B, 3, H, W), got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(
+            f"images have dtype {images.dtype}: convert with images.float() / 255 and normalise them the "
+            "way the model was trained"
+        )
+    if images.ndim == 3:
+        images = images.unsqueeze(0)  # one image (3, H, W): a batch of one
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+    if images.shape[1] > 4 and images.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"images of shape {tuple(images.shape)} look channels-last (B, H, W, C): the model wants "
+            "(B, C, H, W); use images.permute(0, 3, 1, 2)"
+        )
+    return images
 
 
 @dataclass
@@ -502,24 +529,7 @@ class CAMExtractor:
     # -- the call ----------------------------------------------------------------------------
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor):
-            raise TypeError(f"images must be a torch tensor (B, 3, H, W), got {type(images).__name__}")
-        if not images.is_floating_point():
-            raise TypeError(
-                f"images have dtype {images.dtype}: convert with images.float() / 255 and normalise them the "
-                "way the model was trained"
-            )
-        if images.ndim == 3:
-            images = images.unsqueeze(0)  # one image (3, H, W): a batch of one
-        if images.ndim != 4:
-            raise ValueError(
-                f"images must have shape (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}"
-            )
-        if images.shape[1] > 4 and images.shape[-1] in (1, 3, 4):
-            raise ValueError(
-                f"images of shape {tuple(images.shape)} look channels-last (B, H, W, C): the model wants "
-                "(B, C, H, W); use images.permute(0, 3, 1, 2)"
-            )
+        images = check_image_batch(images)
         param = self.fc.weight
         if images.device != param.device:
             raise ValueError(

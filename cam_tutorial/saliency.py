@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.cam import ClassIndices, _as_class_tensor, _resolve, normalize_maps, upsample_maps
+from cam_tutorial.cam import ClassIndices, _as_class_tensor, _resolve, check_image_batch, normalize_maps, upsample_maps
 
 __all__ = ["gradient_saliency", "grad_cam"]
 
@@ -54,23 +54,7 @@ def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
             "the model is in training mode: call model.eval() first (dropout would change the scores, "
             "batch norm would mix the images of the batch and update its statistics)"
         )
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch tensor (B, 3, H, W), got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise TypeError(
-            f"images have dtype {images.dtype}: convert with images.float() / 255 and normalise them the "
-            "way the model was trained"
-        )
-    if images.ndim == 3:
-        images = images.unsqueeze(0)  # one image (3, H, W): a batch of one
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
-    if images.shape[1] > 4 and images.shape[-1] in (1, 3, 4):
-        raise ValueError(
-            f"images of shape {tuple(images.shape)} look channels-last (B, H, W, C): the model wants "
-            "(B, C, H, W); use images.permute(0, 3, 1, 2)"
-        )
-    return images
+    return check_image_batch(images)
 
 
 def _selected_scores(logits: object, classes: ClassIndices, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
