@@ -69,6 +69,7 @@ __all__ = [
     "centre_gaussian_maps",
     "AreaFraction",
     "cam_area_fraction",
+    "object_size_coverage",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1035,3 +1036,39 @@ def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFrac
         precision=np.array(precision), cam_area=np.array(cam_area),
         object_area=np.array(object_area), threshold=threshold,
     )
+
+
+def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
+    """Per image, the share of the object covered by the map's ``|M|`` highest-valued pixels.
+
+    A threshold-free comparison of maps: each map keeps exactly as many pixels as its object has
+    (``|M|``, the mask's size), its highest-valued ones, so a map that keeps more of the image
+    gains nothing from it. Returns ``|top_|M|(cam) ∩ M| / |M|`` per image: 1 when the map's
+    highest values lie exactly on the object. Ties at the cut are broken by position (row-major,
+    first wins), so the result is deterministic. Images with an empty mask give NaN.
+
+    Args:
+        cams: ``(N, H, W)`` maps (array or tensor), or one ``(H, W)`` map.
+        masks: the objects' masks, same shape (non-zero = object).
+
+    Example:
+        >>> import numpy as np
+        >>> cam = np.array([[3., 2.], [1., 0.]])
+        >>> mask = np.array([[True, False], [True, False]])        # the left column, 2 px
+        >>> object_size_coverage(cam, mask)                        # top 2 px: (0,0), (0,1)
+        array([0.5])
+    """
+    maps, objects = _to_numpy(cams), _to_numpy(masks) != 0
+    if maps.ndim == 2:
+        maps, objects = maps[None], objects[None]
+    if maps.ndim != 3 or maps.shape != objects.shape:
+        raise ValueError(f"cams and masks must both be (N, H, W) (or one (H, W) each) of the same shape, "
+                         f"got {maps.shape} and {objects.shape}")
+    flat, inside = maps.reshape(len(maps), -1), objects.reshape(len(objects), -1)
+    sizes = inside.sum(1)
+    # A stable sort of -value: equal values keep their row-major order.
+    order = np.argsort(-flat, axis=1, kind="stable")
+    ranked_inside = np.take_along_axis(inside, order, axis=1)
+    top = np.arange(flat.shape[1])[None, :] < sizes[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sizes > 0, (ranked_inside & top).sum(1) / sizes, np.nan)

@@ -600,9 +600,9 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
         history.epoch_seconds.append(seconds)
         history.images_per_second.append(images / train_seconds)
         history.finished = epoch + 1 == config.epochs
-        logger.info("epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s, %.0f img/s",
-                    epoch + 1, config.epochs, train_loss, train_acc, val_loss, val_acc, seconds,
-                    images / train_seconds)
+        val_text = "" if val_set is None else f" | val loss {val_loss:.4f} acc {val_acc:.3f}"
+        logger.info("epoch %d/%d: train loss %.4f acc %.3f%s | %.1f s, %.0f img/s", epoch + 1, config.epochs,
+                    train_loss, train_acc, val_text, seconds, images / train_seconds)
         epochs_bar.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
         if checkpoint_path is not None:
             _atomic_save({
@@ -686,5 +686,11 @@ def measure_throughput(model: nn.Module, config: TrainConfig, image_size: int, s
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(count, 3, image_size, image_size, generator=generator)
     labels = torch.randint(0, num_classes, (count,), generator=generator)
-    history = train(model, TensorDataset(images, labels), None, config.replace(epochs=2, progress=False))
+    # Two epochs on random images are a measurement, not a run worth logging epoch by epoch.
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        history = train(model, TensorDataset(images, labels), None, config.replace(epochs=2, progress=False))
+    finally:
+        logger.setLevel(level)
     return history.images_per_second[-1]

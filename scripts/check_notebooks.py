@@ -3,7 +3,8 @@
 Each notebook in notebooks/ must: be listed in _toc.yml; store outputs, with no error output;
 have execution counts 1..n in order (so it was run top to bottom, once, by the project's script);
 open with an "Open in Colab" badge pointing at its own path on the book's repository and branch;
-and end with a summary and exercises. Exits non-zero, listing every problem, when one fails.
+end with a summary and exercises; and promise, in its first cell's **Time:** line, the time that
+scripts/execute_notebooks.py measured and recorded in its metadata. Exits non-zero, listing every problem, when one fails.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scripts.book_settings import colab_url  # noqa: E402
+from scripts.execute_notebooks import time_line  # noqa: E402
 
 
 def problems_of(path: Path, toc: str) -> list[str]:
@@ -40,6 +42,13 @@ def problems_of(path: Path, toc: str) -> list[str]:
     head = "".join("".join(c["source"]) for c in cells[:2])
     if colab_url(path.stem) not in head:
         found.append(f"has no 'Open in Colab' badge linking {colab_url(path.stem)} in its first cells")
+    meta = nb.get("metadata", {}).get("cam_tutorial", {})
+    if not meta.get("timings"):
+        found.append("records no measured time (metadata cam_tutorial.timings): execute it with "
+                     "scripts/execute_notebooks.py")
+    elif cells and time_line(meta["timings"], meta.get("time_note", "")) not in "".join(cells[0]["source"]):
+        found.append("has a **Time:** line other than the measured one: re-execute it with "
+                     "scripts/execute_notebooks.py (its remark lives in metadata cam_tutorial.time_note)")
     tail = " ".join("".join(c["source"]) for c in cells[-3:] if c["cell_type"] == "markdown").lower()
     if "summary" not in tail or "exercise" not in tail:
         found.append("does not end with a summary and exercises")

@@ -7,12 +7,18 @@ With no paths it runs every notebook in notebooks/ in order. Each runs top to bo
 kernel (the environment's ``python3``), with ``CAM_TUTORIAL_PRESET`` set, in the notebooks/
 folder, keeping execution counts and saving widget state, so that GitHub, Colab and the static
 book all show the same results. A notebook that fails is left unchanged on disk.
+
+Each run's wall time, and the machine it ran on, are kept in the notebook's metadata
+(``cam_tutorial.timings``, one entry per preset), and the ``**Time:**`` line of its first cell is
+rewritten from them, so the time a reader is promised is the one measured, never typed in.
+The line ends with the notebook's own remark, ``cam_tutorial.time_note`` in its metadata.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -22,6 +28,48 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ("ci", "cpu", "gpu")
+TIME_LINE = re.compile(r"^\*\*Time:\*\*.*$", re.M)
+
+
+def machine() -> str:
+    """The GPU's name, or how many CPU cores: what a timing was measured on."""
+    import torch  # imported late: the script's other work needs no torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{os.cpu_count()} CPU cores"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def time_line(timings: dict[str, dict], note: str = "") -> str:
+    """The ``**Time:**`` line from measured timings (``{preset: {"seconds": s, "machine": m}}``).
+
+    Example:
+        >>> time_line({"cpu": {"seconds": 12.4, "machine": "2 CPU cores"}}, "Nothing is trained.")
+        '**Time:** 12 s under the `cpu` preset on 2 CPU cores (measured when these outputs were made); under `gpu`: not yet timed. Nothing is trained.'
+    """
+    parts = [f"{_duration(t['seconds'])} under the `{name}` preset on {t['machine']}"
+             for name in PRESETS if (t := timings.get(name))]
+    if not parts:
+        raise ValueError("time_line needs at least one timing")
+    parts[0] += " (measured when these outputs were made)"
+    if "gpu" not in timings:
+        parts.append("under `gpu`: not yet timed")
+    return f"**Time:** {'; '.join(parts)}." + (f" {note}" if note else "")
+
+
+def set_time_line(nb: nbformat.NotebookNode) -> None:
+    """Rewrite the first cell's ``**Time:**`` line from the notebook's recorded timings."""
+    meta = nb.metadata.get("cam_tutorial", {})
+    line = time_line(meta.get("timings", {}), meta.get("time_note", ""))
+    first = nb.cells[0]
+    if not TIME_LINE.search(first.source):
+        raise ValueError("the first cell has no '**Time:**' line to write the measured time into")
+    first.source = TIME_LINE.sub(lambda _: line, first.source, count=1)
 
 
 def execute(path: Path, preset: str, timeout: int) -> float:
@@ -29,6 +77,8 @@ def execute(path: Path, preset: str, timeout: int) -> float:
     os.environ["CAM_TUTORIAL_PRESET"] = preset
     # Figures must be stored as images, whatever backend the caller's shell chose.
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    # Idle OpenMP threads sleep instead of spinning, so parallel kernels do not starve each other.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -40,7 +90,10 @@ def execute(path: Path, preset: str, timeout: int) -> float:
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
-    nb.metadata.setdefault("cam_tutorial", {})["executed_with_preset"] = preset
+    meta = nb.metadata.setdefault("cam_tutorial", {})
+    meta["executed_with_preset"] = preset
+    meta.setdefault("timings", {})[preset] = {"seconds": round(elapsed, 1), "machine": machine()}
+    set_time_line(nb)
     # Atomic write: a half-written notebook never replaces a good one.
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".ipynb", delete=False) as tmp:
         nbformat.write(nb, tmp)
@@ -51,7 +104,7 @@ def execute(path: Path, preset: str, timeout: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path)
-    parser.add_argument("--preset", default="cpu", choices=["ci", "cpu", "gpu"])
+    parser.add_argument("--preset", default="cpu", choices=PRESETS)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args()
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))

@@ -7,6 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CAM_TUTORIAL_PRESET=ci
 export PYTHONHASHSEED=0
+# Two test processes share two cores: idle OpenMP threads must sleep, not spin, or each starves
+# the other (measured: notebook 03 under nbval took 236 s spinning, 80 s passive).
+export OMP_WAIT_POLICY=PASSIVE
 # Trained models for the notebooks are cached here, inside the checkout, so a clean clone trains
 # (or unpacks) them once and parallel notebooks share them.
 export CAM_TUTORIAL_CACHE="${CAM_TUTORIAL_CACHE:-$root/.cache/models}"

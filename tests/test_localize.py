@@ -15,6 +15,7 @@ from cam_tutorial.localize import (
     box_iou,
     boxes_from_cams,
     cam_area_fraction,
+    object_size_coverage,
     centre_baseline_boxes,
     centre_box,
     centre_gaussian_maps,
@@ -557,3 +558,34 @@ def test_cam_area_fraction_batches_thresholds_and_empty_masks():
     assert low.means()["object_covered"] == 1.0                         # NaN ignored
     with pytest.raises(ValueError, match="2 masks for 1 maps|mask 0 has shape"):
         cam_area_fraction(cams[:1], masks)
+
+
+def test_object_size_coverage_matches_a_per_image_loop_and_ignores_monotone_rescaling():
+    rng = np.random.default_rng(3)
+    cams = rng.random((6, 9, 11))
+    masks = rng.random((6, 9, 11)) < rng.uniform(0.05, 0.6, size=(6, 1, 1))
+    expected = []
+    for cam, mask in zip(cams, masks):
+        k = int(mask.sum())
+        top = np.zeros(cam.size, bool)
+        top[np.argsort(cam.ravel())[::-1][:k]] = True          # values are distinct: no ties
+        expected.append((top & mask.ravel()).sum() / k)
+    result = object_size_coverage(cams, masks)
+    np.testing.assert_allclose(result, expected)
+    # Threshold-free: any increasing transform of a map keeps its ranking, so the result.
+    np.testing.assert_allclose(object_size_coverage(np.exp(5 * cams) + 2, masks), result)
+    np.testing.assert_allclose(object_size_coverage(torch.from_numpy(cams), torch.from_numpy(masks)), result)
+
+
+def test_object_size_coverage_breaks_ties_by_position_and_flags_empty_masks():
+    flat = np.ones((1, 4, 4))                                    # every pixel ties
+    mask = np.zeros((1, 4, 4), bool)
+    mask[0, 0, :2] = True                                        # the first two pixels, row-major
+    assert object_size_coverage(flat, mask)[0] == 1.0
+    mask = np.zeros((1, 4, 4), bool)
+    mask[0, 3, 2:] = True                                        # the last two pixels
+    assert object_size_coverage(flat, mask)[0] == 0.0
+    result = object_size_coverage(np.stack([flat[0], flat[0]]), np.stack([mask[0], np.zeros((4, 4), bool)]))
+    assert result[0] == 0.0 and np.isnan(result[1])
+    with pytest.raises(ValueError, match="same shape"):
+        object_size_coverage(np.ones((2, 4, 4)), np.ones((2, 4, 5)))

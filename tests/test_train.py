@@ -24,6 +24,7 @@ from cam_tutorial.train import (
     confusion_matrix,
     evaluate,
     load_checkpoint,
+    measure_throughput,
     predict,
     resolve_precision,
     train,
@@ -124,6 +125,24 @@ def test_resolve_precision():
     assert resolve_precision("off", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
     assert resolve_precision("fp16", cpu) is torch.float16
+
+
+def test_epoch_log_names_validation_only_when_there_is_a_validation_set(caplog):
+    with caplog.at_level("INFO", logger="cam_tutorial.train"):
+        train(tiny_model(), tiny_data(32, 0), tiny_data(16, 1), CONFIG.replace(epochs=1))
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG.replace(epochs=1))
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1")]
+    assert len(epochs) == 2
+    assert "| val loss " in epochs[0] and "val" not in epochs[1] and "nan" not in epochs[1]
+
+
+def test_measure_throughput_is_positive_and_logs_no_epochs(caplog):
+    with caplog.at_level("INFO", logger="cam_tutorial.train"):
+        ips = measure_throughput(tiny_model(), CONFIG, image_size=12, steps=2, num_classes=3)
+    assert ips > 0
+    assert not [r for r in caplog.records if r.getMessage().startswith("epoch ")]
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        measure_throughput(tiny_model(), CONFIG, image_size=12, steps=0)
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 from cam_tutorial import zoo
 from cam_tutorial.config import get_preset
 from cam_tutorial.models import VGG, ResNet18B
-from cam_tutorial.train import CheckpointError, evaluate
+from cam_tutorial.train import CheckpointError, evaluate, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = get_preset("ci").replace(image_size=32, width=2, vgg_width=2, train_size=40, val_size=20,
@@ -25,6 +26,20 @@ TINY = get_preset("ci").replace(image_size=32, width=2, vgg_width=2, train_size=
 def _weights_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_doctests_pass():
+    result = doctest.testmod(zoo)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_fc_model_trains_at_its_own_learning_rate(tmp_path):
+    """The FC head's quarter learning rate is what training used, and it is part of the cache key."""
+    assert zoo.train_config("vgg16_fc_left", TINY).lr == pytest.approx(TINY.lr / 4)
+    assert zoo.train_config("vgg16_gap_left", TINY).lr == pytest.approx(TINY.lr)
+    _, info = zoo.trained_model("vgg16_fc_left", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    run = load_checkpoint(tmp_path / "models" / info.key / "checkpoints" / "last.pt")
+    assert run["config"]["lr"] == pytest.approx(TINY.lr / 4)
 
 
 def test_available_models_and_unknown_name():
@@ -119,19 +134,22 @@ def _packaged() -> list[Path]:
 
 
 @pytest.mark.skipif(not _packaged(), reason="no checkpoints ship in cam_tutorial/checkpoints/")
-def test_shipped_ci_checkpoints_match_the_code(tmp_path):
-    """Every zoo model has a shipped ci checkpoint whose key (data, architecture, preset) matches
-    the current code, and whose stored test accuracy is what it scores on the current test split."""
-    ci = get_preset("ci")
-    shipped = {p.stem for p in _packaged()}
+@pytest.mark.parametrize("preset_name", ["ci", "cpu"])
+def test_shipped_checkpoints_match_the_code(tmp_path, preset_name):
+    """Every zoo model has a shipped checkpoint for the ci and cpu presets whose key (data,
+    architecture, preset) matches the current code, and whose stored test accuracy is what it
+    scores on the current test split."""
+    preset = get_preset(preset_name)
+    shipped = {p.stem for p in _packaged() if f"-{preset_name}-" in p.stem}
     for name in zoo.available_models():
-        key = zoo._cache_key(name, ci)
-        assert key in shipped, f"{name}: no shipped checkpoint {key}.pt (retrain: python -m cam_tutorial.zoo --ship)"
-        model, info = zoo.trained_model(name, ci, "cpu", tmp_path, progress=False, with_info=True)
+        key = zoo._cache_key(name, preset)
+        assert key in shipped, (f"{name}: no shipped checkpoint {key}.pt "
+                                f"(retrain: python -m cam_tutorial.zoo --preset {preset_name} --ship)")
+        model, info = zoo.trained_model(name, preset, "cpu", tmp_path, progress=False, with_info=True)
         assert info.source == "package"
         assert Path(info.path).stat().st_size < 10 * 2**20
-        loss, acc = evaluate(model, zoo.model_dataset(name, "test", ci), ci.eval_batch_size)
+        loss, acc = evaluate(model, zoo.model_dataset(name, "test", preset), preset.eval_batch_size)
         assert acc == pytest.approx(info.test_acc, abs=0.004)
         if name.startswith("resnet18b"):
             assert info.val_acc >= 0.9
-    assert shipped <= {zoo._cache_key(n, ci) for n in zoo.available_models()}, "stale shipped files"
+    assert shipped <= {zoo._cache_key(n, preset) for n in zoo.available_models()}, "stale shipped files"

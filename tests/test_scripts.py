@@ -1,0 +1,74 @@
+"""Tests of the notebook scripts: the measured time line, and the conventions check that enforces it."""
+
+from __future__ import annotations
+
+import doctest
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from scripts import execute_notebooks  # noqa: E402
+from scripts.book_settings import colab_url  # noqa: E402
+from scripts.check_notebooks import problems_of  # noqa: E402
+from scripts.execute_notebooks import set_time_line, time_line  # noqa: E402
+
+
+def test_doctests_pass():
+    result = doctest.testmod(execute_notebooks)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_time_line_lists_presets_in_order_and_rounds_long_runs_to_minutes():
+    line = time_line({"gpu": {"seconds": 185.0, "machine": "NVIDIA H200"},
+                      "cpu": {"seconds": 42.4, "machine": "2 CPU cores"}})
+    assert line == ("**Time:** 42 s under the `cpu` preset on 2 CPU cores (measured when these outputs "
+                    "were made); 3 min under the `gpu` preset on NVIDIA H200.")
+
+
+def test_time_line_needs_a_timing():
+    with pytest.raises(ValueError, match="at least one timing"):
+        time_line({})
+
+
+def _notebook(time_text: str, timings: dict | None) -> nbformat.NotebookNode:
+    stem = "01_fake"
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(stem)})"
+    code = new_code_cell("print(1)", execution_count=1, outputs=[new_output("stream", text="1\n")])
+    nb = new_notebook(cells=[new_markdown_cell(f"# Fake\n\n{badge}\n\n{time_text}\n"), code,
+                             new_markdown_cell("## Summary\n\n- x"), new_markdown_cell("## Exercises\n\n1. y")])
+    if timings is not None:
+        nb.metadata["cam_tutorial"] = {"timings": timings, "time_note": "Nothing is trained."}
+    return nb
+
+
+def _problems(tmp_path: Path, nb: nbformat.NotebookNode) -> list[str]:
+    path = tmp_path / "01_fake.ipynb"
+    nbformat.write(nb, path)
+    return problems_of(path, "- file: notebooks/01_fake\n")
+
+
+def test_set_time_line_writes_the_line_that_the_check_accepts(tmp_path):
+    nb = _notebook("**Time:** about a minute, typed in by hand.", {"cpu": {"seconds": 7, "machine": "2 CPU cores"}})
+    assert any("**Time:** line other than the measured one" in p for p in _problems(tmp_path, nb))
+    set_time_line(nb)
+    assert "typed in by hand" not in nb.cells[0].source
+    assert "7 s under the `cpu` preset on 2 CPU cores" in nb.cells[0].source
+    assert nb.cells[0].source.rstrip().endswith("Nothing is trained.")
+    assert _problems(tmp_path, nb) == []
+
+
+def test_check_flags_a_notebook_without_recorded_timings(tmp_path):
+    problems = _problems(tmp_path, _notebook("**Time:** 5 s.", None))
+    assert problems == ["records no measured time (metadata cam_tutorial.timings): execute it with "
+                        "scripts/execute_notebooks.py"]
+
+
+def test_set_time_line_refuses_a_first_cell_without_a_time_line():
+    nb = _notebook("no time here", {"cpu": {"seconds": 7, "machine": "2 CPU cores"}})
+    with pytest.raises(ValueError, match=r"no '\*\*Time:\*\*' line"):
+        set_time_line(nb)
