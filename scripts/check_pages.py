@@ -3,7 +3,7 @@
 Usage:
     python scripts/check_pages.py [--build-dir _build/html] [--screenshots DIR] [PAGE ...]
 
-PAGE is a path inside the build (default: book/intro.html notebooks/02_building_resnet18b.html).
+PAGE is a path inside the build (default: book/intro.html and every notebooks/*.html page).
 The build is served on 127.0.0.1 (a random port) and each page is loaded in a fresh headless
 Chromium driven through the DevTools protocol (no Selenium needed: ``websocket-client`` comes with
 Jupyter). A page passes when
@@ -12,7 +12,9 @@ Jupyter). A page passes when
 * no resource from the book's own server answers 400 or more (a 404 is a missing file) or fails;
 * its text (the ``<article>``) shows at least one image of its own (unless ``--allow-no-figures``),
   and every image of its own finished loading with a ``naturalWidth`` above 0 (a figure that is
-  missing or broken shows as an empty box).
+  missing or broken shows as an empty box);
+* no paragraph of its text is a Markdown table left as text (a table that a notebook printed as
+  ``text/markdown`` shows as rows of pipes when the book renders output Markdown as CommonMark).
 
 Resources on other hosts (the Colab badge, fonts or scripts from CDNs) cannot load offline; they are
 counted and listed, not failed. Exit status: 0 when every page passes, 1 otherwise, 2 when Chromium
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PAGES = ["book/intro.html", "notebooks/02_building_resnet18b.html"]
+DEFAULT_PAGES = ["book/intro.html", "notebooks/*.html"]
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -137,12 +139,23 @@ def _start_chromium(chromium: str, profile: Path) -> tuple[subprocess.Popen, int
     raise RuntimeError("Chromium did not open its DevTools port within 60 s")
 
 
+# Paragraphs of the text that hold a pipe table's separator row ("|---|", or "|—|" once
+# smart quotes have turned the dashes into one).
+RAW_TABLES_JS = """(() => {
+  const article = document.querySelector("article") || document.body;
+  return [...article.querySelectorAll("p")].map(p => p.textContent.trim())
+    .filter(text => text.startsWith("|") && /\\|\\s*:?(-{3,}|[\u2013\u2014]+):?\\s*\\|/.test(text))
+    .map(text => text.slice(0, 60));
+})()"""
+
+
 def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | None,
                require_figures: bool = True) -> tuple[list[str], list[str]]:
     """Load one page in a fresh browser; return (problems, notes)."""
     problems: list[str] = []
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="check-pages-") as profile:
+    # Chromium may still be writing its profile as it exits: a leftover file is no failure.
+    with tempfile.TemporaryDirectory(prefix="check-pages-", ignore_cleanup_errors=True) as profile:
         process, port = _start_chromium(chromium, Path(profile))
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
@@ -159,6 +172,9 @@ def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | N
                 tools.drain()
                 images = tools.call("Runtime.evaluate", expression=IMAGES_JS, awaitPromise=True,
                                     returnByValue=True)["result"].get("value", [])
+                raw_tables = tools.call("Runtime.evaluate", expression=RAW_TABLES_JS,
+                                        returnByValue=True)["result"].get("value", [])
+                problems += [f"a Markdown table shows as text, not as a table: {text!r}..." for text in raw_tables]
                 tools.drain(quiet_for=0.3, timeout=5)
                 if screenshot_dir is not None:
                     import base64
@@ -225,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         print("check_pages: Chromium not found; install it with: apt-get install -y chromium", file=sys.stderr)
         return 2
     build = args.build_dir.resolve()
-    missing = [p for p in args.pages if not (build / p).is_file()]
+    # Patterns (notebooks/*.html) stand for every page of the build that they match.
+    pages = [str(found.relative_to(build)) for page in args.pages
+             for found in (sorted(build.glob(page)) if "*" in page else [build / page])]
+    if not pages:
+        print(f"check_pages: no page of {build} matches {', '.join(args.pages)}", file=sys.stderr)
+        return 1
+    missing = [p for p in pages if not (build / p).is_file()]
     if missing:
         print(f"check_pages: not in {build}: {', '.join(missing)} (build the book first: "
               "bash scripts/build_book.sh)", file=sys.stderr)
@@ -240,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
     failed = 0
     try:
-        for page in args.pages:
+        for page in pages:
             start = time.perf_counter()
             try:
                 problems, notes = check_page(chromium, base_url, page, args.screenshots,
@@ -255,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         server.server_close()
-    print(f"check_pages: {len(args.pages) - failed} of {len(args.pages)} pages passed")
+    print(f"check_pages: {len(pages) - failed} of {len(pages)} pages passed")
     return 1 if failed else 0
 
 

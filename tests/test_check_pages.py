@@ -36,6 +36,10 @@ def _site(tmp_path: Path) -> Path:
     (site / "book" / "broken.html").write_text("<html><body><img src='../_images/bad.png'></body></html>")
     (site / "_images" / "bad.png").write_bytes(b"not a png")  # 200, but the browser cannot draw it
     (site / "book" / "text.html").write_text("<html><body><p>No figures</p></body></html>")
+    # What MyST-NB makes of a text/markdown table when it renders outputs as CommonMark.
+    (site / "book" / "raw_table.html").write_text(
+        "<html><head><meta charset='utf-8'></head><body><article><img src='../_images/figure.png'><p>| model | acc |\n|\u2014|\u2014|\n"
+        "| GAP | 93% |</p><table><tr><td>| a real table cell |</td></tr></table></article></body></html>")
     return site
 
 
@@ -68,6 +72,21 @@ def test_missing_files_broken_images_and_figureless_pages_fail(tmp_path):
     assert code == 1 and "no image of its own" in out
     code, out = _run("--build-dir", str(site), "--allow-no-figures", "book/text.html")
     assert code == 0, out
+
+
+def test_a_markdown_table_left_as_text_fails(tmp_path):
+    site = _site(tmp_path)
+    code, out = _run("--build-dir", str(site), "book/raw_table.html")
+    assert code == 1
+    assert "a Markdown table shows as text, not as a table: '| model | acc |" in out
+
+
+def test_a_pattern_checks_every_page_it_matches(tmp_path):
+    site = _site(tmp_path)
+    code, out = _run("--build-dir", str(site), "book/g*.html")
+    assert code == 0 and "1 of 1 pages passed" in out and "book/good.html" in out
+    code, out = _run("--build-dir", str(site), "book/nothing*.html")
+    assert code == 1
 
 
 def test_a_page_missing_from_the_build_is_reported(tmp_path):
