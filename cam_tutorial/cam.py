@@ -445,8 +445,9 @@ class CAMExtractor:
             self._set_target(model.features, "the model's .features")
         else:
             self._install_probe()
-        logger.info("CAMExtractor: classifier %r (%d classes, %d channels)", self.fc_name, self.num_classes,
-                    self.num_channels)
+        # The layers found are debug detail; the one INFO line is the verification (below).
+        logger.debug("CAMExtractor: classifier %r (%d classes, %d channels)", self.fc_name, self.num_classes,
+                     self.num_channels)
 
     # -- layer finding -----------------------------------------------------------------------
 
@@ -492,7 +493,7 @@ class CAMExtractor:
                 store.calls += 1
 
         self._handles.append(layer.register_forward_hook(hook))
-        logger.info("CAMExtractor: feature layer %r (%s)", self.target_name, how)
+        logger.debug("CAMExtractor: feature layer %r (%s)", self.target_name, how)
 
     def _install_probe(self) -> None:
         store, channels = self._store, self.num_channels
@@ -664,8 +665,8 @@ class CAMExtractor:
     def _accept(self, pooling: str, activation: str) -> None:
         self.pooling, self.activation = pooling, activation
         extra = ", after a functional ReLU" if activation == "relu" else ""
-        logger.info("CAMExtractor: verified logits == %s-pool(f%s) @ W.T + b at %r",
-                    {"avg": "global average", "max": "global max"}[pooling], extra, self.target_name)
+        logger.info("CAMExtractor: verified logits == %s-pool(f%s) @ W.T + b at %r (classifier %r)",
+                    {"avg": "global average", "max": "global max"}[pooling], extra, self.target_name, self.fc_name)
         if pooling == "max":
             logger.info("CAMExtractor: global max pooling: maps are computed the same way, but the score "
                         "is sum_k w_k max f_k + b, not the map's mean plus b")

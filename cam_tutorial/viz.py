@@ -16,7 +16,14 @@ import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
 __all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix",
-           "show_map_rows", "plot_box_acc"]
+           "show_map_rows", "plot_box_acc", "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
+
+#: Widest figure, in inches, of the grids here. The book's text column is about 740 px wide and
+#: notebooks draw at 72 px per inch, so a wider figure is shrunk and its labels with it: at this
+#: width a label of ``LABEL_SIZE`` points stays about as large as the text around it.
+MAX_FIGURE_WIDTH = 10.0
+#: Font size, in points, of the panel titles, row names and legends of the grids.
+LABEL_SIZE = 9
 
 
 def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -58,7 +65,8 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         class_names: names for ``labels``.
         ncols: images per row.
         title: the figure's title.
-        size: inches per image.
+        size: inches per image, at most; smaller when ``ncols`` images would make the figure wider
+            than :data:`MAX_FIGURE_WIDTH`.
         titles: one title per image (e.g. the IoU), shown instead of the label's name.
 
     Returns:
@@ -71,27 +79,30 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    size = min(size, MAX_FIGURE_WIDTH / ncols)
+    legend = pred_boxes is not None and boxes is not None
+    # Constrained layout leaves room for the titles, the suptitle and the legend below the grid.
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                             figsize=(size * ncols, (size + 0.25) * nrows + (0.4 if title else 0)
+                                      + (0.35 if legend else 0)))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
             continue
         ax.imshow(_to_display(images[i]))
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=LABEL_SIZE)
         elif labels is not None:
             label = int(labels[i])
-            ax.set_title(class_names[label] if class_names else str(label), fontsize=8)
+            ax.set_title(class_names[label] if class_names else str(label), fontsize=LABEL_SIZE)
         if boxes is not None:
             draw_box(ax, boxes[i], "lime", "ground truth" if i == 0 else None)
         if pred_boxes is not None:
             draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
     if title:
         fig.suptitle(title)
-    if pred_boxes is not None and boxes is not None:
-        fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
+    if legend:
+        fig.legend(loc="outside lower center", ncol=2, fontsize=LABEL_SIZE, frameon=False)
     return fig
 
 
@@ -212,7 +223,7 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
     if not epochs:
         raise ValueError("plot_history needs a history with at least one epoch")
     lr = list(get("lr", None) or [])
-    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(12 if lr else 9, 3.2))
+    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(MAX_FIGURE_WIDTH if lr else 7.5, 3.4))
     for ax, metric, label in ((axes[0], "loss", "cross-entropy"), (axes[1], "acc", "accuracy")):
         ax.plot(epochs, get(f"train_{metric}"), "o-", label="train (running, during the epoch)")
         ax.plot(epochs, get(f"val_{metric}"), "s-", label="validation (after the epoch)")
@@ -221,13 +232,13 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[1].set_ylim(0, 1.02)
-    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=LABEL_SIZE, loc="lower right")
     if lr:
         axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the epoch's last step")
         axes[2].set_xlabel("epoch")
         axes[2].set_ylabel("learning rate")
         axes[2].set_title("one-cycle learning rate")
-        axes[2].legend(fontsize=8)
+        axes[2].legend(fontsize=LABEL_SIZE)
         axes[2].grid(alpha=0.3)
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -293,7 +304,8 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         boxes: ``B`` ground-truth boxes ``(x0, y0, x1, y1)``, shared by every row.
         pred_boxes: row name -> ``B`` predicted boxes (rows not in it draw none).
         titles: row name -> ``B`` cell titles (e.g. the IoU).
-        size: inches per cell.
+        size: inches per cell, at most; smaller when ``B`` columns would make the figure wider
+            than :data:`MAX_FIGURE_WIDTH`.
         title: the figure's title.
         alpha, colormap: as for :func:`overlay`.
 
@@ -306,8 +318,11 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
     for name in names:
         if len(maps[name]) != n:
             raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
-    fig, axes = plt.subplots(len(names), n, figsize=(size * n + 0.8, size * len(names) + (0.4 if title else 0)),
-                             squeeze=False)
+    size = min(size, (MAX_FIGURE_WIDTH - 0.4) / n)
+    legend = boxes is not None and bool(pred_boxes)
+    fig, axes = plt.subplots(len(names), n, squeeze=False, layout="constrained",
+                             figsize=(size * n + 0.4, (size + 0.25) * len(names) + (0.4 if title else 0)
+                                      + (0.35 if legend else 0)))
     for r, name in enumerate(names):
         for i in range(n):
             ax = axes[r, i]
@@ -319,13 +334,12 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
             if pred_boxes is not None and name in pred_boxes:
                 draw_box(ax, pred_boxes[name][i], "red", "predicted" if i == 0 and r == 0 else None)
             if titles is not None and name in titles:
-                ax.set_title(titles[name][i], fontsize=8)
-        axes[r, 0].set_ylabel(name, fontsize=9)
+                ax.set_title(titles[name][i], fontsize=LABEL_SIZE)
+        axes[r, 0].set_ylabel(name, fontsize=LABEL_SIZE)
     if title:
         fig.suptitle(title)
-    if boxes is not None and pred_boxes:
-        fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
+    if legend:
+        fig.legend(loc="outside lower center", ncol=2, fontsize=LABEL_SIZE, frameon=False)
     return fig
 
 

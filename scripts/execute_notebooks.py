@@ -12,11 +12,16 @@ Each run's wall time, and the machine it ran on, are kept in the notebook's meta
 (``cam_tutorial.timings``, one entry per preset), and the ``**Time:**`` line of its first cell is
 rewritten from them, so the time a reader is promised is the one measured, never typed in.
 The line ends with the notebook's own remark, ``cam_tutorial.time_note`` in its metadata.
+
+Widgets that their code hid before the run ended (tqdm's ``leave=False`` bars, once closed) are
+dropped from the outputs, with the saved widget state that only they used: in the static book
+each left an empty gap, and on GitHub a line of progress-bar text.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -30,6 +35,10 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("ci", "cpu", "gpu")
 TIME_LINE = re.compile(r"^\*\*Time:\*\*.*$", re.M)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# A model refers to another as "IPY_MODEL_<id>" (children, layout); an Output widget holds views.
+_MODEL_REFERENCE = re.compile(r'IPY_MODEL_([0-9a-f]{32})|"model_id": "([0-9a-f]{32})"')
 
 
 def machine() -> str:
@@ -72,6 +81,46 @@ def set_time_line(nb: nbformat.NotebookNode) -> None:
     first.source = TIME_LINE.sub(lambda _: line, first.source, count=1)
 
 
+def drop_hidden_widgets(nb: nbformat.NotebookNode) -> int:
+    """Remove the outputs of widgets whose layout their code hid, and the state only they used.
+
+    Returns the number of outputs removed. A notebook without saved widget state is unchanged.
+    """
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE)
+    if not saved:
+        return 0
+    state = saved["state"]
+
+    def hidden(model_id: str) -> bool:
+        layout = state.get(model_id, {}).get("state", {}).get("layout", "")
+        look = state.get(layout.removeprefix("IPY_MODEL_"), {}).get("state", {})
+        return look.get("visibility") == "hidden" or look.get("display") == "none"
+
+    dropped, roots = 0, []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view and hidden(view["model_id"]):
+                dropped += 1
+                continue
+            if view:
+                roots.append(view["model_id"])
+            kept.append(output)
+        cell.outputs = kept
+    reachable: set[str] = set()
+    while roots:
+        model_id = roots.pop()
+        if model_id in reachable or model_id not in state:
+            continue
+        reachable.add(model_id)
+        roots += [a or b for a, b in _MODEL_REFERENCE.findall(json.dumps(state[model_id]["state"]))]
+    saved["state"] = {k: v for k, v in state.items() if k in reachable}
+    return dropped
+
+
 def execute(path: Path, preset: str, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ["CAM_TUTORIAL_PRESET"] = preset
@@ -90,6 +139,7 @@ def execute(path: Path, preset: str, timeout: int) -> float:
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
+    drop_hidden_widgets(nb)
     meta = nb.metadata.setdefault("cam_tutorial", {})
     meta["executed_with_preset"] = preset
     meta.setdefault("timings", {})[preset] = {"seconds": round(elapsed, 1), "machine": machine()}

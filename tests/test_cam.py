@@ -231,11 +231,13 @@ def test_torchvision_models_are_found_and_satisfy_the_identity(name, build, targ
     model = build().eval()
     with torch.no_grad():
         model.get_submodule(fc).bias.normal_(0, 0.5)
-    with caplog.at_level("INFO", logger="cam_tutorial.cam"):
+    with caplog.at_level("DEBUG", logger="cam_tutorial.cam"):
         with CAMExtractor(model) as cam:
             out = cam(torch.rand(1, 3, 64, 64), top_k=5, upsample=False, normalize=False)
     assert (cam.target_name, cam.fc_name, cam.pooling) == (target, fc, "avg")
     assert f"feature layer {target!r}" in caplog.text and f"classifier {fc!r}" in caplog.text
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO" and r.name == "cam_tutorial.cam"]
+    assert len(info) == 1 and info[0].startswith("CAMExtractor: verified logits"), info  # one line, not three
     b = model.get_submodule(fc).bias.detach()
     scale = out.logits.abs().max()
     predicted = out.maps.mean(dim=(2, 3)) + b[out.classes]

@@ -186,3 +186,28 @@ def test_show_gallery_titles_replace_the_class_names_and_are_checked():
     with pytest.raises(ValueError, match="one title per image"):
         show_gallery(images, titles=["only one"])
     plt.close("all")
+
+
+@pytest.mark.parametrize("draw", ["gallery", "map_rows"])
+def test_wide_grids_fit_the_book_column_and_keep_the_legend_off_the_images(draw):
+    """Twelve images would make a 19-inch figure at 1.6 inches each: the book would shrink its labels
+    to unreadable; the grid keeps to MAX_FIGURE_WIDTH instead, with the legend below the images."""
+    from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, show_gallery
+
+    found = _found()
+    images = torch.rand(12, 3, SIZE, SIZE)
+    boxes = found.boxes[:1].repeat(12, 1)
+    if draw == "gallery":
+        fig = show_gallery(images, labels=[0] * 12, class_names=["star"], boxes=boxes, pred_boxes=boxes,
+                           ncols=12, title="t")
+    else:
+        fig = show_map_rows(images, {"x": found.maps[:1].repeat(12, 1, 1)}, boxes=boxes, pred_boxes={"x": boxes},
+                            titles={"x": ["IoU 0.50"] * 12}, title="t")
+    assert fig.get_size_inches()[0] <= MAX_FIGURE_WIDTH + 1e-9
+    assert fig.axes[0].title.get_fontsize() == LABEL_SIZE
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    lowest = min(ax.get_window_extent(renderer).y0 for ax in fig.axes)
+    assert legend.y1 <= lowest + 1, (legend, lowest)       # below the images, not on them
+    plt.close("all")

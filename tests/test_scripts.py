@@ -72,3 +72,37 @@ def test_set_time_line_refuses_a_first_cell_without_a_time_line():
     nb = _notebook("no time here", {"cpu": {"seconds": 7, "machine": "2 CPU cores"}})
     with pytest.raises(ValueError, match=r"no '\*\*Time:\*\*' line"):
         set_time_line(nb)
+
+
+def _widget(state: dict, model_id: str, visibility: str | None = None, children: tuple = (),
+            outputs: tuple = ()) -> None:
+    layout = f"{model_id[:-1]}f"
+    state[layout] = {"model_name": "LayoutModel", "state": {"visibility": visibility, "display": None}}
+    state[model_id] = {"model_name": "OutputModel" if outputs else "HBoxModel", "state": {
+        "layout": f"IPY_MODEL_{layout}", "children": [f"IPY_MODEL_{c}" for c in children],
+        "outputs": [{"data": {execute_notebooks.WIDGET_VIEW: {"model_id": o}}} for o in outputs]}}
+
+
+def test_drop_hidden_widgets_removes_closed_bars_and_the_state_only_they_used():
+    ids = {name: f"{i:031d}a" for i, name in enumerate(["bar", "bar_part", "panel", "inner", "shown", "stray"], 1)}
+    state: dict = {}
+    _widget(state, ids["bar_part"])
+    _widget(state, ids["bar"], visibility="hidden", children=(ids["bar_part"],))   # a closed leave=False bar
+    _widget(state, ids["inner"])
+    _widget(state, ids["panel"], outputs=(ids["inner"],))                          # an Output widget's view
+    _widget(state, ids["shown"], children=(ids["panel"],))
+    _widget(state, ids["stray"])                                                   # no output shows it
+
+    def view(model_id):
+        return new_output("display_data", data={execute_notebooks.WIDGET_VIEW: {"model_id": model_id},
+                                                "text/plain": "epoch 1/6:   0%|"})
+    cell = new_code_cell("run()", execution_count=1,
+                         outputs=[view(ids["bar"]), new_output("stream", text="done\n"), view(ids["shown"])])
+    nb = new_notebook(cells=[cell])
+    nb.metadata["widgets"] = {execute_notebooks.WIDGET_STATE: {"state": state, "version_major": 2}}
+    assert execute_notebooks.drop_hidden_widgets(nb) == 1
+    assert [o.get("text") or o["data"][execute_notebooks.WIDGET_VIEW]["model_id"] for o in cell.outputs] == \
+        ["done\n", ids["shown"]]
+    kept = set(nb.metadata["widgets"][execute_notebooks.WIDGET_STATE]["state"])
+    assert kept == {ids["shown"], ids["panel"], ids["inner"]} | {f"{ids[k][:-1]}f" for k in ("shown", "panel", "inner")}
+    assert execute_notebooks.drop_hidden_widgets(new_notebook(cells=[new_code_cell("x")])) == 0
