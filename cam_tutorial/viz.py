@@ -42,13 +42,17 @@ def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def draw_box(ax: plt.Axes, box: Sequence[float], colour: str = "lime", label: str | None = None,
              linewidth: float = 1.5) -> None:
-    """Draw a box ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) on ``ax``."""
+    """Draw a box ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) on ``ax``.
+
+    The box is drawn above the axes' frame and not clipped to it, so that a box along the image's
+    edge (one that covers the whole image, say) stays visible instead of hiding under the frame.
+    """
     x0, y0, x1, y1 = (float(v) for v in box)
     if not np.isfinite([x0, y0, x1, y1]).all():
         return  # an unknown box (real data without boxes) draws nothing
     # Pixel i covers [i - 0.5, i + 0.5] in imshow's coordinates.
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
-                           linewidth=linewidth, label=label))
+                           linewidth=linewidth, label=label, clip_on=False, zorder=3))
 
 
 def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.Tensor | None = None,

@@ -211,3 +211,14 @@ def test_wide_grids_fit_the_book_column_and_keep_the_legend_off_the_images(draw)
     lowest = min(ax.get_window_extent(renderer).y0 for ax in fig.axes)
     assert legend.y1 <= lowest + 1, (legend, lowest)       # below the images, not on them
     plt.close("all")
+
+
+def test_a_box_along_the_image_edge_is_drawn_above_the_frame():
+    from cam_tutorial.viz import draw_box
+
+    fig, ax = plt.subplots()
+    ax.imshow(np.zeros((8, 8)))
+    draw_box(ax, [0, 0, 8, 8], "red")
+    box = ax.patches[0]
+    assert not box.get_clip_on() and box.get_zorder() > max(s.get_zorder() for s in ax.spines.values())
+    plt.close("all")

@@ -350,6 +350,42 @@ def test_max_box_acc_no_foreground_at_tau_one_is_wrong():
     assert result.box_acc[:, 0].tolist() == [1.0, 0.0]
 
 
+def test_max_box_acc_threshold_is_a_cut_of_the_8_bit_map_not_of_the_float_map():
+    # A core at 1.0 and a halo at 0.201: the paper's rule at 20% keeps the halo, but MaxBoxAcc
+    # at tau = 0.2 keeps the grey levels above int(0.2 * 255) = 51, and the halo is level 51.
+    cam = rectangle_map(20, 20, (2, 2, 18, 18), 0.201) + rectangle_map(20, 20, (6, 6, 14, 14),
+                                                                       0.799)
+    assert box_from_cam(cam, 0.2).tolist() == [2, 2, 18, 18]
+    result = max_box_acc(cam[None], [[6, 6, 14, 14]], iou_thresholds=(0.5,),
+                         cam_thresholds=(0.2,), multi_contour=False)
+    assert result.best_iou.tolist() == [[1.0]]
+    assert box_from_cam(cam, 52 / 255).tolist() == [6, 6, 14, 14]
+
+
+@pytest.mark.parametrize("tau", [0.2, 0.35, 0.6])
+def test_max_box_acc_largest_region_is_the_paper_rule_at_the_next_grey_level(tau):
+    # On maps in [0, 1] with one region at every threshold, the box of MaxBoxAcc (largest
+    # contour) at tau is the paper's box at (int(255 tau) + 1) / 255, pixel for pixel: the
+    # two differ by the 8-bit cut only (not by >= against >, box corners or contours).
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:48, 0:48] + 0.5
+    maps, boxes = [], []
+    for _ in range(20):
+        cx, cy = rng.uniform(12, 36, 2)
+        sigma = rng.uniform(4, 12)
+        bump = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma ** 2))
+        maps.append((bump - bump.min()) / (bump.max() - bump.min()))
+        x0, y0 = rng.uniform(0, 24, 2)
+        boxes.append([x0, y0, x0 + rng.uniform(8, 24), y0 + rng.uniform(8, 24)])
+    result = max_box_acc(np.stack(maps), boxes, iou_thresholds=(0.5,), cam_thresholds=(tau,),
+                         multi_contour=False)
+    paper = boxes_from_cams(np.stack(maps), (int(tau * 255) + 1) / 255)
+    expected = [box_iou(b, g)[0, 0] for b, g in zip(paper, boxes)]
+    np.testing.assert_array_equal(result.best_iou[:, 0], expected)
+    at_tau = [box_iou(b, g)[0, 0] for b, g in zip(boxes_from_cams(np.stack(maps), tau), boxes)]
+    assert not np.array_equal(at_tau, expected)  # at tau itself, some boxes are larger
+
+
 def test_centre_gaussian_finds_any_centred_box():
     # Level sets of the centred Gaussian are centred ellipses with the image's aspect ratio:
     # some threshold fits every centred box of that shape closely.
