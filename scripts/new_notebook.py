@@ -29,7 +29,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("cam_tutorial") is
                     "git+{REPOSITORY_URL}.git"], check=True)'''
 
 PRESET = '''# The preset sets every size in this notebook: `ci` (tiny, for tests), `cpu` (the book's
-# outputs) or `gpu` (full size, 224 px). Set CAM_TUTORIAL_PRESET to choose; default: gpu if CUDA.
+# outputs) or `gpu` (full size, 224 px). Set CAM_TUTORIAL_PRESET to choose one;
+# the default is gpu where CUDA is available, else cpu.
 import logging
 
 from cam_tutorial.config import default_device, get_preset
