@@ -83,12 +83,8 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    size = min(size, MAX_FIGURE_WIDTH / ncols)
     legend = pred_boxes is not None and boxes is not None
-    # Constrained layout leaves room for the titles, the suptitle and the legend below the grid.
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(size * ncols, (size + 0.25) * nrows + (0.4 if title else 0)
-                                      + (0.35 if legend else 0)))
+    fig, axes = _grid(nrows, ncols, size, bool(title), legend)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -103,6 +99,23 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
             draw_box(ax, boxes[i], "lime", "ground truth" if i == 0 else None)
         if pred_boxes is not None:
             draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
+    return _finish_grid(fig, title, legend)
+
+
+def _grid(nrows: int, ncols: int, size: float, titled: bool, legend: bool,
+          margin: float = 0.0) -> tuple[plt.Figure, np.ndarray]:
+    """A grid of square panels of at most ``size`` inches, no wider than MAX_FIGURE_WIDTH.
+
+    ``margin`` is extra width (inches) for row names. Constrained layout leaves room for the
+    panel titles, the suptitle and a legend below the grid.
+    """
+    size = min(size, (MAX_FIGURE_WIDTH - margin) / ncols)
+    height = (size + 0.25) * nrows + (0.4 if titled else 0) + (0.35 if legend else 0)
+    return plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                        figsize=(size * ncols + margin, height))
+
+
+def _finish_grid(fig: plt.Figure, title: str | None, legend: bool) -> plt.Figure:
     if title:
         fig.suptitle(title)
     if legend:
@@ -322,11 +335,8 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
     for name in names:
         if len(maps[name]) != n:
             raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
-    size = min(size, (MAX_FIGURE_WIDTH - 0.4) / n)
     legend = boxes is not None and bool(pred_boxes)
-    fig, axes = plt.subplots(len(names), n, squeeze=False, layout="constrained",
-                             figsize=(size * n + 0.4, (size + 0.25) * len(names) + (0.4 if title else 0)
-                                      + (0.35 if legend else 0)))
+    fig, axes = _grid(len(names), n, size, bool(title), legend, margin=0.4)
     for r, name in enumerate(names):
         for i in range(n):
             ax = axes[r, i]
@@ -340,11 +350,7 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
             if titles is not None and name in titles:
                 ax.set_title(titles[name][i], fontsize=LABEL_SIZE)
         axes[r, 0].set_ylabel(name, fontsize=LABEL_SIZE)
-    if title:
-        fig.suptitle(title)
-    if legend:
-        fig.legend(loc="outside lower center", ncol=2, fontsize=LABEL_SIZE, frameon=False)
-    return fig
+    return _finish_grid(fig, title, legend)
 
 
 def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,

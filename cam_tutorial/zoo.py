@@ -47,7 +47,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from .config import Preset, default_device, get_preset
+from .config import PRESETS, Preset, default_device, get_preset
 from .data import CLASS_NAMES, SyntheticShapes
 from .models import ResNet18B, vgg16_fc, vgg16_gap
 from .train import (
@@ -68,6 +68,8 @@ __all__ = [
     "model_dataset",
     "build_model",
     "train_config",
+    "shipped_presets",
+    "presets_to_compare",
     "cache_in_memory",
     "default_cache_dir",
     "CACHE_ENV",
@@ -164,6 +166,32 @@ def _spec(name: str) -> _Spec:
     if name not in _SPECS:
         raise ValueError(f"unknown model {name!r}: use one of {', '.join(map(repr, _SPECS))}")
     return _SPECS[name]
+
+
+def shipped_presets() -> list[str]:
+    """The presets for which every zoo model ships with the package, in :data:`PRESETS` order.
+
+    Read from the checkpoints' file names (``<model>-<preset>-<digest>.pt``); whether a file
+    still matches the code is :func:`trained_model`'s business.
+    """
+    found: dict[str, set[str]] = {}
+    for path in PACKAGED_DIR.glob("*.pt") if PACKAGED_DIR.is_dir() else []:
+        model, _, rest = path.stem.partition("-")
+        found.setdefault(rest.partition("-")[0], set()).add(model)
+    return [name for name in PRESETS if found.get(name, set()) >= set(_SPECS)]
+
+
+def presets_to_compare(preset: Preset | None = None) -> list[Preset]:
+    """``preset`` and every shipped preset, in :data:`PRESETS` order: the runs a chapter can set
+    side by side without training any model but its own preset's.
+
+    Example:
+        >>> [p.name for p in presets_to_compare(get_preset("gpu"))]
+        ['ci', 'cpu', 'gpu']
+    """
+    preset = preset or get_preset()
+    names = set(shipped_presets()) | {preset.name}
+    return [preset if name == preset.name else PRESETS[name] for name in PRESETS if name in names]
 
 
 def build_model(name: str, preset: Preset | None = None) -> nn.Module:

@@ -153,3 +153,19 @@ def test_shipped_checkpoints_match_the_code(tmp_path, preset_name):
         if name.startswith("resnet18b"):
             assert info.val_acc >= 0.9
     assert shipped <= {zoo._cache_key(n, preset) for n in zoo.available_models()}, "stale shipped files"
+
+
+def test_shipped_presets_need_every_model_and_presets_to_compare_add_the_current_one(tmp_path, monkeypatch):
+    assert zoo.shipped_presets() == ["ci", "cpu"]
+    assert [p.name for p in zoo.presets_to_compare(get_preset("ci"))] == ["ci", "cpu"]
+    small = get_preset("gpu").replace(epochs=1)
+    compared = zoo.presets_to_compare(small)
+    assert [p.name for p in compared] == ["ci", "cpu", "gpu"] and compared[-1] is small
+    # A preset with one model missing does not count as shipped.
+    for name in zoo.available_models():
+        (tmp_path / f"{name}-ci-000000000000.pt").touch()
+    (tmp_path / "resnet18b_gap-cpu-000000000000.pt").touch()
+    monkeypatch.setattr(zoo, "PACKAGED_DIR", tmp_path)
+    assert zoo.shipped_presets() == ["ci"]
+    monkeypatch.setattr(zoo, "PACKAGED_DIR", tmp_path / "nowhere")
+    assert zoo.shipped_presets() == []
