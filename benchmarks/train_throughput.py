@@ -43,15 +43,21 @@ def _cpu_bf16_units() -> list[str]:
 
 
 def rows(device: torch.device, compile_too: bool) -> list[tuple[str, dict]]:
-    mixed = resolve_precision("auto", device) or torch.bfloat16  # CPU: try bf16 honestly
-    amp = {torch.bfloat16: "bf16", torch.float16: "fp16"}[mixed]
+    """The settings to time: float32 eager and channels-last, then each mixed precision the device
+    runs natively (on CUDA: fp16 everywhere, bf16 from compute capability 8.0; on a CPU: bf16, to
+    measure it honestly), and the package's automatic choice compiled."""
     out = [
         ("fp32, eager", dict(amp="off", channels_last=False)),
         ("fp32, channels-last", dict(amp="off", channels_last=True)),
-        (f"{amp} autocast, channels-last", dict(amp=amp, channels_last=True)),
     ]
+    if device.type == "cuda":
+        amps = ["fp16"] + (["bf16"] if torch.cuda.get_device_capability(device) >= (8, 0) else [])
+    else:
+        amps = ["bf16"]
+    out += [(f"{amp} autocast, channels-last", dict(amp=amp, channels_last=True)) for amp in amps]
     if compile_too:
-        out.append((f"{amp} autocast, channels-last, compiled", dict(amp=amp, channels_last=True, compile=True)))
+        auto = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(resolve_precision("auto", device), "bf16")
+        out.append((f"{auto} autocast, channels-last, compiled", dict(amp=auto, channels_last=True, compile=True)))
     return out
 
 
