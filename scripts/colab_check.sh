@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# A Colab-like check, run by hand (not in CI; about 10 minutes on 2 cores):
+#   bash scripts/colab_check.sh [notebooks/NN_name.ipynb ...]
+# 1. builds a venv with Colab's own versions of the packages the book touches (scripts/colab_pins.txt);
+# 2. runs the notebooks' set-up-cell install, from this checkout instead of the repository URL;
+# 3. prints what that install changed, and fails if it changed a pinned package (ipywidgets, numpy,
+#    OpenCV...) or torch;
+# 4. executes each notebook from a lone copy in a temporary folder outside the repository (so only
+#    the installed package is importable, package data included), under the `ci` preset.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="${COLAB_VENV:-/tmp/cam-tutorial-colab-venv}"
+work="$(mktemp -d /tmp/colab-check.XXXXXX)"
+echo "colab-check: venv $venv, work folder $work"
+python3 -m venv --clear "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+"${pip[@]}" install -c constraints.txt torch torchvision
+"${pip[@]}" install -r scripts/colab_pins.txt
+# What runs the notebooks (Colab has its own front end; any recent nbclient will do here).
+"${pip[@]}" install nbclient nbformat matplotlib tqdm scipy filelock pillow
+"${pip[@]}" freeze --all | sort > "$work/before.txt"
+# The set-up cell's command (see any notebook's first code cell), from this checkout.
+extras="$("$venv/bin/python" -c "import re, pathlib; s = pathlib.Path('notebooks/05_computing_cams.ipynb').read_text(); m = re.search(r'cam-tutorial(\[[a-z,]+\])?\.git', s); print(m.group(1) or '' if m else '')")"
+echo "colab-check: pip install \"$root$extras\"  (the set-up cell installs \"git+<repository>$extras\")"
+"${pip[@]}" install "$root$extras"
+"${pip[@]}" freeze --all | sort > "$work/after.txt"
+echo "=== what the install changed (- before, + after)"
+diff "$work/before.txt" "$work/after.txt" | grep '^[<>]' | sed 's/^</-/; s/^>/+/' || true
+changed=0
+for name in $(sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' scripts/colab_pins.txt) torch torchvision; do
+  b="$(grep -i "^${name}==" "$work/before.txt" || true)"; a="$(grep -i "^${name}==" "$work/after.txt" || true)"
+  if [ "$b" != "$a" ]; then echo "CHANGED: $b -> $a"; changed=1; fi
+done
+[ "$changed" = 0 ] && echo "colab-check: Colab's ipywidgets, numpy, OpenCV, scikit-image, ipykernel and torch are untouched"
+"$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+failed=0
+notebooks=("$@"); [ ${#notebooks[@]} -gt 0 ] || notebooks=(notebooks/[0-9]*.ipynb)
+for nb in "${notebooks[@]}"; do
+  lone="$work/$(basename "$nb" .ipynb)"; mkdir -p "$lone"; cp "$nb" "$lone/"
+  start=$(date +%s)
+  if (cd "$lone" && CAM_TUTORIAL_PRESET=ci CAM_TUTORIAL_CACHE="$work/cache" PYTHONPATH= \
+        "$venv/bin/python" - "$(basename "$nb")" <<'PY'
+import sys
+import nbformat
+from nbclient import NotebookClient
+
+path = sys.argv[1]
+nb = nbformat.read(path, as_version=4)
+NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": "."}}).execute()
+nbformat.write(nb, path)
+PY
+  ); then
+    echo "ok     $nb ($(( $(date +%s) - start )) s, alone in $lone)"
+  else
+    echo "FAILED $nb ($(( $(date +%s) - start )) s): see above"; failed=1
+  fi
+done
+[ "$changed" = 0 ] && [ "$failed" = 0 ] && echo "colab-check: passed" || { echo "colab-check: FAILED"; exit 1; }
