@@ -209,6 +209,10 @@ SALIENCY_ERRORS = [
      ValueError, r"input images contain non-finite.*nan_to_num"),
     ("gradients, channels-last", lambda: gradient_saliency(_resnet(), torch.rand(1, SIZE, SIZE, 3)),
      ValueError, r"permute\(0, 3, 1, 2\)"),
+    ("Grad-CAM, NaN classifier weight", lambda: grad_cam(_broken_classifier(NAN), _images()),
+     ValueError, r"the logits contain non-finite.*non-finite parameters or buffers: classifier.weight"),
+    ("gradients, Inf conv weight", lambda: gradient_saliency(_broken_conv(INF), _images()),
+     ValueError, r"the logits contain non-finite.*features\.gate\.0\.weight.*fix the model"),
 ]
 
 DATA_ERRORS = [
