@@ -248,6 +248,11 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     Returns:
         Maps of the same shape with minimum 0 and maximum 1 (or all 0 when constant).
 
+    Raises:
+        TypeError: not a floating-point tensor.
+        ValueError: fewer than two dimensions, or a NaN/Inf value (one +Inf pixel would turn its
+            map into NaN there and 0 elsewhere).
+
     Example:
         >>> import torch
         >>> m = normalize_maps(torch.tensor([[[1., 3.], [2., 5.]], [[7., 7.], [7., 7.]]]))
@@ -658,8 +663,10 @@ class CAMExtractor:
 
         Raises:
             TypeError: non-float images, non-integer classes.
-            ValueError: wrong shapes, device or class range; both ``classes`` and ``top_k``;
-                ``top_k`` outside ``1..C``; a model in training mode.
+            ValueError: wrong shapes, device or class range; an empty batch; both ``classes`` and
+                ``top_k``; ``top_k`` outside ``1..C``; a model in training mode; NaN or Inf in the
+                images, the classifier's weight, the logits, the features or the maps (the message
+                says which).
             CAMNotApplicableError: the model's head is not pooling + one linear layer.
         """
         if self._closed:
