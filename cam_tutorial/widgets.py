@@ -203,8 +203,8 @@ class CAMExplorer(widgets.VBox):
         if len(item) > 2 and item[2] is not None:
             box = np.asarray(item[2], dtype=np.float64).reshape(-1)
             if box.shape != (4,):
-                raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four numbers "
-                                 "(x0, y0, x1, y1) in pixels")
+                raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four "
+                                 "numbers (x0, y0, x1, y1) in pixels")
         return item[0], int(item[1]), box
 
     def show_item(self, index: int) -> None:
