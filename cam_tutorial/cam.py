@@ -64,7 +64,8 @@ _ADVICE = (
     "CAM needs the last convolutional maps to go through global average (or max) pooling "
     "straight into one linear layer, so that every class score is a weighted sum of pooled maps. "
     "Use a model with that head (e.g. the book's vgg16_gap or ResNet18B, torchvision's resnet, "
-    "densenet or efficientnet) or a gradient method such as Grad-CAM"
+    "densenet or efficientnet) or a gradient method such as Grad-CAM; if the model does have that head "
+    "and the wrong layers were picked, name them: CAMExtractor(model, target_layer=..., fc_layer=...)"
 )
 
 
@@ -247,6 +248,11 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     Returns:
         Maps of the same shape with minimum 0 and maximum 1 (or all 0 when constant).
 
+    Raises:
+        TypeError: not a floating-point tensor.
+        ValueError: fewer than two dimensions, or a NaN/Inf value (one +Inf pixel would turn its
+            map into NaN there and 0 elsewhere).
+
     Example:
         >>> import torch
         >>> m = normalize_maps(torch.tensor([[[1., 3.], [2., 5.]], [[7., 7.], [7., 7.]]]))
@@ -261,6 +267,9 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         raise ValueError(f"maps must have at least two dimensions (h, w), got {tuple(maps.shape)}")
     if maps.shape[-1] * maps.shape[-2] == 0:
         return maps if inplace else maps.clone()
+    # One +Inf pixel would make its map NaN at that pixel and 0 elsewhere: refuse, do not guess.
+    _check_finite(maps, "maps", "find where they come from (the images, the model's weights, a float16 "
+                  "overflow) or replace them first with torch.nan_to_num")
     low, high = maps.flatten(-2).aminmax(dim=-1)
     low, high = low[..., None, None], high[..., None, None]
     span = high - low
@@ -276,12 +285,29 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+def _check_finite(values: torch.Tensor, what: str, fix: str) -> None:
+    """Raise ``ValueError`` naming ``what`` and ``fix`` when ``values`` hold a NaN or an infinity."""
+    finite = torch.isfinite(values.detach())
+    if not bool(finite.all()):
+        bad = values.detach()[~finite]
+        nans = int(torch.isnan(bad).sum())
+        raise ValueError(
+            f"{what} contain non-finite values ({nans} NaN, {bad.numel() - nans} infinite, "
+            f"of {values.numel()}): {fix}"
+        )
+
+
 def check_image_batch(images: object) -> torch.Tensor:
     """Validate a batch of images for a classifier: a float ``(B, 3, H, W)`` tensor.
 
-    A single ``(3, H, W)`` image becomes a batch of one. Integer images, other ranks and
-    channels-last layouts get an error that names the fix. Shared by every map method here and
-    in :mod:`cam_tutorial.saliency`.
+    A single ``(3, H, W)`` image becomes a batch of one. Integer images, other ranks,
+    channels-last layouts, empty batches and NaN/Inf pixels get an error that names the fix.
+    Shared by every map method here and in :mod:`cam_tutorial.saliency`.
+
+    Example:
+        >>> import torch
+        >>> check_image_batch(torch.zeros(3, 8, 8)).shape
+        torch.Size([1, 3, 8, 8])
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch tensor (B, 3, H, W), got {type(images).__name__}")
@@ -299,6 +325,13 @@ def check_image_batch(images: object) -> torch.Tensor:
             f"images of shape {tuple(images.shape)} look channels-last (B, H, W, C): the model wants "
             "(B, C, H, W); use images.permute(0, 3, 1, 2)"
         )
+    if images.shape[0] == 0:
+        raise ValueError(
+            f"the batch holds 0 images (shape {tuple(images.shape)}): give at least one image, "
+            "e.g. skip empty batches before calling"
+        )
+    _check_finite(images, "the input images", "check how they were loaded and normalised (a zero std, "
+                  "a division by zero) or clean them with torch.nan_to_num")
     return images
 
 
@@ -330,6 +363,7 @@ class _FeatureStore:
         self.output: torch.Tensor | None = None
         self.calls = 0
         self.probe: list[tuple[str, torch.Tensor]] = []
+        self.linear_outputs: list[tuple[nn.Module, torch.Tensor]] = []
 
 
 def _remove_handles(handles: list) -> None:
@@ -351,6 +385,12 @@ def _module_name(model: nn.Module, module: nn.Module) -> str:
         if sub is module:
             return name or "<model>"
     return type(module).__name__
+
+
+def _nonfinite_parameters(model: nn.Module) -> list[str]:
+    """Names of the parameters and buffers of ``model`` that hold a NaN or an infinity."""
+    named = list(model.named_parameters()) + list(model.named_buffers())
+    return [name for name, value in named if value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def _resolve(model: nn.Module, layer: nn.Module | str, what: str) -> nn.Module:
@@ -379,16 +419,23 @@ class CAMExtractor:
 
     Finding the layers (when not given):
 
-    * the classifier: ``model.classifier`` if it is an ``nn.Linear`` (the book's models), else the
-      last ``nn.Linear`` of the model. If it sits in an ``nn.Sequential`` with another weighted
-      layer, an activation or a normalisation (mobilenet_v3's Linear-Hardswish-Dropout-Linear,
-      VGG16's FC stack, convnext's LayerNorm), CAM does not apply: :class:`CAMNotApplicableError`.
-      Dropout, Identity, Flatten and pooling around it are fine (dropout is the identity in eval).
+    * the classifier: ``model.classifier`` if it is an ``nn.Linear`` (the book's models), else an
+      ``nn.Linear`` of the model that can be a CAM head: one that does not sit in an
+      ``nn.Sequential`` with another weighted layer, an activation or a normalisation (so not the
+      Linears of a squeeze-excitation block or an MLP). Of those, the shallowest (then the last
+      registered) is taken at construction, and when there are several the first call confirms it:
+      the Linear whose output *is* the returned logits wins. If no Linear can be a head
+      (mobilenet_v3's Linear-Hardswish-Dropout-Linear, VGG16's FC stack, convnext's LayerNorm),
+      CAM does not apply: :class:`CAMNotApplicableError`. Dropout, Identity, Flatten and pooling
+      around it are fine (dropout is the identity in eval).
     * the feature layer: ``model.features`` for the book's models (``.features``, ``.pool``,
       ``.classifier``); otherwise, on the first call, every 4-D output with ``K`` channels and
       more than one position is recorded, and the last one whose pooling reproduces the logits is
       chosen (``layer4`` for resnet, ``features`` for densenet/efficientnet, ``inception5b``
       for googlenet, ``conv5`` for shufflenet, ``trunk_output`` for regnet).
+
+    Non-finite values (NaN, Inf) in the images, the classifier's weight, the logits, the features or
+    the maps raise ``ValueError`` naming which, at every call: a NaN map is never returned.
 
     Verification (first call): ``logits == pool(f) @ W.T + b`` within float tolerance, with
     ``pool`` global average or global max pooling (recorded in :attr:`pooling`); a functional ReLU
@@ -425,6 +472,8 @@ class CAMExtractor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
+        # Linears that could each be the classifier; the first call settles which (see _settle_fc).
+        self._fc_candidates: list[nn.Linear] = []
         self.fc = self._find_fc(fc_layer)
         self.fc_name = _module_name(model, self.fc)
         self.num_classes, self.num_channels = self.fc.weight.shape
@@ -435,6 +484,9 @@ class CAMExtractor:
         self._closed = False
         self._handles: list = []
         self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
+        self._fc_handles: list = []
+        if self._fc_candidates:
+            self._install_linear_hooks()
         self.target_layer: nn.Module | None = None
         self.target_name: str | None = None
         if target_layer is not None:
@@ -457,30 +509,70 @@ class CAMExtractor:
         elif isinstance(getattr(self.model, "classifier", None), nn.Linear):
             fc = self.model.classifier
         else:
-            linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+            linears = [(name, m) for name, m in self.model.named_modules() if isinstance(m, nn.Linear)]
             if not linears:
                 raise CAMNotApplicableError(
                     f"CAM does not apply to this model: it has no nn.Linear classifier. {_ADVICE}."
                 )
-            fc = linears[-1]
+            # A Linear in a block with an activation, a norm or another weighted layer (the two
+            # Linears of a squeeze-excitation block, an MLP) cannot be a CAM head. Of the rest the
+            # shallowest, then the last registered, is the likeliest classifier (resnet's fc,
+            # googlenet's fc over its aux heads); with several, the first call checks the logits.
+            heads = [(name, m) for name, m in linears if self._head_problem(m) is None]
+            if not heads:
+                fc = linears[-1][1]  # _check_head_structure says why it cannot be the head
+            else:
+                fc = min(reversed(heads), key=lambda item: item[0].count("."))[1]
+                if len(heads) > 1:
+                    self._fc_candidates = [m for _, m in heads]
         if not isinstance(fc, nn.Linear):
             raise TypeError(f"fc_layer must be an nn.Linear, got {type(fc).__name__}")
         return fc
 
-    def _check_head_structure(self) -> None:
-        """Reject heads that are visibly more than pooling + one linear layer (no forward needed)."""
+    def _head_problem(self, fc: nn.Module) -> str | None:
+        """Why ``fc`` cannot be a CAM head, from the model's structure alone; ``None`` if it can."""
         for name, parent in self.model.named_modules():
             if isinstance(parent, nn.Sequential) and parent is not self.model and any(
-                child is self.fc for child in parent.children()
+                child is fc for child in parent.children()
             ):
                 children = list(parent.children())
-                if any(isinstance(c, _WEIGHTED + _ACTIVATIONS + _NORMS) for c in children if c is not self.fc):
+                if any(isinstance(c, _WEIGHTED + _ACTIVATIONS + _NORMS) for c in children if c is not fc):
                     layout = " -> ".join(type(c).__name__ for c in children)
-                    raise CAMNotApplicableError(
-                        f"CAM does not apply to this model: the head {name!r} is {layout}, "
-                        "not global pooling followed by one linear layer. "
-                        f"{_ADVICE}."
-                    )
+                    return (f"CAM does not apply to this model: the head {name!r} is {layout}, "
+                            "not global pooling followed by one linear layer. "
+                            f"{_ADVICE}.")
+        return None
+
+    def _check_head_structure(self) -> None:
+        """Reject heads that are visibly more than pooling + one linear layer (no forward needed)."""
+        problem = self._head_problem(self.fc)
+        if problem is not None:
+            raise CAMNotApplicableError(problem)
+
+    def _install_linear_hooks(self) -> None:
+        """Record the output of every candidate classifier during the first call."""
+        store = self._store
+
+        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+            if store.active and isinstance(output, torch.Tensor):
+                store.linear_outputs.append((module, output))
+
+        for linear in self._fc_candidates:
+            handle = linear.register_forward_hook(hook)
+            self._fc_handles.append(handle)
+            self._handles.append(handle)  # so that close() and the finaliser remove it too
+
+    def _settle_fc(self, logits: object) -> None:
+        """First call with several candidate classifiers: take the one whose output is the logits."""
+        produced = [m for m, out in self._store.linear_outputs if out is logits]
+        _remove_handles(self._fc_handles)
+        self._fc_candidates, self._store.linear_outputs = [], []
+        if produced and produced[-1] is not self.fc:
+            self.fc = produced[-1]
+            self.fc_name = _module_name(self.model, self.fc)
+            self.num_classes, self.num_channels = self.fc.weight.shape
+            logger.debug("CAMExtractor: classifier %r returns the logits (%d classes, %d channels)",
+                         self.fc_name, self.num_classes, self.num_channels)
 
     def _set_target(self, layer: nn.Module, how: str) -> None:
         self.target_layer = layer
@@ -496,7 +588,9 @@ class CAMExtractor:
         logger.debug("CAMExtractor: feature layer %r (%s)", self.target_name, how)
 
     def _install_probe(self) -> None:
-        store, channels = self._store, self.num_channels
+        store = self._store
+        # Until the first call settles the classifier, any candidate's input width could be K.
+        channels = {self.num_channels} | {m.in_features for m in self._fc_candidates}
 
         for name, module in self.model.named_modules():
             if module is self.model:
@@ -505,7 +599,7 @@ class CAMExtractor:
             def hook(module: nn.Module, inputs: tuple, output: object, name: str = name) -> None:
                 # Keep only what could be f: 4-D, K channels, more than one position.
                 if (store.active and isinstance(output, torch.Tensor) and output.ndim == 4
-                        and output.shape[1] == channels and output.shape[2] * output.shape[3] > 1):
+                        and output.shape[1] in channels and output.shape[2] * output.shape[3] > 1):
                     store.probe.append((name, output))
 
             self._handles.append(module.register_forward_hook(hook))
@@ -569,8 +663,10 @@ class CAMExtractor:
 
         Raises:
             TypeError: non-float images, non-integer classes.
-            ValueError: wrong shapes, device or class range; both ``classes`` and ``top_k``;
-                ``top_k`` outside ``1..C``; a model in training mode.
+            ValueError: wrong shapes, device or class range; an empty batch; both ``classes`` and
+                ``top_k``; ``top_k`` outside ``1..C``; a model in training mode; NaN or Inf in the
+                images, the classifier's weight, the logits, the features or the maps (the message
+                says which).
             CAMNotApplicableError: the model's head is not pooling + one linear layer.
         """
         if self._closed:
@@ -579,16 +675,9 @@ class CAMExtractor:
         batch = images.shape[0]
         if classes is not None and top_k is not None:
             raise ValueError("give either classes or top_k, not both")
-        if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_classes:
-                raise ValueError(
-                    f"top_k must be an int from 1 to {self.num_classes} (the number of classes), got {top_k!r}"
-                )
-        if classes is not None:
-            classes = _as_class_tensor(classes, batch, self.num_classes, images.device)
-            if classes.ndim != 1:
-                raise ValueError(f"classes must hold one index per image, got shape {tuple(classes.shape)}; "
-                                 "for several classes per image use top_k or class_activation_maps")
+        settling = bool(self._fc_candidates)  # the class count is known once the classifier is
+        if not settling:
+            classes = self._check_request(classes, top_k, batch, images.device)
         if self.model.training:
             raise ValueError(
                 "the model is in training mode: call model.eval() first (dropout would change the scores "
@@ -596,19 +685,23 @@ class CAMExtractor:
             )
 
         store = self._store
-        store.output, store.calls, store.probe = None, 0, []
+        store.output, store.calls, store.probe, store.linear_outputs = None, 0, [], []
         store.active = True
         try:
             with torch.no_grad():
                 logits = self.model(images)
         finally:
             store.active = False
+        if settling:
+            self._settle_fc(logits)
+            classes = self._check_request(classes, top_k, batch, images.device)
         if not isinstance(logits, torch.Tensor) or logits.shape != (batch, self.num_classes):
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise CAMNotApplicableError(
                 f"CAM does not apply to this model: it should return logits of shape ({batch}, {self.num_classes}), "
                 f"got {got}. {_ADVICE}."
             )
+        self._check_finite_pass(logits)
 
         if self.target_layer is None:
             features = self._choose_target(logits)
@@ -624,6 +717,9 @@ class CAMExtractor:
                     f"the target layer {self.target_name!r} ran {store.calls} times in one forward pass; "
                     "pick a layer that runs once (the one whose output feeds the global pooling)"
                 )
+            if features.is_floating_point():
+                _check_finite(features, f"the features of {self.target_name!r}",
+                              "the model overflowed before its head (run it in float32, check its weights)")
             if self.pooling is None:
                 self._verify(features, logits)
         store.output, store.probe = None, []
@@ -635,11 +731,43 @@ class CAMExtractor:
         elif classes is None:
             classes = logits.argmax(dim=1)
         maps = class_activation_maps(features, self.fc.weight, classes)
+        _check_finite(maps, "the class activation maps", "the features times the classifier's weight "
+                      "overflowed; run the model in float32")
         if upsample:
             maps = upsample_maps(maps, tuple(images.shape[-2:]))
         if normalize:
             maps = normalize_maps(maps, inplace=True)
         return CAMResult(logits=logits, classes=classes, maps=maps, features=features)
+
+    def _check_request(self, classes: ClassIndices, top_k: int | None, batch: int,
+                       device: torch.device) -> torch.Tensor | None:
+        """Validate ``top_k`` and ``classes`` against the classifier; return the classes as a tensor."""
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_classes:
+                raise ValueError(
+                    f"top_k must be an int from 1 to {self.num_classes} (the number of classes), got {top_k!r}"
+                )
+        if classes is not None:
+            classes = _as_class_tensor(classes, batch, self.num_classes, device)
+            if classes.ndim != 1:
+                raise ValueError(f"classes must hold one index per image, got shape {tuple(classes.shape)}; "
+                                 "for several classes per image use top_k or class_activation_maps")
+        return classes
+
+    def _check_finite_pass(self, logits: torch.Tensor) -> None:
+        """NaN/Inf in the classifier or the logits: say which, before anything blames the head."""
+        weights = [self.fc.weight] + ([self.fc.bias] if self.fc.bias is not None else [])
+        for value in weights:
+            _check_finite(value, f"the weights of the classifier {self.fc_name!r}",
+                          "the model is broken (a diverged training run?): reload a good checkpoint, or "
+                          "retrain with a lower learning rate")
+        if logits.is_floating_point() and not bool(torch.isfinite(logits).all()):
+            broken = _nonfinite_parameters(self.model)
+            where = (f"non-finite parameters or buffers: {', '.join(broken[:5])}" if broken else
+                     "its parameters are finite, so the forward pass overflowed (run it in float32, not "
+                     "float16, and check the input scale)")
+            _check_finite(logits, "the logits", f"the model produced them ({where}); fix the model before "
+                          "computing maps")
 
     # -- verification ------------------------------------------------------------------------
 
@@ -693,7 +821,8 @@ class CAMExtractor:
 
     def _choose_target(self, logits: torch.Tensor) -> torch.Tensor:
         """First call without a known feature layer: pick the last candidate that verifies."""
-        candidates = self._store.probe
+        # Before the classifier was settled the probe kept maps of several widths: keep K's.
+        candidates = [(n, out) for n, out in self._store.probe if out.shape[1] == self.num_channels]
         seen: set[int] = set()
         for name, output in reversed(candidates):
             if id(output) in seen:
@@ -808,27 +937,38 @@ def maps_for_dataset(
                         pin_memory=device.type == "cuda")
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("logits", "maps", "classes", "labels",
                                                             "boxes", "masks")}
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        if not isinstance(batch, (list, tuple)) or len(batch) < 2:
-            raise ValueError("dataset items must be (image, label[, box[, mask]]) tuples")
-        images = batch[0].to(device, non_blocking=True)
-        labels = torch.as_tensor(batch[1]).long()
-        wanted = labels.to(device) if classes == "label" else None
-        logits, maps = compute(images, wanted)
-        if logits.ndim != 2 or logits.shape[0] != len(images) or maps.ndim != 3 or maps.shape[0] != len(images):
-            raise ValueError(f"compute must return logits (B, C) and maps (B, H, W) for a batch of {len(images)}, "
-                             f"got {tuple(logits.shape)} and {tuple(maps.shape)}")
-        logits = logits.detach().float().cpu()
-        parts["logits"].append(logits)
-        parts["maps"].append(maps.detach().float().cpu())
-        parts["classes"].append(labels if classes == "label" else logits.argmax(dim=1))
-        parts["labels"].append(labels)
-        if len(batch) > 2:
-            parts["boxes"].append(torch.as_tensor(batch[2]).float())
-        if len(batch) > 3:
-            parts["masks"].append(torch.as_tensor(batch[3]).bool())
+    # The bar is driven by hand: tqdm.auto's asyncio class calls iter() on what it wraps, and a
+    # second iter(loader) would start a second set of workers (and their prefetching).
+    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not progress)
+    with bar:
+        for batch in loader:
+            _collect_batch(batch, compute, device, classes, parts)
+            bar.update(1)
     joined = {k: torch.cat(v) if v else None for k, v in parts.items()}
     return DatasetMaps(**joined)  # type: ignore[arg-type]
+
+
+def _collect_batch(batch: object, compute: MapFunction, device: torch.device, classes: str,
+                   parts: dict[str, list[torch.Tensor]]) -> None:
+    """One batch of :func:`maps_for_dataset`: run ``compute`` and append its results to ``parts``."""
+    if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+        raise ValueError("dataset items must be (image, label[, box[, mask]]) tuples")
+    images = batch[0].to(device, non_blocking=True)
+    labels = torch.as_tensor(batch[1]).long()
+    wanted = labels.to(device) if classes == "label" else None
+    logits, maps = compute(images, wanted)
+    if logits.ndim != 2 or logits.shape[0] != len(images) or maps.ndim != 3 or maps.shape[0] != len(images):
+        raise ValueError(f"compute must return logits (B, C) and maps (B, H, W) for a batch of {len(images)}, "
+                         f"got {tuple(logits.shape)} and {tuple(maps.shape)}")
+    logits = logits.detach().float().cpu()
+    parts["logits"].append(logits)
+    parts["maps"].append(maps.detach().float().cpu())
+    parts["classes"].append(labels if classes == "label" else logits.argmax(dim=1))
+    parts["labels"].append(labels)
+    if len(batch) > 2:
+        parts["boxes"].append(torch.as_tensor(batch[2]).float())
+    if len(batch) > 3:
+        parts["masks"].append(torch.as_tensor(batch[3]).bool())
 
 
 def cams_for_dataset(

@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import operator
 import os
 import shutil
 import tempfile
@@ -415,7 +416,7 @@ class SyntheticShapes(Dataset):
         return np.array([self.label(i) for i in range(self.length)], dtype=np.int64)
 
     def _check_index(self, index: int) -> int:
-        index = int(index)
+        index = _integral_index(index)
         if index < 0:
             index += self.length
         if not 0 <= index < self.length:
@@ -554,14 +555,34 @@ class SyntheticShapes(Dataset):
 # Display
 # ----------------------------------------------------------------------------------------------
 
+def _integral_index(index: object) -> int:
+    """``index`` as an int: Python and numpy integers pass, ``1.7`` or ``"3"`` is a ``TypeError``.
+
+    ``int(1.7)`` would quietly give item 1, so non-integral indices are refused, not truncated.
+    """
+    if isinstance(index, bool):
+        raise TypeError(f"dataset indices must be integers, got the bool {index!r}; use int(index)")
+    try:
+        return operator.index(index)
+    except TypeError:
+        raise TypeError(
+            f"dataset indices must be integers, got {type(index).__name__} {index!r}; use an int "
+            "(int(i) once you know i is whole; numpy integers work too)"
+        ) from None
+
+
 def denormalize(images: torch.Tensor) -> torch.Tensor:
     """Undo the normalisation for display: ``x * std + mean``, clamped to ``[0, 1]``.
 
     Args:
-        images: a normalised image ``(3, H, W)`` or batch ``(B, 3, H, W)``.
+        images: a normalised image ``(3, H, W)`` or batch ``(B, 3, H, W)``, floating point.
 
     Returns:
         A float tensor of the same shape with values in ``[0, 1]``.
+
+    Raises:
+        TypeError: not a tensor, or an integer (hence not normalised) image.
+        ValueError: not ``(3, H, W)`` or ``(B, 3, H, W)``.
 
     Example:
         >>> ds = SyntheticShapes("val", length=2, image_size=32)
@@ -571,6 +592,12 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"denormalize expects a torch.Tensor, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(
+            f"denormalize expects normalised float images, got dtype {images.dtype}: integer images are "
+            "not normalised, so there is nothing to undo; show them as they are, or use images.float() / 255 "
+            "for values in [0, 1]"
+        )
     if images.ndim not in (3, 4) or images.shape[-3] != 3:
         raise ValueError(
             f"denormalize expects (3, H, W) or (B, 3, H, W), got shape {tuple(images.shape)}"
@@ -586,8 +613,12 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 def default_data_root() -> Path:
-    """Where real datasets live: ``$CAM_TUTORIAL_DATA`` or ``~/.cache/cam_tutorial/data``."""
-    env = os.environ.get(_DATA_ROOT_ENV)
+    """Where real datasets live: ``$CAM_TUTORIAL_DATA`` or ``~/.cache/cam_tutorial/data``.
+
+    The variable is stripped of surrounding spaces, and a blank one counts as unset (``'  '``
+    would otherwise make a folder named by two spaces in the working directory).
+    """
+    env = os.environ.get(_DATA_ROOT_ENV, "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial" / "data"
 
 
@@ -642,7 +673,7 @@ class RealDataset(Dataset):
         return f"RealDataset({self.kind!r}, items={len(self)}, image_size={self.image_size})"
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
-        image, target = self.base[self.indices[index]]
+        image, target = self.base[self.indices[_integral_index(index)]]
         size = self.image_size
         if self.kind == "pets":
             label, trimap = target

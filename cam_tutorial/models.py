@@ -118,6 +118,29 @@ class BuildingBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+_IMAGE_CHANNELS = 3
+
+
+def _check_layout(x: torch.Tensor) -> None:
+    """A batch of RGB images, channels first: ``(B, 3, H, W)``; a channels-last batch names the permute.
+
+    Checked before the sizes, so that ``(B, H, W, 3)`` is not read as a 3 px wide image.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch tensor of images (B, 3, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"expected a batch of images of shape (B, 3, H, W), got {tuple(x.shape)}; "
+                         "for one image (3, H, W) use x.unsqueeze(0)")
+    if x.shape[1] != _IMAGE_CHANNELS and x.shape[-1] == _IMAGE_CHANNELS:
+        raise ValueError(
+            f"input of shape {tuple(x.shape)} looks channels-last (B, H, W, C): the model wants "
+            f"(B, {_IMAGE_CHANNELS}, H, W); use x.permute(0, 3, 1, 2)"
+        )
+    if x.shape[1] != _IMAGE_CHANNELS:
+        raise ValueError(f"expected {_IMAGE_CHANNELS} colour channels (B, 3, H, W), got shape {tuple(x.shape)}; "
+                         "repeat a grey channel (x.expand(-1, 3, -1, -1)) or drop an alpha one (x[:, :3])")
+
+
 class _CheckInputSize(nn.Module):
     """Fails early, with the fix in the message, on inputs too small for the network."""
 
@@ -126,8 +149,7 @@ class _CheckInputSize(nn.Module):
         self.min_size = min_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"expected a batch of images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        _check_layout(x)
         if min(x.shape[-2:]) < self.min_size:
             raise ValueError(
                 f"input of {x.shape[-2]}x{x.shape[-1]} px is too small to pool: this network needs at "
@@ -289,7 +311,8 @@ class _CheckExactSize(nn.Module):
         self.size = size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or tuple(x.shape[-2:]) != (self.size, self.size):
+        _check_layout(x)
+        if tuple(x.shape[-2:]) != (self.size, self.size):
             raise ValueError(
                 f"this FC model was built for {self.size}x{self.size} inputs, got {tuple(x.shape)}: "
                 "its first FC layer has one weight per position, so the size is fixed; resize the "

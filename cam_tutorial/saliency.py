@@ -38,11 +38,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.cam import ClassIndices, _as_class_tensor, _resolve, check_image_batch, normalize_maps, upsample_maps
+from cam_tutorial.cam import (
+    ClassIndices,
+    _as_class_tensor,
+    _check_finite,
+    _nonfinite_parameters,
+    _resolve,
+    check_image_batch,
+    normalize_maps,
+    upsample_maps,
+)
 
 __all__ = ["gradient_saliency", "grad_cam"]
 
 logger = logging.getLogger(__name__)
+
+_GRADIENT_FIX = ("the backward pass overflowed (run the model in float32, not float16) or a layer's gradient "
+                 "is undefined there (e.g. sqrt at 0); check the model's weights with torch.isfinite")
 
 
 def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -55,6 +67,17 @@ def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
             "batch norm would mix the images of the batch and update its statistics)"
         )
     return check_image_batch(images)
+
+
+def _check_finite_logits(model: nn.Module, logits: torch.Tensor) -> None:
+    """NaN/Inf logits make every gradient NaN: say so, and which parameters are to blame."""
+    if logits.is_floating_point() and not bool(torch.isfinite(logits.detach()).all()):
+        broken = _nonfinite_parameters(model)
+        where = (f"non-finite parameters or buffers: {', '.join(broken[:5])}" if broken else
+                 "its parameters are finite, so the forward pass overflowed (run it in float32, not float16, "
+                 "and check the input scale)")
+        _check_finite(logits, "the logits", f"the model produced them ({where}); fix the model before "
+                      "computing maps")
 
 
 def _selected_scores(logits: object, classes: ClassIndices, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +126,9 @@ def gradient_saliency(model: nn.Module, images: torch.Tensor, classes: ClassIndi
     with torch.enable_grad():
         logits = model(x)
         score, _ = _selected_scores(logits, classes, x.shape[0])
+        _check_finite_logits(model, logits)
         (grad,) = torch.autograd.grad(score, x)
+    _check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     return grad.abs().amax(dim=1)
 
 
@@ -183,10 +208,12 @@ def grad_cam(
                 got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
                 raise ValueError(f"the target layer must output maps of shape (B, K, h, w), got {got}")
             score, _ = _selected_scores(logits, classes, x.shape[0])
+            _check_finite_logits(model, logits)
             (grad,) = torch.autograd.grad(score, f)
     finally:
         handle.remove()
 
+    _check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     dtype = torch.promote_types(f.dtype, torch.float32)
     f, grad = f.detach().to(dtype), grad.to(dtype)
     alpha = grad.mean(dim=(2, 3))  # (B, K)

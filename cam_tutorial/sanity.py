@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.cam import ClassIndices, _as_class_tensor
+from cam_tutorial.cam import ClassIndices, _as_class_tensor, _check_finite
 
 __all__ = [
     "RandomizationResult",
@@ -54,6 +54,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+_MAPS_FIX = ("find where the NaN/Inf come from (the images, the model's weights, a float16 overflow; "
+             "CAMExtractor and grad_cam name which) or replace them first with torch.nan_to_num")
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,6 +82,8 @@ def _average_ranks(x: torch.Tensor) -> torch.Tensor:
 def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor:
     """Spearman's rank correlation between matching maps, one value per map.
 
+    Maps with a NaN or an infinity are refused (``ValueError``): a rank of NaN means nothing.
+
     ``rho = Pearson(rank(a), rank(b))`` over the pixels of each map, with average ranks for ties
     (as ``scipy.stats.spearmanr``). A constant map has no ranking: its correlation is NaN.
 
@@ -99,6 +104,10 @@ def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor
         raise TypeError("maps must be torch tensors")
     if maps_a.shape != maps_b.shape or maps_a.ndim < 2:
         raise ValueError(f"maps must have the same shape (B, H, W), got {tuple(maps_a.shape)} and {tuple(maps_b.shape)}")
+    # sort() puts NaN last and ranks it like a large value: a NaN map would get a finite rho.
+    for name, maps in (("maps_a", maps_a), ("maps_b", maps_b)):
+        if maps.is_floating_point():
+            _check_finite(maps, f"the maps {name}", _MAPS_FIX)
     a = _average_ranks(maps_a.detach().reshape(maps_a.shape[0], -1).double())
     b = _average_ranks(maps_b.detach().reshape(maps_b.shape[0], -1).to(a.device).double())
     a = a - a.mean(dim=1, keepdim=True)
@@ -380,7 +389,7 @@ def deletion_insertion_curves(
 
     Raises:
         ValueError: a model in training mode, maps not ``(B, H, W)`` at the image size, ``steps`` < 1,
-            an unknown substrate, a class out of range.
+            an unknown substrate, a class out of range, NaN/Inf in the maps or the images.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -395,6 +404,11 @@ def deletion_insertion_curves(
                          "upsample them to the image size first")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    # argsort ranks NaN like a large value, so NaN maps would give finite, meaningless curves.
+    if maps.is_floating_point():
+        _check_finite(maps, "the maps", _MAPS_FIX)
+    _check_finite(images, "the input images", "check how they were loaded and normalised or clean them "
+                  "with torch.nan_to_num")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     deleted_to = _substrate(images, deletion_substrate, blur_sigma)

@@ -27,17 +27,69 @@ LABEL_SIZE = 9
 
 
 def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """(3, H, W) tensor, normalised or in [0, 1], or (H, W, 3) array -> (H, W, 3) array in [0, 1]."""
+    """One image -> ``(H, W, 3)`` RGB or ``(H, W)`` grey float32 array in [0, 1], for ``imshow``.
+
+    Accepts a ``(3, H, W)`` tensor (normalised or in [0, 1]), a ``(1, H, W)`` or ``(H, W)`` grey one,
+    an ``(H, W, 3)``, ``(H, W, 1)`` or ``(H, W)`` array, and ``uint8`` in [0, 255]. A grey image
+    outside [0, 1] (normalised with some mean and std) is min-max scaled, since the RGB statistics
+    do not apply to it; an RGB one is denormalised.
+    """
     if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().float()
+        image = image.detach().cpu()
+        if image.dtype == torch.uint8:
+            image = image.float() / 255
+        image = image.float()
         if image.ndim == 3 and image.shape[0] == 3:
             if image.min() < 0 or image.max() > 1:  # normalised as the models expect
                 from .data import denormalize  # lazy: data is heavier than viz needs
 
                 image = denormalize(image)
             image = image.permute(1, 2, 0)
+        elif image.ndim == 3 and image.shape[0] == 1:
+            image = image[0]
         image = image.numpy()
-    return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array / 255.0
+    array = array.astype(np.float32)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = np.moveaxis(array, 0, -1)  # a channels-first array: (C, H, W) -> (H, W, C)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        raise ValueError(
+            f"cannot show an image of shape {tuple(np.shape(image))}: give (3, H, W) or (1, H, W) tensors, "
+            "(H, W, 3) arrays or (H, W) grey images (for a batch, pass one image per item)"
+        )
+    if array.ndim == 2 and array.size and (array.min() < 0 or array.max() > 1):
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    return np.clip(array, 0, 1)
+
+
+def _show(ax: plt.Axes, picture: np.ndarray) -> None:
+    """``imshow`` of a :func:`_to_display` result: grey images in grey, not in a colormap."""
+    if picture.ndim == 2:
+        ax.imshow(picture, cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(picture)
+
+
+def _label_title(label: object, class_names: Sequence[str] | None) -> str:
+    """The title of a gallery image: its class name, or the index when there are no names."""
+    try:
+        index = int(label)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise TypeError(f"labels must be class indices (ints), got {type(label).__name__} {label!r}; "
+                        "for free text pass titles= instead") from None
+    if not class_names:
+        return str(index)
+    if not 0 <= index < len(class_names):
+        raise ValueError(
+            f"label {index} has no name: class_names holds {len(class_names)} names (indices 0 to "
+            f"{len(class_names) - 1}); give a name for every class, or leave class_names out to show indices"
+        )
+    return str(class_names[index])
 
 
 def draw_box(ax: plt.Axes, box: Sequence[float], colour: str = "lime", label: str | None = None,
@@ -62,8 +114,10 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
     """A grid of images with ground-truth boxes (green) and, optionally, predicted boxes (red).
 
     Args:
-        images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]) or a sequence of images.
-        labels: class index per image, shown as the title (with ``class_names``).
+        images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]), grey ``(B, 1, H, W)`` or
+            ``(B, H, W)`` (shown in grey), or a sequence of images.
+        labels: class index per image, shown as the title (with ``class_names``, which must
+            name every label shown).
         boxes: ground-truth ``(x0, y0, x1, y1)`` per image, in pixels.
         pred_boxes: predicted boxes per image.
         class_names: names for ``labels``.
@@ -76,9 +130,13 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
     Returns:
         The matplotlib figure.
     """
+    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 3:
+        images = images[:, None]  # (N, H, W): a gallery of grey images, one channel each
     n = len(images)
     if n == 0:
         raise ValueError("show_gallery needs at least one image")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} images: give one label per image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
     ncols = max(1, min(ncols, n))
@@ -89,12 +147,11 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(_to_display(images[i]))
+        _show(ax, _to_display(images[i]))
         if titles is not None:
             ax.set_title(titles[i], fontsize=LABEL_SIZE)
         elif labels is not None:
-            label = int(labels[i])
-            ax.set_title(class_names[label] if class_names else str(label), fontsize=LABEL_SIZE)
+            ax.set_title(_label_title(labels[i], class_names), fontsize=LABEL_SIZE)
         if boxes is not None:
             draw_box(ax, boxes[i], "lime", "ground truth" if i == 0 else None)
         if pred_boxes is not None:

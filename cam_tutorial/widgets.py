@@ -1,4 +1,4 @@
-"""An interactive CAM explorer for notebooks (ipywidgets >= 8).
+"""An interactive CAM explorer for notebooks (ipywidgets 7.6+ or 8; Colab's widget manager runs 7).
 
 Pick an image (an index into a dataset, or a photograph you upload), one of the model's top-5
 classes, the overlay's opacity and the box threshold; the map, the box and the scores update as
@@ -62,6 +62,36 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     return _normalise_pil(_resize_centre_crop(picture.convert("RGB"), int(size), nearest=False))
 
 
+def _uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of each file in a ``FileUpload.value``, whichever ipywidgets made it.
+
+    ipywidgets 8 gives a tuple of dicts ``{"name", "type", "size", "content" (memoryview), ...}``;
+    ipywidgets 7 (Colab) gives a dict ``{name: {"metadata": {...}, "content": bytes}}``.
+
+    Example:
+        >>> _uploaded_files(({"name": "a.png", "content": memoryview(b"PNG")},))
+        [('a.png', b'PNG')]
+        >>> _uploaded_files({"b.png": {"metadata": {"name": "b.png"}, "content": b"PNG"}})
+        [('b.png', b'PNG')]
+    """
+    if not value:
+        return []
+    if isinstance(value, dict):  # ipywidgets 7
+        entries = list(value.items())
+    elif isinstance(value, (tuple, list)):  # ipywidgets 8
+        entries = [(entry.get("name", "upload") if isinstance(entry, dict) else "upload", entry) for entry in value]
+    else:
+        raise TypeError(f"an upload's value should be a tuple (ipywidgets 8) or a dict (ipywidgets 7), got "
+                        f"{type(value).__name__}; upgrade ipywidgets to 7.6 or later")
+    files = []
+    for name, entry in entries:
+        if not isinstance(entry, dict) or "content" not in entry:
+            raise ValueError(f"the uploaded file {name!r} has no 'content': this ipywidgets version's FileUpload "
+                             "is not supported; use ipywidgets 7.6 or later, or call explorer.show_bytes(data)")
+        files.append((str(name), bytes(entry["content"])))
+    return files
+
+
 def _png(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -114,7 +144,7 @@ class CAMExplorer(widgets.VBox):
             raise ValueError("the dataset is empty")
         self.model = model
         self.dataset = dataset
-        self.image_size = int(image_size or getattr(dataset, "image_size", 0) or dataset[0][0].shape[-1])
+        self.image_size = int(image_size or getattr(dataset, "image_size", 0) or self._item(0)[0].shape[-1])
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         self.class_names = list(names) if names is not None else None
         self.display_size = int(display_size)
@@ -160,22 +190,41 @@ class CAMExplorer(widgets.VBox):
 
     # -- inputs ----------------------------------------------------------------------------------
 
+    def _item(self, index: int) -> tuple[torch.Tensor, int, np.ndarray | None]:
+        """``(image, label, box or None)`` of item ``index``: items ``(image, label[, box[, mask]])``."""
+        item = self.dataset[int(index)]
+        if not isinstance(item, (tuple, list)) or len(item) < 2 or not isinstance(item[0], torch.Tensor):
+            got = f"a {len(item)}-tuple" if isinstance(item, (tuple, list)) else type(item).__name__
+            raise TypeError(
+                f"dataset items must be (image, label), (image, label, box) or (image, label, box, mask) "
+                f"with image a (3, H, W) tensor, got {got}; wrap the dataset so that its items look like that"
+            )
+        box = None
+        if len(item) > 2 and item[2] is not None:
+            box = np.asarray(item[2], dtype=np.float64).reshape(-1)
+            if box.shape != (4,):
+                raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four "
+                                 "numbers (x0, y0, x1, y1) in pixels")
+        return item[0], int(item[1]), box
+
     def show_item(self, index: int) -> None:
-        """Explain item ``index`` of the dataset (what the slider does)."""
-        image, label, box, _ = self.dataset[int(index)]
-        box = np.asarray(box, dtype=np.float64)
-        gt = box if box.shape == (4,) and np.isfinite(box).all() else None
-        self._set_image(image, f"lab image {int(index)} (true class: {self._name(int(label))})", gt)
+        """Explain item ``index`` of the dataset (what the slider does).
+
+        Items without a box (``(image, label)``) or with an unknown one (NaNs) draw no ground truth.
+        """
+        image, label, box = self._item(index)
+        gt = box if box is not None and np.isfinite(box).all() else None
+        self._set_image(image, f"lab image {int(index)} (true class: {self._name(label)})", gt)
 
     def show_bytes(self, data: bytes, name: str = "upload") -> None:
         """Explain an uploaded image given as file bytes (what the upload button does)."""
         self._set_image(load_image_bytes(data, self.image_size), f"uploaded {name}", None)
 
     def _on_upload(self, change: dict) -> None:
-        files = change["new"]
+        files = _uploaded_files(change["new"])
         if files:
-            entry = files[0]
-            self.show_bytes(entry["content"], entry.get("name", "upload"))
+            name, data = files[-1]  # one file (multiple=False); the latest if a version keeps several
+            self.show_bytes(data, name)
 
     def _set_image(self, image: torch.Tensor, source: str, gt_box: np.ndarray | None) -> None:
         self._tensor = image.detach().float().cpu()
@@ -197,7 +246,9 @@ class CAMExplorer(widgets.VBox):
         self.redraw()
 
     def _name(self, c: int) -> str:
-        return self.class_names[c] if self.class_names is not None and c < len(self.class_names) else f"class {c}"
+        # A class past the names given (a model with more outputs than names) shows its index.
+        known = self.class_names is not None and 0 <= c < len(self.class_names)
+        return str(self.class_names[c]) if known else f"class {c}"
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -278,7 +329,7 @@ def cam_explorer(
     class_names: Sequence[str] | None = None,
     **options: Any,
 ) -> CAMExplorer:
-    """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label, box, mask)``).
+    """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label[, box[, mask]])``).
 
     Args:
         model: a CAM classifier (global pooling + one linear layer) in eval mode.

@@ -546,3 +546,101 @@ def test_maps_for_dataset_errors_name_the_problem():
         maps_for_dataset(good, torch.utils.data.TensorDataset(torch.zeros(0, 3)))
     with pytest.raises(ValueError, match=r"maps \(B, H, W\) for a batch of 3"):
         maps_for_dataset(lambda x, c: (torch.zeros(3, 2), torch.zeros(3, 1, 8, 8)), data, progress=False)
+
+
+# -- reliability (issue 12): one iterator per pass, the classifier that returns the logits ------
+
+
+def test_maps_for_dataset_iterates_the_loader_once_with_a_progress_bar(monkeypatch):
+    """tqdm.auto calls iter() on what it wraps: a second iter(loader) would start extra workers."""
+    from torch.utils.data import DataLoader
+
+    from cam_tutorial.cam import maps_for_dataset
+
+    calls = []
+    original_iter = DataLoader.__iter__
+
+    def counting_iter(self):
+        calls.append(1)
+        return original_iter(self)
+
+    monkeypatch.setattr(DataLoader, "__iter__", counting_iter)
+    data = _boxed_dataset(5)
+    out = maps_for_dataset(lambda x, c: (torch.zeros(len(x), 2), torch.zeros(len(x), 4, 4)), data,
+                           batch_size=2, progress=True)
+    assert len(calls) == 1
+    assert len(out) == 5 and out.boxes.shape == (5, 4)
+
+
+class _SqueezeExcitation(nn.Module):
+    """Squeeze-excitation with its own Linears, in an nn.Sequential (as many implementations)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, channels // 2),
+                                nn.ReLU(), nn.Linear(channels // 2, channels), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.se(x)[:, :, None, None]
+
+
+class _SENet(nn.Module):
+    """A GAP classifier whose SE block's Linears are registered after the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(8, 5)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), _SqueezeExcitation(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+class _Scale(nn.Module):
+    def forward(self, f: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return f * gate[:, :, None, None]
+
+
+class _TopLevelSENet(nn.Module):
+    """SE Linears at the top level, the classifier one level down: only the logits tell them apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(8, 5))
+        self.squeeze = nn.Linear(8, 4)
+        self.excite = nn.Linear(4, 8)
+        self.scale = _Scale()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.body(x)
+        gate = torch.sigmoid(self.excite(F.relu(self.squeeze(f.mean(dim=(2, 3))))))
+        return self.head(self.scale(f, gate).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("net, fc_name, target_name", [(_SENet, "head", "body"), (_TopLevelSENet, "head.1", "scale")])
+def test_the_classifier_is_the_linear_that_returns_the_logits_not_an_se_block(net, fc_name, target_name):
+    torch.manual_seed(0)
+    model = net().eval()
+    images = _images(2, 16)
+    with CAMExtractor(model) as cam:
+        out = cam(images, top_k=3, upsample=False, normalize=False)
+        assert cam.fc_name == fc_name and cam.num_classes == 5 and cam.num_channels == 8
+        assert cam.target_name == target_name
+        again = cam(images, classes=[4, 0], upsample=False, normalize=False)  # later calls: same layers
+    assert out.logits.shape == (2, 5) and out.maps.shape == (2, 3, 16, 16)
+    fc = model.get_submodule(fc_name)
+    # The S_c identity with the classifier found: map mean + bias = logit.
+    expected = out.logits.gather(1, out.classes)
+    assert torch.allclose(out.maps.mean(dim=(2, 3)) + fc.bias[out.classes], expected, atol=1e-5)
+    assert torch.allclose(again.maps.mean(dim=(1, 2)) + fc.bias[[4, 0]], again.logits[[0, 1], [4, 0]], atol=1e-5)
+    assert _no_hooks(model)
+
+
+def test_head_errors_suggest_naming_the_layers():
+    with pytest.raises(CAMNotApplicableError, match=r"fc_layer="):
+        CAMExtractor(vgg16_fc(4, width=2, image_size=32).eval())
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(3))
+    plain(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(CAMNotApplicableError, match=r"target_layer=\.\.\., fc_layer=\.\.\."):
+        CAMExtractor(plain.eval())(torch.rand(1, 3, 8, 8))

@@ -158,3 +158,40 @@ def test_explorer_errors(model, dataset):
 
     with pytest.raises(CAMNotApplicableError):
         cam_explorer(vgg16_fc(10, width=2, image_size=SIZE).eval(), dataset)
+
+
+# -- reliability (issue 12/13): ipywidgets 7 uploads, items without boxes, unnamed classes -------
+
+
+def _png_bytes() -> bytes:
+    photo = np.zeros((40, 40, 3), dtype=np.uint8)
+    photo[:, 20:] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("version", ["ipywidgets 7", "ipywidgets 8"])
+def test_upload_handles_both_ipywidgets_value_shapes(model, dataset, version):
+    data = _png_bytes()
+    if version == "ipywidgets 7":  # Colab: a dict {name: {"metadata": ..., "content": bytes}}
+        value = {"half.png": {"metadata": {"name": "half.png", "type": "image/png", "size": len(data)},
+                              "content": data}}
+    else:  # a tuple of dicts with "content" as a memoryview
+        value = ({"name": "half.png", "type": "image/png", "size": len(data), "content": memoryview(data)},)
+    explorer = cam_explorer(model, dataset)
+    explorer._on_upload({"name": "value", "old": None, "new": value, "owner": explorer.upload})
+    assert explorer.current["source"] == "uploaded half.png"
+    assert torch.equal(explorer._tensor, load_image_bytes(data, SIZE))
+
+
+def test_image_label_items_work_and_unnamed_classes_show_their_index(model):
+    images = torch.stack([SyntheticShapes("test", length=2, image_size=SIZE)[i][0] for i in range(2)])
+    pairs = torch.utils.data.TensorDataset(images, torch.tensor([7, 1]))
+    explorer = cam_explorer(model, pairs, class_names=["zero", "one"])  # names for 2 of the 10 classes
+    state = explorer.current
+    assert state["gt_box"] is None and state["iou"] is None and "IoU" not in explorer.scores.value
+    assert state["source"] == "lab image 0 (true class: class 7)"
+    assert _decode(explorer.image.value).shape[:2] == (320, 320)
+    explorer.index.value = 1
+    assert explorer.current["source"] == "lab image 1 (true class: one)"
