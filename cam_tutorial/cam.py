@@ -879,6 +879,22 @@ class DatasetMaps:
         """``(N,)`` predicted classes, ``logits.argmax(1)``."""
         return self.logits.argmax(dim=1)
 
+    def subset(self, keep: torch.Tensor | Sequence[int]) -> "DatasetMaps":
+        """The items selected by ``keep``: a boolean mask ``(N,)`` or a sequence of indices.
+
+        Example:
+            >>> found = DatasetMaps(logits=torch.eye(3), maps=torch.zeros(3, 4, 4),
+            ...                     classes=torch.arange(3), labels=torch.tensor([0, 1, 1]))
+            >>> found.subset(found.labels == 1).classes.tolist()
+            [1, 2]
+        """
+        index = torch.as_tensor(keep)
+        if index.dtype == torch.bool and index.shape != (len(self),):
+            raise ValueError(f"a boolean keep must have shape ({len(self)},), got {tuple(index.shape)}")
+        pick = (lambda t: None if t is None else t[index])
+        return DatasetMaps(logits=self.logits[index], maps=self.maps[index], classes=self.classes[index],
+                           labels=self.labels[index], boxes=pick(self.boxes), masks=pick(self.masks))
+
 
 #: ``compute(images, classes)`` -> ``(logits (B, C), maps (B, H, W))``; ``classes`` is ``None``
 #: for "each image's predicted class".

@@ -644,3 +644,17 @@ def test_head_errors_suggest_naming_the_layers():
     plain(torch.zeros(1, 3, 8, 8))
     with pytest.raises(CAMNotApplicableError, match=r"target_layer=\.\.\., fc_layer=\.\.\."):
         CAMExtractor(plain.eval())(torch.rand(1, 3, 8, 8))
+
+
+def test_dataset_maps_subset_keeps_items_aligned():
+    from cam_tutorial.cam import DatasetMaps
+
+    found = DatasetMaps(logits=torch.arange(12.0).reshape(4, 3), maps=torch.arange(4.0)[:, None, None].expand(4, 2, 2),
+                        classes=torch.tensor([2, 1, 0, 2]), labels=torch.tensor([2, 0, 0, 1]),
+                        boxes=torch.arange(16.0).reshape(4, 4), masks=None)
+    part = found.subset(found.labels == 0)
+    assert len(part) == 2 and part.classes.tolist() == [1, 0] and part.masks is None
+    assert part.maps[:, 0, 0].tolist() == [1.0, 2.0] and part.boxes[:, 0].tolist() == [4.0, 8.0]
+    assert found.subset([3]).labels.tolist() == [1]
+    with pytest.raises(ValueError, match="boolean keep"):
+        found.subset(torch.tensor([True, False]))
