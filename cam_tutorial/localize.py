@@ -199,7 +199,7 @@ def _check_unit_interval(values: Any, name: str, *, allow_zero: bool = True) -> 
     low_ok = (v >= 0) if allow_zero else (v > 0)
     if not (np.isfinite(v).all() and low_ok.all() and (v <= 1).all()):
         interval = "[0, 1]" if allow_zero else "(0, 1]"
-        hint = "; divide percentages by 100" if np.nanmax(np.abs(v)) > 1 else ""
+        hint = "; divide percentages by 100" if (np.abs(v[np.isfinite(v)]) > 1).any() else ""
         raise ValueError(f"{name} must lie in {interval} (fractions, not percentages), "
                          f"got {values!r}{hint}")
     return v
