@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -758,3 +759,137 @@ def test_object_size_coverage_breaks_ties_by_position_and_flags_empty_masks():
     assert result[0] == 0.0 and np.isnan(result[1])
     with pytest.raises(ValueError, match="same shape"):
         object_size_coverage(np.ones((2, 4, 4)), np.ones((2, 4, 5)))
+
+
+# ------------------------------------------------------- max_box_acc, wsolevaluation protocol
+
+def wsolevaluation_restated(cams: list[np.ndarray], gt_boxes: list[list[list[int]]],
+                            cam_thresholds: np.ndarray, iou_percents: tuple[int, ...],
+                            multi_contour: bool, size: tuple[int, int] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Choe et al.'s evaluation, restated step by step from their code's logic (inference.py's
+    resize and normalize_scoremap, evaluation.py's compute_bboxes_from_scoremaps,
+    calculate_multiple_iou and BoxEvaluator): per image and threshold the best IoU, and per
+    IoU threshold the number of correct images at each cam threshold (their accuracy is that
+    count * 100 / N)."""
+    best = np.zeros((len(cams), len(cam_thresholds)))
+    correct = {p: np.zeros(len(cam_thresholds)) for p in iou_percents}
+    for i, cam in enumerate(cams):
+        cam = np.array(cam, dtype=np.float64)
+        if size is not None:
+            cam = cv2.resize(cam, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+        if cam.min() == cam.max():
+            cam = np.zeros_like(cam)
+        else:
+            cam -= cam.min()
+            cam /= cam.max()
+        height, width = cam.shape
+        image = np.expand_dims((cam * 255).astype(np.uint8), 2)
+        boxes_per_threshold = []
+        for threshold in cam_thresholds:
+            _, binary = cv2.threshold(image, int(threshold * np.max(image)), 255,
+                                      cv2.THRESH_BINARY)
+            contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+            if len(contours) == 0:
+                boxes_per_threshold.append([[0, 0, 0, 0]])
+                continue
+            if not multi_contour:
+                contours = [max(contours, key=cv2.contourArea)]
+            found = []
+            for contour in contours:
+                x, y, w, h = cv2.boundingRect(contour)
+                found.append([x, y, min(x + w, width - 1), min(y + h, height - 1)])
+            boxes_per_threshold.append(found)
+        for t, boxes in enumerate(boxes_per_threshold):
+            ious = []
+            for a in boxes:
+                for b in gt_boxes[i]:
+                    inter = (max(0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
+                             * max(0, min(a[3], b[3]) - max(a[1], b[1]) + 1))
+                    union = ((a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+                             + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
+                    ious.append(inter / union if union > 0 else 0.0)
+            best[i, t] = max(ious)
+        for p in iou_percents:
+            correct[p][np.where(best[i] >= p / 100)[0]] += 1
+    return best, np.array([correct[p] for p in iou_percents])
+
+
+def wsolevaluation_maps() -> tuple[list[np.ndarray], list[list[list[int]]]]:
+    """Rings (holes: RETR_TREE's extra contours), noise, several blobs, objects at the right and
+    bottom edges (the W - 1 clip), a constant map and a corner object (the empty-threshold box)."""
+    rng = np.random.default_rng(15)
+    yy, xx = np.mgrid[0:40, 0:48] + 0.5
+    maps, boxes = [], []
+    for k in range(4):  # rings, some with a core
+        cx, cy, radius = rng.uniform(14, 34), rng.uniform(12, 28), rng.uniform(5, 11)
+        cam = np.exp(-((np.hypot(xx - cx, yy - cy) - radius) ** 2) / 6)
+        if k % 2:
+            cam += 0.6 * np.exp(-(np.hypot(xx - cx, yy - cy) ** 2) / 4)
+        maps.append(cam)
+        boxes.append([[int(cx - radius), int(cy - radius), int(cx + radius), int(cy + radius)]])
+    for _ in range(4):  # several blobs, two ground-truth boxes
+        cam = np.zeros((40, 48))
+        for _ in range(3):
+            cx, cy, s = rng.uniform(0, 48), rng.uniform(0, 40), rng.uniform(2, 8)
+            cam += rng.uniform(0.3, 1) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        maps.append(cam)
+        x0, y0 = (int(v) for v in rng.integers(0, 30, 2))
+        boxes.append([[x0, y0, x0 + 15, y0 + 9], [2, 3, 20, 30]])
+    maps.append(rng.random((40, 48)))
+    boxes.append([[10, 10, 30, 30]])
+    edge = np.zeros((40, 48))
+    edge[25:, 30:] = 1.0
+    maps.append(edge)
+    boxes.append([[30, 25, 47, 39]])
+    maps.append(np.full((40, 48), 0.3))
+    boxes.append([[0, 0, 1, 1]])
+    corner = np.zeros((40, 48))
+    corner[0, 0] = 1.0
+    maps.append(corner)
+    boxes.append([[0, 0, 0, 0]])
+    return maps, boxes
+
+
+@pytest.mark.parametrize("multi_contour", [True, False])
+def test_max_box_acc_wsolevaluation_protocol_matches_their_algorithm(multi_contour):
+    maps, boxes = wsolevaluation_maps()
+    taus = np.arange(0, 1, 0.05)
+    best, correct = wsolevaluation_restated(maps, boxes, taus, (30, 50, 70), multi_contour)
+    for run in (max_box_acc, max_box_acc_reference):
+        result = run(maps, boxes, (0.3, 0.5, 0.7), taus, multi_contour,
+                     protocol="wsolevaluation")
+        np.testing.assert_array_equal(result.best_iou, best)
+        np.testing.assert_array_equal(np.round(result.box_acc.T * len(maps)), correct)
+        np.testing.assert_array_equal(np.round(result.max_box_acc * len(maps)),
+                                      correct.max(axis=1))
+        assert result.protocol == "wsolevaluation" and "wsolevaluation" in str(result)
+    # The clean default is a different number on these maps (one pixel wider boxes etc.).
+    clean = max_box_acc(maps, boxes, (0.3, 0.5, 0.7), taus, multi_contour)
+    assert not np.array_equal(clean.best_iou, best)
+
+
+def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
+    rng = np.random.default_rng(7)
+    maps = [rng.random((7, 7)) for _ in range(5)] + [np.full((7, 7), 2.0)]
+    boxes = [[[int(v) for v in (*rng.integers(0, 12, 2), *rng.integers(14, 27, 2))]]
+             for _ in maps]
+    taus = np.arange(0, 1, 0.1)
+    best, correct = wsolevaluation_restated(maps, boxes, taus, (50,), True, size=(28, 28))
+    result = max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28), protocol="wsolevaluation",
+                         workers=2)
+    np.testing.assert_array_equal(result.best_iou, best)
+    np.testing.assert_array_equal(np.round(result.box_acc[:, 0] * len(maps)), correct[0])
+    reference = max_box_acc_reference(maps, boxes, (0.5,), taus, size=28,
+                                      protocol="wsolevaluation")
+    np.testing.assert_array_equal(reference.best_iou, best)
+    # The clean protocol resizes bilinearly: the same as resizing first with box_from_cam's
+    # resize, then scoring at full size.
+    upsampled = [cv2.resize(m, (28, 28), interpolation=cv2.INTER_LINEAR) for m in maps]
+    np.testing.assert_array_equal(max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28)).best_iou,
+                                  max_box_acc(upsampled, boxes, (0.5,), taus).best_iou)
+
+
+def test_max_box_acc_protocol_is_checked():
+    with pytest.raises(ValueError, match="protocol must be one of.*'wsolevaluation'"):
+        max_box_acc(np.ones((1, 8, 8)), [[0, 0, 4, 4]], protocol="wsol")
