@@ -25,7 +25,9 @@ What is here:
 * :func:`box_from_cam_released_code`: what the authors' released code does instead.
 * :func:`box_iou` and :func:`localization_accuracy` (top-1 and ground-truth-known localisation).
 * :func:`max_box_acc` (MaxBoxAcc and MaxBoxAccV2, Choe et al. CVPR 2020), fast, and
-  :func:`max_box_acc_reference`, the straightforward loop that defines it.
+  :func:`max_box_acc_reference`, the straightforward loop that defines it; with
+  ``protocol="wsolevaluation"`` both reproduce Choe et al.'s code exactly, for numbers
+  comparable with published ones.
 * :func:`pointing_game` (Zhang et al. 2016).
 * Baselines that look at no image: :func:`centre_box`, :func:`centre_baseline_boxes`,
   :func:`centre_gaussian_maps`.

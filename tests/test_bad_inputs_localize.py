@@ -235,6 +235,15 @@ ERROR_CASES: list[tuple[str, Callable[[], Any], type, tuple[str, ...]]] = [
      ValueError, ("edge_margin must be an int >= 0", "pixels")),
     ("released margin 2.5", lambda: loc.box_from_cam_released_code(GOOD_MAP, edge_margin=2.5),
      ValueError, ("edge_margin must be an int >= 0", "pixels")),
+    ("max_box_acc unknown protocol", lambda: loc.max_box_acc(
+        batch(GOOD_MAP, 1), [GOOD_BOX], protocol="choe"), ValueError,
+     ("protocol must be one of", "'wsolevaluation' Choe et al.'s code's")),
+    ("max_box_acc_reference unknown protocol", lambda: loc.max_box_acc_reference(
+        batch(GOOD_MAP, 1), [GOOD_BOX], protocol=None), ValueError,
+     ("protocol must be one of", "'clean' is this module's definition")),
+    ("max_box_acc size 0", lambda: loc.max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], size=(0, 8),
+                                                   protocol="wsolevaluation"), ValueError,
+     ("size must be (height, width)", "size=(H, W)")),
     ("max_box_acc workers 0", lambda: loc.max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], workers=0),
      ValueError, ("workers must be >= 1", "None for the calling thread")),
     ("centre_box height 0", lambda: loc.centre_box(0, 10), ValueError,
@@ -318,6 +327,11 @@ VALUE_CASES: list[tuple[str, Callable[[], Any], Any]] = [
      lambda: loc.max_box_acc(_gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]],
                              cam_thresholds=torch.tensor([0.1, 0.5], dtype=torch.float64)).cam_thresholds.tolist(),
      [0.1, 0.5]),
+    ("max_box_acc size already the map's", lambda: loc.max_box_acc(
+        _gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]], size=12,
+        protocol="wsolevaluation").best_iou.tolist(),
+     loc.max_box_acc(_gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]],
+                     protocol="wsolevaluation").best_iou.tolist()),
     ("pointing_game tensor masks", lambda: loc.pointing_game(
         torch.from_numpy(batch(GOOD_MAP, 1)), torch.from_numpy(batch(GOOD_MASK, 1)),
         tolerance=0), 1.0),
