@@ -575,13 +575,15 @@ def box_from_cam_released_code(
     MATLAB's bicubic ``imresize`` in single precision; here the float map is used and resized
     bilinearly. ``std::sort`` is not stable, so the released order of boxes of *equal* area
     depends on libstdc++'s introsort; here the sort is stable (ties keep the level, then the
-    contour order). OpenCV releases before 3.2 zeroed the 1-pixel image border before tracing;
-    the contours here are those of current OpenCV. Where the released code writes no box at
-    all (a map whose maximum is 0: every pixel 0 after step 1, and the MATLAB script then
-    fails on an empty file), the whole image less the margin is returned, the box the released
-    code gives for any other constant map. Maps smaller than ``2 * edge_margin - 1`` pixels on
-    a side (9 px for the default) raise ``ValueError``: there the released clipping makes
-    boxes outside the image; resize the map to the image first, or pass ``edge_margin=0``.
+    contour order). The contours are traced by the OpenCV installed here (the released binary
+    was built on OpenCV's old C API). ``dt_box.cpp`` takes exactly three strictly increasing
+    levels in 1..254 (and silently uses 30, 90, 150 otherwise); any levels are accepted here.
+    Where the released code writes no box at all (a map whose maximum is 0: every pixel is 0
+    after step 1, and the MATLAB script then fails on an empty file), the whole image less the
+    margin is returned, the box the released code gives for any other constant map. Maps
+    smaller than ``2 * edge_margin - 1`` pixels on a side (9 px for the default) raise
+    ``ValueError``: there the released clipping makes boxes outside the image; resize the map
+    to the image first, or pass ``edge_margin=0``.
     NaN or infinity raise ``ValueError`` (see the module docstring).
 
     Args:
@@ -613,7 +615,6 @@ def box_from_cam_released_code(
     levels_list, margin = _check_released_arguments(levels, edge_margin)
     m = _resize(_as_map(cam), _check_size(size))
     _check_released_map_size(m.shape, margin)
-    height, width = m.shape
     rects = _released_raw_boxes(_released_gray(m), levels_list, erode, margin)
     if len(rects) == 0:
         # No box written (a zero maximum); the released code's box of a constant map.

@@ -324,8 +324,9 @@ VALUE_CASES: list[tuple[str, Callable[[], Any], Any]] = [
                              torch.tensor([[3, 2, 8, 7], [6, 6, 11, 11]])).box_acc.tolist(),
      loc.max_box_acc(_gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]]).box_acc.tolist()),
     ("max_box_acc tensor thresholds",
-     lambda: loc.max_box_acc(_gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]],
-                             cam_thresholds=torch.tensor([0.1, 0.5], dtype=torch.float64)).cam_thresholds.tolist(),
+     lambda: loc.max_box_acc(
+         _gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]],
+         cam_thresholds=torch.tensor([0.1, 0.5], dtype=torch.float64)).cam_thresholds.tolist(),
      [0.1, 0.5]),
     ("max_box_acc size already the map's", lambda: loc.max_box_acc(
         _gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]], size=12,
