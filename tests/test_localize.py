@@ -259,6 +259,20 @@ def test_released_code_fast_equals_the_slow_reference(options):
         assert every.tolist() == ref_every.tolist(), name
 
 
+def test_released_code_first_box_equals_the_reference_on_many_random_maps():
+    # The first box is found without the merge (the largest signed area, first on a tie);
+    # the reference sorts and merges everything. Random sizes, margins, sparsity and signs.
+    rng = np.random.default_rng(17)
+    for trial in range(80):
+        margin = int(rng.integers(0, 7))
+        height, width = (int(v) for v in rng.integers(max(2 * margin - 1, 1), 34, 2))
+        cam = rng.random((height, width)) * (rng.random((height, width)) > rng.uniform(0, 0.95))
+        cam = cam - rng.choice([0.0, 0.5, 2.0])  # some maps mixed-sign, some negative-only
+        options = {"edge_margin": margin, "erode": bool(trial % 3)}
+        expected = localize._box_from_cam_released_code_reference(cam, **options)
+        assert box_from_cam_released_code(cam, **options).tolist() == expected.tolist(), trial
+
+
 def test_released_code_contour_in_the_last_pixels_gets_limit_s_negative_sides():
     # Issue 16: a contour at (223, 223) has W - x - 5 = -4: LIMIT makes w = h = -4 (area +16,
     # larger than the 3 x 5 block's 15) and x = y = 219; MATLAB's reordering gives 215..219.
