@@ -22,11 +22,20 @@ to the object. The same function builds notebook 07's table, so the two cannot d
 printed: how fast each method's maps are computed and scored. No number is typed in: every one
 is measured when it runs.
 
+**Part 3, the released code's boxes (``--released``).**
+:func:`cam_tutorial.localize.box_from_cam_released_code` (first box, and ``return_all``)
+against the statement-by-statement loop it replaced,
+``localize._box_from_cam_released_code_reference`` (which runs the O(boxes x kept) merge even
+for the first box), on the map of issue 12 (uniform noise, ``--size`` px: thousands of
+contours) and on ``--n`` smooth maps. Every box is checked equal first (exit status 1 if not);
+then each is timed once (the loop on noise takes tens of seconds) and the ratios printed.
+
 How to run (from the repository root)::
 
     .venv/bin/python benchmarks/localization.py                   # 200 maps of 224 px
     .venv/bin/python benchmarks/localization.py --n 50 --repeats 5
     .venv/bin/python benchmarks/localization.py --models --preset cpu
+    .venv/bin/python benchmarks/localization.py --released --n 20
 """
 
 from __future__ import annotations
@@ -40,9 +49,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from cam_tutorial import localize
 from cam_tutorial.localize import (
     DEFAULT_CAM_THRESHOLDS,
     MaxBoxAccResult,
+    box_from_cam_released_code,
     max_box_acc,
     max_box_acc_reference,
 )
@@ -180,6 +191,47 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("  area / object is a ratio (1 = the kept region has the object's size); the rest are fractions.")
 
 
+# ------------------------------------------------------------------------------------------
+# Part 3: the released code's boxes
+# ------------------------------------------------------------------------------------------
+
+
+def _timed(run: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - start
+
+
+def released_code_speed(n: int, size: int, seed: int) -> None:
+    """Time box_from_cam_released_code against the loop it replaced, after checking equality."""
+    noise = np.random.default_rng(seed).random((size, size))
+    smooth, _ = random_smooth_maps(n, size, seed)
+    cases = [(f"uniform noise, {size} px (issue 12)", [noise]),
+             (f"{n} smooth maps, {size} px", list(smooth))]
+    print(f"released code's boxes: box_from_cam_released_code against the reference loop, "
+          f"one timed run each, {os.cpu_count()} CPUs visible")
+    print(f"  {'maps':<30} {'boxes':>7} {'loop (s)':>9} {'first (s)':>10} {'ratio':>8} "
+          f"{'all (s)':>8} {'ratio':>8}")
+    for label, maps in cases:
+        loop_s = first_s = all_s = 0.0
+        kept = 0
+        for cam in maps:
+            expected, seconds = _timed(lambda: localize._box_from_cam_released_code_reference(
+                cam, return_all=True))
+            loop_s += seconds
+            first, seconds = _timed(lambda: box_from_cam_released_code(cam))
+            first_s += seconds
+            every, seconds = _timed(lambda: box_from_cam_released_code(cam, return_all=True))
+            all_s += seconds
+            kept += len(every)
+            if first.tolist() != expected[0].tolist() or every.tolist() != expected.tolist():
+                print(f"FAIL: box_from_cam_released_code and the loop disagree ({label})")
+                sys.exit(1)
+        print(f"  {label:<30} {kept:7d} {loop_s:9.2f} {first_s:10.3f} {loop_s / first_s:7.0f}x "
+              f"{all_s:8.2f} {loop_s / all_s:7.1f}x")
+    print("  boxes: identical to the loop's (the first box and every kept box)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="maps to score (default 200)")
@@ -192,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="exit with status 1 if the speed-up is below 2x")
     parser.add_argument("--models", action="store_true",
                         help="print the model comparison table instead (trains the zoo models on first use)")
+    parser.add_argument("--released", action="store_true",
+                        help="time the released code's box rule against its reference loop instead")
     parser.add_argument("--preset", default=None, help="preset for --models (ci, cpu, gpu)")
     parser.add_argument("--limit", type=int, default=None,
                         help="--models: score only the first LIMIT test images")
@@ -201,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.models:
         print_table(model_comparison(args.preset, args.limit, args.workers))
+        return
+    if args.released:
+        released_code_speed(args.n, args.size, args.seed)
         return
     speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, args.workers)
     verdict = "met" if speedup >= 2 else "NOT met"

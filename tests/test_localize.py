@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -208,6 +209,153 @@ def test_released_code_constant_and_nan_maps():
         box_from_cam_released_code(np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="levels must be grey levels"):
         box_from_cam_released_code(np.ones((4, 4)), levels=(0.2, 0.5))
+
+
+def released_maps() -> list[tuple[str, np.ndarray]]:
+    """Structured and random maps for the fast-against-reference check (small: the reference
+    is the slow loop)."""
+    rng = np.random.default_rng(16)
+    yy, xx = np.mgrid[0:48, 0:56] + 0.5
+    maps = [("noise", rng.random((28, 30))),
+            ("sparse noise", rng.random((36, 36)) * (rng.random((36, 36)) > 0.8)),
+            ("negative noise", -rng.random((30, 30)) - 0.1),
+            ("zero maximum", np.minimum(-rng.random((30, 30)), 0) * (rng.random((30, 30)) > 0.5)),
+            ("constant", np.full((20, 24), 3.0)),
+            ("zeros", np.zeros((20, 24)))]
+    ring = np.exp(-((np.hypot(xx - 28, yy - 24) - 12) ** 2) / 8)
+    maps.append(("ring", ring))
+    maps.append(("ring and core", ring + np.exp(-(np.hypot(xx - 28, yy - 24) ** 2) / 6)))
+    for k in range(8):
+        cam = np.zeros((48, 56))
+        for _ in range(rng.integers(1, 6)):
+            cx, cy, s = rng.uniform(0, 56), rng.uniform(0, 48), rng.uniform(1, 10)
+            cam += rng.uniform(0.2, 1) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        cam[rng.integers(43, 48), rng.integers(0, 56)] = rng.uniform(0.5, 1.5)  # bottom edge
+        cam[rng.integers(0, 48), rng.integers(51, 56)] = rng.uniform(0.5, 1.5)  # right edge
+        maps.append((f"blobs {k}", cam - (0.3 if k % 2 else 0.0)))
+    checker = np.indices((18, 18)).sum(0) % 2 * 1.0
+    maps.append(("checkerboard", checker))
+    corner = np.zeros((40, 40))
+    corner[36:, 36:] = 1.0
+    corner[5:10, 5:8] = 0.9
+    maps.append(("corner block", corner))
+    return maps
+
+
+_RELEASED_OPTIONS = [{}, {"edge_margin": 0}, {"erode": False}, {"levels": (20,)},
+                     {"levels": (110, 20, 100), "edge_margin": 3}]
+
+
+@pytest.mark.parametrize("options", _RELEASED_OPTIONS, ids=str)
+def test_released_code_fast_equals_the_slow_reference(options):
+    # The reference is dt_box.cpp's loops one box at a time (list erase with its skip); the
+    # fast function finds the first box in one pass and merges with numpy.
+    for name, cam in released_maps():
+        first = box_from_cam_released_code(cam, **options)
+        every = box_from_cam_released_code(cam, return_all=True, **options)
+        ref_every = localize._box_from_cam_released_code_reference(cam, return_all=True,
+                                                                   **options)
+        assert first.tolist() == ref_every[0].tolist(), name
+        assert every.tolist() == ref_every.tolist(), name
+
+
+def test_released_code_first_box_equals_the_reference_on_many_random_maps():
+    # The first box is found without the merge (the largest signed area, first on a tie);
+    # the reference sorts and merges everything. Random sizes, margins, sparsity and signs.
+    rng = np.random.default_rng(17)
+    for trial in range(80):
+        margin = int(rng.integers(0, 7))
+        height, width = (int(v) for v in rng.integers(max(2 * margin - 1, 1), 34, 2))
+        cam = rng.random((height, width)) * (rng.random((height, width)) > rng.uniform(0, 0.95))
+        cam = cam - rng.choice([0.0, 0.5, 2.0])  # some maps mixed-sign, some negative-only
+        options = {"edge_margin": margin, "erode": bool(trial % 3)}
+        expected = localize._box_from_cam_released_code_reference(cam, **options)
+        assert box_from_cam_released_code(cam, **options).tolist() == expected.tolist(), trial
+
+
+def test_released_code_contour_in_the_last_pixels_gets_limit_s_negative_sides():
+    # Issue 16: a contour at (223, 223) has W - x - 5 = -4: LIMIT makes w = h = -4 (area +16,
+    # larger than the 3 x 5 block's 15) and x = y = 219; MATLAB's reordering gives 215..219.
+    cam = np.zeros((224, 224))
+    cam[223, 223] = 1
+    cam[100:105, 40:43] = 1
+    assert box_from_cam_released_code(cam).tolist() == [215, 215, 219, 219]
+    # With one negative side (x only) the area is negative and the box ranks last, flipped to
+    # the left of x = 219: x + w = 219 + (224 - 222 - 5) = 216.
+    cam = np.zeros((224, 224))
+    cam[100, 222] = 1
+    cam[50:60, 50:60] = 1
+    boxes = box_from_cam_released_code(cam, return_all=True)
+    assert boxes[0].tolist() == [50, 50, 60, 60]
+    assert boxes[-1].tolist() == [216, 100, 219, 101]
+
+
+def test_released_code_negative_only_map_saturates_to_the_whole_image():
+    # MATLAB's x ./ max(x(:)) with a negative maximum is >= 1 everywhere: all 255.
+    cam = np.full((30, 40), -1.0)
+    cam[5:10, 5:10] = -0.01  # the least negative region, which the paper's rule would pick
+    assert box_from_cam(cam).tolist() == [5, 5, 10, 10]
+    assert box_from_cam_released_code(cam).tolist() == [0, 0, 35, 25]
+    assert box_from_cam_released_code(cam, edge_margin=0).tolist() == [0, 0, 40, 30]
+
+
+def test_released_code_zero_maximum_gives_the_constant_map_box():
+    # x ./ 0 is NaN or -Inf, written as 0: the released code writes no box; the documented
+    # answer is the whole image less the margin, as for a constant map.
+    cam = np.full((30, 40), -1.0)
+    cam[10:20, 10:20] = 0.0
+    assert box_from_cam_released_code(cam).tolist() == [0, 0, 35, 25]
+
+
+def test_released_code_merge_skips_the_box_after_an_erased_one():
+    # One rectangle gives the same box at all three levels. mergeBBox erases the second copy,
+    # then its j++ skips the third (which moved into the erased slot): two copies remain.
+    cam = rectangle_map(60, 60, (10, 20, 40, 35))
+    assert box_from_cam_released_code(cam, return_all=True).tolist() == [[10, 20, 40, 35]] * 2
+    assert box_from_cam_released_code(cam, levels=(20,), return_all=True).tolist() == [
+        [10, 20, 40, 35]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 4), (8, 30), (30, 6)])
+def test_released_code_refuses_maps_too_small_for_the_edge_margin(shape):
+    # Issue 11: ones((1, 1)) gave [-4, -4, -4, -4]. The released clipping can only keep
+    # boxes inside maps of at least 2 * 5 - 1 = 9 px a side.
+    with pytest.raises(ValueError, match=r"smaller than 2 \* edge_margin - 1 = 9 px.*"
+                                         r"size=\(height, width\).*edge_margin=0"):
+        box_from_cam_released_code(np.ones(shape))
+    height, width = shape
+    assert box_from_cam_released_code(np.ones(shape), edge_margin=0).tolist() == [
+        0, 0, width, height]
+    assert box_from_cam_released_code(np.ones(shape), size=(64, 64)).tolist() == [0, 0, 59, 59]
+
+
+def test_released_code_boxes_never_leave_the_image():
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        margin = int(rng.integers(0, 7))
+        height, width = (int(v) for v in rng.integers(max(2 * margin - 1, 1), 20, 2))
+        cam = rng.random((height, width)) * (rng.random((height, width)) > 0.6)
+        cam[rng.integers(0, height), rng.integers(0, width)] = 2.0  # never all zero
+        boxes = box_from_cam_released_code(cam, edge_margin=margin, return_all=True)
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all(), (trial, boxes)
+        assert (boxes[:, 0] <= boxes[:, 2]).all() and (boxes[:, 1] <= boxes[:, 3]).all()
+        assert (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all(), (trial, boxes)
+
+
+def test_released_erosion_uses_the_exact_euclidean_distance():
+    # dt.c's distances are sqrt of exact integer squared distances in double precision; check
+    # the rescale-and-round against a brute-force distance on random masks.
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        mask = rng.random((23, 29)) > rng.uniform(0.02, 0.3)
+        if mask.all():
+            continue
+        ys, xs = np.nonzero(~mask)
+        grid_y, grid_x = np.mgrid[0:23, 0:29]
+        dist = np.sqrt(np.min((grid_y[..., None] - ys) ** 2 + (grid_x[..., None] - xs) ** 2,
+                              axis=-1).astype(np.float64))
+        expected = np.floor(dist * (255.0 / dist.max()) + 0.5) > 10
+        np.testing.assert_array_equal(localize._released_erosion(mask), expected)
 
 
 # ------------------------------------------------------------------- localization_accuracy
@@ -625,3 +773,137 @@ def test_object_size_coverage_breaks_ties_by_position_and_flags_empty_masks():
     assert result[0] == 0.0 and np.isnan(result[1])
     with pytest.raises(ValueError, match="same shape"):
         object_size_coverage(np.ones((2, 4, 4)), np.ones((2, 4, 5)))
+
+
+# ------------------------------------------------------- max_box_acc, wsolevaluation protocol
+
+def wsolevaluation_restated(cams: list[np.ndarray], gt_boxes: list[list[list[int]]],
+                            cam_thresholds: np.ndarray, iou_percents: tuple[int, ...],
+                            multi_contour: bool, size: tuple[int, int] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Choe et al.'s evaluation, restated step by step from their code's logic (inference.py's
+    resize and normalize_scoremap, evaluation.py's compute_bboxes_from_scoremaps,
+    calculate_multiple_iou and BoxEvaluator): per image and threshold the best IoU, and per
+    IoU threshold the number of correct images at each cam threshold (their accuracy is that
+    count * 100 / N)."""
+    best = np.zeros((len(cams), len(cam_thresholds)))
+    correct = {p: np.zeros(len(cam_thresholds)) for p in iou_percents}
+    for i, cam in enumerate(cams):
+        cam = np.array(cam, dtype=np.float64)
+        if size is not None:
+            cam = cv2.resize(cam, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+        if cam.min() == cam.max():
+            cam = np.zeros_like(cam)
+        else:
+            cam -= cam.min()
+            cam /= cam.max()
+        height, width = cam.shape
+        image = np.expand_dims((cam * 255).astype(np.uint8), 2)
+        boxes_per_threshold = []
+        for threshold in cam_thresholds:
+            _, binary = cv2.threshold(image, int(threshold * np.max(image)), 255,
+                                      cv2.THRESH_BINARY)
+            contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+            if len(contours) == 0:
+                boxes_per_threshold.append([[0, 0, 0, 0]])
+                continue
+            if not multi_contour:
+                contours = [max(contours, key=cv2.contourArea)]
+            found = []
+            for contour in contours:
+                x, y, w, h = cv2.boundingRect(contour)
+                found.append([x, y, min(x + w, width - 1), min(y + h, height - 1)])
+            boxes_per_threshold.append(found)
+        for t, boxes in enumerate(boxes_per_threshold):
+            ious = []
+            for a in boxes:
+                for b in gt_boxes[i]:
+                    inter = (max(0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
+                             * max(0, min(a[3], b[3]) - max(a[1], b[1]) + 1))
+                    union = ((a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+                             + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
+                    ious.append(inter / union if union > 0 else 0.0)
+            best[i, t] = max(ious)
+        for p in iou_percents:
+            correct[p][np.where(best[i] >= p / 100)[0]] += 1
+    return best, np.array([correct[p] for p in iou_percents])
+
+
+def wsolevaluation_maps() -> tuple[list[np.ndarray], list[list[list[int]]]]:
+    """Rings (holes: RETR_TREE's extra contours), noise, several blobs, objects at the right and
+    bottom edges (the W - 1 clip), a constant map and a corner object (the empty-threshold box)."""
+    rng = np.random.default_rng(15)
+    yy, xx = np.mgrid[0:40, 0:48] + 0.5
+    maps, boxes = [], []
+    for k in range(4):  # rings, some with a core
+        cx, cy, radius = rng.uniform(14, 34), rng.uniform(12, 28), rng.uniform(5, 11)
+        cam = np.exp(-((np.hypot(xx - cx, yy - cy) - radius) ** 2) / 6)
+        if k % 2:
+            cam += 0.6 * np.exp(-(np.hypot(xx - cx, yy - cy) ** 2) / 4)
+        maps.append(cam)
+        boxes.append([[int(cx - radius), int(cy - radius), int(cx + radius), int(cy + radius)]])
+    for _ in range(4):  # several blobs, two ground-truth boxes
+        cam = np.zeros((40, 48))
+        for _ in range(3):
+            cx, cy, s = rng.uniform(0, 48), rng.uniform(0, 40), rng.uniform(2, 8)
+            cam += rng.uniform(0.3, 1) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        maps.append(cam)
+        x0, y0 = (int(v) for v in rng.integers(0, 30, 2))
+        boxes.append([[x0, y0, x0 + 15, y0 + 9], [2, 3, 20, 30]])
+    maps.append(rng.random((40, 48)))
+    boxes.append([[10, 10, 30, 30]])
+    edge = np.zeros((40, 48))
+    edge[25:, 30:] = 1.0
+    maps.append(edge)
+    boxes.append([[30, 25, 47, 39]])
+    maps.append(np.full((40, 48), 0.3))
+    boxes.append([[0, 0, 1, 1]])
+    corner = np.zeros((40, 48))
+    corner[0, 0] = 1.0
+    maps.append(corner)
+    boxes.append([[0, 0, 0, 0]])
+    return maps, boxes
+
+
+@pytest.mark.parametrize("multi_contour", [True, False])
+def test_max_box_acc_wsolevaluation_protocol_matches_their_algorithm(multi_contour):
+    maps, boxes = wsolevaluation_maps()
+    taus = np.arange(0, 1, 0.05)
+    best, correct = wsolevaluation_restated(maps, boxes, taus, (30, 50, 70), multi_contour)
+    for run in (max_box_acc, max_box_acc_reference):
+        result = run(maps, boxes, (0.3, 0.5, 0.7), taus, multi_contour,
+                     protocol="wsolevaluation")
+        np.testing.assert_array_equal(result.best_iou, best)
+        np.testing.assert_array_equal(np.round(result.box_acc.T * len(maps)), correct)
+        np.testing.assert_array_equal(np.round(result.max_box_acc * len(maps)),
+                                      correct.max(axis=1))
+        assert result.protocol == "wsolevaluation" and "wsolevaluation" in str(result)
+    # The clean default is a different number on these maps (one pixel wider boxes etc.).
+    clean = max_box_acc(maps, boxes, (0.3, 0.5, 0.7), taus, multi_contour)
+    assert not np.array_equal(clean.best_iou, best)
+
+
+def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
+    rng = np.random.default_rng(7)
+    maps = [rng.random((7, 7)) for _ in range(5)] + [np.full((7, 7), 2.0)]
+    boxes = [[[int(v) for v in (*rng.integers(0, 12, 2), *rng.integers(14, 27, 2))]]
+             for _ in maps]
+    taus = np.arange(0, 1, 0.1)
+    best, correct = wsolevaluation_restated(maps, boxes, taus, (50,), True, size=(28, 28))
+    result = max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28), protocol="wsolevaluation",
+                         workers=2)
+    np.testing.assert_array_equal(result.best_iou, best)
+    np.testing.assert_array_equal(np.round(result.box_acc[:, 0] * len(maps)), correct[0])
+    reference = max_box_acc_reference(maps, boxes, (0.5,), taus, size=28,
+                                      protocol="wsolevaluation")
+    np.testing.assert_array_equal(reference.best_iou, best)
+    # The clean protocol resizes bilinearly: the same as resizing first with box_from_cam's
+    # resize, then scoring at full size.
+    upsampled = [cv2.resize(m, (28, 28), interpolation=cv2.INTER_LINEAR) for m in maps]
+    np.testing.assert_array_equal(max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28)).best_iou,
+                                  max_box_acc(upsampled, boxes, (0.5,), taus).best_iou)
+
+
+def test_max_box_acc_protocol_is_checked():
+    with pytest.raises(ValueError, match="protocol must be one of.*'wsolevaluation'"):
+        max_box_acc(np.ones((1, 8, 8)), [[0, 0, 4, 4]], protocol="wsol")
