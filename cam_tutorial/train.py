@@ -607,12 +607,11 @@ def check_writable_folder(folder: str | os.PathLike, fix: str) -> Path:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".cam_tutorial-write-test.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
-    except FileExistsError as exc:
-        raise CheckpointError(f"cannot use {folder} as a folder: {exc.filename or folder} is a file: "
+    except (FileExistsError, NotADirectoryError) as exc:
+        # The first existing part of the path that is not a folder: the file in the way.
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise CheckpointError(f"cannot use {folder} as a folder: {blocker} is a file: "
                               f"move that file away or {fix}") from exc
-    except NotADirectoryError as exc:
-        raise CheckpointError(f"cannot use {folder} as a folder: a file stands where a folder on its path "
-                              f"should be: move that file away or {fix}") from exc
     except PermissionError as exc:
         raise CheckpointError(f"cannot write to {folder}: permission denied (a read-only or another user's "
                               f"folder?): make it writable or {fix}") from exc
