@@ -11,7 +11,11 @@ One function, :func:`train`, runs the loop every chapter needs:
 * a checkpoint after every epoch, written atomically. Calling :func:`train` again with the
   same ``checkpoint_dir`` resumes from the last complete epoch with the model, optimiser,
   schedule, scaler, history and every random state restored, so that on the CPU an
-  interrupted and resumed run ends with exactly the weights of an uninterrupted one.
+  interrupted and resumed run ends with exactly the weights of an uninterrupted one, whatever
+  the number of loader workers before and after. A checkpoint of another model (its module
+  tree included, e.g. GAP vs GMP), other data or other settings is refused, not resumed;
+* a divergence guard: a non-finite or exploding loss stops training with
+  :class:`TrainingDiverged`, naming the step, the loss and the learning rate.
 
 The checkpoint holds only tensors and plain Python containers, so it loads with
 ``torch.load(weights_only=True)``, which cannot run code hidden in a file.
@@ -449,8 +453,11 @@ def _data_identity(dataset: Dataset) -> dict[str, Any]:
     digest = hashlib.sha256()
     for index in sorted({0, length // 2, length - 1})[:_FINGERPRINT_ITEMS]:
         image, label, *_ = dataset[index]
-        digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
-        digest.update(repr(torch.as_tensor(label).tolist()).encode())
+        try:
+            digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
+            digest.update(repr(torch.as_tensor(label).tolist()).encode())
+        except (TypeError, ValueError, RuntimeError):  # items that are not tensors: their repr
+            digest.update(repr((image, label)).encode())
     return {"repr": repr(dataset) if describes_itself else "", "items": digest.hexdigest()[:16]}
 
 

@@ -20,7 +20,11 @@ Several processes may ask for the same model at once (the book's notebooks run i
 CI): a file lock lets one of them train while the others wait, then read its result. Files are
 written atomically, so no process ever reads half a file. The lock lives in the machine's
 temporary folder, not next to the weights, because network drives (e.g. Google Drive's) may not
-support file locks.
+support file locks; that folder is open to every user of the machine (mode ``1777``, like
+``/tmp``) and the weights get the umask's mode, so that several users can share one cache.
+
+A cached ``final.pt`` is used only when it is the entry's model (its stored name and cache key
+are checked), and every file is read with ``weights_only=True``.
 
 Example:
     >>> from cam_tutorial.zoo import available_models
