@@ -161,11 +161,15 @@ def _weights_from(weights: object, state: dict[str, torch.Tensor]) -> Iterator[N
     own handling (densenet's renamed keys, googlenet's flags) still applies."""
     enum_class = type(weights)
     with _BUILD_LOCK:
+        own = vars(enum_class).get("get_state_dict")  # None: inherited from WeightsEnum
         enum_class.get_state_dict = lambda self, *args, **kwargs: dict(state)  # type: ignore[method-assign]
         try:
             yield
         finally:
-            del enum_class.get_state_dict  # back to torchvision's WeightsEnum.get_state_dict
+            if own is None:
+                del enum_class.get_state_dict  # back to torchvision's WeightsEnum.get_state_dict
+            else:
+                enum_class.get_state_dict = own  # type: ignore[method-assign]
 
 
 def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> PretrainedModel:

@@ -98,6 +98,8 @@ _CHECKPOINT_KEYS = ("format", "fingerprint", "epoch", "model", "optimizer", "sch
 DIVERGED_LOSS = 1e4
 # Items of the training set whose bytes identify the data in the resume fingerprint.
 _FINGERPRINT_ITEMS = 3
+# "Disk quota exceeded" is not defined everywhere (e.g. Windows).
+_EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 
 
 class CheckpointError(ValueError):
@@ -550,7 +552,7 @@ def _stale_temporaries(path: Path) -> list[Path]:
 
 
 def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT):
         return True
     # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
     text = str(exc)
@@ -572,7 +574,8 @@ def _atomic_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        if hasattr(os, "fchmod"):  # POSIX; elsewhere files do not carry these permission bits
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -623,7 +626,7 @@ def check_writable_folder(folder: str | os.PathLike, fix: str) -> Path:
         raise CheckpointError(f"cannot write to {folder}: permission denied (a read-only or another user's "
                               f"folder?): make it writable or {fix}") from exc
     except OSError as exc:
-        cause = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+        cause = {errno.ENOSPC: "the disk is full", _EDQUOT: "the disk is full or the quota used up",
                  errno.EROFS: "the file system is read-only"}.get(exc.errno or 0, exc.strerror or str(exc))
         raise CheckpointError(f"cannot write to {folder}: {cause}: {fix}") from exc
     return folder

@@ -317,6 +317,10 @@ LOCK_FOLDER_MODE = 0o1777
 LOCK_FILE_MODE = 0o666
 
 
+def _user_id() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0  # POSIX; Windows has per-user temp folders
+
+
 def _lock_folder() -> Path:
     """The machine-wide lock folder, made usable by every user; a per-user one when the shared
     folder exists but this user cannot write to it (made by an older version, mode 0755)."""
@@ -326,11 +330,11 @@ def _lock_folder() -> Path:
         os.chmod(folder, LOCK_FOLDER_MODE)  # mkdir's mode is cut by the umask; chmod's is not
     except FileExistsError:
         with contextlib.suppress(PermissionError):  # only its owner may chmod it
-            if folder.stat().st_uid == os.geteuid() and stat.S_IMODE(folder.stat().st_mode) != LOCK_FOLDER_MODE:
+            if folder.stat().st_uid == _user_id() and stat.S_IMODE(folder.stat().st_mode) != LOCK_FOLDER_MODE:
                 os.chmod(folder, LOCK_FOLDER_MODE)
     if os.access(folder, os.W_OK | os.X_OK):
         return folder
-    personal = folder.with_name(f"cam_tutorial-locks-{os.geteuid()}")
+    personal = folder.with_name(f"cam_tutorial-locks-{_user_id()}")
     logger.info("%s belongs to another user and is not writable here; locking in %s instead", folder, personal)
     personal.mkdir(mode=0o700, exist_ok=True)
     return personal
