@@ -19,16 +19,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Preset", "PRESETS", "ENV_VAR", "get_preset", "default_device", "map_size"]
+__all__ = ["Preset", "PRESETS", "ENV_VAR", "get_preset", "default_device", "map_size", "env_flag"]
 
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "CAM_TUTORIAL_PRESET"
+# A preset's name becomes part of file and folder names (the zoo's cache key), so it is limited
+# to characters that cannot climb out of a folder or name another one.
+_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,22 @@ class Preset:
     batch_size: int
     lr: float
     eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
+            raise ValueError(
+                f"preset name {self.name!r} is not allowed: it becomes part of file names, so use "
+                "1-64 letters, digits, '_' or '-' starting with a letter or digit (no '/', '.' or spaces), "
+                "e.g. 'ci_small'"
+            )
+        for name in ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
+                     "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"preset {name} must be a positive integer, got {value!r}: e.g. {name}=32")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
+                math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"preset lr must be a finite positive number, got {self.lr!r}: e.g. lr=4e-3")
 
     def replace(self, **changes: object) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.replace(epochs=1)``."""
@@ -100,6 +123,35 @@ def get_preset(name: str | None = None) -> Preset:
         )
     logger.info("preset %r chosen by %s", name, source)
     return PRESETS[name]
+
+
+def env_flag(name: str) -> bool | None:
+    """An on/off environment variable: ``None`` when unset or empty, else its truth value.
+
+    ``1``, ``true``, ``yes`` and ``on`` are true; ``0``, ``false``, ``no`` and ``off`` are false
+    (in any case, surrounding spaces ignored).
+
+    Raises:
+        ValueError: for any other value, naming the variable and the words it accepts.
+
+    Example:
+        >>> import os
+        >>> os.environ["CAM_TUTORIAL_EXAMPLE"] = "False"
+        >>> env_flag("CAM_TUTORIAL_EXAMPLE"), env_flag("CAM_TUTORIAL_UNSET_EXAMPLE")
+        (False, None)
+        >>> del os.environ["CAM_TUTORIAL_EXAMPLE"]
+    """
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"${name}={os.environ[name]!r} is neither on nor off: set it to one of "
+        f"{', '.join(_TRUE_WORDS)} (on) or {', '.join(_FALSE_WORDS)} (off), or unset it"
+    )
 
 
 def default_device() -> torch.device:

@@ -18,10 +18,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
 import socket
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -30,6 +33,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from cam_tutorial.config import env_flag
 from cam_tutorial.models import ResNet18B
 
 __all__ = [
@@ -48,6 +52,11 @@ logger = logging.getLogger(__name__)
 IMAGENET_MODELS = ("resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v3_small")
 #: Photographs that ship with scikit-image (no download).
 PHOTOGRAPHS = ("chelsea", "astronaut", "coffee", "rocket")
+#: Environment variable that forbids downloads when on (``1``, ``true``, ``yes``, ``on``).
+OFFLINE_ENV = "CAM_TUTORIAL_OFFLINE"
+# torchvision names its weight files ``<name>-<first hex digits of the file's sha256>.pth``.
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.[A-Za-z0-9]+$")
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -98,13 +107,84 @@ def _random_model(name: str) -> nn.Module:
     return torchvision.models.get_model(name, weights=None)
 
 
+class _UnsafeWeights(Exception):
+    """A weight file that failed its hash check or safe loading; the message says which."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in a torchvision weight file, checked against the hash prefix its name
+    carries and loaded with ``weights_only=True``, so that the file cannot run code."""
+    match = _HASH_IN_NAME.search(path.name)
+    if match is None:
+        raise _UnsafeWeights(f"{path.name} carries no hash in its name, so it cannot be checked")
+    expected, actual = match.group(1), _sha256(path)
+    if not actual.startswith(expected):
+        raise _UnsafeWeights(f"{path} fails its hash check (sha256 {actual[:len(expected)]}..., its name says "
+                             f"{expected}...): damaged or replaced; delete it to download it again")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # forbidden globals, truncated archives...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise _UnsafeWeights(f"{path} does not load safely (weights_only: {first}); delete it") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _UnsafeWeights(f"{path} is not a state dict of tensors; delete it")
+    return state
+
+
+def _download(url: str, target: Path) -> None:
+    """Download ``url`` to ``target`` with torch.hub's hash check, atomically (a temporary file
+    in the same folder, renamed when complete and checked)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    match = _HASH_IN_NAME.search(target.name)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        torch.hub.download_url_to_file(url, tmp, hash_prefix=match.group(1) if match else None, progress=False)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _weights_from(weights: object, state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Make torchvision's builder take ``state`` (already checked and safely loaded) where it
+    would read the file itself (unsafely, with ``weights_only=False``), so that every builder's
+    own handling (densenet's renamed keys, googlenet's flags) still applies."""
+    enum_class = type(weights)
+    with _BUILD_LOCK:
+        own = vars(enum_class).get("get_state_dict")  # None: inherited from WeightsEnum
+        enum_class.get_state_dict = lambda self, *args, **kwargs: dict(state)  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            if own is None:
+                del enum_class.get_state_dict  # back to torchvision's WeightsEnum.get_state_dict
+            else:
+                enum_class.get_state_dict = own  # type: ignore[method-assign]
+
+
 def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> PretrainedModel:
     """A torchvision ImageNet classifier with its ``DEFAULT`` weights when they can be had.
 
     The weights are used when they are in torch's hub cache already, or when ``download`` is true
     and the weights' host answers within ``timeout`` seconds (the download then runs with a 60 s
     socket timeout). Otherwise the model is randomly initialised (seeded, so reproducible) and
-    ``note`` says so. ``CAM_TUTORIAL_OFFLINE=1`` forbids the download.
+    ``note`` says so. ``CAM_TUTORIAL_OFFLINE`` set to ``1``/``true``/``yes``/``on`` forbids the
+    download (``0``/``false``/``no``/``off`` or empty allow it).
+
+    Every weight file, cached or downloaded, is checked against the sha256 prefix in its name
+    (torchvision's ``name-<hash>.pth``) and loaded with ``weights_only=True``: a file planted in the
+    cache cannot run code. A file that fails either check is not used; the model is then randomly
+    initialised and ``note`` says exactly why.
 
     Args:
         name: a torchvision model name, e.g. one of :data:`IMAGENET_MODELS`.
@@ -115,7 +195,8 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
         A :class:`PretrainedModel` (its ``model`` in eval mode, on the CPU).
 
     Raises:
-        ValueError: a name torchvision does not know.
+        ValueError: a name torchvision does not know, or a ``CAM_TUTORIAL_OFFLINE`` that is
+            neither on nor off.
     """
     import torchvision
 
@@ -125,26 +206,34 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
         raise ValueError(f"unknown torchvision model {name!r}; e.g. {', '.join(IMAGENET_MODELS)}") from err
     categories = list(weights.meta["categories"])
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-    offline = os.environ.get("CAM_TUTORIAL_OFFLINE", "").strip() not in ("", "0")
+    offline = bool(env_flag(OFFLINE_ENV))
     reason = ""
     if cached.exists():
         source = "from the local cache"
     elif not download:
         source, reason = None, "downloading was not asked for"
     elif offline:
-        source, reason = None, "CAM_TUTORIAL_OFFLINE is set"
+        source, reason = None, f"{OFFLINE_ENV} is set to {os.environ[OFFLINE_ENV].strip()!r}"
     elif not can_reach(weights.url, timeout):
         source, reason = None, f"{urlparse(weights.url).hostname} cannot be reached (no internet here)"
     else:
         source = "downloaded"
     if source is not None:
         try:
-            with _socket_timeout(60.0):
+            if source == "downloaded":
+                with _socket_timeout(60.0):
+                    _download(weights.url, cached)
+            state = _safe_state_dict(cached)
+            with _weights_from(weights, state):
                 model = torchvision.models.get_model(name, weights=weights)
-            note = f"{name}: ImageNet weights ({weights.name}) {source}."
+            note = f"{name}: ImageNet weights ({weights.name}) {source}, hash-checked and loaded safely."
             return PretrainedModel(model.eval(), name, True, note, categories)
-        except Exception as err:  # a broken download: fall back, and say why
-            reason = f"the download failed ({type(err).__name__}: {err})"
+        except _UnsafeWeights as err:
+            reason = f"the weight file was not used: {err}"
+            logger.warning("%s: %s", name, reason)
+        except Exception as err:  # a broken download or a file that does not fit: fall back, and say why
+            action = "the download failed" if source == "downloaded" else f"the cached {cached} did not load"
+            reason = f"{action} ({type(err).__name__}: {err})"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = _random_model(name)

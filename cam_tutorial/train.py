@@ -11,7 +11,11 @@ One function, :func:`train`, runs the loop every chapter needs:
 * a checkpoint after every epoch, written atomically. Calling :func:`train` again with the
   same ``checkpoint_dir`` resumes from the last complete epoch with the model, optimiser,
   schedule, scaler, history and every random state restored, so that on the CPU an
-  interrupted and resumed run ends with exactly the weights of an uninterrupted one.
+  interrupted and resumed run ends with exactly the weights of an uninterrupted one, whatever
+  the number of loader workers before and after. A checkpoint of another model (its module
+  tree included, e.g. GAP vs GMP), other data or other settings is refused, not resumed;
+* a divergence guard: a non-finite or exploding loss stops training with
+  :class:`TrainingDiverged`, naming the step, the loss and the learning rate.
 
 The checkpoint holds only tensors and plain Python containers, so it loads with
 ``torch.load(weights_only=True)``, which cannot run code hidden in a file.
@@ -34,8 +38,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import errno
+import hashlib
 import logging
+import math
+import numbers
+import operator
 import os
+import pickle
 import random
 import tempfile
 import time
@@ -56,6 +66,7 @@ __all__ = [
     "TrainConfig",
     "History",
     "CheckpointError",
+    "TrainingDiverged",
     "CHECKPOINT_NAME",
     "train",
     "evaluate",
@@ -63,6 +74,10 @@ __all__ = [
     "confusion_matrix",
     "resolve_precision",
     "load_checkpoint",
+    "safe_load",
+    "check_writable_folder",
+    "check_format",
+    "DIVERGED_LOSS",
     "measure_throughput",
 ]
 
@@ -75,10 +90,26 @@ _AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 # The fields that change what training computes; a checkpoint written under other values is
 # not this run's, so resuming from it would silently mix two runs.
 _FINGERPRINT_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "pct_start", "seed")
+# What every checkpoint written by :func:`train` holds.
+_CHECKPOINT_KEYS = ("format", "fingerprint", "epoch", "model", "optimizer", "scheduler", "scaler", "rng",
+                    "history", "config")
+#: A training loss above this (in nats; chance on 1000 classes is 6.9) means the run diverged:
+#: no run comes back from logits thousands apart.
+DIVERGED_LOSS = 1e4
+# Items of the training set whose bytes identify the data in the resume fingerprint.
+_FINGERPRINT_ITEMS = 3
+# "Disk quota exceeded" is not defined everywhere (e.g. Windows).
+_EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from: unreadable, foreign, or from another run."""
+    """A checkpoint that cannot be resumed from or written: unreadable, foreign, from another
+    run, or a folder that cannot take it."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became non-finite or exploded; the message names the step, the loss and
+    the learning rate."""
 
 
 @dataclass
@@ -128,10 +159,24 @@ class TrainConfig:
         if self.channels_last not in (True, False, "auto"):
             raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            value = _integer(name, getattr(self, name))
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}: e.g. {name}=1")
+            setattr(self, name, value)
+        self.seed = _integer("seed", self.seed)
+        if self.num_workers is not None:
+            self.num_workers = _integer("num_workers", self.num_workers)
+            if self.num_workers < 0:
+                raise ValueError(f"num_workers must be 0 or more (or None), got {self.num_workers!r}")
+        for name in ("lr", "weight_decay", "label_smoothing", "pct_start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            setattr(self, name, float(value))
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+            raise ValueError(f"lr must be positive, got {self.lr!r}: e.g. lr=4e-3")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay!r}: e.g. weight_decay=5e-4")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
         if not 0 < self.pct_start < 1:
@@ -156,6 +201,18 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an ``int`` when it is a whole number of an integer type (``True``, ``1.5`` and
+    ``"3"`` are refused: a fractional epoch count would fail deep inside the schedule)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}): "
+                         f"e.g. {name}=2") from None
 
 
 @dataclass
@@ -212,9 +269,11 @@ class History:
 def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for an ``amp`` setting on ``device``; ``None`` means float32.
 
-    ``"auto"`` is bfloat16 on GPUs that support it (Ampere and newer), float16 on older GPUs
-    (float16 then needs a gradient scaler), and off elsewhere: on the CPU autocast rarely
-    speeds training up (see ``benchmarks/train_throughput.py``).
+    ``"auto"`` is bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8.0 and up:
+    Ampere and newer), float16 on older GPUs such as the T4 (7.5; float16 then needs a gradient
+    scaler), and off elsewhere: on the CPU autocast rarely speeds training up (see
+    ``benchmarks/train_throughput.py``). The capability decides, not
+    :func:`torch.cuda.is_bf16_supported`, which also counts (slow) emulated bfloat16.
 
     Example:
         >>> resolve_precision("auto", torch.device("cpu")) is None
@@ -229,7 +288,8 @@ def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "fp16":
         return torch.float16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
     return None
 
 
@@ -262,6 +322,21 @@ def _loader(dataset: Dataset, batch_size: int, device: torch.device, num_workers
                       drop_last=drop_last, generator=generator)
 
 
+def _progress(loader: DataLoader, **bar_options: Any) -> tqdm:
+    """A progress bar over one pass of ``loader`` that builds exactly one loader iterator.
+
+    ``tqdm.auto``'s asyncio bar calls ``iter()`` on a plain iterable in its constructor, and
+    iterating the bar calls it again: two iterators per pass, and with workers the unused one
+    prefetches batches and so advances the shuffling generator, making the run depend on the
+    worker count. Handing the bar an iterator (whose ``iter()`` is itself) avoids both.
+    """
+    try:
+        total = len(loader)
+    except TypeError:  # an iterable-style dataset without a length
+        total = None
+    return tqdm(iter(loader), total=total, **bar_options)
+
+
 def _default_workers(device: torch.device) -> int:
     if device.type == "cuda":
         return min(4, os.cpu_count() or 1)
@@ -277,7 +352,7 @@ def _forward_all(model: nn.Module, dataset: Dataset, batch_size: int, device: to
                  desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     dtype = resolve_precision(amp, device)
     loader = _loader(dataset, batch_size, device, num_workers)
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    for batch in _progress(loader, desc=desc, leave=False, disable=not progress):
         images = _to_device(batch[0], device, channels_last)
         labels = torch.as_tensor(batch[1]).to(device, non_blocking=True)
         with _autocast(device, dtype):
@@ -370,25 +445,61 @@ def _model_device(model: nn.Module) -> torch.device:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _fingerprint(model: nn.Module, config: TrainConfig, train_size: int) -> dict[str, Any]:
-    """What identifies a run: the architecture (class, every tensor's name and shape) and the
-    settings that change the computation. Device, precision and workers may change on resume."""
+def _data_identity(dataset: Dataset) -> dict[str, Any]:
+    """What identifies a training set cheaply: its own ``repr`` when its class defines one
+    (:class:`~cam_tutorial.data.SyntheticShapes` shows split, size, seed and region) and a hash of
+    the bytes and labels of its first, middle and last items (which also tells apart datasets
+    without a telling ``repr``, such as a ``TensorDataset``)."""
+    length = len(dataset)  # type: ignore[arg-type]
+    describes_itself = type(dataset).__repr__ is not object.__repr__
+    digest = hashlib.sha256()
+    for index in sorted({0, length // 2, length - 1})[:_FINGERPRINT_ITEMS]:
+        image, label, *_ = dataset[index]
+        try:
+            digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
+            digest.update(repr(torch.as_tensor(label).tolist()).encode())
+        except (TypeError, ValueError, RuntimeError):  # items that are not tensors: their repr
+            digest.update(repr((image, label)).encode())
+    return {"repr": repr(dataset) if describes_itself else "", "items": digest.hexdigest()[:16]}
+
+
+def _fingerprint(model: nn.Module, config: TrainConfig, train_set: Dataset) -> dict[str, Any]:
+    """What identifies a run: the architecture (class, every tensor's name and shape, and the
+    module tree's ``repr``, which shows constructor options such as ``GlobalPool(mode='max')``),
+    the training data and the settings that change the computation. Device, precision and
+    workers may change on resume."""
     return {
         "model": type(model).__name__,
         "tensors": [[name, list(t.shape)] for name, t in model.state_dict().items()],
-        "train_size": int(train_size),
+        "modules": hashlib.sha256(repr(model).encode()).hexdigest()[:16],
+        "modules_text": repr(model),
+        "train_size": int(len(train_set)),  # type: ignore[arg-type]
+        "data": _data_identity(train_set),
         **{name: getattr(config, name) for name in _FINGERPRINT_FIELDS},
     }
+
+
+def _first_difference(stored: str, current: str) -> str:
+    for old, new in zip(stored.splitlines(), current.splitlines()):
+        if old != new:
+            return f"{old.strip()!r} vs now {new.strip()!r}"
+    return "a different number of modules"
 
 
 def _fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     differences = []
     for key in sorted(set(stored) | set(current)):
-        if stored.get(key) != current.get(key):
-            if key == "tensors":
-                differences.append("model parameters (names or shapes)")
-            else:
-                differences.append(f"{key}: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
+        if key == "modules_text" or stored.get(key) == current.get(key):
+            continue
+        if key == "tensors":
+            differences.append("model parameters (names or shapes)")
+        elif key == "modules":
+            text = _first_difference(str(stored.get("modules_text", "")), str(current.get("modules_text", "")))
+            differences.append(f"model options (module tree): checkpoint {text}")
+        elif key == "data":
+            differences.append(f"training data: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
+        else:
+            differences.append(f"{key}: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
     return differences
 
 
@@ -424,44 +535,204 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it (and put it back)
+    os.umask(mask)
+    return mask
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files :func:`_atomic_save` left for ``path`` (a process killed while saving)."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT):
+        return True
+    # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("unexpected pos" in text or "file write failed" in text)
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``:
-    a crash leaves either the old file or the new one, never half of one."""
+    a crash leaves either the old file or the new one, never half of one.
+
+    The file gets the mode the umask gives new files (``0644`` under umask ``022``), like a file
+    written with ``open()``: :func:`tempfile.mkstemp` alone would make it ``0600``, unreadable to
+    anyone else sharing the cache.
+
+    Raises:
+        OSError: ``errno.ENOSPC`` with a message saying the disk is full and naming the folder;
+            the previous file at ``path`` is kept.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # POSIX; elsewhere files do not carry these permission bits
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _is_disk_full(exc):
+            raise OSError(errno.ENOSPC, f"disk full: cannot write {path.name} to {path.parent} "
+                          f"(any earlier {path.name} there is kept); free space there or choose another "
+                          "folder", str(path)) from exc
         raise
+
+
+def check_writable_folder(folder: str | os.PathLike, fix: str) -> Path:
+    """Create ``folder`` if needed and prove that files can be written in it, before any work
+    that would be lost if they cannot.
+
+    Args:
+        folder: the folder.
+        fix: what the user should do instead, e.g. ``"choose another checkpoint_dir"``.
+
+    Returns:
+        ``folder`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        CheckpointError: when a file stands in the way, permission is denied, the disk is full
+            or read-only; the message names the folder, the cause and ``fix``.
+
+    Example:
+        >>> import tempfile
+        >>> check_writable_folder(tempfile.mkdtemp(), "choose another folder").is_dir()
+        True
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cam_tutorial-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except (FileExistsError, NotADirectoryError) as exc:
+        # The first existing part of the path that is not a folder: the file in the way.
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise CheckpointError(f"cannot use {folder} as a folder: {blocker} is a file: "
+                              f"move that file away or {fix}") from exc
+    except PermissionError as exc:
+        raise CheckpointError(f"cannot write to {folder}: permission denied (a read-only or another user's "
+                              f"folder?): make it writable or {fix}") from exc
+    except OSError as exc:
+        cause = {errno.ENOSPC: "the disk is full", _EDQUOT: "the disk is full or the quota used up",
+                 errno.EROFS: "the file system is read-only"}.get(exc.errno or 0, exc.strerror or str(exc))
+        raise CheckpointError(f"cannot write to {folder}: {cause}: {fix}") from exc
+    return folder
+
+
+def safe_load(path: str | os.PathLike, what: str, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with a message that says what is wrong.
+
+    ``weights_only`` loading accepts only tensors and plain containers, so a file cannot run code
+    when read. Every failure becomes a :class:`CheckpointError` that names the file, the actual
+    cause (missing, a folder, no permission, empty, truncated, disallowed Python objects, written
+    by a newer PyTorch) and a fix that suits that cause: only damaged files are to be deleted.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message, e.g. ``"the checkpoint"``.
+        fix: what to do about a damaged file, e.g. ``"delete it or choose another checkpoint_dir"``.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "empty.pt")
+        >>> open(path, "wb").close()
+        >>> try:
+        ...     safe_load(path, "the checkpoint", "delete it")
+        ... except CheckpointError as err:
+        ...     print(str(err).split(": ", 1)[1])
+        it is empty (0 bytes; an interrupted copy or write?): delete it
+    """
+    path = Path(path)
+    with contextlib.suppress(OSError):
+        if path.is_file() and path.stat().st_size == 0:
+            raise CheckpointError(f"cannot read {what} {path}: it is empty (0 bytes; an interrupted copy or "
+                                  f"write?): {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"cannot read {what} {path}: there is no such file (moved or deleted "
+                              "meanwhile?): check the path") from exc
+    except IsADirectoryError as exc:
+        raise CheckpointError(f"cannot read {what} {path}: it is a folder, not a file: move the folder "
+                              "away (the file will be written again) or check the path") from exc
+    except PermissionError as exc:
+        raise CheckpointError(f"cannot read {what} {path}: permission denied (another user's file?): "
+                              f"give this user read access (chmod a+r) or point to another folder; the file "
+                              "itself may be fine") from exc
+    except pickle.UnpicklingError as exc:
+        first = _first_line(exc)
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"cannot read {what} {path}: it holds Python objects other than tensors and plain "
+                f"containers ({first}), which safe loading refuses because reading them could run code: "
+                f"if it is a file of this package, {fix}; otherwise it is not one of this package's files"
+            ) from exc
+        raise CheckpointError(f"cannot read {what} {path}: it is corrupt ({first}): {fix}") from exc
+    except EOFError as exc:
+        raise CheckpointError(f"cannot read {what} {path}: it ends early ({_first_line(exc)}; an interrupted "
+                              f"copy or write?): {fix}") from exc
+    except Exception as exc:  # truncated zip archives and the like
+        if "maximum supported version" in str(exc) or "newer version" in str(exc):
+            raise CheckpointError(f"cannot read {what} {path}: it was written by a newer PyTorch than this "
+                                  f"one ({torch.__version__}): upgrade torch; the file itself may be fine") from exc
+        raise CheckpointError(f"cannot read {what} {path} ({type(exc).__name__}: {_first_line(exc)}): "
+                              f"it is corrupt or truncated: {fix}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, at most 200 characters; the type when empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else f"{type(exc).__name__} without a message"
+
+
+def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], what: str, fix: str) -> None:
+    """Check a loaded file's ``format`` entry and that it holds ``keys``; shared by the zoo.
+
+    Raises:
+        CheckpointError: for another program's file (with ``fix``), a file of a newer version of
+            this package (upgrade it), or one that lacks entries (naming them).
+    """
+    if not isinstance(stored, dict) or not isinstance(stored.get("format"), str):
+        raise CheckpointError(f"{path} is not {what} (expected format {expected!r}; a bare state_dict or "
+                              f"another program's file?): {fix}")
+    family, _, version = expected.rpartition("/")
+    found = stored["format"]
+    if found != expected:
+        if found.startswith(family + "/"):
+            raise CheckpointError(f"{path} is {what} of format {found!r}, which this version of cam_tutorial "
+                                  f"(format {expected!r}) cannot read: upgrade cam_tutorial, or {fix}")
+        raise CheckpointError(f"{path} is not {what} (format {found!r}, expected {expected!r}): {fix}")
+    missing = [key for key in keys if key not in stored]
+    if missing:
+        raise CheckpointError(f"{path} lacks the entries {', '.join(map(repr, missing))} of {what} "
+                              f"(written by hand or by a broken program?): {fix}")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read one of :func:`train`'s checkpoints safely (``weights_only=True``) and check its format.
 
     Raises:
-        CheckpointError: when the file is unreadable (e.g. truncated) or is not a checkpoint
-            written by :func:`train` (e.g. a bare ``state_dict``); the message names the file.
+        CheckpointError: when the file cannot be read (the message says why: missing, no
+            permission, empty, truncated...) or is not a complete checkpoint written by
+            :func:`train` (e.g. a bare ``state_dict``); the message names the file and the fix.
     """
     path = Path(path)
     fix = f"delete {path} or choose another checkpoint_dir"
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle errors, forbidden globals...
-        raise CheckpointError(
-            f"cannot read the checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            f"it is corrupt or truncated: {fix}"
-        ) from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != _FORMAT:
-        raise CheckpointError(
-            f"{path} is not a cam_tutorial training checkpoint (expected format {_FORMAT!r}; "
-            f"a bare state_dict or another program's file?): {fix}"
-        )
+    checkpoint = safe_load(path, "the checkpoint", fix)
+    check_format(checkpoint, path, _FORMAT, _CHECKPOINT_KEYS, "a cam_tutorial training checkpoint", fix)
     return checkpoint
 
 
@@ -504,9 +775,19 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
 
     Raises:
         CheckpointError: when ``checkpoint_dir`` holds an unreadable checkpoint or one of
-            another model or configuration; the file is left untouched.
+            another model, data or configuration (the file is left untouched), or when files
+            cannot be written there (checked before the first epoch).
+        TrainingDiverged: when the training loss becomes non-finite or exceeds
+            :data:`DIVERGED_LOSS`; the last good checkpoint stays in ``checkpoint_dir``.
+        OSError: ``errno.ENOSPC`` when the disk fills up while saving (the message says so).
+
+    One ``checkpoint_dir`` serves one run at a time (the zoo's lock sees to that): temporary
+    files that a killed save left there are removed when a run starts.
     """
     config = config or TrainConfig()
+    if checkpoint_dir is not None and not str(checkpoint_dir).strip():
+        raise ValueError("checkpoint_dir is empty: pass a folder, e.g. checkpoint_dir='runs/gap' "
+                         "(or None for no checkpoints)")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
     if len(train_set) < config.batch_size:  # type: ignore[arg-type]
@@ -520,8 +801,16 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     num_workers = _default_workers(device) if config.num_workers is None else config.num_workers
 
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    fingerprint = _fingerprint(model, config, len(train_set))  # type: ignore[arg-type]
+    fingerprint = _fingerprint(model, config, train_set)
     checkpoint = _load_for_resume(checkpoint_path, fingerprint) if checkpoint_path else None
+    if checkpoint_path is not None and not (checkpoint is not None and checkpoint["history"]["finished"]):
+        # Before the first epoch, not after it: a folder that cannot take the checkpoint would
+        # otherwise cost an epoch of training before saying so.
+        check_writable_folder(checkpoint_path.parent, "choose another checkpoint_dir")
+        for stale in _stale_temporaries(checkpoint_path):
+            logger.info("removing %s, left by a run killed while saving", stale)
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
     model.to(device)
     if channels_last:
@@ -579,10 +868,16 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
         # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
         loader = _loader(train_set, config.batch_size, device, num_workers, sampler=sampler, drop_last=True,
                          seed=config.seed * 100_003 + epoch)
-        train_loss, train_acc, images, last_lr = _train_one_epoch(
-            forward_model, loader, optimizer, scheduler, scaler, config, device, dtype, channels_last,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-        )
+        try:
+            train_loss, train_acc, images, last_lr = _train_one_epoch(
+                forward_model, loader, optimizer, scheduler, scaler, config, device, dtype, channels_last,
+                desc=f"epoch {epoch + 1}/{config.epochs}",
+            )
+        except TrainingDiverged as exc:
+            epochs_bar.close()
+            kept = (f"; the last good checkpoint, after epoch {epoch}, stays in {checkpoint_path}"
+                    if checkpoint_path is not None and epoch > 0 else "")
+            raise TrainingDiverged(f"epoch {epoch + 1}/{config.epochs}, {exc}{kept}") from None
         train_seconds = time.perf_counter() - started
         if val_set is not None:
             val_loss, val_acc = evaluate(forward_model, val_set, config.eval_batch_size, device,
@@ -643,8 +938,14 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
     # Running sums stay on the device: reading them every step would make the CPU wait for the GPU.
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    # The first diverged step and its loss, kept on the device and read every `log_every` steps,
+    # so that watching for divergence does not make the CPU wait for the GPU at every step.
+    diverged_at = torch.full((), -1, device=device, dtype=torch.long)
+    diverged_loss = torch.zeros((), device=device, dtype=torch.float64)
+    step_lrs: list[float] = []
     count = 0
-    batches = tqdm(loader, desc=desc, leave=False, disable=not config.progress)
+    batches = _progress(loader, desc=desc, leave=False, disable=not config.progress)
+    steps = len(loader)
     for step, batch in enumerate(batches, 1):
         images = _to_device(batch[0], device, channels_last)
         labels = torch.as_tensor(batch[1]).to(device, non_blocking=True)
@@ -657,11 +958,25 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.opti
         scaler.update()
         last_lr = optimizer.param_groups[0]["lr"]  # the rate this step used
         scheduler.step()
-        total_loss += loss.detach().double() * labels.numel()
+        step_loss = loss.detach().double()
+        total_loss += step_loss * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()
         count += labels.numel()
-        if config.progress and step % config.log_every == 0:
-            batches.set_postfix(loss=f"{total_loss.item() / count:.3f}", refresh=False)
+        step_lrs.append(last_lr)
+        first = (diverged_at < 0) & ~(step_loss.abs() <= DIVERGED_LOSS)  # NaN compares false: caught too
+        diverged_at = torch.where(first, step, diverged_at)
+        diverged_loss = torch.where(first, step_loss, diverged_loss)
+        if step % config.log_every == 0 or step == steps:
+            bad_step = int(diverged_at.item())
+            if bad_step >= 0:
+                batches.close()
+                rate = step_lrs[bad_step - 1]
+                raise TrainingDiverged(
+                    f"step {bad_step}/{steps}: training diverged (loss {diverged_loss.item():.4g} at learning "
+                    f"rate {rate:.3g}); training stopped: lower lr (e.g. lr={config.lr / 10:.3g}) and train again"
+                )
+            if config.progress and step % config.log_every == 0:
+                batches.set_postfix(loss=f"{total_loss.item() / count:.3f}", refresh=False)
     return total_loss.item() / count, correct.item() / count, count, last_lr
 
 

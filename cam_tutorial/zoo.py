@@ -20,7 +20,11 @@ Several processes may ask for the same model at once (the book's notebooks run i
 CI): a file lock lets one of them train while the others wait, then read its result. Files are
 written atomically, so no process ever reads half a file. The lock lives in the machine's
 temporary folder, not next to the weights, because network drives (e.g. Google Drive's) may not
-support file locks.
+support file locks; that folder is open to every user of the machine (mode ``1777``, like
+``/tmp``) and the weights get the umask's mode, so that several users can share one cache.
+
+A cached ``final.pt`` is used only when it is the entry's model (its stored name and cache key
+are checked), and every file is read with ``weights_only=True``.
 
 Example:
     >>> from cam_tutorial.zoo import available_models
@@ -30,11 +34,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -56,7 +62,11 @@ from .train import (
     History,
     TrainConfig,
     _atomic_save,
+    _stale_temporaries,
+    check_format,
+    check_writable_folder,
     evaluate,
+    safe_load,
     train,
 )
 
@@ -83,6 +93,8 @@ CACHE_ENV = "CAM_TUTORIAL_CACHE"
 #: Checkpoints shipped inside the package (the ``ci`` and ``cpu`` presets').
 PACKAGED_DIR = Path(__file__).resolve().parent / "checkpoints"
 _FORMAT = "cam_tutorial.zoo/1"
+# What every trained-model file holds.
+_FINAL_KEYS = ("format", "name", "preset", "key", "region", "model", "history", "test_loss", "test_acc")
 #: Training sets up to this size (float32 images) are rendered once and kept in memory: the lab
 #: renders every item on each access, which on two CPU cores costs a fifth of a short run.
 IN_MEMORY_BYTES = 1 << 30
@@ -268,17 +280,28 @@ def _cache_key(name: str, preset: Preset) -> str:
     return f"{name}-{preset.name}-{digest}"
 
 
-def _read_final(path: Path) -> dict[str, Any]:
+def _read_final(path: Path, name: str, key: str) -> dict[str, Any]:
+    """The stored trained model at ``path``, checked to be model ``name`` with cache key ``key``."""
     fix = f"delete {path} (it will be retrained) or choose another cache_dir"
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read the trained model {path} ({type(exc).__name__}); it is corrupt or truncated: {fix}"
-        ) from exc
-    if not isinstance(stored, dict) or stored.get("format") != _FORMAT:
-        raise CheckpointError(f"{path} is not a cam_tutorial zoo model: {fix}")
+    stored = safe_load(path, "the trained model", fix)
+    check_format(stored, path, _FORMAT, _FINAL_KEYS, "a cam_tutorial zoo model", fix)
+    if stored["name"] != name:
+        raise CheckpointError(f"{path} holds the zoo model {stored['name']!r}, not {name!r} (copied into the "
+                              f"wrong cache entry?): {fix}")
+    if stored["key"] != key:
+        raise CheckpointError(f"{path} holds {name!r} trained for another recipe (cache key {stored['key']!r}, "
+                              f"expected {key!r}; copied from another entry?): {fix}")
     return stored
+
+
+def _load_weights(model: nn.Module, stored: dict[str, Any], path: Path) -> None:
+    try:
+        model.load_state_dict(stored["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:  # missing, unexpected or misshapen tensors
+        first = str(exc).strip().splitlines()[:2]
+        raise CheckpointError(f"the weights in {path} do not fit {stored['name']!r} under this preset "
+                              f"({' '.join(first)[:300]}): delete {path} (it will be retrained) or choose "
+                              "another cache_dir") from exc
 
 
 def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
@@ -287,12 +310,45 @@ def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
                      test_acc=stored["test_acc"], region=stored["region"], source=source, path=str(path))
 
 
+#: Mode of the shared lock folder: writable by everyone, sticky (like ``/tmp``), so that every
+#: user of a machine can lock, and none can delete another's lock files.
+LOCK_FOLDER_MODE = 0o1777
+#: Mode of the lock files, so that another user can take a lock a first user created.
+LOCK_FILE_MODE = 0o666
+
+
+def _user_id() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0  # POSIX; Windows has per-user temp folders
+
+
+def _lock_folder() -> Path:
+    """The machine-wide lock folder, made usable by every user; a per-user one when the shared
+    folder exists but this user cannot write to it (made by an older version, mode 0755)."""
+    folder = Path(tempfile.gettempdir()) / "cam_tutorial-locks"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=False)
+        os.chmod(folder, LOCK_FOLDER_MODE)  # mkdir's mode is cut by the umask; chmod's is not
+    except FileExistsError:
+        with contextlib.suppress(PermissionError):  # only its owner may chmod it
+            if folder.stat().st_uid == _user_id() and stat.S_IMODE(folder.stat().st_mode) != LOCK_FOLDER_MODE:
+                os.chmod(folder, LOCK_FOLDER_MODE)
+    if os.access(folder, os.W_OK | os.X_OK):
+        return folder
+    personal = folder.with_name(f"cam_tutorial-locks-{_user_id()}")
+    logger.info("%s belongs to another user and is not writable here; locking in %s instead", folder, personal)
+    personal.mkdir(mode=0o700, exist_ok=True)
+    return personal
+
+
 def _lock_path(final_path: Path) -> Path:
     # Locks stay on the local disk (see the module docstring); one per cache entry.
     digest = hashlib.sha256(str(final_path.resolve()).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "cam_tutorial-locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{final_path.stem}-{digest}.lock"
+    return _lock_folder() / f"{final_path.stem}-{digest}.lock"
+
+
+def _entry_lock(final_path: Path) -> FileLock:
+    """The lock that lets one process train a cache entry while the others wait."""
+    return FileLock(str(_lock_path(final_path)), mode=LOCK_FILE_MODE)
 
 
 def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN_MEMORY_BYTES) -> Dataset:
@@ -322,6 +378,12 @@ def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN
 def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entry: Path, final_path: Path,
                      device: str | torch.device | None, progress: bool) -> dict[str, Any]:
     config = _train_config(name, preset, device, progress)
+    # Before training, not after: a read-only cache would otherwise cost the whole run.
+    check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
+    for stale in _stale_temporaries(final_path):  # we hold the entry's lock: nobody else writes here
+        logger.info("removing %s, left by a process killed while saving", stale)
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     logger.info("training %s under preset %r (cached afterwards in %s)", name, preset.name, entry)
     started = time.perf_counter()
     history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress),
@@ -358,8 +420,10 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
         The model, or ``(model, info)`` with ``with_info=True``.
 
     Raises:
-        ValueError: for an unknown name (the message lists the known ones).
-        CheckpointError: when a cached file is unreadable; the message names it and the fix.
+        ValueError: for an unknown name (the message lists the known ones), or an empty
+            ``cache_dir``.
+        CheckpointError: when a cached file is unreadable or holds another model, or the cache
+            cannot be written; the message names the file or folder and the fix.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -376,15 +440,21 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
     model = build_model(name, preset)
 
     packaged = PACKAGED_DIR / f"{key}.pt"
-    entry = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    entry = entry / "models" / key
+    if cache_dir is not None and not str(cache_dir).strip():
+        raise ValueError("cache_dir is empty: pass a folder, e.g. cache_dir='~/.cache/cam_tutorial', "
+                         f"or None for ${CACHE_ENV} or the default")
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    entry = root / "models" / key
+    if not entry.resolve().is_relative_to((root / "models").resolve()):  # Preset checks names; be sure
+        raise ValueError(f"the cache entry {entry} lies outside {root / 'models'}: the preset name "
+                         f"{preset.name!r} must be a plain name such as 'ci'")
     final_path = entry / "final.pt"
     if packaged.exists():
-        stored, source, path = _read_final(packaged), "package", packaged
+        stored, source, path = _read_final(packaged, name, key), "package", packaged
     elif final_path.exists():
-        stored, source, path = _read_final(final_path), "cache", final_path
+        stored, source, path = _read_final(final_path, name, key), "cache", final_path
     else:
-        lock = FileLock(str(_lock_path(final_path)))
+        lock = _entry_lock(final_path)
         try:
             lock.acquire(timeout=0)
         except TimeoutError:
@@ -392,13 +462,13 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
             lock.acquire()
         try:
             if final_path.exists():  # trained by the process we waited for
-                stored, source = _read_final(final_path), "cache"
+                stored, source = _read_final(final_path, name, key), "cache"
             else:
                 stored, source = _train_and_store(name, preset, key, model, entry, final_path, device, progress), "trained"
         finally:
             lock.release()
         path = final_path
-    model.load_state_dict(stored["model"])
+    _load_weights(model, stored, path)
     model.to(device if device is not None else default_device()).eval()
     logger.info("%s (%s) from %s: test accuracy %.3f", name, spec.description, source, stored["test_acc"])
     if with_info:

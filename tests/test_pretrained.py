@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,17 +41,97 @@ def test_offline_gives_seeded_random_weights_and_says_so(hub_dir, monkeypatch):
         imagenet_model("resnet19")
 
 
+def _cache_path(hub_dir, weights) -> Path:
+    target = hub_dir / "checkpoints" / weights.url.rsplit("/", 1)[1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _pretend_hash_matches(monkeypatch) -> None:
+    """A test file cannot be given the sha256 prefix of torchvision's file name, so the digest is
+    made to match: what such a test checks is everything after the hash check."""
+    monkeypatch.setattr(pretrained_module, "_sha256", lambda path: pretrained_module._HASH_IN_NAME.search(
+        path.name).group(1) + "0" * 56)
+
+
 def test_weights_in_the_hub_cache_are_used_without_a_network(hub_dir, monkeypatch):
     monkeypatch.setenv("CAM_TUTORIAL_OFFLINE", "1")
+    _pretend_hash_matches(monkeypatch)
     weights = torchvision.models.ResNet18_Weights.DEFAULT
     torch.manual_seed(5)
     reference = torchvision.models.resnet18()
-    target = hub_dir / "checkpoints" / weights.url.rsplit("/", 1)[1]
-    target.parent.mkdir(parents=True)
-    torch.save(reference.state_dict(), target)
+    torch.save(reference.state_dict(), _cache_path(hub_dir, weights))
     loaded = imagenet_model("resnet18")
-    assert loaded.weights_loaded and "local cache" in loaded.note
+    assert loaded.weights_loaded and "local cache" in loaded.note and "hash-checked" in loaded.note
     assert torch.equal(loaded.model.fc.weight, reference.fc.weight)
+    # torchvision's builder still does its own part: googlenet without auxiliary heads.
+    torch.manual_seed(6)
+    # torchvision's file holds the auxiliary heads too; its builder drops them after loading.
+    reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    torch.save(reference.state_dict(), _cache_path(hub_dir, torchvision.models.GoogLeNet_Weights.DEFAULT))
+    loaded = imagenet_model("googlenet")
+    assert loaded.weights_loaded and loaded.model.transform_input and loaded.model.aux1 is None
+    assert torch.equal(loaded.model.fc.weight, reference.fc.weight)
+    # The substitute for torchvision's file reading is gone afterwards.
+    assert "get_state_dict" not in vars(torchvision.models.ResNet18_Weights)
+
+
+class _WritesAMarker:
+    """Unpickling this object opens (creates) the marker file: code run by loading."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("hash_matches", [False, True], ids=["hash-differs", "hash-matches"])
+def test_a_malicious_pickle_in_the_hub_cache_never_runs(hub_dir, tmp_path, monkeypatch, hash_matches):
+    monkeypatch.setenv("CAM_TUTORIAL_OFFLINE", "1")
+    if hash_matches:  # the planter also forged the hash: safe loading still refuses the object
+        _pretend_hash_matches(monkeypatch)
+    marker = tmp_path / "code_ran"
+    target = _cache_path(hub_dir, torchvision.models.ResNet18_Weights.DEFAULT)
+    torch.save({"fc.weight": _WritesAMarker(marker)}, target)
+    loaded = imagenet_model("resnet18", download=False)
+    assert not marker.exists()
+    assert not loaded.weights_loaded and "RANDOMLY INITIALISED" in loaded.note
+    assert str(target) in loaded.note
+    assert ("does not load safely" if hash_matches else "fails its hash check") in loaded.note
+    assert target.exists()  # left for the user to inspect; the note says to delete it
+
+
+def test_a_download_ends_in_a_hash_checked_safely_loaded_file(hub_dir, monkeypatch):
+    monkeypatch.delenv("CAM_TUTORIAL_OFFLINE", raising=False)
+    monkeypatch.setattr(pretrained_module, "can_reach", lambda url, timeout=3.0: True)
+    torch.manual_seed(7)
+    reference = torchvision.models.resnet18()
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, hash_prefix))
+        torch.save(reference.state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    _pretend_hash_matches(monkeypatch)
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    loaded = imagenet_model("resnet18")
+    assert loaded.weights_loaded and "downloaded" in loaded.note
+    assert calls == [(weights.url, "f37072fd")]  # torch.hub checks the hash while downloading
+    assert torch.equal(loaded.model.fc.weight, reference.fc.weight)
+    assert sorted(p.name for p in (hub_dir / "checkpoints").iterdir()) == ["resnet18-f37072fd.pth"]
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("true", True), ("YES", True), ("on", True),
+                                            ("0", False), ("false", False), ("no", False), (" Off ", False),
+                                            ("", False)])
+def test_the_offline_variable_is_parsed_as_a_truth_value(hub_dir, monkeypatch, value, offline):
+    monkeypatch.setenv("CAM_TUTORIAL_OFFLINE", value)
+    monkeypatch.setattr(pretrained_module, "can_reach", lambda url, timeout=3.0: False)
+    note = imagenet_model("resnet18").note
+    assert ("CAM_TUTORIAL_OFFLINE is set" in note) is offline
+    assert ("cannot be reached" in note) is not offline
 
 
 def test_can_reach_a_listening_port_and_not_a_closed_one():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from cam_tutorial.train import (
     load_checkpoint,
     measure_throughput,
     predict,
+    TrainingDiverged,
     resolve_precision,
     train,
 )
@@ -276,3 +278,191 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     reference_history = train(reference, tiny_data(96, 0), tiny_data(48, 1), CONFIG)
     assert _state_equal(resumed, reference)
     assert history.val_loss == reference_history.val_loss
+
+
+# --------------------------------------------------------------------------- reliability (issue 12)
+
+# progress=False still built the bar (disabled), and the bar's constructor the extra iterator.
+LAB_CONFIG = TrainConfig(epochs=2, batch_size=16, lr=4e-3, seed=3, device="cpu", progress=False, num_workers=0)
+
+
+def _lab(region=None, length=48):
+    from cam_tutorial.data import SyntheticShapes
+
+    return SyntheticShapes("train", length=length, image_size=32, seed=0, region=region)
+
+
+@functools.lru_cache(maxsize=1)
+def _rendered_lab():
+    """The lab's items rendered once: rendering on every access would dominate these tests."""
+    from cam_tutorial.zoo import cache_in_memory
+
+    return cache_in_memory(_lab(), progress=False)
+
+
+def _lab_model(pooling="avg"):
+    from cam_tutorial.models import ResNet18B
+
+    torch.manual_seed(0)
+    return ResNet18B(10, width=2, pooling=pooling)
+
+
+def _max_abs_difference(a: nn.Module, b: nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    return max(float((sa[k].double() - sb[k].double()).abs().max()) for k in sa)
+
+
+def test_worker_count_changes_nothing(tmp_path):
+    """tqdm.auto's bar once built a second, prefetching loader iterator per epoch, so the
+    shuffling depended on the number of workers."""
+    data = _rendered_lab()
+    results = {}
+    for workers in (0, 2):
+        model = _lab_model()
+        history = train(model, data, None, LAB_CONFIG.replace(num_workers=workers))
+        results[workers] = model, history.train_loss
+    assert results[0][1] == results[2][1]
+    assert _state_equal(results[0][0], results[2][0])
+
+
+def test_resume_with_another_worker_count_gives_the_same_weights(tmp_path):
+    data = _rendered_lab()
+    straight = _lab_model()
+    train(straight, data, None, LAB_CONFIG)
+    interrupted = _lab_model()
+    train(interrupted, data, None, LAB_CONFIG, tmp_path, stop_after=1)
+    resumed = _lab_model()
+    history = train(resumed, data, None, LAB_CONFIG.replace(num_workers=2), tmp_path)
+    assert history.starts == [0, 1]
+    difference = _max_abs_difference(straight, resumed)
+    print(f"max abs weight difference, 2 epochs straight (workers=0) vs 1 + resume (workers=2): {difference}")
+    assert difference == 0.0 and _state_equal(straight, resumed)
+
+
+def test_resume_refuses_other_model_options_and_other_data(tmp_path):
+    data = _lab(length=16)
+    train(_lab_model("avg"), data, None, LAB_CONFIG, tmp_path, stop_after=1)
+    before = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    with pytest.raises(CheckpointError, match=r"model options \(module tree\).*GlobalPool\(mode='avg'\).*"
+                                              r"GlobalPool\(mode='max'\)"):
+        train(_lab_model("max"), data, None, LAB_CONFIG, tmp_path)
+    with pytest.raises(CheckpointError, match="training data: .*region=None.*region='left'"):
+        train(_lab_model("avg"), _lab("left", length=16), None, LAB_CONFIG, tmp_path)
+    # Data without a telling repr (a TensorDataset) are told apart by their items.
+    other = tiny_data(32, 0)
+    train(tiny_model(), other, None, CONFIG.replace(epochs=2), tmp_path / "t", stop_after=1)
+    with pytest.raises(CheckpointError, match="training data"):
+        train(tiny_model(), tiny_data(32, 1), None, CONFIG.replace(epochs=2), tmp_path / "t")
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
+
+
+def test_divergence_stops_training_and_says_so(tmp_path):
+    config = CONFIG.replace(epochs=3, lr=1.0)
+    train(tiny_model(), tiny_data(32, 0), None, config, tmp_path, stop_after=1)
+    kept = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    with pytest.raises(TrainingDiverged, match=r"epoch 1/2, step \d+/2: training diverged \(loss .* at learning "
+                                               r"rate .*\); training stopped: lower lr \(e.g. lr=1e\+05\)"):
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG.replace(epochs=2, lr=1e6))
+    # A run that diverges after a good epoch keeps that epoch's checkpoint and says where it is.
+    model = tiny_model()
+    with torch.no_grad():
+        model[-1].weight.mul_(1e6)  # logits far apart: a loss far above DIVERGED_LOSS from the start
+    with pytest.raises(TrainingDiverged, match="epoch 1/2"):
+        train(model, tiny_data(32, 0), None, CONFIG.replace(epochs=2, lr=1e6), tmp_path / "fresh")
+    assert not (tmp_path / "fresh" / CHECKPOINT_NAME).exists()
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == kept
+
+
+def test_divergence_after_a_good_epoch_keeps_its_checkpoint(tmp_path, monkeypatch):
+    import cam_tutorial.train as train_module
+
+    original = train_module._train_one_epoch
+    calls = []
+
+    def second_epoch_explodes(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad():
+                model[-1].weight.mul_(1e9)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", second_epoch_explodes)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2/3, step 1/2: .*the last good checkpoint, after epoch 1, "
+                                               r"stays in .*last.pt"):
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_checkpoints_get_the_umask_mode(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG.replace(epochs=1), tmp_path)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / CHECKPOINT_NAME).stat().st_mode & 0o777 == mode
+
+
+def test_an_unwritable_checkpoint_dir_fails_before_the_first_epoch(tmp_path, monkeypatch):
+    import cam_tutorial.train as train_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("an epoch ran before the folder was checked")
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", no_training)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(CheckpointError, match=r"blocker.*move that file away or choose another checkpoint_dir"):
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG, blocker)
+    with pytest.raises(CheckpointError, match=r"move that file away"):
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG, blocker / "run")
+
+    def read_only(*args, **kwargs):  # the tests run as root, who may write anywhere: pretend
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(train_module.tempfile, "mkstemp", read_only)
+    with pytest.raises(CheckpointError, match=r"cannot write to .*permission denied.*make it writable or choose "
+                                              r"another checkpoint_dir"):
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path / "ro")
+
+
+def test_temporaries_of_a_save_killed_midway_are_removed(tmp_path):
+    stale = tmp_path / f".{CHECKPOINT_NAME}.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".other.pt.abc123.tmp"  # not this checkpoint's: left alone
+    other.write_bytes(b"x")
+    train(tiny_model(), tiny_data(32, 0), None, CONFIG.replace(epochs=1), tmp_path)
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc123.tmp", CHECKPOINT_NAME]
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"),
+                                     RuntimeError("[enforce fail at inline_container.cc:783] . unexpected pos "
+                                                  "1728 vs 1616")], ids=["ENOSPC", "torch-unexpected-pos"])
+def test_a_full_disk_says_so_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, failure):
+    import cam_tutorial.train as train_module
+
+    train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path, stop_after=1)
+    kept = (tmp_path / CHECKPOINT_NAME).read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise failure
+
+    monkeypatch.setattr(train_module.torch, "save", full_disk)
+    with pytest.raises(OSError, match=rf"disk full: cannot write last.pt to {tmp_path}.*free space there") as info:
+        train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path)
+    assert info.value.errno == 28
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # no temporary left
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                                  ((9, 0), torch.bfloat16), ((6, 1), torch.float16)],
+                         ids=["T4", "A100", "H100", "P100"])
+def test_auto_precision_follows_the_compute_capability(monkeypatch, capability, expected):
+    # torch counts emulated bf16 as supported (True on a T4): it must not decide.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_precision("auto", torch.device("cuda")) is expected

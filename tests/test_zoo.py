@@ -169,3 +169,109 @@ def test_shipped_presets_need_every_model_and_presets_to_compare_add_the_current
     assert zoo.shipped_presets() == ["ci"]
     monkeypatch.setattr(zoo, "PACKAGED_DIR", tmp_path / "nowhere")
     assert zoo.shipped_presets() == []
+
+
+# --------------------------------------------------------------------------- reliability (issue 12)
+
+
+@pytest.fixture(scope="module")
+def gmp_cache(tmp_path_factory):
+    """A cache holding a trained GMP model, trained under umask 022 over a temporary file that a
+    save killed half-way left in its entry."""
+    cache = tmp_path_factory.mktemp("cache")
+    entry = cache / "models" / zoo._cache_key("resnet18b_gmp", TINY)
+    entry.mkdir(parents=True)
+    (entry / ".final.pt.k1ll3d.tmp").write_bytes(b"half a model")
+    previous = os.umask(0o022)
+    try:
+        zoo.trained_model("resnet18b_gmp", TINY, "cpu", cache, progress=False)
+    finally:
+        os.umask(previous)
+    return cache, entry / "final.pt"
+
+
+def _plant(cache: Path, name: str, stored: dict) -> Path:
+    target = cache / "models" / zoo._cache_key(name, TINY) / "final.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(stored, target)
+    return target
+
+
+def test_a_trained_model_gets_the_umask_mode_and_stale_temporaries_go(gmp_cache):
+    _, final = gmp_cache
+    assert final.stat().st_mode & 0o777 == 0o644
+    assert (final.parent / "checkpoints" / "last.pt").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in final.parent.iterdir()) == ["checkpoints", "final.pt"]
+
+
+def test_a_file_of_another_model_in_an_entry_is_refused(gmp_cache, tmp_path):
+    _, final = gmp_cache
+    stored = torch.load(final, weights_only=True)
+    planted = _plant(tmp_path, "resnet18b_gap", stored)  # the GMP file copied into the GAP entry
+    with pytest.raises(CheckpointError, match=rf"{planted}.* holds the zoo model 'resnet18b_gmp', not "
+                                              r"'resnet18b_gap'.*delete .*final.pt \(it will be retrained\)"):
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
+    # The right name but another recipe's key.
+    _plant(tmp_path, "resnet18b_gap", dict(stored, name="resnet18b_gap", key="resnet18b_gap-ci-000000000000"))
+    with pytest.raises(CheckpointError, match="trained for another recipe"):
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
+    # A VGG's weights under the GAP entry's name and key: a clear error naming the file, not a raw one.
+    vgg = zoo.build_model("vgg16_gap_left", TINY).state_dict()
+    planted = _plant(tmp_path, "resnet18b_gap", dict(stored, name="resnet18b_gap", model=vgg,
+                                                     key=zoo._cache_key("resnet18b_gap", TINY)))
+    with pytest.raises(CheckpointError, match=rf"the weights in {planted} do not fit 'resnet18b_gap'.*delete"):
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
+
+
+def test_the_lock_folder_and_files_are_usable_by_every_user(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path))
+    previous = os.umask(0o022)
+    try:
+        lock = zoo._entry_lock(tmp_path / "cache" / "final.pt")
+        with lock:
+            pass
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "cam_tutorial-locks"
+    assert folder.stat().st_mode & 0o7777 == 0o1777  # like /tmp: everyone writes, nobody deletes others'
+    assert Path(lock.lock_file).parent == folder
+    assert Path(lock.lock_file).stat().st_mode & 0o777 == 0o666
+
+
+def test_a_lock_folder_this_user_cannot_write_gives_a_personal_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path))
+    shared = tmp_path / "cam_tutorial-locks"
+    shared.mkdir(mode=0o755)
+    real_access = os.access
+    # Root may write anywhere: pretend to be another user, for whom the 0755 folder is closed.
+    monkeypatch.setattr(zoo.os, "access", lambda path, mode: False if Path(path) == shared else real_access(path, mode))
+    path = zoo._lock_path(tmp_path / "cache" / "final.pt")
+    assert path.parent == tmp_path / f"cam_tutorial-locks-{os.geteuid()}"
+
+
+def test_an_unwritable_cache_fails_before_training(tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the cache folder was checked")
+
+    monkeypatch.setattr(zoo, "train", no_training)
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(CheckpointError, match=r"move that file away or choose another cache_dir"):
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", blocker, progress=False)
+
+    def read_only(*args, **kwargs):  # the tests run as root, who may write anywhere: pretend
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(zoo.tempfile, "mkstemp", read_only)  # the same module object as train's
+    with pytest.raises(CheckpointError, match=r"cannot write to .*permission denied.*choose another cache_dir"):
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path / "ro", progress=False)
+
+
+def test_a_preset_name_cannot_lead_the_entry_out_of_the_cache(tmp_path):
+    with pytest.raises(ValueError, match="is not allowed"):
+        TINY.replace(name="../../../../escaped")
+    sneaky = TINY.replace()
+    object.__setattr__(sneaky, "name", "../../../../escaped")  # past Preset's own check
+    with pytest.raises(ValueError, match=r"lies outside .*models: the preset name '../../../../escaped'"):
+        zoo.trained_model("resnet18b_gap", sneaky, "cpu", tmp_path / "a" / "b" / "c" / "d", progress=False)
+    assert not list(tmp_path.rglob("final.pt"))
