@@ -46,6 +46,7 @@ __all__ = [
     "show_photo_cams",
     "show_resolutions",
     "show_photo_cam_box",
+    "display_jpeg",
     "TRUE_BOX_COLOUR",
     "CAM_BOX_COLOUR",
 ]
@@ -116,6 +117,17 @@ class PhotoCAMs:
             return None
         return self.top_class in self.photo.plausible_classes
 
+    def peak(self, rank: int = 0) -> tuple[int, int]:
+        """``(x, y)`` of the maximum of the ``rank``-th map, in crop pixels (the first on a tie)."""
+        y, x = divmod(int(self.maps[rank].argmax()), self.maps.shape[-1])
+        return x, y
+
+    def peak_in_box(self, rank: int = 0, box: int | None = None) -> bool:
+        """Whether the ``rank``-th map's maximum lies inside annotated box ``box`` (any if ``None``)."""
+        x, y = self.peak(rank)
+        boxes = self.true_boxes if box is None else self.true_boxes[[box]]
+        return bool(((boxes[:, 0] <= x) & (x < boxes[:, 2]) & (boxes[:, 1] <= y) & (y < boxes[:, 3])).any())
+
     def paper_box(self, rank: int = 0, threshold: float = 0.2) -> np.ndarray:
         """The paper's box of the ``rank``-th map: largest region above ``threshold`` x max."""
         return box_from_cam(self.maps[rank], threshold)
@@ -173,14 +185,18 @@ def box_score_rows(results: Sequence[PhotoCAMs], categories: Sequence[str] | Non
     """One row per photo: top class, its probability, and the IoU of the paper's box.
 
     Columns: ``photo``, ``class``, ``probability``, ``iou`` (best over the annotated boxes),
-    ``correct`` (``iou >= 0.5``, the paper's criterion).
+    ``correct`` (``iou >= 0.5``, the paper's criterion) and ``whole_image_iou``, the IoU of the
+    box that is the whole crop: the baseline a map must beat (an object that fills the crop
+    makes any box that covers it look good).
     """
     categories = list(categories) if categories is not None else imagenet_categories()
     rows = []
     for r in results:
         iou = r.paper_box_iou(0, threshold)
+        whole = np.array([[0, 0, r.size, r.size]])
+        whole_iou = float(box_iou(whole, r.true_boxes).max()) if len(r.true_boxes) else 0.0
         rows.append({"photo": r.name, "class": categories[r.top_class], "probability": r.probability(),
-                     "iou": iou, "correct": "yes" if iou >= 0.5 else "no"})
+                     "iou": iou, "correct": "yes" if iou >= 0.5 else "no", "whole_image_iou": whole_iou})
     return rows
 
 
@@ -213,6 +229,19 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
+
+
+def display_jpeg(fig: plt.Figure, quality: int = 85, dpi: int = 100) -> None:
+    """Show a figure in a notebook as a JPEG and close it: photographs and smooth maps compress
+    to a fraction of a PNG's size, which keeps the committed notebooks small."""
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", dpi=dpi, pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="jpeg"))
 
 
 def _label(categories: Sequence[str], c: int, p: float, width: int = 18) -> str:

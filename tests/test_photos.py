@@ -108,6 +108,10 @@ def test_photo_cams_are_the_models_top_classes_in_crop_coordinates(results):
     assert coffee.true_boxes.tolist() == [[30, 0, 184, 171]]
     # the flower's second box lies partly inside the crop and is kept, clipped
     assert len(flower.true_boxes) == 2 and flower.true_boxes[:, 3].max() == 224
+    x, y = coffee.peak(0)
+    assert coffee.maps[0, y, x] == 1.0 and coffee.peak_in_box(0) == (30 <= x < 184 and y < 171)
+    # the daisy map peaks on the main flower, not on the cut-off one below it
+    assert flower.peak_in_box(0, box=0) and not flower.peak_in_box(0, box=1)
 
 
 def test_box_scores_are_the_paper_rule_against_the_annotation(results):
@@ -123,6 +127,8 @@ def test_box_scores_are_the_paper_rule_against_the_annotation(results):
         assert box.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
         assert row["correct"] == ("yes" if row["iou"] >= 0.5 else "no")
     assert rows[0]["iou"] > 0.5  # the cup is found
+    # the whole crop against the cup's box [30, 0, 184, 171]: 154 * 171 / 224**2
+    assert rows[0]["whole_image_iou"] == pytest.approx(154 * 171 / 224**2)
     result = photo_max_box_acc(results)
     assert result.best_iou.shape == (2, 100) and 0 <= result.mean <= 1
     # an image's best IoU over all thresholds bounds what the paper's single box reaches
