@@ -332,7 +332,7 @@ def show_photo_cam_box(result: PhotoCAMs, categories: Sequence[str] | None = Non
     fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH, MAX_FIGURE_WIDTH / 3 + 0.5), layout="constrained")
     name = categories[result.top_class]
     axes[0].imshow(result.crop)
-    axes[0].set_title(f"a photograph ({result.photo.title})", fontsize=LABEL_SIZE + 1)
+    axes[0].set_title(f"{result.photo.title} ({result.size} px crop)", fontsize=LABEL_SIZE + 1)
     axes[1].imshow(overlay(result.crop, result.maps[0]))
     h, w = result.map_size
     axes[1].set_title(f"CAM of \"{name}\" (p = {result.probability():.2f}, {h}x{w} map)",

@@ -147,3 +147,17 @@ def test_photo_cams_refuse_one_photo_not_in_a_list(photos):
     with pytest.raises(TypeError, match=r"\[photo\]"):
         photo_cams(efficientnet_lite0(), photos[0])
     assert isinstance(photos[0], Photo)
+
+
+def test_the_credits_page_lists_every_photo_with_its_source_and_licence():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    credits = (root / "book" / "credits.md").read_text(encoding="utf-8")
+    for name, record in photo_records().items():
+        row = next((line for line in credits.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"book/credits.md has no row for {name}"
+        licence = record["licence"].split(" (https://")[0]  # the page links the licence instead
+        for text in (record["loader"], record["credit"], licence):
+            assert text in row, (name, text)
+    assert "Apache-2.0" in credits and "book/credits" in (root / "_toc.yml").read_text()
