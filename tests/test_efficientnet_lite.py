@@ -139,3 +139,13 @@ def test_boxes_map_into_the_crop_and_back():
     assert geometry.box_to_crop([0, 100, 50, 200]).tolist() == [0, 48, 0, 112]
     inside = np.array([[200, 100, 300, 250]])
     np.testing.assert_allclose(geometry.box_to_photo(geometry.box_to_crop(inside)), inside, atol=1)
+
+
+def test_pretrained_offers_it_as_a_trained_model_with_no_download(monkeypatch):
+    from cam_tutorial.pretrained import efficientnet_lite0_model
+
+    monkeypatch.setenv("CAM_TUTORIAL_OFFLINE", "1")
+    loaded = efficientnet_lite0_model()
+    assert loaded.weights_loaded and not loaded.model.training and loaded.name == "efficientnet_lite0"
+    assert loaded.categories[ESPRESSO] == "espresso" and "offline" in loaded.note
+    torch.testing.assert_close(loaded.model.classifier.bias, efficientnet_lite0().classifier.bias)
