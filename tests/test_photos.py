@@ -161,3 +161,26 @@ def test_the_credits_page_lists_every_photo_with_its_source_and_licence():
         for text in (record["loader"], record["credit"], licence):
             assert text in row, (name, text)
     assert "Apache-2.0" in credits and "book/credits" in (root / "_toc.yml").read_text()
+
+
+def test_figures_label_each_map_with_its_class_probability_and_box_score(results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cam_tutorial.realcam import show_photo_cam_box, show_photo_cams, show_resolutions, show_top_classes
+
+    coffee, flower = results
+    fig = show_top_classes(coffee, top_k=3)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1] == f"espresso\np = {coffee.probability(0):.2f}" and len(titles) == 4
+    fig = show_photo_cams(results, columns=4)
+    shown = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert shown == [f"coffee: espresso ({coffee.probability():.2f})\nIoU {coffee.paper_box_iou():.2f}",
+                     f"flower: daisy ({flower.probability():.2f})\nIoU {flower.paper_box_iou():.2f}"]
+    fig = show_resolutions({224: results, 448: results}, names=["flower"])
+    assert [ax.get_title().splitlines()[-1] for ax in fig.axes] == ["224 px, 7x7 map", "448 px, 7x7 map"]
+    fig = show_photo_cam_box(coffee)
+    assert "IoU" in fig.axes[2].get_title() and len(fig.axes[2].patches) == 2  # annotated + CAM box
+    plt.close("all")
