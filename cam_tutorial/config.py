@@ -54,6 +54,10 @@ class Preset:
         batch_size: training batch size.
         lr: peak learning rate of the one-cycle schedule.
         eval_batch_size: batch size for evaluation and CAM extraction.
+        probe_image_size: input side of the frozen ImageNet network in the generic-features
+            experiments (chapter 8; 224 is its training size, smaller is faster).
+        probe_train_size: images the linear head of those experiments is fitted on, per task.
+        probe_test_size: images they are scored on, per task.
     """
 
     name: str
@@ -67,6 +71,9 @@ class Preset:
     batch_size: int
     lr: float
     eval_batch_size: int = 128
+    probe_image_size: int = 224
+    probe_train_size: int = 500
+    probe_test_size: int = 300
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
@@ -76,7 +83,7 @@ class Preset:
                 "e.g. 'ci_small'"
             )
         for name in ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
-                     "batch_size", "eval_batch_size"):
+                     "batch_size", "eval_batch_size", "probe_image_size", "probe_train_size", "probe_test_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"preset {name} must be a positive integer, got {value!r}: e.g. {name}=32")
@@ -91,11 +98,13 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
-                 test_size=500, epochs=6, batch_size=64, lr=4e-3),
+                 test_size=500, epochs=6, batch_size=64, lr=4e-3,
+                 probe_image_size=160, probe_train_size=160, probe_test_size=100),
     "cpu": Preset("cpu", image_size=96, width=16, vgg_width=8, train_size=4000, val_size=1000,
                   test_size=1000, epochs=6, batch_size=64, lr=4e-3),
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=20000, val_size=2000,
-                  test_size=2000, epochs=12, batch_size=128, lr=4e-3, eval_batch_size=256),
+                  test_size=2000, epochs=12, batch_size=128, lr=4e-3, eval_batch_size=256,
+                  probe_train_size=2000, probe_test_size=1000),
 }
 
 

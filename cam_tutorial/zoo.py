@@ -35,7 +35,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -98,6 +97,10 @@ _FINAL_KEYS = ("format", "name", "preset", "key", "region", "model", "history", 
 #: Training sets up to this size (float32 images) are rendered once and kept in memory: the lab
 #: renders every item on each access, which on two CPU cores costs a fifth of a short run.
 IN_MEMORY_BYTES = 1 << 30
+#: The preset fields that shape a zoo model (its cache key hashes these, and only these: a preset
+#: field that other chapters read, such as the probe sizes, must not make the shipped models stale).
+MODEL_PRESET_FIELDS = ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
+                       "epochs", "batch_size", "lr")
 #: Seed of every model's initial weights: the GAP and GMP ResNets start from the same weights.
 MODEL_SEED = 0
 #: Seed of the lab's items and of training.
@@ -270,7 +273,7 @@ def _cache_key(name: str, preset: Preset) -> str:
         data.update(str(int(label)).encode())
     recipe = {
         "format": _FORMAT,
-        "preset": {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("name", "eval_batch_size")},
+        "preset": {k: getattr(preset, k) for k in MODEL_PRESET_FIELDS},
         "train": {f: getattr(config, f) for f in _FINGERPRINT_FIELDS},
         "model": [type(model).__name__] + [[k, list(v.shape)] for k, v in model.state_dict().items()],
         "seeds": [MODEL_SEED, DATA_SEED, TRAIN_SEED],
