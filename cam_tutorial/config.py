@@ -99,7 +99,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
-                 probe_image_size=160, probe_train_size=160, probe_test_size=100),
+                 probe_image_size=160, probe_train_size=120, probe_test_size=80),
     "cpu": Preset("cpu", image_size=96, width=16, vgg_width=8, train_size=4000, val_size=1000,
                   test_size=1000, epochs=6, batch_size=64, lr=4e-3),
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=20000, val_size=2000,

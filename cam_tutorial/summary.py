@@ -121,6 +121,8 @@ def part_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
 
 
 def _format(value: Any, spec: str | None) -> str:
+    if value is None:  # a cell with nothing to say (e.g. a baseline that does not classify)
+        return "–"
     if spec is not None:
         return spec.format(value)
     if isinstance(value, float):

@@ -149,3 +149,13 @@ def test_pretrained_offers_it_as_a_trained_model_with_no_download(monkeypatch):
     assert loaded.weights_loaded and not loaded.model.training and loaded.name == "efficientnet_lite0"
     assert loaded.categories[ESPRESSO] == "espresso" and "offline" in loaded.note
     torch.testing.assert_close(loaded.model.classifier.bias, efficientnet_lite0().classifier.bias)
+
+
+def test_channels_last_weights_give_the_contiguous_logits():
+    model = efficientnet_lite0()
+    assert model.features.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = model(x)
+        slow = model.to(memory_format=torch.contiguous_format)(x)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)

@@ -58,3 +58,8 @@ def test_markdown_table_formats_and_checks_headers():
         markdown_table([])
     with pytest.raises(ValueError, match="2 headers for 3 columns"):
         markdown_table([{"a": 1, "b": 2, "c": 3}], headers=["a", "b"])
+
+
+def test_markdown_table_shows_a_dash_for_a_missing_value():
+    text = markdown_table([{"a": 0.5, "b": None}], formats={"a": "{:.0%}", "b": "{:.0%}"})
+    assert text.splitlines()[-1] == "| 50% | – |"
