@@ -69,6 +69,7 @@ class PretrainedModel:
         weights_loaded: ``True`` when the ImageNet weights are loaded, ``False`` for random ones.
         note: one sentence saying which, for the reader.
         categories: the 1000 ImageNet class names (known without the weights).
+        reason: why the ImageNet weights are missing (empty when they are loaded).
     """
 
     model: nn.Module
@@ -76,6 +77,7 @@ class PretrainedModel:
     weights_loaded: bool
     note: str
     categories: list[str]
+    reason: str = ""
 
 
 def can_reach(url: str, timeout: float = 3.0) -> bool:
@@ -240,7 +242,7 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
     note = (f"{name}: RANDOMLY INITIALISED weights, not ImageNet's: {reason}. The maps below show the "
             "method running; they mean nothing about the photographs. Run on Colab for trained weights.")
     logger.info(note)
-    return PretrainedModel(model.eval(), name, False, note, categories)
+    return PretrainedModel(model.eval(), name, False, note, categories, reason)
 
 
 def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[torch.Tensor, list[str]]:

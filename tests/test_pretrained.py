@@ -35,6 +35,7 @@ def test_offline_gives_seeded_random_weights_and_says_so(hub_dir, monkeypatch):
     first = imagenet_model("resnet18")
     assert not first.weights_loaded and not first.model.training
     assert "RANDOMLY INITIALISED" in first.note and "CAM_TUTORIAL_OFFLINE" in first.note
+    assert "CAM_TUTORIAL_OFFLINE" in first.reason and first.reason in first.note
     second = imagenet_model("resnet18")
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()))
     with pytest.raises(ValueError, match="unknown torchvision model"):
