@@ -101,7 +101,8 @@ def _mentions_preset_name(node: ast.AST) -> bool:
 
 def preset_name_branches(source: str) -> list[str]:
     """Lines of notebook code that branch on ``preset.name``: a comparison or a lookup keyed by it."""
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    # IPython magics and shell lines (at the start of a line) are not Python: blank them.
+    lines = ["" if line.startswith(("%", "!")) else line for line in source.splitlines()]
     tree = ast.parse("\n".join(lines))
     found = []
     for node in ast.walk(tree):
