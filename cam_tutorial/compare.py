@@ -52,23 +52,25 @@ from .localize import (
     MaxBoxAccResult,
     boxes_from_cams,
     cam_area_fraction,
-    centre_gaussian_maps,
+    center_gaussian_maps,
     localization_accuracy,
     max_box_acc,
     pointing_game,
 )
 from .saliency import gradient_saliency
+from cam_tutorial.deprecation import deprecated_alias, deprecated_constants
 
 __all__ = [
+    "centre_baseline",  # deprecated
     "CAM_GAP",
     "CAM_GMP",
     "SALIENCY",
-    "CENTRE",
+    "CENTER",
     "ROW_HEADERS",
     "LocalizationReport",
     "localization_report",
     "saliency_for_dataset",
-    "centre_baseline",
+    "center_baseline",
     "method_maps",
     "compare_methods",
     "comparison_rows",
@@ -80,7 +82,7 @@ logger = logging.getLogger(__name__)
 CAM_GAP = "CAM (GAP)"
 CAM_GMP = "CAM (GMP)"
 SALIENCY = "backprop saliency (GAP model)"
-CENTRE = "centre baseline (Gaussian)"
+CENTER = "centre baseline (Gaussian)"
 
 #: Column titles for :func:`comparison_rows`' keys.
 ROW_HEADERS: dict[str, str] = {
@@ -220,12 +222,12 @@ def saliency_for_dataset(
                             desc="backprop saliency")
 
 
-def centre_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
+def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
     """The same items with every map replaced by a centred Gaussian
-    (:func:`~cam_tutorial.localize.centre_gaussian_maps`): the baseline that looks at no image.
+    (:func:`~cam_tutorial.localize.center_gaussian_maps`): the baseline that looks at no image.
     Scores and ground truth are kept, so its "classification" is that of ``found``'s model."""
     n, height, width = found.maps.shape
-    bumps = torch.from_numpy(centre_gaussian_maps(n, height, width, sigma)).float()
+    bumps = torch.from_numpy(center_gaussian_maps(n, height, width, sigma)).float()
     return dataclasses.replace(found, maps=bumps)
 
 
@@ -241,7 +243,7 @@ def method_maps(
 ) -> dict[str, DatasetMaps]:
     """The maps of the book's methods on ``dataset``, each of the image's true class.
 
-    Returns ``{CAM_GAP: ..., CAM_GMP: ... (with gmp_model), SALIENCY: ..., CENTRE: ...}``;
+    Returns ``{CAM_GAP: ..., CAM_GMP: ... (with gmp_model), SALIENCY: ..., CENTER: ...}``;
     saliency and the centre baseline use ``gap_model``. With ``timings`` (a dict), the wall time
     of each method's maps is stored in it, in seconds.
     """
@@ -253,7 +255,7 @@ def method_maps(
                                                        progress=progress)))
     jobs.append((SALIENCY, lambda: saliency_for_dataset(gap_model, dataset, batch_size, device,
                                                         progress=progress)))
-    jobs.append((CENTRE, lambda: centre_baseline(out[CAM_GAP])))
+    jobs.append((CENTER, lambda: center_baseline(out[CAM_GAP])))
     for name, job in jobs:
         start = time.perf_counter()
         out[name] = job()
@@ -273,3 +275,8 @@ def comparison_rows(reports: Mapping[str, LocalizationReport] | list[Localizatio
     :func:`~cam_tutorial.summary.markdown_table` (headers: :data:`ROW_HEADERS`)."""
     items = reports.values() if isinstance(reports, Mapping) else reports
     return [report.row() for report in items]
+
+
+# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
+centre_baseline = deprecated_alias(center_baseline, "centre_baseline")
+__getattr__ = deprecated_constants(__name__, {"CENTRE": "CENTER"}, globals())
