@@ -136,3 +136,17 @@ def test_no_notebook_branches_on_a_preset_name(path: Path) -> None:
              if cell["cell_type"] == "code"}
     found = {i: hits for i, hits in found.items() if hits}
     assert found == {}, "make the size a Preset field (cam_tutorial/config.py) instead"
+
+
+def test_the_readme_lists_every_module() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    missing = sorted(m for m in modules if f"`cam_tutorial.{m}`" not in readme)
+    assert missing == [], "add a row for each to the module table in README.md"
+
+
+def test_no_test_or_script_edits_sys_path() -> None:
+    files = [*ROOT.glob("tests/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("benchmarks/*.py")]
+    edits = sorted(str(p.relative_to(ROOT)) for p in files
+                   if "sys.path.insert" in p.read_text(encoding="utf-8") and p.name != "test_architecture.py")
+    assert edits == [], "import through the package (python -m scripts.x; pytest's pythonpath) instead"
