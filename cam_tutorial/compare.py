@@ -55,10 +55,12 @@ from .localize import (
     center_gaussian_maps,
     localization_accuracy,
     max_box_acc,
+    object_size_coverage,
     pointing_game,
 )
+from .config import Preset
+from .deprecation import deprecated_alias, deprecated_constants
 from .saliency import gradient_saliency
-from cam_tutorial.deprecation import deprecated_alias, deprecated_constants
 
 __all__ = [
     "centre_baseline",  # deprecated
@@ -74,6 +76,7 @@ __all__ = [
     "method_maps",
     "compare_methods",
     "comparison_rows",
+    "twin_measures",
 ]
 
 logger = logging.getLogger(__name__)
@@ -275,6 +278,37 @@ def comparison_rows(reports: Mapping[str, LocalizationReport] | list[Localizatio
     :func:`~cam_tutorial.summary.markdown_table` (headers: :data:`ROW_HEADERS`)."""
     items = reports.values() if isinstance(reports, Mapping) else reports
     return [report.row() for report in items]
+
+
+def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
+                  maps: Mapping[str, DatasetMaps] | None = None,
+                  reports: Mapping[str, LocalizationReport] | None = None) -> dict[str, dict[str, Any]]:
+    """Every measure of the GAP/GMP twins (``resnet18b_gap``, ``resnet18b_gmp``) at ``preset``.
+
+    One :meth:`LocalizationReport.row` per pooling (keys ``"GAP"`` and ``"GMP"``), plus
+    ``"matched"``: the mean share of the object covered by its map's ``|object|`` highest pixels
+    (:func:`~cam_tutorial.localize.object_size_coverage`). The twins come from the zoo (cached or
+    shipped) unless this run's ``maps`` (and ``reports`` of them) are given.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> rows = twin_measures(get_preset("ci"))  # doctest: +SKIP
+        >>> sorted(rows), "matched" in rows["GAP"]  # doctest: +SKIP
+        (['GAP', 'GMP'], True)
+    """
+    if maps is None:
+        from .zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
+
+        test_set = model_dataset("resnet18b_gap", "test", preset)
+        maps = {pool: cams_for_dataset(trained_model(f"resnet18b_{pool.lower()}", preset, device=device,
+                                                     progress=False),
+                                       test_set, preset.eval_batch_size, device)
+                for pool in ("GAP", "GMP")}
+    if reports is None:
+        reports = {pool: localization_report(found, pool) for pool, found in maps.items()}
+    rows = dict(zip(reports, comparison_rows(reports)))
+    return {pool: {**rows[pool], "matched": float(np.nanmean(object_size_coverage(found.maps, found.masks)))}
+            for pool, found in maps.items()}
 
 
 # Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_CAM_THRESHOLDS",
     "RELEASED_CODE_LEVELS",
     "box_iou",
+    "paired_box_iou",
     "box_from_cam",
     "boxes_from_cams",
     "box_from_cam_released_code",
@@ -290,8 +291,34 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
         >>> box_iou([[0, 0, 4, 4]], [[0, 0, 4, 4], [2, 0, 6, 4], [4, 4, 8, 8]]).round(4).tolist()
         [[1.0, 0.3333, 0.0]]
     """
-    a = _as_boxes(boxes_a, "boxes_a")[:, None, :]
-    b = _as_boxes(boxes_b, "boxes_b")[None, :, :]
+    return _iou(_as_boxes(boxes_a, "boxes_a")[:, None, :], _as_boxes(boxes_b, "boxes_b")[None, :, :])
+
+
+def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
+    """The IoU of each box in ``boxes_a`` with the box at the same index in ``boxes_b``.
+
+    The diagonal of :func:`box_iou`, without the ``N x N`` matrix: one predicted box per image
+    against that image's ground truth.
+
+    Returns:
+        ``(N,)`` float64 array of IoUs in [0, 1].
+
+    Raises:
+        ValueError: as :func:`box_iou`, or when the two hold different numbers of boxes.
+
+    Example:
+        >>> paired_box_iou([[0, 0, 4, 4], [0, 0, 2, 2]], [[2, 0, 6, 4], [0, 0, 2, 2]]).round(4).tolist()
+        [0.3333, 1.0]
+    """
+    a, b = _as_boxes(boxes_a, "boxes_a"), _as_boxes(boxes_b, "boxes_b")
+    if len(a) != len(b):
+        raise ValueError(f"paired_box_iou pairs boxes by index: got {len(a)} and {len(b)} boxes; "
+                         "use box_iou for every pair")
+    return _iou(a, b)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes ``(..., 4)`` that broadcast against each other."""
     inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = inter_w * inter_h

@@ -222,3 +222,18 @@ def test_a_box_along_the_image_edge_is_drawn_above_the_frame():
     box = ax.patches[0]
     assert not box.get_clip_on() and box.get_zorder() > max(s.get_zorder() for s in ax.spines.values())
     plt.close("all")
+
+
+def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
+    from cam_tutorial.compare import twin_measures
+    from cam_tutorial.config import get_preset
+    from cam_tutorial.localize import object_size_coverage
+
+    maps = {"GAP": _found(), "GMP": _found(shift=3)}
+    reports = {pool: localization_report(found, pool) for pool, found in maps.items()}
+    rows = twin_measures(get_preset("ci"), maps=maps)
+    assert sorted(rows) == ["GAP", "GMP"]
+    for (pool, found), expected in zip(maps.items(), comparison_rows(reports)):
+        matched = float(np.nanmean(object_size_coverage(found.maps, found.masks)))
+        assert rows[pool] == {**expected, "matched": matched}
+    assert twin_measures(get_preset("ci"), maps=maps, reports=reports) == rows

@@ -907,3 +907,15 @@ def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
 def test_max_box_acc_protocol_is_checked():
     with pytest.raises(ValueError, match="protocol must be one of.*'wsolevaluation'"):
         max_box_acc(np.ones((1, 8, 8)), [[0, 0, 4, 4]], protocol="wsol")
+
+
+def test_paired_box_iou_is_the_diagonal_of_box_iou():
+    from cam_tutorial.localize import paired_box_iou
+
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 50, size=(20, 4))
+    boxes = np.concatenate([corners[:, :2], corners[:, :2] + corners[:, 2:]], axis=1)
+    others = boxes[::-1] + 3.0
+    assert np.array_equal(paired_box_iou(boxes, others), np.diag(box_iou(boxes, others)))
+    with pytest.raises(ValueError, match="pairs boxes by index: got 20 and 3"):
+        paired_box_iou(boxes, others[:3])
