@@ -39,15 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.cam import normalize_maps, upsample_maps
-from cam_tutorial.checks import (
-    ClassIndices,
-    as_class_tensor,
-    check_finite,
-    check_finite_logits,
-    check_image_batch,
-    check_model,
-    resolve_submodule,
-)
+from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_finite_logits
+from cam_tutorial.checks import check_image_batch, check_model, resolve_submodule
 
 __all__ = ["gradient_saliency", "grad_cam"]
 

@@ -550,7 +550,15 @@ def _umask() -> int:
 
 
 def stale_temporaries(path: Path) -> list[Path]:
-    """Temporary files :func:`atomic_save` left for ``path`` (a process killed while saving)."""
+    """Temporary files :func:`atomic_save` left for ``path`` (a process killed while saving).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / ".last.pt.abc.tmp").touch()
+        >>> [p.name for p in stale_temporaries(folder / "last.pt")]
+        ['.last.pt.abc.tmp']
+    """
     return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
 
 
@@ -573,6 +581,13 @@ def atomic_save(obj: Any, path: Path) -> None:
     Raises:
         OSError: ``errno.ENOSPC`` with a message saying the disk is full and naming the folder;
             the previous file at ``path`` is kept.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "last.pt"
+        >>> atomic_save({"epoch": 1}, target)
+        >>> torch.load(target)["epoch"], stale_temporaries(target)
+        (1, [])
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
