@@ -66,3 +66,12 @@ def test_image_batches_and_submodules():
     assert resolve_submodule(model, "0", "target_layer") is model[0]
     with pytest.raises(ValueError, match="no submodule 'x' for target_layer"):
         resolve_submodule(model, "x", "target_layer")
+
+
+def test_the_examples_in_checks_run():
+    import doctest
+
+    import cam_tutorial.checks as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

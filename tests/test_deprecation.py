@@ -43,3 +43,12 @@ def test_an_unknown_name_is_still_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
         realcam.NOPE  # noqa: B018
+
+
+def test_the_examples_in_deprecation_run():
+    import doctest
+
+    import cam_tutorial.deprecation as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -61,3 +61,12 @@ def test_draw_box_colour_is_a_deprecated_spelling_of_color():
     draw_box(ax, (1, 1, 5, 5), color="red")
     assert [p.get_edgecolor() for p in ax.patches][0] == ax.patches[1].get_edgecolor()
     plt.close(fig)
+
+
+def test_the_examples_in_viz_run():
+    import doctest
+
+    import cam_tutorial.viz as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
