@@ -28,7 +28,7 @@ p = torch.cuda.get_device_properties(0)
 print(f"card: {p.name}, compute capability {p.major}.{p.minor}, {p.total_memory / 2**30:.0f} GiB; "
       f"torch {torch.__version__}, CUDA {torch.version.cuda}")
 PY
-step 240 "training throughput, 224 px, full width" "$py" benchmarks/train_throughput.py --device cuda \
+step 240 "training throughput, 224 px, full width" "$py" -m benchmarks.train_throughput --device cuda \
   --image-size 224 --width 64 --batch-size 128 --steps 20 --repeats 2
 step 180 "one gpu-preset epoch of ResNet18B" "$py" - <<'PY'
 import os, time

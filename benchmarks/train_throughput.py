@@ -1,7 +1,7 @@
 """Training throughput of ResNet18B: float32 eager against the fast path, side by side.
 
 Usage:
-    python benchmarks/train_throughput.py [--image-size 64] [--width 16] [--batch-size 64]
+    python -m benchmarks.train_throughput [--image-size 64] [--width 16] [--batch-size 64]
                                           [--steps 10] [--repeats 3] [--device cpu|cuda] [--compile]
 
 Each row trains a fresh copy of the same ResNet18B with :func:`cam_tutorial.train.train` for
@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cam_tutorial.config import default_device  # noqa: E402
-from cam_tutorial.models import ResNet18B  # noqa: E402
-from cam_tutorial.train import TrainConfig, measure_throughput, resolve_precision  # noqa: E402
+from cam_tutorial.config import default_device
+from cam_tutorial.models import ResNet18B
+from cam_tutorial.train import TrainConfig, measure_throughput, resolve_precision
 
 
 def _cpu_bf16_units() -> list[str]:

@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import weakref
 from dataclasses import dataclass
@@ -42,6 +41,26 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cam_tutorial.checks import (
+    ClassIndices,
+    as_class_tensor,
+    check_finite,
+    check_finite_logits,
+    check_image_batch,
+    check_model,
+    module_name,
+    resolve_submodule,
+)
+from cam_tutorial.heads import (
+    CAM_ADVICE,
+    CAMNotApplicableError,
+    autocast_off,
+    choose_feature_layer,
+    default_feature_layer,
+    find_classifier,
+    verify_head,
+)
 
 __all__ = [
     "CAMExtractor",
@@ -58,34 +77,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ClassIndices = Union[int, Sequence[int], torch.Tensor, None]
-
-_ADVICE = (
-    "CAM needs the last convolutional maps to go through global average (or max) pooling "
-    "straight into one linear layer, so that every class score is a weighted sum of pooled maps. "
-    "Use a model with that head (e.g. the book's vgg16_gap or ResNet18B, torchvision's resnet, "
-    "densenet or efficientnet) or a gradient method such as Grad-CAM; if the model does have that head "
-    "and the wrong layers were picked, name them: CAMExtractor(model, target_layer=..., fc_layer=...)"
-)
-
-
-class CAMNotApplicableError(ValueError):
-    """The model's head is not global pooling followed by one linear layer, so CAM does not apply."""
-
-
-# --------------------------------------------------------------------------------------------
-# The computation
-# --------------------------------------------------------------------------------------------
-
-
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast disabled on ``device`` (so the maps are computed in float32), where torch allows it."""
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):  # a device type this torch cannot autocast: nothing to turn off
-        return contextlib.nullcontext()
-
-
 def _autocast_on(device: torch.device) -> bool:
     try:
         return torch.is_autocast_enabled(device.type)
@@ -95,33 +86,9 @@ def _autocast_on(device: torch.device) -> bool:
         return torch.is_autocast_enabled()
 
 
-def _as_class_tensor(classes: ClassIndices, batch: int, num_classes: int, device: torch.device) -> torch.Tensor:
-    """Validate class indices; return a LongTensor of shape (B,) or (B, k) on ``device``."""
-    if isinstance(classes, bool):
-        raise TypeError("classes must be an int, a sequence of ints or an integer tensor, got a bool")
-    if isinstance(classes, int):
-        idx = torch.full((batch,), classes, dtype=torch.long, device=device)
-    else:
-        try:
-            idx = torch.as_tensor(classes, device=device)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
-                f"classes must be an int, a sequence of ints or an integer tensor, got {type(classes).__name__}"
-            ) from err
-        if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
-            raise TypeError(f"class indices must be integers, got dtype {idx.dtype}; use .long()")
-        if idx.ndim == 0:
-            idx = idx.expand(batch)
-        if idx.ndim not in (1, 2) or idx.shape[0] != batch:
-            raise ValueError(
-                f"classes must hold one index per image (shape ({batch},)) or k per image (shape ({batch}, k)), "
-                f"got shape {tuple(idx.shape)} for a batch of {batch}"
-            )
-        idx = idx.long()
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
-        bad = idx[(idx < 0) | (idx >= num_classes)][0]
-        raise ValueError(f"class index {int(bad)} is out of range: valid indices are 0 to {num_classes - 1}")
-    return idx
+# --------------------------------------------------------------------------------------------
+# The computation
+# --------------------------------------------------------------------------------------------
 
 
 def class_activation_maps(
@@ -187,10 +154,10 @@ def class_activation_maps(
     dtype = torch.promote_types(torch.promote_types(features.dtype, fc_weight.dtype), torch.float32)
     weight = fc_weight.detach().to(device=features.device, dtype=dtype)
     f = features.detach().to(dtype)
-    with _autocast_off(features.device):
+    with autocast_off(features.device):
         if classes is None:
             return F.conv2d(f, weight[:, :, None, None])
-        idx = _as_class_tensor(classes, batch, num_classes, features.device)
+        idx = as_class_tensor(classes, batch, num_classes, features.device)
         rows = weight[idx]  # (B, K) or (B, k, K): only the rows asked for
         if idx.ndim == 1:
             return torch.einsum("bk,bkhw->bhw", rows, f)
@@ -268,7 +235,7 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     if maps.shape[-1] * maps.shape[-2] == 0:
         return maps if inplace else maps.clone()
     # One +Inf pixel would make its map NaN at that pixel and 0 elsewhere: refuse, do not guess.
-    _check_finite(maps, "maps", "find where they come from (the images, the model's weights, a float16 "
+    check_finite(maps, "maps", "find where they come from (the images, the model's weights, a float16 "
                   "overflow) or replace them first with torch.nan_to_num")
     low, high = maps.flatten(-2).aminmax(dim=-1)
     low, high = low[..., None, None], high[..., None, None]
@@ -283,56 +250,6 @@ def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # The extractor
 # --------------------------------------------------------------------------------------------
-
-
-def _check_finite(values: torch.Tensor, what: str, fix: str) -> None:
-    """Raise ``ValueError`` naming ``what`` and ``fix`` when ``values`` hold a NaN or an infinity."""
-    finite = torch.isfinite(values.detach())
-    if not bool(finite.all()):
-        bad = values.detach()[~finite]
-        nans = int(torch.isnan(bad).sum())
-        raise ValueError(
-            f"{what} contain non-finite values ({nans} NaN, {bad.numel() - nans} infinite, "
-            f"of {values.numel()}): {fix}"
-        )
-
-
-def check_image_batch(images: object) -> torch.Tensor:
-    """Validate a batch of images for a classifier: a float ``(B, 3, H, W)`` tensor.
-
-    A single ``(3, H, W)`` image becomes a batch of one. Integer images, other ranks,
-    channels-last layouts, empty batches and NaN/Inf pixels get an error that names the fix.
-    Shared by every map method here and in :mod:`cam_tutorial.saliency`.
-
-    Example:
-        >>> import torch
-        >>> check_image_batch(torch.zeros(3, 8, 8)).shape
-        torch.Size([1, 3, 8, 8])
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch tensor (B, 3, H, W), got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise TypeError(
-            f"images have dtype {images.dtype}: convert with images.float() / 255 and normalise them the "
-            "way the model was trained"
-        )
-    if images.ndim == 3:
-        images = images.unsqueeze(0)  # one image (3, H, W): a batch of one
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
-    if images.shape[1] > 4 and images.shape[-1] in (1, 3, 4):
-        raise ValueError(
-            f"images of shape {tuple(images.shape)} look channels-last (B, H, W, C): the model wants "
-            "(B, C, H, W); use images.permute(0, 3, 1, 2)"
-        )
-    if images.shape[0] == 0:
-        raise ValueError(
-            f"the batch holds 0 images (shape {tuple(images.shape)}): give at least one image, "
-            "e.g. skip empty batches before calling"
-        )
-    _check_finite(images, "the input images", "check how they were loaded and normalised (a zero std, "
-                  "a division by zero) or clean them with torch.nan_to_num")
-    return images
 
 
 @dataclass
@@ -356,7 +273,11 @@ class CAMResult:
 
 
 class _FeatureStore:
-    """Holds what the hooks capture; kept apart from the extractor so hooks do not pin it."""
+    """Holds what the hooks capture; kept apart from the extractor so hooks do not pin it.
+
+    Its methods are the hooks: :meth:`capture` on the feature layer, :meth:`record_linear` on
+    candidate classifiers, :meth:`probe_hook` on every module while the feature layer is unknown.
+    """
 
     def __init__(self) -> None:
         self.active = False
@@ -365,6 +286,44 @@ class _FeatureStore:
         self.probe: list[tuple[str, torch.Tensor]] = []
         self.linear_outputs: list[tuple[nn.Module, torch.Tensor]] = []
 
+    def reset(self) -> None:
+        self.output, self.calls, self.probe, self.linear_outputs = None, 0, [], []
+
+    def capture(self, module: nn.Module, inputs: tuple, output: object) -> None:
+        if self.active:
+            self.output = output if isinstance(output, torch.Tensor) else None
+            self.calls += 1
+
+    def record_linear(self, module: nn.Module, inputs: tuple, output: object) -> None:
+        if self.active and isinstance(output, torch.Tensor):
+            self.linear_outputs.append((module, output))
+
+    def probe_hook(self, name: str, channels: set[int]) -> Callable:
+        """A hook keeping what could be ``f``: 4-D, ``K`` channels, more than one position."""
+        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+            if (self.active and isinstance(output, torch.Tensor) and output.ndim == 4
+                    and output.shape[1] in channels and output.shape[2] * output.shape[3] > 1):
+                self.probe.append((name, output))
+        return hook
+
+    def captured_features(self, target_name: str | None) -> torch.Tensor:
+        """The feature layer's output of the last pass, checked: one tensor, once, finite."""
+        features = self.output
+        if features is None:
+            raise ValueError(
+                f"the target layer {target_name!r} did not output a tensor during the forward pass; "
+                "pick the layer whose output feeds the global pooling"
+            )
+        if self.calls > 1:
+            raise ValueError(
+                f"the target layer {target_name!r} ran {self.calls} times in one forward pass; "
+                "pick a layer that runs once (the one whose output feeds the global pooling)"
+            )
+        if features.is_floating_point():
+            check_finite(features, f"the features of {target_name!r}",
+                         "the model overflowed before its head (run it in float32, check its weights)")
+        return features
+
 
 def _remove_handles(handles: list) -> None:
     for handle in handles:
@@ -372,42 +331,63 @@ def _remove_handles(handles: list) -> None:
     handles.clear()
 
 
-_ACTIVATIONS = tuple(
-    cls for cls in vars(nn.modules.activation).values()
-    if isinstance(cls, type) and issubclass(cls, nn.Module) and cls is not nn.Module
-)
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
-_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
+def _check_on_device_of(images: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """Images on the classifier's device, in its dtype (or under autocast)."""
+    if images.device != param.device:
+        raise ValueError(
+            f"images are on {images.device} but the model is on {param.device}: "
+            f"use images.to({str(param.device)!r})"
+        )
+    if images.dtype != param.dtype and not _autocast_on(images.device):
+        raise TypeError(
+            f"images are {images.dtype} but the model is {param.dtype}: use images.to({param.dtype}) "
+            "(or run under torch.autocast)"
+        )
+    return images
 
 
-def _module_name(model: nn.Module, module: nn.Module) -> str:
-    for name, sub in model.named_modules():
-        if sub is module:
-            return name or "<model>"
-    return type(module).__name__
-
-
-def _nonfinite_parameters(model: nn.Module) -> list[str]:
-    """Names of the parameters and buffers of ``model`` that hold a NaN or an infinity."""
-    named = list(model.named_parameters()) + list(model.named_buffers())
-    return [name for name, value in named if value.is_floating_point() and not bool(torch.isfinite(value).all())]
-
-
-def _resolve(model: nn.Module, layer: nn.Module | str, what: str) -> nn.Module:
-    if isinstance(layer, str):
-        try:
-            return model.get_submodule(layer)
-        except AttributeError as err:
-            children = ", ".join(repr(n) for n, _ in model.named_children())
+def _requested_classes(classes: ClassIndices, top_k: int | None, batch: int, num_classes: int,
+                       device: torch.device) -> torch.Tensor | None:
+    """Validate ``top_k`` and ``classes`` against the classifier; return the classes as a tensor."""
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
             raise ValueError(
-                f"the model has no submodule {layer!r} for {what}; top-level names are {children} "
-                "(use dotted names such as 'layer4' or 'features.8')"
-            ) from err
-    if not isinstance(layer, nn.Module):
-        raise TypeError(f"{what} must be an nn.Module or a submodule name, got {type(layer).__name__}")
-    if not any(sub is layer for sub in model.modules()):
-        raise ValueError(f"the {what} given is not a submodule of the model")
-    return layer
+                f"top_k must be an int from 1 to {num_classes} (the number of classes), got {top_k!r}"
+            )
+    if classes is not None:
+        classes = as_class_tensor(classes, batch, num_classes, device)
+        if classes.ndim != 1:
+            raise ValueError(f"classes must hold one index per image, got shape {tuple(classes.shape)}; "
+                             "for several classes per image use top_k or class_activation_maps")
+    return classes
+
+
+def _check_logits(model: nn.Module, fc: nn.Linear, fc_name: str, logits: object, batch: int) -> None:
+    """Logits of shape ``(B, C)``; NaN/Inf in the classifier or the logits named before anything else."""
+    num_classes = fc.weight.shape[0]
+    if not isinstance(logits, torch.Tensor) or logits.shape != (batch, num_classes):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise CAMNotApplicableError(
+            f"CAM does not apply to this model: it should return logits of shape ({batch}, {num_classes}), "
+            f"got {got}. {CAM_ADVICE}."
+        )
+    for value in [fc.weight] + ([fc.bias] if fc.bias is not None else []):
+        check_finite(value, f"the weights of the classifier {fc_name!r}",
+                     "the model is broken (a diverged training run?): reload a good checkpoint, or "
+                     "retrain with a lower learning rate")
+    check_finite_logits(model, logits)
+
+
+def _log_verified(pooling: str, activation: str, target_name: str | None, fc: nn.Linear, fc_name: str) -> None:
+    """The one INFO line of a verified head (and a warning when the check was vacuous)."""
+    extra = ", after a functional ReLU" if activation == "relu" else ""
+    logger.info("CAMExtractor: verified logits == %s-pool(f%s) @ W.T + b at %r (classifier %r)",
+                {"avg": "global average", "max": "global max"}[pooling], extra, target_name, fc_name)
+    if pooling == "max":
+        logger.info("CAMExtractor: global max pooling: maps are computed the same way, but the score "
+                    "is sum_k w_k max f_k + b, not the map's mean plus b")
+    if not bool(fc.weight.detach().any()):
+        logger.warning("CAMExtractor: the classifier's weight is all zeros, so the check is vacuous")
 
 
 class CAMExtractor:
@@ -417,7 +397,7 @@ class CAMExtractor:
     linear layer after it (from the live model at each call), and returns ``M_c = sum_k w_k^c f_k``
     for the classes asked for, upsampled and normalised.
 
-    Finding the layers (when not given):
+    Finding the layers (when not given; :mod:`cam_tutorial.heads` does the finding and checking):
 
     * the classifier: ``model.classifier`` if it is an ``nn.Linear`` (the book's models), else an
       ``nn.Linear`` of the model that can be a CAM head: one that does not sit in an
@@ -434,6 +414,10 @@ class CAMExtractor:
       chosen (``layer4`` for resnet, ``features`` for densenet/efficientnet, ``inception5b``
       for googlenet, ``conv5`` for shufflenet, ``trunk_output`` for regnet).
 
+    Give ``example`` (a batch the model accepts) to settle all of this at construction: the
+    extractor runs one pass then, and :attr:`target_name`, :attr:`fc_name` and :attr:`pooling`
+    are known before the first real call.
+
     Non-finite values (NaN, Inf) in the images, the classifier's weight, the logits, the features or
     the maps raise ``ValueError`` naming which, at every call: a NaN map is never returned.
 
@@ -449,6 +433,8 @@ class CAMExtractor:
         model: a classifier in eval mode, returning logits ``(B, C)``.
         target_layer: the layer whose output is ``f`` (module or dotted name); found if ``None``.
         fc_layer: the ``nn.Linear`` after the pooling (module or dotted name); found if ``None``.
+        example: optional images to run once at construction, so the layers and the pooling are
+            found and verified there rather than on the first call.
 
     Example:
         >>> import torch
@@ -461,6 +447,11 @@ class CAMExtractor:
         (torch.Size([3, 2, 64, 64]), torch.Size([3, 2]))
         >>> torch.equal(out.classes, out.logits.topk(2, dim=1).indices)
         True
+        >>> import torchvision
+        >>> net = torchvision.models.resnet18(num_classes=3).eval()
+        >>> with CAMExtractor(net, example=torch.rand(1, 3, 64, 64)) as cam:
+        ...     print(cam.target_name, cam.fc_name, cam.pooling)
+        layer4 fc avg
     """
 
     def __init__(
@@ -468,99 +459,41 @@ class CAMExtractor:
         model: nn.Module,
         target_layer: nn.Module | str | None = None,
         fc_layer: nn.Module | str | None = None,
+        example: torch.Tensor | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        check_model(model, eval_mode=False)
         self.model = model
         # Linears that could each be the classifier; the first call settles which (see _settle_fc).
-        self._fc_candidates: list[nn.Linear] = []
-        self.fc = self._find_fc(fc_layer)
-        self.fc_name = _module_name(model, self.fc)
-        self.num_classes, self.num_channels = self.fc.weight.shape
-        self._check_head_structure()
+        self.fc, self._fc_candidates = find_classifier(model, fc_layer)
+        self._name_classifier()
         self.pooling: str | None = None  # "avg" or "max", once verified
         self.activation: str | None = None  # "none" or "relu" between f and the pooling
         self._store = _FeatureStore()
         self._closed = False
         self._handles: list = []
         self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
-        self._fc_handles: list = []
-        if self._fc_candidates:
-            self._install_linear_hooks()
+        self._fc_handles = [linear.register_forward_hook(self._store.record_linear)
+                            for linear in self._fc_candidates]
+        self._handles.extend(self._fc_handles)  # so that close() and the finaliser remove them too
         self.target_layer: nn.Module | None = None
         self.target_name: str | None = None
         if target_layer is not None:
-            self._set_target(_resolve(model, target_layer, "target_layer"), "given")
-        elif all(hasattr(model, a) for a in ("features", "pool", "classifier")) and isinstance(
-            model.features, nn.Module
-        ):
-            self._set_target(model.features, "the model's .features")
+            self._set_target(resolve_submodule(model, target_layer, "target_layer"), "given")
+        elif default_feature_layer(model) is not None:
+            self._set_target(default_feature_layer(model), "the model's .features")
         else:
             self._install_probe()
-        # The layers found are debug detail; the one INFO line is the verification (below).
+        # The layers found are debug detail; the one INFO line is the verification (_accept).
         logger.debug("CAMExtractor: classifier %r (%d classes, %d channels)", self.fc_name, self.num_classes,
                      self.num_channels)
+        if example is not None:
+            self(example)  # settles the classifier, the feature layer and the pooling now
 
-    # -- layer finding -----------------------------------------------------------------------
+    # -- hooks -------------------------------------------------------------------------------
 
-    def _find_fc(self, fc_layer: nn.Module | str | None) -> nn.Linear:
-        if fc_layer is not None:
-            fc = _resolve(self.model, fc_layer, "fc_layer")
-        elif isinstance(getattr(self.model, "classifier", None), nn.Linear):
-            fc = self.model.classifier
-        else:
-            linears = [(name, m) for name, m in self.model.named_modules() if isinstance(m, nn.Linear)]
-            if not linears:
-                raise CAMNotApplicableError(
-                    f"CAM does not apply to this model: it has no nn.Linear classifier. {_ADVICE}."
-                )
-            # A Linear in a block with an activation, a norm or another weighted layer (the two
-            # Linears of a squeeze-excitation block, an MLP) cannot be a CAM head. Of the rest the
-            # shallowest, then the last registered, is the likeliest classifier (resnet's fc,
-            # googlenet's fc over its aux heads); with several, the first call checks the logits.
-            heads = [(name, m) for name, m in linears if self._head_problem(m) is None]
-            if not heads:
-                fc = linears[-1][1]  # _check_head_structure says why it cannot be the head
-            else:
-                fc = min(reversed(heads), key=lambda item: item[0].count("."))[1]
-                if len(heads) > 1:
-                    self._fc_candidates = [m for _, m in heads]
-        if not isinstance(fc, nn.Linear):
-            raise TypeError(f"fc_layer must be an nn.Linear, got {type(fc).__name__}")
-        return fc
-
-    def _head_problem(self, fc: nn.Module) -> str | None:
-        """Why ``fc`` cannot be a CAM head, from the model's structure alone; ``None`` if it can."""
-        for name, parent in self.model.named_modules():
-            if isinstance(parent, nn.Sequential) and parent is not self.model and any(
-                child is fc for child in parent.children()
-            ):
-                children = list(parent.children())
-                if any(isinstance(c, _WEIGHTED + _ACTIVATIONS + _NORMS) for c in children if c is not fc):
-                    layout = " -> ".join(type(c).__name__ for c in children)
-                    return (f"CAM does not apply to this model: the head {name!r} is {layout}, "
-                            "not global pooling followed by one linear layer. "
-                            f"{_ADVICE}.")
-        return None
-
-    def _check_head_structure(self) -> None:
-        """Reject heads that are visibly more than pooling + one linear layer (no forward needed)."""
-        problem = self._head_problem(self.fc)
-        if problem is not None:
-            raise CAMNotApplicableError(problem)
-
-    def _install_linear_hooks(self) -> None:
-        """Record the output of every candidate classifier during the first call."""
-        store = self._store
-
-        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-            if store.active and isinstance(output, torch.Tensor):
-                store.linear_outputs.append((module, output))
-
-        for linear in self._fc_candidates:
-            handle = linear.register_forward_hook(hook)
-            self._fc_handles.append(handle)
-            self._handles.append(handle)  # so that close() and the finaliser remove it too
+    def _name_classifier(self) -> None:
+        self.fc_name = module_name(self.model, self.fc)
+        self.num_classes, self.num_channels = self.fc.weight.shape
 
     def _settle_fc(self, logits: object) -> None:
         """First call with several candidate classifiers: take the one whose output is the logits."""
@@ -569,42 +502,22 @@ class CAMExtractor:
         self._fc_candidates, self._store.linear_outputs = [], []
         if produced and produced[-1] is not self.fc:
             self.fc = produced[-1]
-            self.fc_name = _module_name(self.model, self.fc)
-            self.num_classes, self.num_channels = self.fc.weight.shape
+            self._name_classifier()
             logger.debug("CAMExtractor: classifier %r returns the logits (%d classes, %d channels)",
                          self.fc_name, self.num_classes, self.num_channels)
 
     def _set_target(self, layer: nn.Module, how: str) -> None:
         self.target_layer = layer
-        self.target_name = _module_name(self.model, layer)
-        store = self._store
-
-        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-            if store.active:
-                store.output = output if isinstance(output, torch.Tensor) else None
-                store.calls += 1
-
-        self._handles.append(layer.register_forward_hook(hook))
+        self.target_name = module_name(self.model, layer)
+        self._handles.append(layer.register_forward_hook(self._store.capture))
         logger.debug("CAMExtractor: feature layer %r (%s)", self.target_name, how)
 
     def _install_probe(self) -> None:
-        store = self._store
         # Until the first call settles the classifier, any candidate's input width could be K.
         channels = {self.num_channels} | {m.in_features for m in self._fc_candidates}
-
         for name, module in self.model.named_modules():
-            if module is self.model:
-                continue
-
-            def hook(module: nn.Module, inputs: tuple, output: object, name: str = name) -> None:
-                # Keep only what could be f: 4-D, K channels, more than one position.
-                if (store.active and isinstance(output, torch.Tensor) and output.ndim == 4
-                        and output.shape[1] in channels and output.shape[2] * output.shape[3] > 1):
-                    store.probe.append((name, output))
-
-            self._handles.append(module.register_forward_hook(hook))
-
-    # -- context manager ---------------------------------------------------------------------
+            if module is not self.model:
+                self._handles.append(module.register_forward_hook(self._store.probe_hook(name, channels)))
 
     def close(self) -> None:
         """Remove every hook this extractor put on the model (safe to call twice)."""
@@ -622,21 +535,6 @@ class CAMExtractor:
                 f"pooling={self.pooling!r})")
 
     # -- the call ----------------------------------------------------------------------------
-
-    def _check_images(self, images: torch.Tensor) -> torch.Tensor:
-        images = check_image_batch(images)
-        param = self.fc.weight
-        if images.device != param.device:
-            raise ValueError(
-                f"images are on {images.device} but the model is on {param.device}: "
-                f"use images.to({str(param.device)!r})"
-            )
-        if images.dtype != param.dtype and not _autocast_on(images.device):
-            raise TypeError(
-                f"images are {images.dtype} but the model is {param.dtype}: use images.to({param.dtype}) "
-                "(or run under torch.autocast)"
-            )
-        return images
 
     def __call__(
         self,
@@ -671,178 +569,60 @@ class CAMExtractor:
         """
         if self._closed:
             raise RuntimeError("this CAMExtractor is closed (its hooks were removed); create a new one")
-        images = self._check_images(images)
+        images = _check_on_device_of(check_image_batch(images), self.fc.weight)
         batch = images.shape[0]
         if classes is not None and top_k is not None:
             raise ValueError("give either classes or top_k, not both")
         settling = bool(self._fc_candidates)  # the class count is known once the classifier is
         if not settling:
-            classes = self._check_request(classes, top_k, batch, images.device)
-        if self.model.training:
-            raise ValueError(
-                "the model is in training mode: call model.eval() first (dropout would change the scores "
-                "and batch norm would update its statistics)"
-            )
-
-        store = self._store
-        store.output, store.calls, store.probe, store.linear_outputs = None, 0, [], []
-        store.active = True
-        try:
-            with torch.no_grad():
-                logits = self.model(images)
-        finally:
-            store.active = False
+            classes = _requested_classes(classes, top_k, batch, self.num_classes, images.device)
+        check_model(self.model)
+        logits = self._forward(images)
         if settling:
             self._settle_fc(logits)
-            classes = self._check_request(classes, top_k, batch, images.device)
-        if not isinstance(logits, torch.Tensor) or logits.shape != (batch, self.num_classes):
-            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise CAMNotApplicableError(
-                f"CAM does not apply to this model: it should return logits of shape ({batch}, {self.num_classes}), "
-                f"got {got}. {_ADVICE}."
-            )
-        self._check_finite_pass(logits)
-
-        if self.target_layer is None:
-            features = self._choose_target(logits)
-        else:
-            features = store.output
-            if features is None:
-                raise ValueError(
-                    f"the target layer {self.target_name!r} did not output a tensor during the forward pass; "
-                    "pick the layer whose output feeds the global pooling"
-                )
-            if store.calls > 1:
-                raise ValueError(
-                    f"the target layer {self.target_name!r} ran {store.calls} times in one forward pass; "
-                    "pick a layer that runs once (the one whose output feeds the global pooling)"
-                )
-            if features.is_floating_point():
-                _check_finite(features, f"the features of {self.target_name!r}",
-                              "the model overflowed before its head (run it in float32, check its weights)")
-            if self.pooling is None:
-                self._verify(features, logits)
-        store.output, store.probe = None, []
-        if self.activation == "relu":
-            features = F.relu(features)
-
+            classes = _requested_classes(classes, top_k, batch, self.num_classes, images.device)
+        _check_logits(self.model, self.fc, self.fc_name, logits, batch)
+        features = self._features(logits)
         if top_k is not None:
             classes = logits.topk(top_k, dim=1).indices
         elif classes is None:
             classes = logits.argmax(dim=1)
         maps = class_activation_maps(features, self.fc.weight, classes)
-        _check_finite(maps, "the class activation maps", "the features times the classifier's weight "
-                      "overflowed; run the model in float32")
+        check_finite(maps, "the class activation maps", "the features times the classifier's weight "
+                     "overflowed; run the model in float32")
         if upsample:
             maps = upsample_maps(maps, tuple(images.shape[-2:]))
         if normalize:
             maps = normalize_maps(maps, inplace=True)
         return CAMResult(logits=logits, classes=classes, maps=maps, features=features)
 
-    def _check_request(self, classes: ClassIndices, top_k: int | None, batch: int,
-                       device: torch.device) -> torch.Tensor | None:
-        """Validate ``top_k`` and ``classes`` against the classifier; return the classes as a tensor."""
-        if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_classes:
-                raise ValueError(
-                    f"top_k must be an int from 1 to {self.num_classes} (the number of classes), got {top_k!r}"
-                )
-        if classes is not None:
-            classes = _as_class_tensor(classes, batch, self.num_classes, device)
-            if classes.ndim != 1:
-                raise ValueError(f"classes must hold one index per image, got shape {tuple(classes.shape)}; "
-                                 "for several classes per image use top_k or class_activation_maps")
-        return classes
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's output, with the hooks recording (and only then)."""
+        self._store.reset()
+        self._store.active = True
+        try:
+            with torch.no_grad():
+                return self.model(images)
+        finally:
+            self._store.active = False
 
-    def _check_finite_pass(self, logits: torch.Tensor) -> None:
-        """NaN/Inf in the classifier or the logits: say which, before anything blames the head."""
-        weights = [self.fc.weight] + ([self.fc.bias] if self.fc.bias is not None else [])
-        for value in weights:
-            _check_finite(value, f"the weights of the classifier {self.fc_name!r}",
-                          "the model is broken (a diverged training run?): reload a good checkpoint, or "
-                          "retrain with a lower learning rate")
-        if logits.is_floating_point() and not bool(torch.isfinite(logits).all()):
-            broken = _nonfinite_parameters(self.model)
-            where = (f"non-finite parameters or buffers: {', '.join(broken[:5])}" if broken else
-                     "its parameters are finite, so the forward pass overflowed (run it in float32, not "
-                     "float16, and check the input scale)")
-            _check_finite(logits, "the logits", f"the model produced them ({where}); fix the model before "
-                          "computing maps")
-
-    # -- verification ------------------------------------------------------------------------
-
-    def _match(self, features: torch.Tensor, logits: torch.Tensor) -> tuple[str, str] | None:
-        """Which (pooling, activation) makes ``pool(act(f)) @ W.T + b`` equal the logits, if any."""
-        weight = self.fc.weight.detach().float()
-        bias = self.fc.bias.detach().float() if self.fc.bias is not None else 0.0
-        target = logits.detach().float()
-        low_precision = logits.dtype in (torch.float16, torch.bfloat16) or features.dtype in (
-            torch.float16, torch.bfloat16)
-        rtol = 2e-2 if low_precision else 1e-3
-        tol = 1e-6 + rtol * float(target.abs().max())
-        with _autocast_off(features.device):
-            f = features.detach().float()
-            for activation in ("none", "relu"):
-                g = f if activation == "none" else F.relu(f)
-                for pooling, pooled in (("avg", g.mean(dim=(2, 3))), ("max", g.amax(dim=(2, 3)))):
-                    err = float((pooled @ weight.T + bias - target).abs().max())
-                    if err <= tol:
-                        return pooling, activation
-        return None
+    def _features(self, logits: torch.Tensor) -> torch.Tensor:
+        """``f`` of this pass (verified on the first call), after the head's ReLU if it has one."""
+        if self.target_layer is None:
+            name, features, match = choose_feature_layer(self._store.probe, logits, self.fc, self.fc_name)
+            _remove_handles(self._handles)
+            self._set_target(self.model.get_submodule(name), "found by matching the logits")
+            self._accept(*match)
+        else:
+            features = self._store.captured_features(self.target_name)
+            if self.pooling is None:
+                self._accept(*verify_head(features, logits, self.fc, self.target_name, self.fc_name))
+        self._store.output, self._store.probe = None, []
+        return F.relu(features) if self.activation == "relu" else features
 
     def _accept(self, pooling: str, activation: str) -> None:
         self.pooling, self.activation = pooling, activation
-        extra = ", after a functional ReLU" if activation == "relu" else ""
-        logger.info("CAMExtractor: verified logits == %s-pool(f%s) @ W.T + b at %r (classifier %r)",
-                    {"avg": "global average", "max": "global max"}[pooling], extra, self.target_name, self.fc_name)
-        if pooling == "max":
-            logger.info("CAMExtractor: global max pooling: maps are computed the same way, but the score "
-                        "is sum_k w_k max f_k + b, not the map's mean plus b")
-        if not bool(self.fc.weight.detach().any()):
-            logger.warning("CAMExtractor: the classifier's weight is all zeros, so the check is vacuous")
-
-    def _verify(self, features: torch.Tensor, logits: torch.Tensor) -> None:
-        if features.ndim != 4 or features.shape[1] != self.num_channels:
-            raise CAMNotApplicableError(
-                f"CAM does not apply with this target layer: {self.target_name!r} outputs shape "
-                f"{tuple(features.shape)}, but the classifier "
-                f"{self.fc_name!r} takes {self.num_channels} channels: f must be (B, {self.num_channels}, h, w). "
-                f"{_ADVICE}."
-            )
-        match = self._match(features, logits)
-        if match is None:
-            raise CAMNotApplicableError(
-                f"CAM does not apply to this model: the logits are not global pooling of {self.target_name!r} "
-                f"followed by {self.fc_name!r} "
-                f"(checked logits == pool(f) @ W.T + b with average and max pooling), so the head is not global "
-                f"pooling followed by one linear layer. {_ADVICE}."
-            )
-        self._accept(*match)
-
-    def _choose_target(self, logits: torch.Tensor) -> torch.Tensor:
-        """First call without a known feature layer: pick the last candidate that verifies."""
-        # Before the classifier was settled the probe kept maps of several widths: keep K's.
-        candidates = [(n, out) for n, out in self._store.probe if out.shape[1] == self.num_channels]
-        seen: set[int] = set()
-        for name, output in reversed(candidates):
-            if id(output) in seen:
-                continue
-            seen.add(id(output))
-            match = self._match(output, logits)
-            if match is not None:
-                _remove_handles(self._handles)
-                self._set_target(self.model.get_submodule(name), "found by matching the logits")
-                self._accept(*match)
-                return output
-        names = ", ".join(dict.fromkeys(n for n, _ in candidates)) or "none"
-        if not candidates:
-            why = (f"no layer outputs a 4-D map with {self.num_channels} channels (the classifier's inputs) and "
-                   "more than one position; if the input is small the maps may be 1x1: use larger images")
-        else:
-            why = (f"no layer's output, globally pooled, reproduces the logits through {self.fc_name!r} "
-                   f"(candidates with {self.num_channels} channels: {names}); the head is not global pooling "
-                   "followed by one linear layer")
-        raise CAMNotApplicableError(f"CAM does not apply to this model: {why}. {_ADVICE}.")
+        _log_verified(pooling, activation, self.target_name, self.fc, self.fc_name)
 
 
 # --------------------------------------------------------------------------------------------

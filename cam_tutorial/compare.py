@@ -52,26 +52,31 @@ from .localize import (
     MaxBoxAccResult,
     boxes_from_cams,
     cam_area_fraction,
-    centre_gaussian_maps,
+    center_gaussian_maps,
     localization_accuracy,
     max_box_acc,
+    object_size_coverage,
     pointing_game,
 )
+from .config import Preset
+from .deprecation import deprecated_alias, deprecated_constants
 from .saliency import gradient_saliency
 
 __all__ = [
+    "centre_baseline",  # deprecated
     "CAM_GAP",
     "CAM_GMP",
     "SALIENCY",
-    "CENTRE",
+    "CENTER",
     "ROW_HEADERS",
     "LocalizationReport",
     "localization_report",
     "saliency_for_dataset",
-    "centre_baseline",
+    "center_baseline",
     "method_maps",
     "compare_methods",
     "comparison_rows",
+    "twin_measures",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +85,7 @@ logger = logging.getLogger(__name__)
 CAM_GAP = "CAM (GAP)"
 CAM_GMP = "CAM (GMP)"
 SALIENCY = "backprop saliency (GAP model)"
-CENTRE = "centre baseline (Gaussian)"
+CENTER = "centre baseline (Gaussian)"
 
 #: Column titles for :func:`comparison_rows`' keys.
 ROW_HEADERS: dict[str, str] = {
@@ -220,12 +225,12 @@ def saliency_for_dataset(
                             desc="backprop saliency")
 
 
-def centre_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
+def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
     """The same items with every map replaced by a centred Gaussian
-    (:func:`~cam_tutorial.localize.centre_gaussian_maps`): the baseline that looks at no image.
+    (:func:`~cam_tutorial.localize.center_gaussian_maps`): the baseline that looks at no image.
     Scores and ground truth are kept, so its "classification" is that of ``found``'s model."""
     n, height, width = found.maps.shape
-    bumps = torch.from_numpy(centre_gaussian_maps(n, height, width, sigma)).float()
+    bumps = torch.from_numpy(center_gaussian_maps(n, height, width, sigma)).float()
     return dataclasses.replace(found, maps=bumps)
 
 
@@ -241,7 +246,7 @@ def method_maps(
 ) -> dict[str, DatasetMaps]:
     """The maps of the book's methods on ``dataset``, each of the image's true class.
 
-    Returns ``{CAM_GAP: ..., CAM_GMP: ... (with gmp_model), SALIENCY: ..., CENTRE: ...}``;
+    Returns ``{CAM_GAP: ..., CAM_GMP: ... (with gmp_model), SALIENCY: ..., CENTER: ...}``;
     saliency and the centre baseline use ``gap_model``. With ``timings`` (a dict), the wall time
     of each method's maps is stored in it, in seconds.
     """
@@ -253,7 +258,7 @@ def method_maps(
                                                        progress=progress)))
     jobs.append((SALIENCY, lambda: saliency_for_dataset(gap_model, dataset, batch_size, device,
                                                         progress=progress)))
-    jobs.append((CENTRE, lambda: centre_baseline(out[CAM_GAP])))
+    jobs.append((CENTER, lambda: center_baseline(out[CAM_GAP])))
     for name, job in jobs:
         start = time.perf_counter()
         out[name] = job()
@@ -273,3 +278,39 @@ def comparison_rows(reports: Mapping[str, LocalizationReport] | list[Localizatio
     :func:`~cam_tutorial.summary.markdown_table` (headers: :data:`ROW_HEADERS`)."""
     items = reports.values() if isinstance(reports, Mapping) else reports
     return [report.row() for report in items]
+
+
+def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
+                  maps: Mapping[str, DatasetMaps] | None = None,
+                  reports: Mapping[str, LocalizationReport] | None = None) -> dict[str, dict[str, Any]]:
+    """Every measure of the GAP/GMP twins (``resnet18b_gap``, ``resnet18b_gmp``) at ``preset``.
+
+    One :meth:`LocalizationReport.row` per pooling (keys ``"GAP"`` and ``"GMP"``), plus
+    ``"matched"``: the mean share of the object covered by its map's ``|object|`` highest pixels
+    (:func:`~cam_tutorial.localize.object_size_coverage`). The twins come from the zoo (cached or
+    shipped) unless this run's ``maps`` (and ``reports`` of them) are given.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> rows = twin_measures(get_preset("ci"))  # doctest: +SKIP
+        >>> sorted(rows), "matched" in rows["GAP"]  # doctest: +SKIP
+        (['GAP', 'GMP'], True)
+    """
+    if maps is None:
+        from .zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
+
+        test_set = model_dataset("resnet18b_gap", "test", preset)
+        maps = {pool: cams_for_dataset(trained_model(f"resnet18b_{pool.lower()}", preset, device=device,
+                                                     progress=False),
+                                       test_set, preset.eval_batch_size, device)
+                for pool in ("GAP", "GMP")}
+    if reports is None:
+        reports = {pool: localization_report(found, pool) for pool, found in maps.items()}
+    rows = dict(zip(reports, comparison_rows(reports)))
+    return {pool: {**rows[pool], "matched": float(np.nanmean(object_size_coverage(found.maps, found.masks)))}
+            for pool, found in maps.items()}
+
+
+# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
+centre_baseline = deprecated_alias(center_baseline, "centre_baseline")
+__getattr__ = deprecated_constants(__name__, {"CENTRE": "CENTER"}, globals())

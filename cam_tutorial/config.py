@@ -58,6 +58,17 @@ class Preset:
             experiments (chapter 8; 224 is its training size, smaller is faster).
         probe_train_size: images the linear head of those experiments is fitted on, per task.
         probe_test_size: images they are scored on, per task.
+        throughput_steps: timed training steps per setting in chapter 3's throughput table.
+        sanity_images: lab test images of chapter 8's cascading-randomisation check.
+        curve_images: lab test images of chapter 8's deletion/insertion curves.
+        curve_steps: points on each of those curves.
+        download_weights: whether chapter 8 may try to download ImageNet weights (``ci`` never
+            downloads).
+        finetune_epochs: epochs of chapter 8's ResNet18B fine-tuning on Imagenette, run on Colab
+            only; 0 skips it (it downloads the data set and needs a GPU).
+
+    None of the chapter-size fields (from ``throughput_steps`` on) shape a zoo model, so they are
+    outside the zoo's cache key (:data:`cam_tutorial.zoo.MODEL_PRESET_FIELDS`).
     """
 
     name: str
@@ -74,6 +85,12 @@ class Preset:
     probe_image_size: int = 224
     probe_train_size: int = 500
     probe_test_size: int = 300
+    throughput_steps: int = 4
+    sanity_images: int = 16
+    curve_images: int = 48
+    curve_steps: int = 32
+    download_weights: bool = True
+    finetune_epochs: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
@@ -83,10 +100,14 @@ class Preset:
                 "e.g. 'ci_small'"
             )
         for name in ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
-                     "batch_size", "eval_batch_size", "probe_image_size", "probe_train_size", "probe_test_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"preset {name} must be a positive integer, got {value!r}: e.g. {name}=32")
+                     "batch_size", "eval_batch_size", "probe_image_size", "probe_train_size", "probe_test_size",
+                     "throughput_steps", "sanity_images", "curve_images", "curve_steps", "finetune_epochs"):
+            value, least = getattr(self, name), 0 if name == "finetune_epochs" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                kind = "a non-negative" if least == 0 else "a positive"
+                raise ValueError(f"preset {name} must be {kind} integer, got {value!r}: e.g. {name}=32")
+        if not isinstance(self.download_weights, bool):
+            raise ValueError(f"preset download_weights must be True or False, got {self.download_weights!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
                 math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"preset lr must be a finite positive number, got {self.lr!r}: e.g. lr=4e-3")
@@ -99,12 +120,13 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
-                 probe_image_size=160, probe_train_size=120, probe_test_size=80),
+                 probe_image_size=160, probe_train_size=120, probe_test_size=80,
+                 throughput_steps=2, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
     "cpu": Preset("cpu", image_size=96, width=16, vgg_width=8, train_size=4000, val_size=1000,
                   test_size=1000, epochs=6, batch_size=64, lr=4e-3),
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=20000, val_size=2000,
                   test_size=2000, epochs=12, batch_size=128, lr=4e-3, eval_batch_size=256,
-                  probe_train_size=2000, probe_test_size=1000),
+                  probe_train_size=2000, probe_test_size=1000, throughput_steps=20, finetune_epochs=3),
 }
 
 

@@ -61,6 +61,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
+    "photo_to_tensor",
     "CLASS_NAMES",
     "MEAN",
     "STD",
@@ -640,6 +641,18 @@ def _normalise_pil(image: "Any") -> torch.Tensor:
     return torch.from_numpy(cv2.LUT(rgb, _normalise_lut())).permute(2, 0, 1).contiguous()
 
 
+def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:
+    """A PIL image as the lab's input: RGB, shorter side resized to ``size``, centre ``size x size``
+    crop, normalised like the lab's images: ``(3, size, size)`` float32.
+
+    Example:
+        >>> from PIL import Image
+        >>> photo_to_tensor(Image.new("RGB", (40, 30)), 16).shape
+        torch.Size([3, 16, 16])
+    """
+    return _normalise_pil(_resize_centre_crop(image.convert("RGB"), int(size), nearest=False))
+
+
 def _box_of(mask: np.ndarray) -> torch.Tensor:
     """Tight box (x0, y0, x1, y1), exclusive ends, of a bool mask; NaNs when it is empty."""
     if not mask.any():
@@ -686,7 +699,7 @@ class RealDataset(Dataset):
             label = target
             mask = np.zeros((size, size), dtype=bool)
             box = torch.full((4,), float("nan"))
-        image = _normalise_pil(_resize_centre_crop(image.convert("RGB"), size, nearest=False))
+        image = photo_to_tensor(image, size)
         return image, int(label), box, torch.from_numpy(np.ascontiguousarray(mask))
 
 

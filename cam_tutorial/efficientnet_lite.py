@@ -39,8 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.models import GlobalPool
+from cam_tutorial.deprecation import deprecated_alias
 
 __all__ = [
+    "normalise_crop",  # deprecated
     "EfficientNetLite0",
     "CropGeometry",
     "LITE0_STAGES",
@@ -50,7 +52,7 @@ __all__ = [
     "load_lite0_state_dict",
     "crop_photo",
     "lite0_weights_path",
-    "normalise_crop",
+    "normalize_crop",
     "preprocess",
 ]
 
@@ -327,9 +329,13 @@ def preprocess(photo: Any, size: int = 224) -> tuple[torch.Tensor, CropGeometry]
     (shorter side 512, crop 448): 14x14 maps instead of 7x7.
     """
     crop, geometry = crop_photo(photo, size)
-    return normalise_crop(crop)[None], geometry
+    return normalize_crop(crop)[None], geometry
 
 
-def normalise_crop(crop: np.ndarray) -> torch.Tensor:
+def normalize_crop(crop: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 ``(x - 127) / 128`` (exact: no rounding)."""
     return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().sub_(127.0).div_(128.0)
+
+
+# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
+normalise_crop = deprecated_alias(normalize_crop, "normalise_crop")

@@ -29,8 +29,8 @@ What is here:
   ``protocol="wsolevaluation"`` both reproduce Choe et al.'s code exactly, for numbers
   comparable with published ones.
 * :func:`pointing_game` (Zhang et al. 2016).
-* Baselines that look at no image: :func:`centre_box`, :func:`centre_baseline_boxes`,
-  :func:`centre_gaussian_maps`.
+* Baselines that look at no image: :func:`center_box`, :func:`center_baseline_boxes`,
+  :func:`center_gaussian_maps`.
 * :func:`cam_area_fraction`: how much of the object a map covers.
 
 Example:
@@ -53,11 +53,16 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 from scipy.ndimage import distance_transform_edt
+from cam_tutorial.deprecation import deprecated_alias
 
 __all__ = [
+    "centre_box",  # deprecated
+    "centre_baseline_boxes",  # deprecated
+    "centre_gaussian_maps",  # deprecated
     "DEFAULT_CAM_THRESHOLDS",
     "RELEASED_CODE_LEVELS",
     "box_iou",
+    "paired_box_iou",
     "box_from_cam",
     "boxes_from_cams",
     "box_from_cam_released_code",
@@ -68,9 +73,9 @@ __all__ = [
     "max_box_acc",
     "max_box_acc_reference",
     "pointing_game",
-    "centre_box",
-    "centre_baseline_boxes",
-    "centre_gaussian_maps",
+    "center_box",
+    "center_baseline_boxes",
+    "center_gaussian_maps",
     "AreaFraction",
     "cam_area_fraction",
     "object_size_coverage",
@@ -286,8 +291,34 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
         >>> box_iou([[0, 0, 4, 4]], [[0, 0, 4, 4], [2, 0, 6, 4], [4, 4, 8, 8]]).round(4).tolist()
         [[1.0, 0.3333, 0.0]]
     """
-    a = _as_boxes(boxes_a, "boxes_a")[:, None, :]
-    b = _as_boxes(boxes_b, "boxes_b")[None, :, :]
+    return _iou(_as_boxes(boxes_a, "boxes_a")[:, None, :], _as_boxes(boxes_b, "boxes_b")[None, :, :])
+
+
+def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
+    """The IoU of each box in ``boxes_a`` with the box at the same index in ``boxes_b``.
+
+    The diagonal of :func:`box_iou`, without the ``N x N`` matrix: one predicted box per image
+    against that image's ground truth.
+
+    Returns:
+        ``(N,)`` float64 array of IoUs in [0, 1].
+
+    Raises:
+        ValueError: as :func:`box_iou`, or when the two hold different numbers of boxes.
+
+    Example:
+        >>> paired_box_iou([[0, 0, 4, 4], [0, 0, 2, 2]], [[2, 0, 6, 4], [0, 0, 2, 2]]).round(4).tolist()
+        [0.3333, 1.0]
+    """
+    a, b = _as_boxes(boxes_a, "boxes_a"), _as_boxes(boxes_b, "boxes_b")
+    if len(a) != len(b):
+        raise ValueError(f"paired_box_iou pairs boxes by index: got {len(a)} and {len(b)} boxes; "
+                         "use box_iou for every pair")
+    return _iou(a, b)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes ``(..., 4)`` that broadcast against each other."""
     inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = inter_w * inter_h
@@ -1227,14 +1258,14 @@ def pointing_game(
 # Baselines that look at no image
 # --------------------------------------------------------------------------------------------
 
-def centre_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarray:
+def center_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarray:
     """The box centred in an image that covers ``area_fraction`` of it, with its aspect ratio.
 
     Each side is the image's side times :math:`\\sqrt{\\text{area\\_fraction}}`; the corners
     are floats (the box need not sit on the pixel grid).
 
     Example:
-        >>> centre_box(100, 200, 0.25).tolist()
+        >>> center_box(100, 200, 0.25).tolist()
         [50.0, 25.0, 150.0, 75.0]
     """
     height, width = _check_count(height, "height"), _check_count(width, "width")
@@ -1245,14 +1276,14 @@ def centre_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarra
                      width / 2 + half_w, height / 2 + half_h])
 
 
-def centre_baseline_boxes(n: int, height: int, width: int,
+def center_baseline_boxes(n: int, height: int, width: int,
                           area_fraction: float = 0.5) -> np.ndarray:
-    """``n`` copies of :func:`centre_box`, ``(n, 4)``: the centre-box guess for every image."""
+    """``n`` copies of :func:`center_box`, ``(n, 4)``: the centre-box guess for every image."""
     n = _check_count(n, "n (the number of images)")
-    return np.tile(centre_box(height, width, area_fraction), (n, 1))
+    return np.tile(center_box(height, width, area_fraction), (n, 1))
 
 
-def centre_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> np.ndarray:
+def center_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> np.ndarray:
     """Choe et al.'s centre baseline as maps: a Gaussian bump centred in every image.
 
     :math:`M(x, y) = \\exp(-\\tfrac12[(\\tfrac{x - c_x}{\\sigma W})^2 +
@@ -1414,3 +1445,9 @@ def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
     top = np.arange(flat.shape[1])[None, :] < sizes[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sizes > 0, (ranked_inside & top).sum(1) / sizes, np.nan)
+
+
+# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
+centre_box = deprecated_alias(center_box, "centre_box")
+centre_baseline_boxes = deprecated_alias(center_baseline_boxes, "centre_baseline_boxes")
+centre_gaussian_maps = deprecated_alias(center_gaussian_maps, "centre_gaussian_maps")

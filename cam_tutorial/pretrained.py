@@ -251,7 +251,7 @@ def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[to
     import skimage.data
     from PIL import Image
 
-    from cam_tutorial.data import _normalise_pil, _resize_centre_crop
+    from cam_tutorial.data import photo_to_tensor
 
     tensors = []
     for name in names:
@@ -262,7 +262,7 @@ def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[to
         if isinstance(picture, tuple):  # stereo pairs such as motorcycle: (left, right, disparity)
             picture = picture[0]
         image = Image.fromarray(picture).convert("RGB")
-        tensors.append(_normalise_pil(_resize_centre_crop(image, int(size), nearest=False)))
+        tensors.append(photo_to_tensor(image, size))
     return torch.stack(tensors), list(names)
 
 

@@ -31,10 +31,11 @@ import torch
 from torch import nn
 
 from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
-from cam_tutorial.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalise_crop
+from cam_tutorial.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
 from cam_tutorial.localize import MaxBoxAccResult, box_from_cam, box_iou, max_box_acc
 from cam_tutorial.photos import Photo
 from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
+from cam_tutorial.deprecation import deprecated_constants
 
 __all__ = [
     "PhotoCAMs",
@@ -47,15 +48,15 @@ __all__ = [
     "show_resolutions",
     "show_photo_cam_box",
     "display_jpeg",
-    "TRUE_BOX_COLOUR",
-    "CAM_BOX_COLOUR",
+    "TRUE_BOX_COLOR",
+    "CAM_BOX_COLOR",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Colours of the annotated (true) boxes and of the paper's box from the CAM.
-TRUE_BOX_COLOUR = "lime"
-CAM_BOX_COLOUR = "red"
+TRUE_BOX_COLOR = "lime"
+CAM_BOX_COLOR = "red"
 
 
 @dataclass
@@ -165,7 +166,7 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
         raise ValueError("photos is empty; load some with cam_tutorial.photos.load_photos()")
     device = next(model.parameters()).device
     prepared = [crop_photo(p.image, size) for p in photos]
-    batch = torch.stack([normalise_crop(crop) for crop, _ in prepared]).to(device)
+    batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(device)
     with CAMExtractor(model) as extractor:
         out = extractor(batch, top_k=top_k, upsample=False, normalize=False)
         fc = extractor.fc
@@ -269,7 +270,7 @@ def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None,
         ax = axes[rank + 1]
         ax.imshow(overlay(result.crop, result.maps[rank]))
         if with_boxes:
-            draw_box(ax, result.paper_box(rank), CAM_BOX_COLOUR)
+            draw_box(ax, result.paper_box(rank), CAM_BOX_COLOR)
         ax.set_title(_label(categories, int(result.classes[rank]), result.probability(rank)),
                      fontsize=LABEL_SIZE)
     for ax in axes:
@@ -293,8 +294,8 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
         ax.set_axis_on()
         ax.imshow(overlay(r.crop, r.maps[0]))
         for box in r.true_boxes:
-            draw_box(ax, box, TRUE_BOX_COLOUR, linewidth=2)
-        draw_box(ax, r.paper_box(), CAM_BOX_COLOUR, linewidth=2)
+            draw_box(ax, box, TRUE_BOX_COLOR, linewidth=2)
+        draw_box(ax, r.paper_box(), CAM_BOX_COLOR, linewidth=2)
         name = categories[r.top_class]
         name = name if len(name) <= 20 else name[:19] + "…"
         ax.set_title(f"{r.name}: {name} ({r.probability():.2f})\nIoU {r.paper_box_iou():.2f}",
@@ -339,10 +340,14 @@ def show_photo_cam_box(result: PhotoCAMs, categories: Sequence[str] | None = Non
                       fontsize=LABEL_SIZE + 1)
     axes[2].imshow(result.crop)
     for box in result.true_boxes:
-        draw_box(axes[2], box, TRUE_BOX_COLOUR, label="annotated", linewidth=2.5)
-    draw_box(axes[2], result.paper_box(), CAM_BOX_COLOUR, label="from the CAM (20% of max)", linewidth=2.5)
+        draw_box(axes[2], box, TRUE_BOX_COLOR, label="annotated", linewidth=2.5)
+    draw_box(axes[2], result.paper_box(), CAM_BOX_COLOR, label="from the CAM (20% of max)", linewidth=2.5)
     axes[2].set_title(f"its box: IoU {result.paper_box_iou():.2f} with the annotation", fontsize=LABEL_SIZE + 1)
     axes[2].legend(loc="lower left", fontsize=LABEL_SIZE - 1, framealpha=0.85)
     for ax in axes:
         _clean(ax)
     return fig
+
+
+# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
+__getattr__ = deprecated_constants(__name__, {"TRUE_BOX_COLOUR": "TRUE_BOX_COLOR", "CAM_BOX_COLOUR": "CAM_BOX_COLOR"}, globals())

@@ -38,16 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.cam import (
-    ClassIndices,
-    _as_class_tensor,
-    _check_finite,
-    _nonfinite_parameters,
-    _resolve,
-    check_image_batch,
-    normalize_maps,
-    upsample_maps,
-)
+from cam_tutorial.cam import normalize_maps, upsample_maps
+from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_finite_logits
+from cam_tutorial.checks import check_image_batch, check_model, resolve_submodule
 
 __all__ = ["gradient_saliency", "grad_cam"]
 
@@ -59,25 +52,8 @@ _GRADIENT_FIX = ("the backward pass overflowed (run the model in float32, not fl
 
 def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Validate model and images the way CAMExtractor does; return a (B, C, H, W) batch."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if model.training:
-        raise ValueError(
-            "the model is in training mode: call model.eval() first (dropout would change the scores, "
-            "batch norm would mix the images of the batch and update its statistics)"
-        )
+    check_model(model)
     return check_image_batch(images)
-
-
-def _check_finite_logits(model: nn.Module, logits: torch.Tensor) -> None:
-    """NaN/Inf logits make every gradient NaN: say so, and which parameters are to blame."""
-    if logits.is_floating_point() and not bool(torch.isfinite(logits.detach()).all()):
-        broken = _nonfinite_parameters(model)
-        where = (f"non-finite parameters or buffers: {', '.join(broken[:5])}" if broken else
-                 "its parameters are finite, so the forward pass overflowed (run it in float32, not float16, "
-                 "and check the input scale)")
-        _check_finite(logits, "the logits", f"the model produced them ({where}); fix the model before "
-                      "computing maps")
 
 
 def _selected_scores(logits: object, classes: ClassIndices, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +64,7 @@ def _selected_scores(logits: object, classes: ClassIndices, batch: int) -> tuple
     if classes is None:
         idx = logits.detach().argmax(dim=1)
     else:
-        idx = _as_class_tensor(classes, batch, logits.shape[1], logits.device)
+        idx = as_class_tensor(classes, batch, logits.shape[1], logits.device)
         if idx.ndim != 1:
             raise ValueError(f"classes must hold one index per image, got shape {tuple(idx.shape)}")
     return logits.gather(1, idx[:, None]).sum(), idx
@@ -126,9 +102,9 @@ def gradient_saliency(model: nn.Module, images: torch.Tensor, classes: ClassIndi
     with torch.enable_grad():
         logits = model(x)
         score, _ = _selected_scores(logits, classes, x.shape[0])
-        _check_finite_logits(model, logits)
+        check_finite_logits(model, logits)
         (grad,) = torch.autograd.grad(score, x)
-    _check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
+    check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     return grad.abs().amax(dim=1)
 
 
@@ -184,7 +160,7 @@ def grad_cam(
                 "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
             )
     else:
-        layer = _resolve(model, target_layer, "target_layer")
+        layer = resolve_submodule(model, target_layer, "target_layer")
 
     captured: list[torch.Tensor] = []
 
@@ -208,12 +184,12 @@ def grad_cam(
                 got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
                 raise ValueError(f"the target layer must output maps of shape (B, K, h, w), got {got}")
             score, _ = _selected_scores(logits, classes, x.shape[0])
-            _check_finite_logits(model, logits)
+            check_finite_logits(model, logits)
             (grad,) = torch.autograd.grad(score, f)
     finally:
         handle.remove()
 
-    _check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
+    check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     dtype = torch.promote_types(f.dtype, torch.float32)
     f, grad = f.detach().to(dtype), grad.to(dtype)
     alpha = grad.mean(dim=(2, 3))  # (B, K)

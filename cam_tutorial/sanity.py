@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.cam import ClassIndices, _as_class_tensor, _check_finite
+from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_model
 
 __all__ = [
     "RandomizationResult",
@@ -107,7 +107,7 @@ def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor
     # sort() puts NaN last and ranks it like a large value: a NaN map would get a finite rho.
     for name, maps in (("maps_a", maps_a), ("maps_b", maps_b)):
         if maps.is_floating_point():
-            _check_finite(maps, f"the maps {name}", _MAPS_FIX)
+            check_finite(maps, f"the maps {name}", _MAPS_FIX)
     a = _average_ranks(maps_a.detach().reshape(maps_a.shape[0], -1).double())
     b = _average_ranks(maps_b.detach().reshape(maps_b.shape[0], -1).to(a.device).double())
     a = a - a.mean(dim=1, keepdim=True)
@@ -233,10 +233,7 @@ def cascading_randomization(
     Raises:
         ValueError: a model in training mode, an unknown layer name, maps of the wrong shape.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if model.training:
-        raise ValueError("the model is in training mode: call model.eval() first")
+    check_model(model)
     if not callable(map_fn):
         raise TypeError("map_fn must be a function map_fn(model, images, classes) -> (B, H, W) maps")
     names = list(layers) if layers is not None else randomization_order(model)
@@ -252,7 +249,7 @@ def cascading_randomization(
         if isinstance(m, nn.Linear):
             num_classes = m.out_features
             break
-    class_idx = (_as_class_tensor(classes, batch, num_classes, images.device) if num_classes is not None
+    class_idx = (as_class_tensor(classes, batch, num_classes, images.device) if num_classes is not None
                  else torch.as_tensor(classes, device=images.device))
 
     def maps_of(net: nn.Module) -> torch.Tensor:
@@ -391,10 +388,7 @@ def deletion_insertion_curves(
         ValueError: a model in training mode, maps not ``(B, H, W)`` at the image size, ``steps`` < 1,
             an unknown substrate, a class out of range, NaN/Inf in the maps or the images.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if model.training:
-        raise ValueError("the model is in training mode: call model.eval() first")
+    check_model(model)
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4:
         raise ValueError("images must be a float tensor of shape (B, 3, H, W)")
     batch, _, height, width = images.shape
@@ -406,8 +400,8 @@ def deletion_insertion_curves(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     # argsort ranks NaN like a large value, so NaN maps would give finite, meaningless curves.
     if maps.is_floating_point():
-        _check_finite(maps, "the maps", _MAPS_FIX)
-    _check_finite(images, "the input images", "check how they were loaded and normalised or clean them "
+        check_finite(maps, "the maps", _MAPS_FIX)
+    check_finite(images, "the input images", "check how they were loaded and normalised or clean them "
                   "with torch.nan_to_num")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -432,7 +426,7 @@ def deletion_insertion_curves(
                                   ("insertion", torch.where(changed, images[b], inserted_onto[b]))):
                 logits = model(variant)
                 if class_idx is None:
-                    class_idx = _as_class_tensor(classes, batch, logits.shape[1], images.device)
+                    class_idx = as_class_tensor(classes, batch, logits.shape[1], images.device)
                     if class_idx.ndim != 1:
                         raise ValueError("classes must hold one index per image")
                 probs = logits.float().softmax(dim=1).gather(1, class_idx[b][:, None])[:, 0]

@@ -63,6 +63,9 @@ from tqdm.auto import tqdm
 from .config import Preset, default_device
 
 __all__ = [
+    "FINGERPRINT_FIELDS",
+    "atomic_save",
+    "stale_temporaries",
     "TrainConfig",
     "History",
     "CheckpointError",
@@ -89,7 +92,7 @@ _FORMAT = "cam_tutorial.train/1"
 _AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 # The fields that change what training computes; a checkpoint written under other values is
 # not this run's, so resuming from it would silently mix two runs.
-_FINGERPRINT_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "pct_start", "seed")
+FINGERPRINT_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "pct_start", "seed")
 # What every checkpoint written by :func:`train` holds.
 _CHECKPOINT_KEYS = ("format", "fingerprint", "epoch", "model", "optimizer", "scheduler", "scaler", "rng",
                     "history", "config")
@@ -475,7 +478,7 @@ def _fingerprint(model: nn.Module, config: TrainConfig, train_set: Dataset) -> d
         "modules_text": repr(model),
         "train_size": int(len(train_set)),  # type: ignore[arg-type]
         "data": _data_identity(train_set),
-        **{name: getattr(config, name) for name in _FINGERPRINT_FIELDS},
+        **{name: getattr(config, name) for name in FINGERPRINT_FIELDS},
     }
 
 
@@ -546,8 +549,16 @@ def _umask() -> int:
     return mask
 
 
-def _stale_temporaries(path: Path) -> list[Path]:
-    """Temporary files :func:`_atomic_save` left for ``path`` (a process killed while saving)."""
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files :func:`atomic_save` left for ``path`` (a process killed while saving).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / ".last.pt.abc.tmp").touch()
+        >>> [p.name for p in stale_temporaries(folder / "last.pt")]
+        ['.last.pt.abc.tmp']
+    """
     return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
 
 
@@ -559,7 +570,7 @@ def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("unexpected pos" in text or "file write failed" in text)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``:
     a crash leaves either the old file or the new one, never half of one.
 
@@ -570,6 +581,13 @@ def _atomic_save(obj: Any, path: Path) -> None:
     Raises:
         OSError: ``errno.ENOSPC`` with a message saying the disk is full and naming the folder;
             the previous file at ``path`` is kept.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "last.pt"
+        >>> atomic_save({"epoch": 1}, target)
+        >>> torch.load(target)["epoch"], stale_temporaries(target)
+        (1, [])
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -785,6 +803,45 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     files that a killed save left there are removed when a run starts.
     """
     config = config or TrainConfig()
+    _check_train_arguments(train_set, config, checkpoint_dir, stop_after)
+    setup = _Setup.of(model, train_set, config, checkpoint_dir)
+    checkpoint = _load_for_resume(setup.checkpoint_path, setup.fingerprint) if setup.checkpoint_path else None
+    finished = checkpoint is not None and checkpoint["history"]["finished"]
+    if setup.checkpoint_path is not None and not finished:
+        _prepare_checkpoint_dir(setup.checkpoint_path)
+    model.to(setup.device)
+    if setup.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if finished:
+        model.load_state_dict(checkpoint["model"])
+        model.eval()
+        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train",
+                    setup.checkpoint_path, checkpoint["epoch"])
+        return History.from_dict(checkpoint["history"])
+    if setup.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    forward_model = torch.compile(model) if config.compile else model
+    parts = _Optimisation.of(model, train_set, config, setup)
+    history, start_epoch = _seed_or_resume(model, parts, checkpoint, config, setup)
+    end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
+    epochs_bar = tqdm(range(start_epoch, end_epoch), desc="epochs", initial=start_epoch, total=config.epochs,
+                      disable=not config.progress)
+    for epoch in epochs_bar:
+        try:
+            _run_epoch(epoch, model, forward_model, train_set, val_set, config, setup, parts, history)
+        except TrainingDiverged:
+            epochs_bar.close()
+            raise
+        epochs_bar.set_postfix(val_acc=f"{history.val_acc[-1]:.3f}", refresh=False)
+        if setup.checkpoint_path is not None:
+            _save_epoch(setup, parts, model, history, config, epoch)
+    epochs_bar.close()
+    model.eval()
+    return history
+
+
+def _check_train_arguments(train_set: Dataset, config: TrainConfig, checkpoint_dir: str | os.PathLike | None,
+                           stop_after: int | None) -> None:
     if checkpoint_dir is not None and not str(checkpoint_dir).strip():
         raise ValueError("checkpoint_dir is empty: pass a folder, e.g. checkpoint_dir='runs/gap' "
                          "(or None for no checkpoints)")
@@ -795,127 +852,151 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
             f"the training set has {len(train_set)} items, fewer than one batch of {config.batch_size}: "  # type: ignore[arg-type]
             "lower batch_size or use more data"
         )
-    device = _resolve_device(config.device)
-    dtype = resolve_precision(config.amp, device)
-    channels_last = device.type == "cuda" if config.channels_last == "auto" else bool(config.channels_last)
-    num_workers = _default_workers(device) if config.num_workers is None else config.num_workers
 
-    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    fingerprint = _fingerprint(model, config, train_set)
-    checkpoint = _load_for_resume(checkpoint_path, fingerprint) if checkpoint_path else None
-    if checkpoint_path is not None and not (checkpoint is not None and checkpoint["history"]["finished"]):
-        # Before the first epoch, not after it: a folder that cannot take the checkpoint would
-        # otherwise cost an epoch of training before saying so.
-        check_writable_folder(checkpoint_path.parent, "choose another checkpoint_dir")
-        for stale in _stale_temporaries(checkpoint_path):
-            logger.info("removing %s, left by a run killed while saving", stale)
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
 
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    if checkpoint is not None and checkpoint["history"]["finished"]:
-        model.load_state_dict(checkpoint["model"])
-        model.eval()
-        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train",
-                    checkpoint_path, checkpoint["epoch"])
-        return History.from_dict(checkpoint["history"])
+@dataclasses.dataclass
+class _Setup:
+    """Where and how a run trains: device, precision, layout, workers, checkpoint and fingerprint."""
 
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    forward_model = torch.compile(model) if config.compile else model
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+    num_workers: int
+    checkpoint_path: Path | None
+    fingerprint: dict[str, Any]
 
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
-                                  fused=device.type == "cuda")
-    shuffle_generator = torch.Generator()
-    sampler = RandomSampler(train_set, generator=shuffle_generator)  # type: ignore[arg-type]
-    # drop_last: equal batches keep batch-norm statistics honest and shapes static for compile.
-    steps_per_epoch = len(train_set) // config.batch_size  # type: ignore[arg-type]
-    total_steps = config.epochs * steps_per_epoch
-    pct_start = config.pct_start
-    if pct_start * total_steps == 1.0:
-        pct_start *= 1.001  # OneCycleLR divides by zero when the warm-up is exactly one step
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start,
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    @classmethod
+    def of(cls, model: nn.Module, train_set: Dataset, config: TrainConfig,
+           checkpoint_dir: str | os.PathLike | None) -> "_Setup":
+        device = _resolve_device(config.device)
+        return cls(
+            device=device,
+            dtype=resolve_precision(config.amp, device),
+            channels_last=device.type == "cuda" if config.channels_last == "auto" else bool(config.channels_last),
+            num_workers=_default_workers(device) if config.num_workers is None else config.num_workers,
+            checkpoint_path=Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None,
+            fingerprint=_fingerprint(model, config, train_set),
+        )
 
+
+def _prepare_checkpoint_dir(checkpoint_path: Path) -> None:
+    """Before the first epoch, not after it: a folder that cannot take the checkpoint would
+    otherwise cost an epoch of training before saying so; a killed save's leftovers go."""
+    check_writable_folder(checkpoint_path.parent, "choose another checkpoint_dir")
+    for stale in stale_temporaries(checkpoint_path):
+        logger.info("removing %s, left by a run killed while saving", stale)
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+@dataclasses.dataclass
+class _Optimisation:
+    """The optimiser, its schedule, the loss scaler and the shuffling of one run."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    shuffle_generator: torch.Generator
+    sampler: RandomSampler
+
+    @classmethod
+    def of(cls, model: nn.Module, train_set: Dataset, config: TrainConfig, setup: _Setup) -> "_Optimisation":
+        device = setup.device
+        optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                                      fused=device.type == "cuda")
+        shuffle_generator = torch.Generator()
+        sampler = RandomSampler(train_set, generator=shuffle_generator)  # type: ignore[arg-type]
+        # drop_last: equal batches keep batch-norm statistics honest and shapes static for compile.
+        steps_per_epoch = len(train_set) // config.batch_size  # type: ignore[arg-type]
+        total_steps = config.epochs * steps_per_epoch
+        pct_start = config.pct_start
+        if pct_start * total_steps == 1.0:
+            pct_start *= 1.001  # OneCycleLR divides by zero when the warm-up is exactly one step
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start,
+        )
+        scaler = torch.amp.GradScaler(device.type, enabled=setup.dtype == torch.float16)
+        return cls(optimizer, scheduler, scaler, shuffle_generator, sampler)
+
+
+def _seed_or_resume(model: nn.Module, parts: _Optimisation, checkpoint: dict[str, Any] | None,
+                    config: TrainConfig, setup: _Setup) -> tuple[History, int]:
+    """A fresh run seeds every generator; a resumed one restores the checkpoint's state."""
     if checkpoint is None:
         _seed_everything(config.seed)
-        shuffle_generator.manual_seed(config.seed)
+        parts.shuffle_generator.manual_seed(config.seed)
         history = History()
         start_epoch = 0
     else:
         model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        parts.optimizer.load_state_dict(checkpoint["optimizer"])
+        parts.scheduler.load_state_dict(checkpoint["scheduler"])
         if checkpoint["scaler"]:
-            scaler.load_state_dict(checkpoint["scaler"])
-        _set_rng_state(checkpoint["rng"], shuffle_generator)
+            parts.scaler.load_state_dict(checkpoint["scaler"])
+        _set_rng_state(checkpoint["rng"], parts.shuffle_generator)
         history = History.from_dict(checkpoint["history"])
         start_epoch = int(checkpoint["epoch"])
-        logger.info("resuming from %s after epoch %d of %d", checkpoint_path, start_epoch, config.epochs)
+        logger.info("resuming from %s after epoch %d of %d", setup.checkpoint_path, start_epoch, config.epochs)
     history.starts.append(start_epoch)
-    history.device, history.precision = str(device), _precision_name(dtype)
-    history.channels_last, history.compiled = channels_last, bool(config.compile)
+    history.device, history.precision = str(setup.device), _precision_name(setup.dtype)
+    history.channels_last, history.compiled = setup.channels_last, bool(config.compile)
+    return history, start_epoch
 
-    end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
-    epochs_bar = tqdm(range(start_epoch, end_epoch), desc="epochs", initial=start_epoch, total=config.epochs,
-                      disable=not config.progress)
-    for epoch in epochs_bar:
-        started = time.perf_counter()
-        # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
-        loader = _loader(train_set, config.batch_size, device, num_workers, sampler=sampler, drop_last=True,
-                         seed=config.seed * 100_003 + epoch)
-        try:
-            train_loss, train_acc, images, last_lr = _train_one_epoch(
-                forward_model, loader, optimizer, scheduler, scaler, config, device, dtype, channels_last,
-                desc=f"epoch {epoch + 1}/{config.epochs}",
-            )
-        except TrainingDiverged as exc:
-            epochs_bar.close()
-            kept = (f"; the last good checkpoint, after epoch {epoch}, stays in {checkpoint_path}"
-                    if checkpoint_path is not None and epoch > 0 else "")
-            raise TrainingDiverged(f"epoch {epoch + 1}/{config.epochs}, {exc}{kept}") from None
-        train_seconds = time.perf_counter() - started
-        if val_set is not None:
-            val_loss, val_acc = evaluate(forward_model, val_set, config.eval_batch_size, device,
-                                         num_workers=num_workers, amp=config.amp if dtype else "off",
-                                         channels_last=channels_last, progress=config.progress)
-        else:
-            val_loss = val_acc = float("nan")
-        seconds = time.perf_counter() - started
-        history.epoch.append(epoch + 1)
-        history.train_loss.append(train_loss)
-        history.train_acc.append(train_acc)
-        history.val_loss.append(val_loss)
-        history.val_acc.append(val_acc)
-        history.lr.append(last_lr)
-        history.epoch_seconds.append(seconds)
-        history.images_per_second.append(images / train_seconds)
-        history.finished = epoch + 1 == config.epochs
-        val_text = "" if val_set is None else f" | val loss {val_loss:.4f} acc {val_acc:.3f}"
-        logger.info("epoch %d/%d: train loss %.4f acc %.3f%s | %.1f s, %.0f img/s", epoch + 1, config.epochs,
-                    train_loss, train_acc, val_text, seconds, images / train_seconds)
-        epochs_bar.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
-        if checkpoint_path is not None:
-            _atomic_save({
-                "format": _FORMAT,
-                "fingerprint": fingerprint,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "rng": _rng_state(shuffle_generator),
-                "history": history.to_dict(),
-                "config": dataclasses.asdict(config),
-            }, checkpoint_path)
-    epochs_bar.close()
-    model.eval()
-    return history
 
+def _run_epoch(epoch: int, model: nn.Module, forward_model: nn.Module, train_set: Dataset,
+               val_set: Dataset | None, config: TrainConfig, setup: _Setup, parts: _Optimisation,
+               history: History) -> None:
+    """Train one epoch, validate, and append the epoch's numbers to ``history``."""
+    started = time.perf_counter()
+    # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
+    loader = _loader(train_set, config.batch_size, setup.device, setup.num_workers, sampler=parts.sampler,
+                     drop_last=True, seed=config.seed * 100_003 + epoch)
+    try:
+        train_loss, train_acc, images, last_lr = _train_one_epoch(
+            forward_model, loader, parts.optimizer, parts.scheduler, parts.scaler, config, setup.device,
+            setup.dtype, setup.channels_last, desc=f"epoch {epoch + 1}/{config.epochs}",
+        )
+    except TrainingDiverged as exc:
+        kept = (f"; the last good checkpoint, after epoch {epoch}, stays in {setup.checkpoint_path}"
+                if setup.checkpoint_path is not None and epoch > 0 else "")
+        raise TrainingDiverged(f"epoch {epoch + 1}/{config.epochs}, {exc}{kept}") from None
+    train_seconds = time.perf_counter() - started
+    if val_set is not None:
+        val_loss, val_acc = evaluate(forward_model, val_set, config.eval_batch_size, setup.device,
+                                     num_workers=setup.num_workers, amp=config.amp if setup.dtype else "off",
+                                     channels_last=setup.channels_last, progress=config.progress)
+    else:
+        val_loss = val_acc = float("nan")
+    seconds = time.perf_counter() - started
+    history.epoch.append(epoch + 1)
+    history.train_loss.append(train_loss)
+    history.train_acc.append(train_acc)
+    history.val_loss.append(val_loss)
+    history.val_acc.append(val_acc)
+    history.lr.append(last_lr)
+    history.epoch_seconds.append(seconds)
+    history.images_per_second.append(images / train_seconds)
+    history.finished = epoch + 1 == config.epochs
+    val_text = "" if val_set is None else f" | val loss {val_loss:.4f} acc {val_acc:.3f}"
+    logger.info("epoch %d/%d: train loss %.4f acc %.3f%s | %.1f s, %.0f img/s", epoch + 1, config.epochs,
+                train_loss, train_acc, val_text, seconds, images / train_seconds)
+
+
+def _save_epoch(setup: _Setup, parts: _Optimisation, model: nn.Module, history: History,
+                config: TrainConfig, epoch: int) -> None:
+    """Write ``last.pt`` after an epoch: everything a resumed run needs to go on exactly."""
+    atomic_save({
+        "format": _FORMAT,
+        "fingerprint": setup.fingerprint,
+        "epoch": epoch + 1,
+        "model": model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict() if parts.scaler.is_enabled() else {},
+        "rng": _rng_state(parts.shuffle_generator),
+        "history": history.to_dict(),
+        "config": dataclasses.asdict(config),
+    }, setup.checkpoint_path)
 
 def _load_for_resume(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     if not path.exists():

@@ -6,6 +6,8 @@ package produces them; nothing here computes a result the book measures.
 
 from __future__ import annotations
 
+import io
+import warnings
 from typing import Any, Mapping, Sequence
 
 import matplotlib
@@ -16,7 +18,8 @@ import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
 __all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix",
-           "show_map_rows", "plot_box_acc", "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
+           "show_map_rows", "show_jpeg", "flattest_stretch", "show_quantization_profile",
+           "plot_deletion_insertion", "plot_box_acc", "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
 
 #: Widest figure, in inches, of the grids here. The book's text column is about 740 px wide and
 #: notebooks draw at 72 px per inch, so a wider figure is shrunk and its labels with it: at this
@@ -92,18 +95,30 @@ def _label_title(label: object, class_names: Sequence[str] | None) -> str:
     return str(class_names[index])
 
 
-def draw_box(ax: plt.Axes, box: Sequence[float], colour: str = "lime", label: str | None = None,
-             linewidth: float = 1.5) -> None:
+def draw_box(ax: plt.Axes, box: Sequence[float], color: str = "lime", label: str | None = None,
+             linewidth: float = 1.5, *, colour: str | None = None) -> None:
     """Draw a box ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) on ``ax``.
 
     The box is drawn above the axes' frame and not clipped to it, so that a box along the image's
     edge (one that covers the whole image, say) stays visible instead of hiding under the frame.
+    ``colour=`` is the deprecated spelling of ``color=`` (removed in 0.3).
+
+    Example:
+        >>> fig, ax = plt.subplots()
+        >>> draw_box(ax, (2, 2, 8, 6), "red", "predicted")
+        >>> len(ax.patches)
+        1
+        >>> plt.close(fig)
     """
+    if colour is not None:
+        warnings.warn("draw_box(colour=...) is deprecated and will be removed in cam_tutorial 0.3: "
+                      "use color=", DeprecationWarning, stacklevel=2)
+        color = colour
     x0, y0, x1, y1 = (float(v) for v in box)
     if not np.isfinite([x0, y0, x1, y1]).all():
         return  # an unknown box (real data without boxes) draws nothing
     # Pixel i covers [i - 0.5, i + 0.5] in imshow's coordinates.
-    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color,
                            linewidth=linewidth, label=label, clip_on=False, zorder=3))
 
 
@@ -224,7 +239,7 @@ def overlay(
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] (0 = image only, 1 = map only), got {alpha}")
-    img = _to_numpy(image, "image")
+    img = _as_array(image, "image")
     # Tensors are channels-first by torch convention; arrays are (H, W, C) unless clearly not.
     channels_first = img.ndim == 3 and img.shape[0] in (1, 3) and (
         isinstance(image, torch.Tensor) or img.shape[-1] not in (1, 3))
@@ -238,7 +253,7 @@ def overlay(
         img = np.repeat(img, 3, axis=-1)
     img = _unit_range(img, "image", "denormalise it first (cam_tutorial.data.denormalize)")
 
-    heat = _to_numpy(cam, "cam")
+    heat = _as_array(cam, "cam")
     heat = np.squeeze(heat) if heat.ndim > 2 else heat
     if heat.ndim != 2:
         raise ValueError(f"cam must be one map of shape (h, w), got shape {tuple(np.shape(cam))}")
@@ -256,7 +271,7 @@ def overlay(
     return ((1.0 - alpha) * img + alpha * coloured).astype(np.float32)
 
 
-def _to_numpy(x: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
+def _as_array(x: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x
@@ -457,3 +472,114 @@ def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = No
     ax.set_title(title or "BoxAcc(τ): one threshold for the whole dataset; the dots are MaxBoxAcc")
     ax.figure.tight_layout()
     return ax.figure
+
+
+def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
+    """Display ``fig`` in a notebook as a JPEG and close it: photographs and smooth maps compress
+    far better than as PNG (the page loads faster, the figure looks the same).
+
+    Example:
+        >>> fig, ax = plt.subplots()
+        >>> show_jpeg(fig, quality=70)  # doctest: +ELLIPSIS
+        <IPython.core.display.Image object>
+    """
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", dpi=100, bbox_inches="tight", pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(buffer.getvalue(), format="jpeg"))
+
+
+def flattest_stretch(values: np.ndarray, span: int, min_range: float = 2 / 255) -> tuple[int, int]:
+    """``(row, left)`` of the run of ``span`` pixels along a row of ``values`` whose range is the
+    smallest of those spanning at least ``min_range`` (so there is something to see).
+
+    Example:
+        >>> ramp = np.tile(np.linspace(0, 1, 8), (3, 1)) * np.array([[1.0], [0.1], [0.5]])
+        >>> flattest_stretch(ramp, 4, min_range=0.01)
+        (1, 0)
+    """
+    stretches = np.lib.stride_tricks.sliding_window_view(values, span, axis=1)
+    ranges = stretches.max(axis=-1) - stretches.min(axis=-1)
+    ranges[ranges < min_range] = np.inf
+    row, left = (int(v) for v in np.unravel_index(np.argmin(ranges), ranges.shape))
+    return row, left
+
+
+def show_quantization_profile(float_map: np.ndarray, uint8_map: np.ndarray, span: int,
+                              title: str) -> tuple[plt.Figure, np.ndarray, np.ndarray]:
+    """A map resized in float beside the same map cast to 8 bits first: the map with the row
+    profiled, the error in levels of 255, and the row's flattest stretch of ``span`` pixels
+    (:func:`flattest_stretch`) against the 256 levels. Legends at 10 pt: the figure is 10 inches
+    wide, so the book shows it at about 0.7 of its size.
+
+    Returns:
+        The figure and the two profiles ``(float, 8-bit)`` along that stretch.
+
+    Example:
+        >>> smooth = np.tile(np.linspace(0.2, 0.25, 32), (32, 1))
+        >>> fig, a, b = show_quantization_profile(smooth, np.floor(smooth * 255) / 255, 8, "demo")
+        >>> len(np.unique(b)) < len(np.unique(a))
+        True
+        >>> plt.close(fig)
+    """
+    side = float_map.shape[-1]
+    row, left = flattest_stretch(float_map, span)
+    columns = np.arange(left, left + span)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.6]},
+                             layout="constrained")
+    shown_map = axes[0].imshow(float_map, cmap="viridis", vmin=0, vmax=1)
+    axes[0].add_patch(Rectangle((left - 0.5, row - 0.5), span, 1, fill=False,
+                                edgecolor="red", label="row profiled"))
+    axes[0].set_title(f"float map, {side}x{side}")
+    axes[0].legend(loc="lower left", fontsize=10)
+    fig.colorbar(shown_map, ax=axes[0], fraction=0.046, label="normalised map")
+    shown_error = axes[1].imshow((uint8_map - float_map) * 255, cmap="RdBu_r", vmin=-2, vmax=2)
+    axes[1].set_title("8-bit first minus float")
+    fig.colorbar(shown_error, ax=axes[1], fraction=0.046, label="error (levels of 255)")
+    for ax in axes[:2]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    profile_float, profile_uint8 = float_map[row, columns], uint8_map[row, columns]
+    lowest, highest = np.floor(profile_uint8.min() * 255), np.ceil(profile_float.max() * 255)
+    for level in np.arange(lowest, highest + 1) / 255:
+        axes[2].axhline(level, color="0.85", lw=0.6, zorder=0)
+    axes[2].plot(columns, profile_float, "o-", ms=3, label="float")
+    axes[2].plot(columns, profile_uint8, "s-", ms=3, drawstyle="steps-mid", label="8-bit first")
+    axes[2].set_xlabel("column (pixels)")
+    axes[2].set_ylabel("map value")
+    axes[2].set_title(f"row {row}: its flattest stretch of {span} pixels")
+    axes[2].legend(fontsize=10)
+    fig.suptitle(title)
+    return fig, profile_float, profile_uint8
+
+
+def plot_deletion_insertion(curves: Mapping[str, Any], title: str) -> plt.Figure:
+    """Mean deletion and insertion curves of several map methods, side by side, each labelled
+    with its mean area under the curve (results of
+    :func:`cam_tutorial.sanity.deletion_insertion_curves`).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(fractions=np.linspace(0, 1, 3), deletion=np.ones((2, 3)),
+        ...                     insertion=np.ones((2, 3)), deletion_auc=np.ones(2), insertion_auc=np.ones(2))
+        >>> fig = plot_deletion_insertion({"CAM": r}, "demo")
+        >>> [ax.get_title() for ax in fig.axes]
+        ['deletion: lower is better', 'insertion: higher is better']
+        >>> plt.close(fig)
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, result in curves.items():
+        axes[0].plot(result.fractions, result.deletion.mean(0),
+                     label=f"{name} (AUC {result.deletion_auc.mean():.3f})")
+        axes[1].plot(result.fractions, result.insertion.mean(0),
+                     label=f"{name} (AUC {result.insertion_auc.mean():.3f})")
+    for ax, panel in zip(axes, ["deletion: lower is better", "insertion: higher is better"]):
+        ax.set_xlabel("fraction of pixels deleted / inserted")
+        ax.set_ylabel("probability of the predicted class")
+        ax.set_title(panel)
+        ax.legend(fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

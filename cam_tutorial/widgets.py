@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.checks import check_model
 from cam_tutorial.viz import draw_box, overlay
 
 __all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes"]
@@ -52,14 +53,14 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32."""
     from PIL import Image, UnidentifiedImageError
 
-    from cam_tutorial.data import _normalise_pil, _resize_centre_crop
+    from cam_tutorial.data import photo_to_tensor
 
     try:
         picture = Image.open(io.BytesIO(bytes(data)))
         picture.load()
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError("the uploaded file is not an image that Pillow can read (use PNG or JPEG)") from err
-    return _normalise_pil(_resize_centre_crop(picture.convert("RGB"), int(size), nearest=False))
+    return photo_to_tensor(picture, size)
 
 
 def _uploaded_files(value: Any) -> list[tuple[str, bytes]]:
@@ -134,17 +135,14 @@ class CAMExplorer(widgets.VBox):
         opacity: float = 0.5,
         index: int = 0,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if model.training:
-            raise ValueError("the model is in training mode: call model.eval() first")
+        check_model(model)
         if dataset is None and image_size is None:
             raise ValueError("give a dataset or, for uploads only, the model's image_size")
         if dataset is not None and len(dataset) == 0:
             raise ValueError("the dataset is empty")
         self.model = model
         self.dataset = dataset
-        self.image_size = int(image_size or getattr(dataset, "image_size", 0) or self._item(0)[0].shape[-1])
+        self.image_size = int(image_size or getattr(dataset, "image_size", 0) or _dataset_item(dataset, 0)[0].shape[-1])
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         self.class_names = list(names) if names is not None else None
         self.display_size = int(display_size)
@@ -190,29 +188,12 @@ class CAMExplorer(widgets.VBox):
 
     # -- inputs ----------------------------------------------------------------------------------
 
-    def _item(self, index: int) -> tuple[torch.Tensor, int, np.ndarray | None]:
-        """``(image, label, box or None)`` of item ``index``: items ``(image, label[, box[, mask]])``."""
-        item = self.dataset[int(index)]
-        if not isinstance(item, (tuple, list)) or len(item) < 2 or not isinstance(item[0], torch.Tensor):
-            got = f"a {len(item)}-tuple" if isinstance(item, (tuple, list)) else type(item).__name__
-            raise TypeError(
-                f"dataset items must be (image, label), (image, label, box) or (image, label, box, mask) "
-                f"with image a (3, H, W) tensor, got {got}; wrap the dataset so that its items look like that"
-            )
-        box = None
-        if len(item) > 2 and item[2] is not None:
-            box = np.asarray(item[2], dtype=np.float64).reshape(-1)
-            if box.shape != (4,):
-                raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four "
-                                 "numbers (x0, y0, x1, y1) in pixels")
-        return item[0], int(item[1]), box
-
     def show_item(self, index: int) -> None:
         """Explain item ``index`` of the dataset (what the slider does).
 
         Items without a box (``(image, label)``) or with an unknown one (NaNs) draw no ground truth.
         """
-        image, label, box = self._item(index)
+        image, label, box = _dataset_item(self.dataset, index)
         gt = box if box is not None and np.isfinite(box).all() else None
         self._set_image(image, f"lab image {int(index)} (true class: {self._name(label)})", gt)
 
@@ -288,39 +269,66 @@ class CAMExplorer(widgets.VBox):
             _draw_box_pixels(rgb, self._gt_box, scale, _GT_COLOUR)
         _draw_box_pixels(rgb, self._box, scale, _BOX_COLOUR)
         self.image.value = _png(rgb)
-        state = self.current
-        iou = f" &middot; IoU with ground truth {state['iou']:.2f}" if state["iou"] is not None else ""
-        self.scores.value = (
-            f"{html.escape(state['source'])}: <b>{html.escape(state['class_name'])}</b> "
-            f"p = {state['probability']:.3f} (logit {state['logit']:.2f}) &middot; box "
-            f"{tuple(int(v) for v in self._box)} at threshold {state['threshold']:.2f}{iou}"
-        )
+        self.scores.value = _scores_html(self.current)
 
     def figure(self, figsize: tuple[float, float] = (8.0, 4.0)) -> "matplotlib.figure.Figure":
         """The current state as a matplotlib figure: the image with boxes, and the overlay.
 
         Use it right after displaying the widget, so pages that cannot run widgets show the same.
         """
-        import matplotlib.pyplot as plt
+        return _explorer_figure(self.current, self._rgb_image(), float(self.opacity.value), figsize)
 
-        state = self.current
-        fig, axes = plt.subplots(1, 2, figsize=figsize)
-        axes[0].imshow(self._rgb_image())
-        axes[0].set_title(state["source"])
-        axes[1].imshow(overlay(self._rgb_image(), state["map"], float(self.opacity.value)))
-        axes[1].set_title(f"CAM of '{state['class_name']}' (p = {state['probability']:.2f})")
-        for ax in axes:
-            if state["gt_box"] is not None:
-                draw_box(ax, state["gt_box"], np.array(_GT_COLOUR) / 255, "ground truth", linewidth=2)
-            draw_box(ax, state["box"], np.array(_BOX_COLOUR) / 255,
-                     f"CAM box, threshold {state['threshold']:.2f}", linewidth=2)
-            ax.set_xlabel("x (pixels)")
-            ax.set_ylabel("y (pixels)")
-        axes[1].legend(loc="lower right", fontsize=8)
-        iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
-        fig.suptitle(f"CAM explorer: a static copy of the widget's state{iou}")
-        fig.tight_layout()
-        return fig
+
+def _scores_html(state: dict[str, Any]) -> str:
+    """The line under the picture: source, class, probability, logit, box, threshold, IoU."""
+    iou = f" &middot; IoU with ground truth {state['iou']:.2f}" if state["iou"] is not None else ""
+    return (
+        f"{html.escape(state['source'])}: <b>{html.escape(state['class_name'])}</b> "
+        f"p = {state['probability']:.3f} (logit {state['logit']:.2f}) &middot; box "
+        f"{tuple(int(v) for v in state['box'])} at threshold {state['threshold']:.2f}{iou}"
+    )
+
+
+def _dataset_item(dataset: Any, index: int) -> tuple[torch.Tensor, int, np.ndarray | None]:
+    """``(image, label, box or None)`` of item ``index``: items ``(image, label[, box[, mask]])``."""
+    item = dataset[int(index)]
+    if not isinstance(item, (tuple, list)) or len(item) < 2 or not isinstance(item[0], torch.Tensor):
+        got = f"a {len(item)}-tuple" if isinstance(item, (tuple, list)) else type(item).__name__
+        raise TypeError(
+            f"dataset items must be (image, label), (image, label, box) or (image, label, box, mask) "
+            f"with image a (3, H, W) tensor, got {got}; wrap the dataset so that its items look like that"
+        )
+    box = None
+    if len(item) > 2 and item[2] is not None:
+        box = np.asarray(item[2], dtype=np.float64).reshape(-1)
+        if box.shape != (4,):
+            raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four "
+                             "numbers (x0, y0, x1, y1) in pixels")
+    return item[0], int(item[1]), box
+
+
+def _explorer_figure(state: dict[str, Any], rgb: np.ndarray, opacity: float,
+                     figsize: tuple[float, float]) -> "matplotlib.figure.Figure":
+    """An explorer's state as a figure: the image ``rgb`` with boxes, and the overlay."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=figsize)
+    axes[0].imshow(rgb)
+    axes[0].set_title(state["source"])
+    axes[1].imshow(overlay(rgb, state["map"], opacity))
+    axes[1].set_title(f"CAM of '{state['class_name']}' (p = {state['probability']:.2f})")
+    for ax in axes:
+        if state["gt_box"] is not None:
+            draw_box(ax, state["gt_box"], np.array(_GT_COLOUR) / 255, "ground truth", linewidth=2)
+        draw_box(ax, state["box"], np.array(_BOX_COLOUR) / 255,
+                 f"CAM box, threshold {state['threshold']:.2f}", linewidth=2)
+        ax.set_xlabel("x (pixels)")
+        ax.set_ylabel("y (pixels)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
+    fig.suptitle(f"CAM explorer: a static copy of the widget's state{iou}")
+    fig.tight_layout()
+    return fig
 
 
 def cam_explorer(

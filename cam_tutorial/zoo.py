@@ -56,12 +56,12 @@ from .config import PRESETS, Preset, default_device, get_preset
 from .data import CLASS_NAMES, SyntheticShapes
 from .models import ResNet18B, vgg16_fc, vgg16_gap
 from .train import (
-    _FINGERPRINT_FIELDS,
+    FINGERPRINT_FIELDS,
     CheckpointError,
     History,
     TrainConfig,
-    _atomic_save,
-    _stale_temporaries,
+    atomic_save,
+    stale_temporaries,
     check_format,
     check_writable_folder,
     evaluate,
@@ -274,7 +274,7 @@ def _cache_key(name: str, preset: Preset) -> str:
     recipe = {
         "format": _FORMAT,
         "preset": {k: getattr(preset, k) for k in MODEL_PRESET_FIELDS},
-        "train": {f: getattr(config, f) for f in _FINGERPRINT_FIELDS},
+        "train": {f: getattr(config, f) for f in FINGERPRINT_FIELDS},
         "model": [type(model).__name__] + [[k, list(v.shape)] for k, v in model.state_dict().items()],
         "seeds": [MODEL_SEED, DATA_SEED, TRAIN_SEED],
         "data": data.hexdigest(),
@@ -383,7 +383,7 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
     config = _train_config(name, preset, device, progress)
     # Before training, not after: a read-only cache would otherwise cost the whole run.
     check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
-    for stale in _stale_temporaries(final_path):  # we hold the entry's lock: nobody else writes here
+    for stale in stale_temporaries(final_path):  # we hold the entry's lock: nobody else writes here
         logger.info("removing %s, left by a process killed while saving", stale)
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
@@ -399,7 +399,7 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
         "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
     }
-    _atomic_save(stored, final_path)
+    atomic_save(stored, final_path)
     logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
                 history.val_acc[-1], test_acc)
     return stored

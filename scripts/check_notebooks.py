@@ -10,13 +10,12 @@ scripts/execute_notebooks.py measured and recorded in its metadata. Exits non-ze
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from scripts.book_settings import colab_url
+from scripts.execute_notebooks import time_line
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.book_settings import colab_url  # noqa: E402
-from scripts.execute_notebooks import time_line  # noqa: E402
 
 
 def problems_of(path: Path, toc: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Create a notebook skeleton with the book's standard opening and closing cells.
 
-Usage: python scripts/new_notebook.py 05_computing_cams "Computing CAMs" "what you learn 1" "..."
+Usage (from the repository root): python -m scripts.new_notebook 05_computing_cams "Computing CAMs" "what you learn 1" "..."
 
 Every notebook opens with an "Open in Colab" badge, what the reader will learn, one set-up
 cell that installs the package on Colab and one preset cell; it ends with a summary and
@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from scripts.book_settings import REPOSITORY_URL, colab_url
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.book_settings import REPOSITORY_URL, colab_url  # noqa: E402
 
 SETUP = f'''# Set-up: on Colab, install the book's package (a few seconds); elsewhere use your environment.
 import importlib.util

@@ -30,7 +30,7 @@ report() {
 trap report EXIT
 
 stage "set-up" bash scripts/setup.sh
-stage "notebook conventions" "$py" scripts/check_notebooks.py
+stage "notebook conventions" "$py" -m scripts.check_notebooks
 stage "package tests" "$py" -m pytest -q -p no:cacheprovider -n 2 tests
 stage "notebooks (nbval, ci preset)" "$py" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
   -n 2 --dist loadfile notebooks

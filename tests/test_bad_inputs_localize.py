@@ -163,9 +163,9 @@ ERROR_CASES: list[tuple[str, Callable[[], Any], type, tuple[str, ...]]] = [
      ValueError, ("iou_threshold must lie in (0, 1]", "divide percentages by 100")),
     ("cam_area_fraction threshold 20", lambda: loc.cam_area_fraction(GOOD_MAP, GOOD_MASK, 20),
      ValueError, ("threshold must lie in [0, 1]", "divide percentages by 100")),
-    ("centre_box area 50", lambda: loc.centre_box(10, 10, 50), ValueError,
+    ("center_box area 50", lambda: loc.center_box(10, 10, 50), ValueError,
      ("area_fraction must lie in (0, 1]", "divide percentages by 100")),
-    ("centre_baseline_boxes area 0", lambda: loc.centre_baseline_boxes(2, 10, 10, 0.0),
+    ("center_baseline_boxes area 0", lambda: loc.center_baseline_boxes(2, 10, 10, 0.0),
      ValueError, ("area_fraction must lie in (0, 1]", "fractions")),
     ("released levels as fractions",
      lambda: loc.box_from_cam_released_code(GOOD_MAP, levels=(0.08, 0.39, 0.43)), ValueError,
@@ -178,9 +178,9 @@ ERROR_CASES: list[tuple[str, Callable[[], Any], type, tuple[str, ...]]] = [
     ("pointing_game tolerance inf",
      lambda: loc.pointing_game(batch(GOOD_MAP, 1), [GOOD_BOX], tolerance=np.inf), ValueError,
      ("tolerance must be a distance >= 0", "finite")),
-    ("centre_gaussian_maps sigma inf", lambda: loc.centre_gaussian_maps(1, 4, 4, np.inf),
+    ("center_gaussian_maps sigma inf", lambda: loc.center_gaussian_maps(1, 4, 4, np.inf),
      ValueError, ("sigma must be > 0 and finite", "e.g. 0.25")),
-    ("centre_gaussian_maps sigma 0", lambda: loc.centre_gaussian_maps(1, 4, 4, 0.0),
+    ("center_gaussian_maps sigma 0", lambda: loc.center_gaussian_maps(1, 4, 4, 0.0),
      ValueError, ("sigma must be > 0 and finite", "e.g. 0.25")),
     # ---- size mismatches and bad counts
     ("pointing_game mask size", lambda: loc.pointing_game(
@@ -246,13 +246,13 @@ ERROR_CASES: list[tuple[str, Callable[[], Any], type, tuple[str, ...]]] = [
      ("size must be (height, width)", "size=(H, W)")),
     ("max_box_acc workers 0", lambda: loc.max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], workers=0),
      ValueError, ("workers must be >= 1", "None for the calling thread")),
-    ("centre_box height 0", lambda: loc.centre_box(0, 10), ValueError,
+    ("center_box height 0", lambda: loc.center_box(0, 10), ValueError,
      ("height must be a whole number >= 1", "got 0")),
-    ("centre_box width NaN", lambda: loc.centre_box(10, float("nan")), ValueError,
+    ("center_box width NaN", lambda: loc.center_box(10, float("nan")), ValueError,
      ("width must be a whole number >= 1", "nan")),
-    ("centre_baseline_boxes n 0", lambda: loc.centre_baseline_boxes(0, 10, 10), ValueError,
+    ("center_baseline_boxes n 0", lambda: loc.center_baseline_boxes(0, 10, 10), ValueError,
      ("n (the number of images) must be a whole number >= 1", "got 0")),
-    ("centre_gaussian_maps n 2.5", lambda: loc.centre_gaussian_maps(2.5, 4, 4), ValueError,
+    ("center_gaussian_maps n 2.5", lambda: loc.center_gaussian_maps(2.5, 4, 4), ValueError,
      ("n (the number of images) must be a whole number >= 1", "2.5")),
     # ---- wrong types
     ("box_from_cam strings", lambda: loc.box_from_cam(np.array([["a", "b"], ["c", "d"]])),
@@ -346,9 +346,9 @@ VALUE_CASES: list[tuple[str, Callable[[], Any], Any]] = [
         [GOOD_MAP, GOOD_MAP[::-1]], [GOOD_MASK, GOOD_MASK]).tolist(), [1.0, 0.0]),
     ("object_size_coverage one map tensor", lambda: loc.object_size_coverage(
         torch.from_numpy(GOOD_MAP), torch.from_numpy(GOOD_MASK)).tolist(), [1.0]),
-    ("centre_box numpy ints", lambda: loc.centre_box(np.int64(10), np.int32(20), 0.25).tolist(),
+    ("center_box numpy ints", lambda: loc.center_box(np.int64(10), np.int32(20), 0.25).tolist(),
      [5.0, 2.5, 15.0, 7.5]),
-    ("centre_gaussian_maps shape", lambda: loc.centre_gaussian_maps(2.0, 3, 5).shape, (2, 3, 5)),
+    ("center_gaussian_maps shape", lambda: loc.center_gaussian_maps(2.0, 3, 5).shape, (2, 3, 5)),
 ]
 
 

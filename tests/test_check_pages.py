@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -12,8 +11,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts import check_pages  # noqa: E402
+from scripts import check_pages
 
 pytestmark = pytest.mark.skipif(
     check_pages.find_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)"

@@ -18,10 +18,10 @@ from cam_tutorial.cam import DatasetMaps, cams_for_dataset, normalize_maps  # no
 from cam_tutorial.compare import (  # noqa: E402
     CAM_GAP,
     CAM_GMP,
-    CENTRE,
+    CENTER,
     ROW_HEADERS,
     SALIENCY,
-    centre_baseline,
+    center_baseline,
     compare_methods,
     comparison_rows,
     localization_report,
@@ -118,7 +118,7 @@ def test_saliency_for_dataset_is_normalised_gradient_saliency_of_the_true_class(
 
 def test_centre_baseline_keeps_scores_and_truth_and_peaks_in_the_middle():
     found = _found()
-    centre = centre_baseline(found)
+    centre = center_baseline(found)
     assert torch.equal(centre.logits, found.logits) and torch.equal(centre.boxes, found.boxes)
     peak = np.unravel_index(int(centre.maps[0].argmax()), (SIZE, SIZE))
     assert peak in {(15, 15), (15, 16), (16, 15), (16, 16)}
@@ -129,12 +129,12 @@ def test_method_maps_and_table_rows_for_every_method():
     gap, gmp, data = _tiny("avg"), _tiny("max", seed=1), _dataset()
     timings: dict[str, float] = {}
     maps = method_maps(gap, data, gmp, batch_size=4, progress=False, timings=timings)
-    assert list(maps) == [CAM_GAP, CAM_GMP, SALIENCY, CENTRE] and list(timings) == list(maps)
+    assert list(maps) == [CAM_GAP, CAM_GMP, SALIENCY, CENTER] and list(timings) == list(maps)
     assert all(t >= 0 for t in timings.values())
     direct = cams_for_dataset(gmp, data, batch_size=5, progress=False)
     assert torch.allclose(maps[CAM_GMP].maps, direct.maps, atol=1e-5)
-    assert torch.equal(maps[CENTRE].predictions, maps[CAM_GAP].predictions)
-    assert list(method_maps(gap, data, batch_size=4, progress=False)) == [CAM_GAP, SALIENCY, CENTRE]
+    assert torch.equal(maps[CENTER].predictions, maps[CAM_GAP].predictions)
+    assert list(method_maps(gap, data, batch_size=4, progress=False)) == [CAM_GAP, SALIENCY, CENTER]
     reports = compare_methods(maps)
     rows = comparison_rows(reports)
     assert [r["method"] for r in rows] == list(maps)
@@ -222,3 +222,18 @@ def test_a_box_along_the_image_edge_is_drawn_above_the_frame():
     box = ax.patches[0]
     assert not box.get_clip_on() and box.get_zorder() > max(s.get_zorder() for s in ax.spines.values())
     plt.close("all")
+
+
+def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
+    from cam_tutorial.compare import twin_measures
+    from cam_tutorial.config import get_preset
+    from cam_tutorial.localize import object_size_coverage
+
+    maps = {"GAP": _found(), "GMP": _found(shift=3)}
+    reports = {pool: localization_report(found, pool) for pool, found in maps.items()}
+    rows = twin_measures(get_preset("ci"), maps=maps)
+    assert sorted(rows) == ["GAP", "GMP"]
+    for (pool, found), expected in zip(maps.items(), comparison_rows(reports)):
+        matched = float(np.nanmean(object_size_coverage(found.maps, found.masks)))
+        assert rows[pool] == {**expected, "matched": matched}
+    assert twin_measures(get_preset("ci"), maps=maps, reports=reports) == rows

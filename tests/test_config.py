@@ -66,3 +66,33 @@ def test_preset_sizes_must_be_positive_integers():
     with pytest.raises(ValueError, match="preset lr must be a finite positive number"):
         PRESETS["ci"].replace(lr=float("inf"))
     assert PRESETS["ci"].replace(name="ci_small-2").name == "ci_small-2"
+
+
+CHAPTER_FIELDS = ("throughput_steps", "sanity_images", "curve_images", "curve_steps", "download_weights",
+                  "finetune_epochs")
+
+
+def test_chapter_sizes_are_preset_fields_with_the_values_the_notebooks_used():
+    from cam_tutorial.config import PRESETS
+
+    values = {name: tuple(getattr(p, f) for f in CHAPTER_FIELDS) for name, p in PRESETS.items()}
+    assert values == {"ci": (2, 8, 12, 12, False, 0), "cpu": (4, 16, 48, 32, True, 0),
+                      "gpu": (20, 16, 48, 32, True, 3)}
+
+
+def test_chapter_sizes_stay_outside_the_zoo_cache_key():
+    from cam_tutorial.zoo import MODEL_PRESET_FIELDS
+
+    assert not set(CHAPTER_FIELDS) & set(MODEL_PRESET_FIELDS)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("curve_steps", 0, "curve_steps must be a positive integer"),
+    ("finetune_epochs", -1, "finetune_epochs must be a non-negative integer"),
+    ("download_weights", "yes", "download_weights must be True or False"),
+])
+def test_bad_chapter_sizes_are_refused(field, value, message):
+    from cam_tutorial.config import PRESETS
+
+    with pytest.raises(ValueError, match=message):
+        PRESETS["ci"].replace(**{field: value})

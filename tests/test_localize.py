@@ -17,9 +17,9 @@ from cam_tutorial.localize import (
     boxes_from_cams,
     cam_area_fraction,
     object_size_coverage,
-    centre_baseline_boxes,
-    centre_box,
-    centre_gaussian_maps,
+    center_baseline_boxes,
+    center_box,
+    center_gaussian_maps,
     localization_accuracy,
     max_box_acc,
     max_box_acc_reference,
@@ -402,7 +402,7 @@ def test_constant_map_under_the_paper_rule_scores_as_the_whole_image_centre_box(
                                           boxes_from_cams(np.full((n, height, width), 0.4)), gt,
                                           0.3)
     from_centre = localization_accuracy(labels, labels,
-                                        centre_baseline_boxes(n, height, width, 1.0), gt, 0.3)
+                                        center_baseline_boxes(n, height, width, 1.0), gt, 0.3)
     np.testing.assert_array_equal(from_constant.ious, from_centre.ious)
     np.testing.assert_allclose(from_constant.ious, (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
                                / (height * width))  # IoU with the whole image: area fraction
@@ -539,15 +539,15 @@ def test_centre_gaussian_finds_any_centred_box():
     # some threshold fits every centred box of that shape closely.
     n, height, width = 6, 48, 64
     fractions = np.linspace(0.1, 0.8, n)
-    gt = np.stack([centre_box(height, width, f) for f in fractions])
-    result = max_box_acc(centre_gaussian_maps(n, height, width), gt)
+    gt = np.stack([center_box(height, width, f) for f in fractions])
+    result = max_box_acc(center_gaussian_maps(n, height, width), gt)
     assert (result.best_iou.max(axis=1) >= 0.9).all()
     # But one threshold serves the whole dataset: boxes of different sizes need different
     # thresholds, so not every image is right at the strictest delta.
     assert result.max_box_acc[0] == 1.0 and result.max_box_acc[2] < 1.0
     # ... and no threshold makes it find an off-centre box.
     corner = np.tile([[0, 0, 16, 12]], (n, 1))
-    assert max_box_acc(centre_gaussian_maps(n, height, width), corner).mean == 0.0
+    assert max_box_acc(center_gaussian_maps(n, height, width), corner).mean == 0.0
 
 
 @pytest.mark.parametrize("multi_contour", [True, False])
@@ -696,22 +696,22 @@ def test_pointing_game_empty_mask_is_a_miss_and_errors_are_clear():
 # ------------------------------------------------------------------------------- baselines
 
 def test_centre_box_covers_the_asked_fraction():
-    box = centre_box(90, 160, 0.3)
+    box = center_box(90, 160, 0.3)
     assert (box[2] - box[0]) * (box[3] - box[1]) == pytest.approx(0.3 * 90 * 160)
     assert (box[0] + box[2]) / 2 == 80 and (box[1] + box[3]) / 2 == 45
-    assert centre_box(100, 200, 1.0).tolist() == [0, 0, 200, 100]
-    assert centre_baseline_boxes(3, 100, 200, 0.25).tolist() == [[50, 25, 150, 75]] * 3
+    assert center_box(100, 200, 1.0).tolist() == [0, 0, 200, 100]
+    assert center_baseline_boxes(3, 100, 200, 0.25).tolist() == [[50, 25, 150, 75]] * 3
     with pytest.raises(ValueError, match=r"area_fraction must lie in \(0, 1\]"):
-        centre_box(10, 10, 0)
+        center_box(10, 10, 0)
 
 
 def test_centre_gaussian_maps_peak_in_the_middle_and_are_symmetric():
-    maps = centre_gaussian_maps(2, 31, 40)
+    maps = center_gaussian_maps(2, 31, 40)
     assert maps.shape == (2, 31, 40)
     assert np.unravel_index(np.argmax(maps[0]), maps[0].shape) == (15, 19)
     np.testing.assert_allclose(maps[0], maps[0][::-1, ::-1])
     with pytest.raises(ValueError, match="sigma must be > 0"):
-        centre_gaussian_maps(1, 4, 4, sigma=0)
+        center_gaussian_maps(1, 4, 4, sigma=0)
 
 
 # ---------------------------------------------------------------------------- area fraction
@@ -907,3 +907,15 @@ def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
 def test_max_box_acc_protocol_is_checked():
     with pytest.raises(ValueError, match="protocol must be one of.*'wsolevaluation'"):
         max_box_acc(np.ones((1, 8, 8)), [[0, 0, 4, 4]], protocol="wsol")
+
+
+def test_paired_box_iou_is_the_diagonal_of_box_iou():
+    from cam_tutorial.localize import paired_box_iou
+
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 50, size=(20, 4))
+    boxes = np.concatenate([corners[:, :2], corners[:, :2] + corners[:, 2:]], axis=1)
+    others = boxes[::-1] + 3.0
+    assert np.array_equal(paired_box_iou(boxes, others), np.diag(box_iou(boxes, others)))
+    with pytest.raises(ValueError, match="pairs boxes by index: got 20 and 3"):
+        paired_box_iou(boxes, others[:3])

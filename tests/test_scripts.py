@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import doctest
-import sys
 from pathlib import Path
 
 import nbformat
@@ -11,11 +10,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts import execute_notebooks  # noqa: E402
-from scripts.book_settings import colab_url  # noqa: E402
-from scripts.check_notebooks import problems_of  # noqa: E402
-from scripts.execute_notebooks import set_time_line, time_line  # noqa: E402
+from scripts import execute_notebooks
+from scripts.book_settings import colab_url
+from scripts.check_notebooks import problems_of
+from scripts.execute_notebooks import set_time_line, time_line
 
 
 def test_doctests_pass():

@@ -1,0 +1,268 @@
+"""Finding and verifying a CAM-readable head: global pooling of ``f`` straight into one Linear.
+
+CAM reads a class score as a weighted sum of pooled maps, ``S_c = sum_k w_k^c pool(f_k) + b_c``.
+This module answers the two questions that come before any map, with no hooks of its own:
+
+* *which Linear is the classifier, and can it be a CAM head?* (:func:`find_classifier`): a Linear
+  in an ``nn.Sequential`` with an activation, a norm or another weighted layer (an MLP head, a
+  squeeze-excitation block) cannot be; the structure alone says so.
+* *do these features and logits obey the identity?* (:func:`verify_head`,
+  :func:`choose_feature_layer`): ``logits == pool(act(f)) @ W.T + b`` within float tolerance,
+  for average or max pooling, with or without a functional ReLU.
+
+:class:`cam_tutorial.cam.CAMExtractor` owns the hooks that capture ``f`` and calls these.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> fc, candidates = find_classifier(model)
+    >>> f = model[0](torch.rand(1, 3, 8, 8))
+    >>> match_head(f, fc(f.mean(dim=(2, 3))), fc)
+    ('avg', 'none')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cam_tutorial.checks import module_name, resolve_submodule
+
+__all__ = [
+    "CAM_ADVICE",
+    "CAMNotApplicableError",
+    "choose_feature_layer",
+    "default_feature_layer",
+    "find_classifier",
+    "head_problem",
+    "match_head",
+    "verify_head",
+]
+
+logger = logging.getLogger(__name__)
+
+CAM_ADVICE = (
+    "CAM needs the last convolutional maps to go through global average (or max) pooling "
+    "straight into one linear layer, so that every class score is a weighted sum of pooled maps. "
+    "Use a model with that head (e.g. the book's vgg16_gap or ResNet18B, torchvision's resnet, "
+    "densenet or efficientnet) or a gradient method such as Grad-CAM; if the model does have that head "
+    "and the wrong layers were picked, name them: CAMExtractor(model, target_layer=..., fc_layer=...)"
+)
+
+_ACTIVATIONS = tuple(
+    cls for cls in vars(nn.modules.activation).values()
+    if isinstance(cls, type) and issubclass(cls, nn.Module) and cls is not nn.Module
+)
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
+
+
+class CAMNotApplicableError(ValueError):
+    """The model's head is not global pooling followed by one linear layer, so CAM does not apply."""
+
+
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast disabled on ``device`` (so a check runs in float32), where torch allows it.
+
+    Example:
+        >>> import torch
+        >>> with autocast_off(torch.device("cpu")):
+        ...     pass
+    """
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):  # a device type this torch cannot autocast: nothing to turn off
+        return contextlib.nullcontext()
+
+
+def head_problem(model: nn.Module, fc: nn.Module) -> str | None:
+    """Why ``fc`` cannot be a CAM head, from the model's structure alone; ``None`` if it can.
+
+    Example:
+        >>> from torch import nn
+        >>> mlp = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)))
+        >>> head_problem(mlp, mlp[1][2]).startswith("CAM does not apply")
+        True
+    """
+    for name, parent in model.named_modules():
+        if isinstance(parent, nn.Sequential) and parent is not model and any(
+            child is fc for child in parent.children()
+        ):
+            children = list(parent.children())
+            if any(isinstance(c, _WEIGHTED + _ACTIVATIONS + _NORMS) for c in children if c is not fc):
+                layout = " -> ".join(type(c).__name__ for c in children)
+                return (f"CAM does not apply to this model: the head {name!r} is {layout}, "
+                        "not global pooling followed by one linear layer. "
+                        f"{CAM_ADVICE}.")
+    return None
+
+
+def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None
+                    ) -> tuple[nn.Linear, list[nn.Linear]]:
+    """The classifier Linear, and the candidates a forward pass must choose between (or ``[]``).
+
+    ``fc_layer`` if given; else ``model.classifier`` if it is a Linear (the book's models); else
+    the shallowest (then the last registered) Linear that can be a head. When several can, all
+    are returned as candidates: the one whose output *is* the logits wins on the first call.
+
+    Raises:
+        CAMNotApplicableError: no Linear, or none that can be a CAM head.
+        TypeError: ``fc_layer`` is not a Linear.
+
+    Example:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> fc, candidates = find_classifier(model)
+        >>> fc is model[3], candidates
+        (True, [])
+    """
+    candidates: list[nn.Linear] = []
+    if fc_layer is not None:
+        fc = resolve_submodule(model, fc_layer, "fc_layer")
+    elif isinstance(getattr(model, "classifier", None), nn.Linear):
+        fc = model.classifier
+    else:
+        linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise CAMNotApplicableError(
+                f"CAM does not apply to this model: it has no nn.Linear classifier. {CAM_ADVICE}."
+            )
+        # A Linear in a block with an activation, a norm or another weighted layer (the two
+        # Linears of a squeeze-excitation block, an MLP) cannot be a CAM head. Of the rest the
+        # shallowest, then the last registered, is the likeliest classifier (resnet's fc,
+        # googlenet's fc over its aux heads); with several, the first call checks the logits.
+        heads = [(name, m) for name, m in linears if head_problem(model, m) is None]
+        if not heads:
+            fc = linears[-1][1]  # the structure check below says why it cannot be the head
+        else:
+            fc = min(reversed(heads), key=lambda item: item[0].count("."))[1]
+            if len(heads) > 1:
+                candidates = [m for _, m in heads]
+    if not isinstance(fc, nn.Linear):
+        raise TypeError(f"fc_layer must be an nn.Linear, got {type(fc).__name__}")
+    problem = head_problem(model, fc)
+    if problem is not None:
+        raise CAMNotApplicableError(problem)
+    return fc, candidates
+
+
+def default_feature_layer(model: nn.Module) -> nn.Module | None:
+    """``model.features`` for the book's models (``.features``, ``.pool``, ``.classifier``), else ``None``.
+
+    Example:
+        >>> from torch import nn
+        >>> default_feature_layer(nn.Linear(2, 2)) is None
+        True
+    """
+    if all(hasattr(model, a) for a in ("features", "pool", "classifier")) and isinstance(
+            model.features, nn.Module):
+        return model.features
+    return None
+
+
+def match_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear) -> tuple[str, str] | None:
+    """Which ``(pooling, activation)`` makes ``pool(act(f)) @ W.T + b`` equal the logits, if any.
+
+    ``pooling`` is ``"avg"`` or ``"max"``, ``activation`` ``"none"`` or ``"relu"``; the tolerance
+    is relative to the largest logit (looser in float16/bfloat16).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> fc = nn.Linear(4, 2)
+        >>> f = torch.rand(1, 4, 3, 3)
+        >>> match_head(f, fc(f.amax(dim=(2, 3))), fc)
+        ('max', 'none')
+    """
+    weight = fc.weight.detach().float()
+    bias = fc.bias.detach().float() if fc.bias is not None else 0.0
+    target = logits.detach().float()
+    low_precision = logits.dtype in (torch.float16, torch.bfloat16) or features.dtype in (
+        torch.float16, torch.bfloat16)
+    rtol = 2e-2 if low_precision else 1e-3
+    tol = 1e-6 + rtol * float(target.abs().max())
+    with autocast_off(features.device):
+        f = features.detach().float()
+        for activation in ("none", "relu"):
+            g = f if activation == "none" else F.relu(f)
+            for pooling, pooled in (("avg", g.mean(dim=(2, 3))), ("max", g.amax(dim=(2, 3)))):
+                err = float((pooled @ weight.T + bias - target).abs().max())
+                if err <= tol:
+                    return pooling, activation
+    return None
+
+
+def verify_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear, target_name: str,
+                fc_name: str) -> tuple[str, str]:
+    """``(pooling, activation)`` of a verified head, or :class:`CAMNotApplicableError` saying why.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> fc = nn.Linear(4, 2)
+        >>> f = torch.rand(1, 4, 3, 3)
+        >>> verify_head(f, fc(f.mean(dim=(2, 3))), fc, "features", "classifier")
+        ('avg', 'none')
+    """
+    channels = fc.weight.shape[1]
+    if features.ndim != 4 or features.shape[1] != channels:
+        raise CAMNotApplicableError(
+            f"CAM does not apply with this target layer: {target_name!r} outputs shape "
+            f"{tuple(features.shape)}, but the classifier "
+            f"{fc_name!r} takes {channels} channels: f must be (B, {channels}, h, w). "
+            f"{CAM_ADVICE}."
+        )
+    match = match_head(features, logits, fc)
+    if match is None:
+        raise CAMNotApplicableError(
+            f"CAM does not apply to this model: the logits are not global pooling of {target_name!r} "
+            f"followed by {fc_name!r} "
+            f"(checked logits == pool(f) @ W.T + b with average and max pooling), so the head is not global "
+            f"pooling followed by one linear layer. {CAM_ADVICE}."
+        )
+    return match
+
+
+def choose_feature_layer(probe: list[tuple[str, torch.Tensor]], logits: torch.Tensor, fc: nn.Linear,
+                         fc_name: str) -> tuple[str, torch.Tensor, tuple[str, str]]:
+    """Of the 4-D outputs recorded in one pass, the last whose pooling reproduces the logits.
+
+    Returns ``(layer name, its output, (pooling, activation))``.
+
+    Raises:
+        CAMNotApplicableError: no output with ``K`` channels, or none that verifies.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> fc = nn.Linear(4, 2)
+        >>> f = torch.rand(1, 4, 3, 3)
+        >>> choose_feature_layer([("conv", f)], fc(f.mean(dim=(2, 3))), fc, "fc")[0]
+        'conv'
+    """
+    channels = fc.weight.shape[1]
+    # Before the classifier was settled the probe kept maps of several widths: keep K's.
+    candidates = [(n, out) for n, out in probe if out.shape[1] == channels]
+    seen: set[int] = set()
+    for name, output in reversed(candidates):
+        if id(output) in seen:
+            continue
+        seen.add(id(output))
+        match = match_head(output, logits, fc)
+        if match is not None:
+            return name, output, match
+    names = ", ".join(dict.fromkeys(n for n, _ in candidates)) or "none"
+    if not candidates:
+        why = (f"no layer outputs a 4-D map with {channels} channels (the classifier's inputs) and "
+               "more than one position; if the input is small the maps may be 1x1: use larger images")
+    else:
+        why = (f"no layer's output, globally pooled, reproduces the logits through {fc_name!r} "
+               f"(candidates with {channels} channels: {names}); the head is not global pooling "
+               "followed by one linear layer")
+    raise CAMNotApplicableError(f"CAM does not apply to this model: {why}. {CAM_ADVICE}.")
+

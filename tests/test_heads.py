@@ -1,0 +1,87 @@
+"""Head discovery and verification (cam_tutorial.heads), without hooks or an extractor."""
+
+import pytest
+import torch
+from torch import nn
+
+from cam_tutorial.heads import (
+    CAMNotApplicableError,
+    choose_feature_layer,
+    default_feature_layer,
+    find_classifier,
+    head_problem,
+    match_head,
+    verify_head,
+)
+from cam_tutorial.models import ResNet18B
+
+
+def _gap_net(out=3):
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, out))
+
+
+def test_the_classifier_of_a_plain_gap_net_is_its_linear():
+    model = _gap_net()
+    fc, candidates = find_classifier(model)
+    assert fc is model[3] and candidates == []
+
+
+def test_an_mlp_head_is_refused_from_its_structure():
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)))
+    assert "Linear -> ReLU -> Linear" in head_problem(model, model[3][2])
+    with pytest.raises(CAMNotApplicableError, match="not global pooling followed by one linear layer"):
+        find_classifier(model)
+
+
+def test_the_book_models_name_their_feature_layer():
+    model = ResNet18B(num_classes=3, width=4)
+    assert default_feature_layer(model) is model.features
+    assert default_feature_layer(_gap_net()) is None
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_match_finds_the_pooling_that_reproduces_the_logits(pooling):
+    fc = nn.Linear(4, 3)
+    f = torch.rand(2, 4, 5, 5)
+    pooled = f.mean(dim=(2, 3)) if pooling == "avg" else f.amax(dim=(2, 3))
+    assert match_head(f, fc(pooled), fc) == (pooling, "none")
+    assert match_head(f, fc(pooled) + 1.0, fc) is None
+
+
+def test_verify_names_the_layers_when_the_identity_fails():
+    fc = nn.Linear(4, 3)
+    f = torch.rand(2, 4, 5, 5)
+    with pytest.raises(CAMNotApplicableError, match="'trunk' followed by 'head'"):
+        verify_head(f, torch.zeros(2, 3) + 5.0, fc, "trunk", "head")
+    with pytest.raises(CAMNotApplicableError, match="takes 4 channels"):
+        verify_head(torch.rand(2, 6, 5, 5), torch.zeros(2, 3), fc, "trunk", "head")
+
+
+def test_choose_takes_the_last_output_that_verifies():
+    fc = nn.Linear(4, 3)
+    early, late = torch.rand(1, 4, 6, 6), torch.rand(1, 4, 3, 3)
+    logits = fc(late.mean(dim=(2, 3)))
+    name, output, match = choose_feature_layer([("early", early), ("late", late)], logits, fc, "fc")
+    assert (name, match) == ("late", ("avg", "none")) and output is late
+    with pytest.raises(CAMNotApplicableError, match="no layer outputs a 4-D map with 4 channels"):
+        choose_feature_layer([], logits, fc, "fc")
+
+
+def test_an_extractor_given_an_example_is_settled_at_construction():
+    from cam_tutorial.cam import CAMExtractor
+
+    model = _gap_net().eval()
+    with CAMExtractor(model) as lazy:
+        assert lazy.target_name is None and lazy.pooling is None
+    with CAMExtractor(model, example=torch.rand(1, 3, 8, 8)) as eager:
+        assert (eager.target_name, eager.fc_name, eager.pooling) == ("0", "3", "avg")
+
+
+def test_the_examples_in_heads_run():
+    import doctest
+
+    import cam_tutorial.heads as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
