@@ -72,6 +72,11 @@ def _shape(shape: Sequence[int]) -> str:
     return "\u00d7".join(str(int(s)) for s in shape)
 
 
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's weights are: a model built under ``torch.device("meta")`` gives shapes for free."""
+    return next(model.parameters()).device
+
+
 def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int, ...]]]:
     """Output shape (without the batch) of each stage of a ResNet18B, measured by a forward pass.
 
@@ -101,7 +106,7 @@ def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int
     try:
         model.eval()
         with torch.no_grad():
-            model.features(torch.zeros(1, 3, image_size, image_size))
+            model.features(torch.zeros(1, 3, image_size, image_size, device=_device(model)))
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -123,7 +128,7 @@ def vgg_head_shapes(model: nn.Module, image_size: int) -> dict[str, object]:
         was_training = model.training
         model.eval()
         try:
-            features = model.features(torch.zeros(1, 3, image_size, image_size))
+            features = model.features(torch.zeros(1, 3, image_size, image_size, device=_device(model)))
         finally:
             model.train(was_training)
     linear = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
