@@ -236,15 +236,20 @@ def install_png_formatter(shell: Any = None) -> bool:
         shell = get_ipython()
     if shell is None:
         return False
-    import matplotlib.pyplot  # noqa: F401  (the inline backend sets its formatter on import)
+    import matplotlib.pyplot as plt
 
+    # pyplot loads its backend on the first figure, and the inline backend sets its formatter then:
+    # load it now, so that a first figure shown by plt.show() inside a cell goes through ours.
+    plt.switch_backend(matplotlib.rcParams["backend"])
     _set_formatter(shell)
-    callbacks = shell.events.callbacks["post_execute"]
-    if not any(getattr(cb, "__name__", "") == "_cam_tutorial_png_formatter" for cb in callbacks):
-        def _cam_tutorial_png_formatter() -> None:
-            _set_formatter(shell)
 
-        callbacks.insert(0, _cam_tutorial_png_formatter)  # before the inline backend shows figures
+    def _cam_tutorial_png_formatter() -> None:
+        _set_formatter(shell)
+
+    for event in ("pre_execute", "post_execute"):
+        callbacks = shell.events.callbacks[event]
+        if not any(getattr(cb, "__name__", "") == _cam_tutorial_png_formatter.__name__ for cb in callbacks):
+            callbacks.insert(0, _cam_tutorial_png_formatter)  # before the inline backend shows figures
     return True
 
 

@@ -95,3 +95,42 @@ def test_the_formatter_is_installed_in_an_ipython_shell_and_kept():
     assert fm.install_png_formatter(shell)  # twice: one callback
     names = [getattr(cb, "__name__", "") for cb in shell.events.callbacks["post_execute"]]
     assert names.count("_cam_tutorial_png_formatter") == 1
+
+
+def test_the_execute_scripts_kernel_stores_measurements_in_every_figure():
+    """The first figure too: pyplot loads the inline backend late, which resets the formatter."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from scripts.execute_notebooks import KERNEL_SETUP
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\n"
+                                  "ax.set_title('t', fontsize=7)\nplt.show()"),
+        nbformat.v4.new_code_cell("fig, ax = plt.subplots(figsize=(3, 2))\nax.plot([0, 1])"),
+    ])
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, kernel_name="python3", timeout=120,
+                       extra_arguments=[f"--IPKernelApp.exec_lines={KERNEL_SETUP}"]).execute()
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    pngs = [base64.b64decode(o["data"]["image/png"]) for c in nb.cells for o in c.outputs
+            if "image/png" in o.get("data", {})]
+    assert len(pngs) == 2
+    first, second = (fm.read_png_metrics(p) for p in pngs)
+    assert first["min_text_px"] == pytest.approx(7 * 100 / 72, abs=0.01)
+    assert second["min_text_px"] == pytest.approx(10 * 100 / 72, abs=0.01)  # tick labels
