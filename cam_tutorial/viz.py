@@ -21,12 +21,14 @@ __all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusio
            "show_map_rows", "show_jpeg", "flattest_stretch", "show_quantization_profile",
            "plot_deletion_insertion", "plot_box_acc", "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
 
-#: Widest figure, in inches, of the grids here. The book's text column is about 740 px wide and
-#: notebooks draw at 72 px per inch, so a wider figure is shrunk and its labels with it: at this
-#: width a label of ``LABEL_SIZE`` points stays about as large as the text around it.
-MAX_FIGURE_WIDTH = 10.0
-#: Font size, in points, of the panel titles, row names and legends of the grids.
+#: Widest figure, in inches, of the grids here. The book's text column is about 690 px wide at a
+#: 1280 px window and notebooks draw at 100 px per inch, so a wider figure is shrunk and its labels
+#: with it; at this width it is shown at its own size (``scripts/check_pages.py`` measures it).
+MAX_FIGURE_WIDTH = 6.9
+#: Font size, in points, of the panel titles, row names and legends of the grids (12.5 px).
 LABEL_SIZE = 9
+#: Smallest side, in inches, of a grid's image: a wider grid wraps onto more rows instead.
+MIN_PANEL_SIZE = 1.55
 
 
 def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -136,7 +138,8 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         boxes: ground-truth ``(x0, y0, x1, y1)`` per image, in pixels.
         pred_boxes: predicted boxes per image.
         class_names: names for ``labels``.
-        ncols: images per row.
+        ncols: images per row, at most as many as fit at :data:`MIN_PANEL_SIZE` inches each
+            (four): more images wrap onto more rows.
         title: the figure's title.
         size: inches per image, at most; smaller when ``ncols`` images would make the figure wider
             than :data:`MAX_FIGURE_WIDTH`.
@@ -154,7 +157,7 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         raise ValueError(f"{len(labels)} labels for {n} images: give one label per image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
-    ncols = max(1, min(ncols, n))
+    ncols = max(1, min(ncols, n, _max_columns()))
     nrows = -(-n // ncols)
     legend = pred_boxes is not None and boxes is not None
     fig, axes = _grid(nrows, ncols, size, bool(title), legend)
@@ -172,6 +175,11 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         if pred_boxes is not None:
             draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
     return _finish_grid(fig, title, legend)
+
+
+def _max_columns(margin: float = 0.0) -> int:
+    """How many panels of at least MIN_PANEL_SIZE fit in MAX_FIGURE_WIDTH (less ``margin``)."""
+    return max(1, int((MAX_FIGURE_WIDTH - margin) // MIN_PANEL_SIZE))
 
 
 def _grid(nrows: int, ncols: int, size: float, titled: bool, legend: bool,
@@ -321,13 +329,13 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[1].set_ylim(0, 1.02)
-    axes[1].legend(fontsize=LABEL_SIZE, loc="lower right")
+    axes[1].legend(fontsize=10, loc="lower right")
     if lr:
         axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the epoch's last step")
         axes[2].set_xlabel("epoch")
         axes[2].set_ylabel("learning rate")
         axes[2].set_title("one-cycle learning rate")
-        axes[2].legend(fontsize=LABEL_SIZE)
+        axes[2].legend(fontsize=10)
         axes[2].grid(alpha=0.3)
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -366,10 +374,10 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
         for j in range(c):
             if counts[i, j]:
                 dark = shown[i, j] > 0.6 * (shown.max() or 1)
-                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7,
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")
-    ax.set_xticks(range(c), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(c), names, fontsize=8)
+    ax.set_xticks(range(c), names, rotation=60, ha="right", fontsize=9)
+    ax.set_yticks(range(c), names, fontsize=9)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     accuracy = np.trace(counts) / max(counts.sum(), 1)
@@ -380,9 +388,12 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
 
 def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxes: Any = None,
                   pred_boxes: Mapping[str, Any] | None = None, titles: Mapping[str, Sequence[str]] | None = None,
-                  size: float = 1.6, title: str | None = None, alpha: float = 0.5,
+                  size: float = 1.6, title: str | None = None, alpha: float = 0.4,
                   colormap: str = "jet") -> plt.Figure:
     """Maps of several methods on the same images: one row per method, one column per image.
+
+    More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap: the rows of every
+    method repeat for the next images, below.
 
     Each cell is :func:`overlay` of the row's map on the column's image, with the ground-truth box
     (green) and the row's predicted box (red).
@@ -396,7 +407,8 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         size: inches per cell, at most; smaller when ``B`` columns would make the figure wider
             than :data:`MAX_FIGURE_WIDTH`.
         title: the figure's title.
-        alpha, colormap: as for :func:`overlay`.
+        alpha, colormap: as for :func:`overlay` (0.4 by default: the shapes stay visible under
+            the map).
 
     Returns:
         The matplotlib figure.
@@ -408,10 +420,17 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         if len(maps[name]) != n:
             raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
     legend = boxes is not None and bool(pred_boxes)
-    fig, axes = _grid(len(names), n, size, bool(title), legend, margin=0.4)
+    columns = min(n, _max_columns(margin=0.4))
+    chunks = -(-n // columns)
+    fig, axes = _grid(len(names) * chunks, columns, size, bool(title), legend, margin=0.4)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
     for r, name in enumerate(names):
         for i in range(n):
-            ax = axes[r, i]
+            ax = axes[(i // columns) * len(names) + r, i % columns]
+            ax.set_frame_on(True)
             ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=alpha, colormap=colormap))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -421,7 +440,8 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
                 draw_box(ax, pred_boxes[name][i], "red", "predicted" if i == 0 and r == 0 else None)
             if titles is not None and name in titles:
                 ax.set_title(titles[name][i], fontsize=LABEL_SIZE)
-        axes[r, 0].set_ylabel(name, fontsize=LABEL_SIZE)
+        for chunk in range(chunks):
+            axes[chunk * len(names) + r, 0].set_ylabel(name, fontsize=LABEL_SIZE)
     return _finish_grid(fig, title, legend)
 
 

@@ -14,7 +14,15 @@ Jupyter). A page passes when
   and every image of its own finished loading with a ``naturalWidth`` above 0 (a figure that is
   missing or broken shows as an empty box);
 * no paragraph of its text is a Markdown table left as text (a table that a notebook printed as
-  ``text/markdown`` shows as rows of pipes when the book renders output Markdown as CommonMark).
+  ``text/markdown`` shows as rows of pipes when the book renders output Markdown as CommonMark);
+* every figure of its text is legible at the width the page gives it: its smallest text, which
+  the notebook's kernel measured when it drew the figure (``cam_tutorial.figure_metrics``, stored
+  in the PNG's text chunks by ``scripts/execute_notebooks.py``), times the image's CSS width over
+  its natural width, is at least ``--min-text-px`` (9) CSS pixels, and no title, label or tick
+  label of one panel covers another panel; a PNG without measurements fails (made outside the
+  execute script) unless ``--allow-unmeasured``;
+* no code block (``pre``, hidden cells opened) is wider than the column: a line that does not fit
+  makes the reader scroll sideways.
 
 Resources on other hosts (the Colab badge, fonts or scripts from CDNs) cannot load offline; they are
 counted and listed, not failed. Exit status: 0 when every page passes, 1 otherwise, 2 when Chromium
@@ -33,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -149,8 +158,80 @@ RAW_TABLES_JS = """(() => {
 })()"""
 
 
+# Every image of the text as shown (CSS width) and as stored (natural width); every code block
+# whose content is wider than its box, with its longest line. Hidden cells are opened first, so
+# that what a reader sees on opening them is measured too.
+LAYOUT_JS = """(() => {
+  document.querySelectorAll("details").forEach(d => { d.open = true; });
+  const article = document.querySelector("article") || document.body;
+  const figures = [...article.querySelectorAll("img")].map(img => ({
+    src: img.currentSrc || img.src, natural: img.naturalWidth, css: img.getBoundingClientRect().width}));
+  const wide = [...article.querySelectorAll("pre")].filter(pre => pre.clientWidth > 0
+      && pre.scrollWidth > pre.clientWidth + 1).map(pre => {
+    const lines = pre.textContent.split("\\n");
+    const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+    return {scroll: pre.scrollWidth, client: pre.clientWidth, longest: longest.slice(0, 100),
+            chars: longest.length};
+  });
+  let columnChars = null;
+  const pre = article.querySelector("div.cell_input pre") || article.querySelector("pre");
+  if (pre) {
+    const probe = document.createElement("span");
+    probe.textContent = "x".repeat(100);
+    pre.appendChild(probe);
+    const style = getComputedStyle(pre);
+    const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    columnChars = Math.floor(inner / (probe.getBoundingClientRect().width / 100));
+    probe.remove();
+  }
+  return {figures, wide, columnChars};
+})()"""
+
+
+def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_text_px: float,
+                    allow_unmeasured: bool) -> tuple[list[str], list[str]]:
+    """Problems of the page's own figures as shown: text below ``min_text_px``, overlaps, no measurements."""
+    sys.path.insert(0, str(ROOT))
+    from cam_tutorial.figure_metrics import read_png_metrics
+
+    problems: list[str] = []
+    smallest: list[float] = []
+    unmeasured = 0
+    for figure in figures:
+        src = figure["src"]
+        if not src.startswith(base_url) or not figure["natural"] or not figure["css"]:
+            continue  # not ours, broken (reported above) or not shown
+        path = build_dir / urllib.parse.unquote(urllib.parse.urlsplit(src).path).lstrip("/")
+        name = urllib.parse.urlsplit(src).path.rsplit("/", 1)[-1]
+        metrics = read_png_metrics(path.read_bytes()) if path.suffix.lower() == ".png" and path.is_file() else None
+        if metrics is None:
+            unmeasured += 1
+            if not allow_unmeasured and path.suffix.lower() == ".png":
+                problems.append(f"figure {name} carries no text measurements (execute its notebook "
+                                "with scripts/execute_notebooks.py, or pass --allow-unmeasured)")
+            continue
+        scale = figure["css"] / figure["natural"]
+        if metrics["min_text_px"] is not None:
+            shown = metrics["min_text_px"] * scale
+            smallest.append(shown)
+            if shown < min_text_px:
+                problems.append(
+                    f"figure {name}: smallest text {metrics['smallest_text']} shows {shown:.1f} CSS px "
+                    f"(< {min_text_px:g}): drawn {figure['natural']} px wide, shown {figure['css']:.0f} px; "
+                    "draw it narrower (figsize) or its text larger")
+        for overlap in metrics["overlaps"]:
+            problems.append(f"figure {name}: {overlap}")
+    notes = []
+    if smallest:
+        notes.append(f"smallest figure text {min(smallest):.1f} CSS px")
+    if unmeasured:
+        notes.append(f"{unmeasured} figure(s) without measurements")
+    return problems, notes
+
+
 def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | None,
-               require_figures: bool = True) -> tuple[list[str], list[str]]:
+               require_figures: bool = True, build_dir: Path | None = None, min_text_px: float = 9.0,
+               allow_unmeasured: bool = False) -> tuple[list[str], list[str]]:
     """Load one page in a fresh browser; return (problems, notes)."""
     problems: list[str] = []
     notes: list[str] = []
@@ -175,6 +256,18 @@ def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | N
                 raw_tables = tools.call("Runtime.evaluate", expression=RAW_TABLES_JS,
                                         returnByValue=True)["result"].get("value", [])
                 problems += [f"a Markdown table shows as text, not as a table: {text!r}..." for text in raw_tables]
+                layout = tools.call("Runtime.evaluate", expression=LAYOUT_JS,
+                                    returnByValue=True)["result"].get("value", {})
+                if build_dir is not None:
+                    found, said = figure_problems(layout.get("figures", []), base_url, build_dir,
+                                                  min_text_px, allow_unmeasured)
+                    problems += found
+                    notes += said
+                for block in layout.get("wide", []):
+                    problems.append(f"a code block is {block['scroll']} px wide in a {block['client']} px column "
+                                    f"(its longest line, {block['chars']} characters: {block['longest']!r})")
+                if layout.get("columnChars"):
+                    notes.append(f"code column {layout['columnChars']} characters")
                 tools.drain(quiet_for=0.3, timeout=5)
                 if screenshot_dir is not None:
                     import base64
@@ -233,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-dir", type=Path, default=ROOT / "_build" / "html")
     parser.add_argument("--allow-no-figures", action="store_true",
                         help="pass pages that have no image of their own (e.g. the glossary)")
+    parser.add_argument("--min-text-px", type=float, default=9.0,
+                        help="smallest legible figure text, in CSS pixels (default 9)")
+    parser.add_argument("--allow-unmeasured", action="store_true",
+                        help="pass PNG figures that carry no text measurements (made outside the execute script)")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a PNG of each page here")
     args = parser.parse_args(argv)
 
@@ -266,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             try:
                 problems, notes = check_page(chromium, base_url, page, args.screenshots,
-                                            require_figures=not args.allow_no_figures)
+                                            require_figures=not args.allow_no_figures, build_dir=build,
+                                            min_text_px=args.min_text_px,
+                                            allow_unmeasured=args.allow_unmeasured)
             except Exception as error:  # a browser that will not start is a failure, with its reason
                 problems, notes = [f"{type(error).__name__}: {error}"], []
             status = "ok" if not problems else "FAILED"

@@ -13,6 +13,10 @@ Each run's wall time, and the machine it ran on, are kept in the notebook's meta
 rewritten from them, so the time a reader is promised is the one measured, never typed in.
 The line ends with the notebook's own remark, ``cam_tutorial.time_note`` in its metadata.
 
+Every figure's PNG carries the size of its smallest text and any titles that cover another panel
+(``cam_tutorial.figure_metrics``, installed in the kernel before the first cell), which
+``scripts/check_pages.py`` reads back to fail figures that the page shrinks below legibility.
+
 Widgets that their code hid before the run ended (tqdm's ``leave=False`` bars, once closed) are
 dropped from the outputs, with the saved widget state that only they used: in the static book
 each left an empty gap, and on GitHub a line of progress-bar text.
@@ -33,6 +37,9 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run in the kernel before the first cell: every figure's PNG records its text sizes and overlaps.
+KERNEL_SETUP = ("__import__('cam_tutorial.figure_metrics', fromlist=['install_png_formatter'])"
+                ".install_png_formatter()")
 PRESETS = ("ci", "cpu", "gpu")
 TIME_LINE = re.compile(r"^\*\*Time:\*\*.*$", re.M)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -135,6 +142,7 @@ def execute(path: Path, preset: str, timeout: int) -> float:
         resources={"metadata": {"path": str(path.parent)}},
         store_widget_state=True,
         record_timing=False,
+        extra_arguments=[f"--IPKernelApp.exec_lines={KERNEL_SETUP}"],
     )
     start = time.perf_counter()
     client.execute()

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from cam_tutorial.data import CLASS_NAMES, SyntheticShapes  # noqa: E402
+from cam_tutorial.figure_metrics import measure_figure  # noqa: E402
 from cam_tutorial.viz import show_gallery  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,9 @@ def lab_gallery(path: Path, image_size: int = 128, count: int = 16) -> None:
     fig = show_gallery(torch.stack(images), labels=torch.tensor(labels), boxes=torch.stack(boxes),
                        class_names=CLASS_NAMES, ncols=8, size=1.5)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=100, bbox_inches="tight")
+        # the page check (scripts/check_pages.py) reads the text sizes stored in the PNG
+        fig.set_dpi(100)
+        fig.savefig(tmp.name, dpi=100, bbox_inches="tight", metadata=measure_figure(fig).png_metadata())
     os.replace(tmp.name, path)
     print(f"wrote {path.relative_to(ROOT)}")
 

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import io
+import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-from scripts import check_pages
+from cam_tutorial.figure_metrics import MIN_TEXT_KEY, OVERLAPS_KEY, SMALLEST_TEXT_KEY  # noqa: E402
+from scripts import check_pages  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     check_pages.find_chromium() is None, reason="Chromium is not installed (apt-get install -y chromium)"
 )
 
 
+def _png(path: Path, width: int = 12, min_text_px: float | None = 14.0, overlaps: list[str] | None = None) -> None:
+    """A PNG as the execute script stores figures: with its measurements (None: without)."""
+    info = PngInfo()
+    if min_text_px is not None:
+        info.add_text(MIN_TEXT_KEY, f"{min_text_px:.2f}")
+        info.add_text(SMALLEST_TEXT_KEY, "'label' (10 pt)")
+        info.add_text(OVERLAPS_KEY, json.dumps(overlaps or []))
+    Image.fromarray(np.full((8, width, 3), 200, dtype=np.uint8)).save(path, pnginfo=info)
+
+
 def _site(tmp_path: Path) -> Path:
     site = tmp_path / "html"
     (site / "book").mkdir(parents=True)
     (site / "_images").mkdir()
-    Image.fromarray(np.full((8, 12, 3), 200, dtype=np.uint8)).save(site / "_images" / "figure.png")
+    _png(site / "_images" / "figure.png")
     (site / "book" / "good.html").write_text(
         "<html><body><h1>Good</h1><article><img src='../_images/figure.png'></article></body></html>")
     # A logo in the header is not a figure of the text.
@@ -90,3 +103,55 @@ def test_a_pattern_checks_every_page_it_matches(tmp_path):
 def test_a_page_missing_from_the_build_is_reported(tmp_path):
     code, out = _run("--build-dir", str(_site(tmp_path)), "book/nowhere.html")
     assert code == 1
+
+
+def _figure_page(site: Path, name: str, body: str) -> str:
+    (site / "book" / name).write_text(f"<html><body><article>{body}</article></body></html>")
+    return f"book/{name}"
+
+
+def test_a_figure_whose_text_the_page_shrinks_below_9_px_fails(tmp_path):
+    site = _site(tmp_path)
+    _png(site / "_images" / "wide.png", width=1490, min_text_px=12.5)
+    # 1,490 px drawn, 690 px shown: 12.5 px text shows at 5.8 px
+    shrunk = _figure_page(site, "shrunk.html", "<img src='../_images/wide.png' style='width:690px'>")
+    code, out = _run("--build-dir", str(site), shrunk)
+    assert code == 1
+    assert "figure wide.png: smallest text 'label' (10 pt) shows 5.8 CSS px (< 9)" in out
+    assert "drawn 1490 px wide, shown 690 px" in out
+    # the same figure at its natural size passes
+    natural = _figure_page(site, "natural.html", "<img src='../_images/wide.png' style='width:1490px'>")
+    code, out = _run("--build-dir", str(site), natural)
+    assert code == 0, out
+    assert "smallest figure text 12.5 CSS px" in out
+
+
+def test_overlapping_titles_and_unmeasured_figures_fail(tmp_path):
+    site = _site(tmp_path)
+    _png(site / "_images" / "overlap.png", overlaps=["'row 2' of panel 4 covers panel 0"])
+    _png(site / "_images" / "plain.png", min_text_px=None)
+    page = _figure_page(site, "bad_figures.html",
+                        "<img src='../_images/overlap.png'><img src='../_images/plain.png'>")
+    code, out = _run("--build-dir", str(site), page)
+    assert code == 1
+    assert "figure overlap.png: 'row 2' of panel 4 covers panel 0" in out
+    assert "figure plain.png carries no text measurements" in out
+    code, out = _run("--build-dir", str(site), "--allow-unmeasured",
+                     _figure_page(site, "plain_only.html", "<img src='../_images/plain.png'>"))
+    assert code == 0 and "1 figure(s) without measurements" in out
+
+
+def test_a_code_line_wider_than_the_column_fails_even_in_a_hidden_cell(tmp_path):
+    site = _site(tmp_path)
+    style = "<style>article { width: 400px } pre { font-family: monospace; font-size: 13px }</style>"
+    fits = _figure_page(site, "code_fits.html", style + "<img src='../_images/figure.png'>"
+                        "<div class='cell_input'><pre>x = 1\nprint(x)</pre></div>")
+    code, out = _run("--build-dir", str(site), fits)
+    assert code == 0, out
+    assert "code column" in out
+    wide = _figure_page(site, "code_wide.html", style + "<img src='../_images/figure.png'>"
+                        "<details><summary>show</summary><div class='cell_input'><pre>"
+                        + "y = " + "1 + " * 40 + "1</pre></div></details>")
+    code, out = _run("--build-dir", str(site), wide)
+    assert code == 1
+    assert "a code block is" in out and "its longest line, 165 characters" in out

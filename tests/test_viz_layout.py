@@ -1,0 +1,48 @@
+"""The package's grids fit the book's ~690 px column with panels large enough to see shapes in."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from cam_tutorial.figure_metrics import measure_figure  # noqa: E402
+from cam_tutorial.viz import MAX_FIGURE_WIDTH, MIN_PANEL_SIZE, show_gallery, show_map_rows  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def _panel_inches(fig, ax) -> float:
+    return ax.get_position().width * fig.get_size_inches()[0]
+
+
+def test_a_gallery_of_eight_wraps_to_two_rows_of_four_legible_panels():
+    images = torch.rand(8, 3, 16, 16)
+    boxes = torch.tensor([[2, 2, 10, 10]] * 8)
+    fig = show_gallery(images, labels=list(range(8)), boxes=boxes, pred_boxes=boxes, ncols=8, title="t")
+    assert fig.get_size_inches()[0] <= MAX_FIGURE_WIDTH + 1e-9
+    rows = {round(ax.get_position().y0, 3) for ax in fig.axes}
+    assert len(rows) == 2
+    fig.canvas.draw()
+    assert min(_panel_inches(fig, ax) for ax in fig.axes) >= 0.8 * MIN_PANEL_SIZE
+    metrics = measure_figure(fig)
+    assert metrics.min_text_px >= 12 and metrics.overlaps == []  # shown 1:1 in the column
+
+
+def test_map_rows_wrap_the_images_and_repeat_each_method_row():
+    images = torch.rand(8, 3, 16, 16)
+    maps = {"CAM": torch.rand(8, 4, 4), "saliency": torch.rand(8, 4, 4)}
+    fig = show_map_rows(images, maps, titles={"CAM": [f"IoU 0.{i}" for i in range(8)]})
+    assert fig.get_size_inches()[0] <= MAX_FIGURE_WIDTH + 1e-9
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 16
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert labels == ["CAM", "saliency", "CAM", "saliency"]  # two blocks of four images
+    assert measure_figure(fig).overlaps == []
