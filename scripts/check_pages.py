@@ -191,7 +191,6 @@ LAYOUT_JS = """(() => {
 def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_text_px: float,
                     allow_unmeasured: bool) -> tuple[list[str], list[str]]:
     """Problems of the page's own figures as shown: text below ``min_text_px``, overlaps, no measurements."""
-    sys.path.insert(0, str(ROOT))
     from cam_tutorial.figure_metrics import read_png_metrics
 
     problems: list[str] = []

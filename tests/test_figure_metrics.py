@@ -100,14 +100,12 @@ def test_the_formatter_is_installed_in_an_ipython_shell_and_kept():
 def test_the_execute_scripts_kernel_stores_measurements_in_every_figure():
     """The first figure too: pyplot loads the inline backend late, which resets the formatter."""
     import os
-    import sys
     from pathlib import Path
 
     import nbformat
     from nbclient import NotebookClient
 
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
     from scripts.execute_notebooks import KERNEL_SETUP
 
     nb = nbformat.v4.new_notebook(cells=[
