@@ -77,6 +77,8 @@ __all__ = [
     "compare_methods",
     "comparison_rows",
     "twin_measures",
+    "CalibratedBoxAcc",
+    "calibrated_box_acc",
 ]
 
 logger = logging.getLogger(__name__)
@@ -309,6 +311,76 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
     rows = dict(zip(reports, comparison_rows(reports)))
     return {pool: {**rows[pool], "matched": float(np.nanmean(object_size_coverage(found.maps, found.masks)))}
             for pool, found in maps.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class CalibratedBoxAcc:
+    """BoxAcc on a test split at thresholds chosen on a held-out split (Choe et al. 2020).
+
+    Attributes:
+        iou_thresholds: the deltas, ``(n_delta,)``.
+        chosen_threshold: per delta, the tau that is best on the held-out split.
+        calibrated: per delta, the test BoxAcc at ``chosen_threshold``: the honest number.
+        test_best_threshold: per delta, the tau that is best on the test split itself.
+        test_max: per delta, MaxBoxAcc on test: the optimistic number (at least ``calibrated``).
+    """
+
+    iou_thresholds: np.ndarray
+    chosen_threshold: np.ndarray
+    calibrated: np.ndarray
+    test_best_threshold: np.ndarray
+    test_max: np.ndarray
+
+    @property
+    def optimism(self) -> np.ndarray:
+        """Per delta, how much choosing tau on the test split itself adds (``test_max - calibrated``)."""
+        return self.test_max - self.calibrated
+
+    def rows(self) -> list[dict[str, float]]:
+        """One row per delta, for :func:`~cam_tutorial.summary.markdown_table`."""
+        return [{"delta": float(d), "chosen_tau": float(tc), "calibrated": float(c), "test_tau": float(tt),
+                 "test_max": float(m), "optimism": float(m - c)}
+                for d, tc, c, tt, m in zip(self.iou_thresholds, self.chosen_threshold, self.calibrated,
+                                           self.test_best_threshold, self.test_max)]
+
+
+def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> CalibratedBoxAcc:
+    """Choose tau on a held-out split's boxes, report BoxAcc on the test split at that tau.
+
+    Choe et al. (CVPR 2020) tune a method's hyper-parameters, the CAM threshold included, on a
+    held-out split with boxes and report on test. MaxBoxAcc on the test split alone picks the
+    threshold with the test boxes, an optimistic number; this is the protocol's version.
+
+    Args:
+        held_out: :func:`~cam_tutorial.localize.max_box_acc` on the held-out (validation) maps.
+        test: the same measure, with the same thresholds, on the test maps.
+
+    Returns:
+        A :class:`CalibratedBoxAcc`, one entry per delta.
+
+    Raises:
+        ValueError: when the two results use different taus, deltas or contour rules.
+
+    Example:
+        >>> import numpy as np
+        >>> from cam_tutorial.localize import max_box_acc
+        >>> cams = np.zeros((1, 32, 32)); cams[0, 4:12, 4:20] = 1
+        >>> same = max_box_acc(cams, [[4, 4, 20, 12]], iou_thresholds=(0.5,))
+        >>> calibrated_box_acc(same, same).calibrated.tolist()
+        [1.0]
+    """
+    if not (np.array_equal(held_out.cam_thresholds, test.cam_thresholds)
+            and np.array_equal(held_out.iou_thresholds, test.iou_thresholds)
+            and held_out.multi_contour == test.multi_contour):
+        raise ValueError("the held-out and test results must use the same cam_thresholds, iou_thresholds and "
+                         "multi_contour: compute both with the same max_box_acc(...) arguments")
+    taus = test.cam_thresholds
+    # the same taus in the same order, so the held-out best is found by position
+    chosen = np.array([int(np.flatnonzero(taus == tau)[0]) for tau in held_out.best_cam_threshold])
+    calibrated = test.box_acc[chosen, np.arange(len(test.iou_thresholds))]
+    return CalibratedBoxAcc(iou_thresholds=test.iou_thresholds.copy(), chosen_threshold=taus[chosen].copy(),
+                            calibrated=calibrated, test_best_threshold=test.best_cam_threshold.copy(),
+                            test_max=test.max_box_acc.copy())
 
 
 # Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).

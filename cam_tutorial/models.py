@@ -27,6 +27,7 @@ from torch import nn
 
 __all__ = [
     "BuildingBlock",
+    "shortcut_module",
     "GlobalPool",
     "ResNet18B",
     "vgg16_fc",
@@ -40,7 +41,11 @@ __all__ = [
 MIN_INPUT_SIZE = 32
 
 _POOLINGS = ("avg", "max")
-_SHORTCUTS = ("A", "B")
+#: Shortcut options: He et al.'s A (zero padding) and B (projection with batch norm), and two
+#: the slide deck asks about: B without its batch norm, and concatenating copies of the input.
+_SHORTCUTS = ("A", "B", "B-noBN", "concat")
+_SHORTCUT_ADVICE = ("use 'A' (zero padding), 'B' (1x1 projection + batch norm), 'B-noBN' (the projection "
+                    "alone) or 'concat' (copies of the input)")
 
 
 class GlobalPool(nn.Module):
@@ -81,6 +86,54 @@ class _ZeroPadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))
 
 
+class _ConcatShortcut(nn.Module):
+    """The slide deck's question: subsample by the stride, then repeat the input's channels.
+
+    Like option A it has no parameters; unlike A, the new channels carry copies of the input, so
+    the block adds the same signal to two groups of channels. It needs ``out_channels`` to be a
+    multiple of ``in_channels`` (every ResNet stage doubles them).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        if out_channels % in_channels:
+            raise ValueError(f"a concatenating shortcut needs out_channels ({out_channels}) to be a multiple of "
+                             f"in_channels ({in_channels}); use shortcut='A' or 'B' for these widths")
+        self.copies = out_channels // in_channels
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return torch.cat([x] * self.copies, dim=1)
+
+
+def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option: str = "B") -> nn.Module:
+    """The shortcut ``s(x)`` of a residual block whose input and output shapes may differ.
+
+    The identity when the shapes match; otherwise, by ``option``: ``"A"`` subsamples and pads
+    with zero channels (no parameters), ``"B"`` is a 1x1 convolution with the block's stride and
+    batch norm (torchvision's), ``"B-noBN"`` the same convolution without the batch norm, and
+    ``"concat"`` subsamples and repeats the input's channels (no parameters).
+
+    Example:
+        >>> import torch
+        >>> [tuple(shortcut_module(4, 8, 2, o)(torch.zeros(1, 4, 8, 8)).shape) for o in ("A", "concat")]
+        [(1, 8, 4, 4), (1, 8, 4, 4)]
+    """
+    if option not in _SHORTCUTS:
+        raise ValueError(f"unknown shortcut {option!r}: {_SHORTCUT_ADVICE}")
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if option == "A":
+        return _ZeroPadShortcut(in_channels, out_channels, stride)
+    if option == "concat":
+        return _ConcatShortcut(in_channels, out_channels, stride)
+    projection = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+    if option == "B-noBN":
+        return nn.Sequential(projection)
+    return nn.Sequential(projection, nn.BatchNorm2d(out_channels))
+
+
 class BuildingBlock(nn.Module):
     """The two-layer residual block of ResNet-18: ``relu(bn(conv(relu(bn(conv(x))))) + s(x))``.
 
@@ -89,7 +142,8 @@ class BuildingBlock(nn.Module):
         out_channels: channels of the output.
         stride: stride of the first 3x3 convolution (and of the shortcut).
         shortcut: ``"B"`` projects with a 1x1 convolution and batch norm when the shape changes;
-            ``"A"`` uses the parameter-free identity with zero padding.
+            ``"A"`` uses the parameter-free identity with zero padding; ``"B-noBN"`` and
+            ``"concat"`` are the variants of :func:`shortcut_module`.
 
     Convolutions carry no bias: the batch norm after each would cancel it.
     """
@@ -97,20 +151,12 @@ class BuildingBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "B") -> None:
         super().__init__()
         if shortcut not in _SHORTCUTS:
-            raise ValueError(f"unknown shortcut {shortcut!r}: use 'A' (zero padding) or 'B' (1x1 projection)")
+            raise ValueError(f"unknown shortcut {shortcut!r}: {_SHORTCUT_ADVICE}")
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        if stride == 1 and in_channels == out_channels:
-            self.shortcut: nn.Module = nn.Identity()
-        elif shortcut == "B":
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-        else:
-            self.shortcut = _ZeroPadShortcut(in_channels, out_channels, stride)
+        self.shortcut: nn.Module = shortcut_module(in_channels, out_channels, stride, shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -169,7 +215,8 @@ class ResNet18B(nn.Module):
         num_classes: number of outputs of the classifier.
         width: channels of the first stage (64 in ResNet-18); the last stage has ``8 * width``.
         pooling: ``"avg"`` (GAP, what CAM needs) or ``"max"`` (GMP, for the comparison).
-        shortcut: ``"B"`` (projection, as in torchvision) or ``"A"`` (zero padding).
+        shortcut: ``"B"`` (projection, as in torchvision), ``"A"`` (zero padding), or the
+            variants ``"B-noBN"`` and ``"concat"`` (see :func:`shortcut_module`).
         bias: whether the classifier has a bias (the slides' model has none).
 
     Example:
@@ -188,7 +235,7 @@ class ResNet18B(nn.Module):
     ) -> None:
         super().__init__()
         if shortcut not in _SHORTCUTS:
-            raise ValueError(f"unknown shortcut {shortcut!r}: use 'A' (zero padding) or 'B' (1x1 projection)")
+            raise ValueError(f"unknown shortcut {shortcut!r}: {_SHORTCUT_ADVICE}")
         if num_classes < 1 or width < 1:
             raise ValueError(f"num_classes and width must be positive, got {num_classes} and {width}")
         w = width

@@ -237,3 +237,54 @@ def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
         matched = float(np.nanmean(object_size_coverage(found.maps, found.masks)))
         assert rows[pool] == {**expected, "matched": matched}
     assert twin_measures(get_preset("ci"), maps=maps, reports=reports) == rows
+# --- calibration: tau chosen on held-out boxes, reported on test (Choe et al. 2020) ----------
+
+def _blob_maps(centres_and_halves, side=32):
+    """Maps that are a bright square with a dimmer halo, so the best tau depends on the box."""
+    maps = np.zeros((len(centres_and_halves), side, side))
+    for i, (c, half) in enumerate(centres_and_halves):
+        maps[i, c - 2 * half:c + 2 * half, c - 2 * half:c + 2 * half] = 0.5
+        maps[i, c - half:c + half, c - half:c + half] = 1.0
+    return maps
+
+
+def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
+    from cam_tutorial.compare import calibrated_box_acc
+    from cam_tutorial.localize import max_box_acc
+
+    maps = _blob_maps([(16, 4), (16, 4)])
+    inner = [[12, 12, 20, 20]] * 2      # the bright core: a high tau finds it
+    outer = [[8, 8, 24, 24]] * 2        # the halo: only a low tau finds it
+    taus = np.linspace(0, 0.9, 10)
+    held_out = max_box_acc(maps, inner, iou_thresholds=(0.5,), cam_thresholds=taus)
+    test = max_box_acc(maps, outer, iou_thresholds=(0.5,), cam_thresholds=taus)
+    result = calibrated_box_acc(held_out, test)
+    assert result.chosen_threshold[0] >= 0.5           # the core's threshold, chosen on held-out
+    assert result.test_best_threshold[0] < 0.5          # test would have liked the halo's
+    assert result.calibrated[0] == 0.0 and result.test_max[0] == 1.0
+    assert result.optimism[0] == 1.0
+    row = result.rows()[0]
+    assert row["delta"] == 0.5 and row["optimism"] == 1.0
+
+
+def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
+    from cam_tutorial.compare import calibrated_box_acc
+    from cam_tutorial.localize import max_box_acc
+
+    maps = _blob_maps([(16, 4), (12, 3), (18, 5)])
+    boxes = [[12, 12, 20, 20], [6, 6, 18, 18], [13, 13, 23, 23]]
+    result_v2 = max_box_acc(maps, boxes)
+    same = calibrated_box_acc(result_v2, result_v2)
+    np.testing.assert_array_equal(same.calibrated, result_v2.max_box_acc)
+    assert not same.optimism.any()
+
+
+def test_calibrated_box_acc_refuses_mismatched_thresholds():
+    from cam_tutorial.compare import calibrated_box_acc
+    from cam_tutorial.localize import max_box_acc
+
+    maps = _blob_maps([(16, 4)])
+    a = max_box_acc(maps, [[12, 12, 20, 20]], cam_thresholds=np.linspace(0, 0.9, 10))
+    b = max_box_acc(maps, [[12, 12, 20, 20]])
+    with pytest.raises(ValueError, match="same cam_thresholds"):
+        calibrated_box_acc(a, b)

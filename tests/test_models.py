@@ -108,3 +108,57 @@ def test_input_too_small_to_pool_is_a_clear_error():
         model(torch.zeros(1, 3, 16, 16))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         model(torch.zeros(3, 64, 64))
+
+
+# --- the shortcut options the slide deck asks about (chapter 2) ------------------------------
+
+def _block_and_shortcut_params(option: str) -> tuple[int, int]:
+    block = BuildingBlock(8, 16, stride=2, shortcut=option)
+    return n_params(block), n_params(block.shortcut)
+
+
+def test_shortcut_parameters_per_option():
+    from cam_tutorial.models import shortcut_module
+
+    assert n_params(shortcut_module(8, 16, 2, "A")) == 0
+    assert n_params(shortcut_module(8, 16, 2, "concat")) == 0
+    assert n_params(shortcut_module(8, 16, 2, "B-noBN")) == 8 * 16
+    assert n_params(shortcut_module(8, 16, 2, "B")) == 8 * 16 + 2 * 16
+    # the residual branch is the same whatever the shortcut
+    branches = {o: _block_and_shortcut_params(o) for o in ("A", "B", "B-noBN", "concat")}
+    assert len({total - short for total, short in branches.values()}) == 1
+
+
+def test_concat_shortcut_repeats_the_subsampled_input():
+    from cam_tutorial.models import shortcut_module
+
+    x = torch.randn(2, 4, 8, 8)
+    s = shortcut_module(4, 12, 2, "concat")(x)
+    assert s.shape == (2, 12, 4, 4)
+    for copy in range(3):
+        assert torch.equal(s[:, 4 * copy:4 * (copy + 1)], x[:, :, ::2, ::2])
+    with pytest.raises(ValueError, match="multiple of in_channels"):
+        shortcut_module(4, 6, 2, "concat")
+
+
+def test_every_shortcut_option_builds_a_resnet18b_with_the_same_outputs_shape():
+    x = torch.zeros(2, 3, 64, 64)
+    counts = {}
+    for option in ("A", "B", "B-noBN", "concat"):
+        model = ResNet18B(num_classes=5, width=4, shortcut=option).eval()
+        assert model(x).shape == (2, 5)
+        assert model.features(x).shape == (2, 32, 4, 4)
+        counts[option] = n_params(model)
+    assert counts["A"] == counts["concat"] < counts["B-noBN"] < counts["B"]
+    # the three projections (conv3_1, conv4_1, conv5_1) carry the difference
+    assert counts["B"] - counts["B-noBN"] == 2 * (8 + 16 + 32)
+    assert counts["B-noBN"] - counts["A"] == 4 * 8 + 8 * 16 + 16 * 32
+
+
+def test_identity_where_shapes_match_whatever_the_option():
+    from cam_tutorial.models import shortcut_module
+
+    for option in ("A", "B", "B-noBN", "concat"):
+        assert isinstance(shortcut_module(8, 8, 1, option), torch.nn.Identity)
+    with pytest.raises(ValueError, match="unknown shortcut 'C'.*'concat'"):
+        shortcut_module(8, 16, 2, "C")
