@@ -61,6 +61,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from .config import Preset, default_device
+from .data import normalise_uint8
 
 __all__ = [
     "TrainConfig",
@@ -309,6 +310,9 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     images = images.to(device, non_blocking=True)
+    if images.dtype == torch.uint8:  # the lab's training view: normalised here, on the device
+        images = normalise_uint8(images)
+        return images.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 

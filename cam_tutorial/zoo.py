@@ -49,7 +49,7 @@ from typing import Any, Callable
 import torch
 from filelock import FileLock
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .config import PRESETS, Preset, default_device, get_preset
@@ -57,6 +57,7 @@ from .data import CLASS_NAMES, SyntheticShapes
 from .models import ResNet18B, vgg16_fc, vgg16_gap
 from .train import (
     _FINGERPRINT_FIELDS,
+    CHECKPOINT_NAME,
     CheckpointError,
     History,
     TrainConfig,
@@ -97,6 +98,9 @@ _FINAL_KEYS = ("format", "name", "preset", "key", "region", "model", "history", 
 #: Training sets up to this size (float32 images) are rendered once and kept in memory: the lab
 #: renders every item on each access, which on two CPU cores costs a fifth of a short run.
 IN_MEMORY_BYTES = 1 << 30
+#: Larger lab sets up to this size as uint8 images (a quarter of float32's) are rendered once too
+#: (e.g. 5,000 images at 224 px: 0.75 GB), normalised on the device by training.
+IN_MEMORY_UINT8_BYTES = 3 << 30
 #: The preset fields that shape a zoo model (its cache key hashes these, and only these: a preset
 #: field that other chapters read, such as the probe sizes, must not make the shipped models stale).
 MODEL_PRESET_FIELDS = ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
@@ -354,28 +358,79 @@ def _entry_lock(final_path: Path) -> FileLock:
     return FileLock(str(_lock_path(final_path)), mode=LOCK_FILE_MODE)
 
 
-def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN_MEMORY_BYTES) -> Dataset:
-    """The images and labels of ``dataset`` rendered once into a ``TensorDataset``, if they fit in
-    ``max_bytes`` (float32); else ``dataset`` itself, rendered on every access (by loader workers).
+def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN_MEMORY_BYTES,
+                    max_uint8_bytes: int = IN_MEMORY_UINT8_BYTES, num_workers: int = 0) -> Dataset:
+    """The training set as fast as memory allows: rendered once, or rendered lean on every access.
 
-    The lab renders an item each time it is read; over several epochs on two CPU cores that costs
-    as much as a fifth of training, so small training sets are rendered once.
+    In order: the float32 images and labels in a ``TensorDataset`` if they fit in ``max_bytes``
+    (the ``ci`` and ``cpu`` models are trained on exactly these); for the lab, else its uint8
+    :meth:`~cam_tutorial.data.SyntheticShapes.training_view` rendered once into a
+    ``TensorDataset`` if that fits in ``max_uint8_bytes`` (a quarter of the bytes; training
+    normalises it on the device to the same values); else that view itself, rendered on every
+    access by the loader's workers without the masks and boxes training never reads; any other
+    dataset that does not fit is returned as it is.
+
+    Args:
+        dataset: a dataset of ``(image, label, ...)`` items.
+        progress: a progress bar while rendering.
+        max_bytes: the largest float32 cache.
+        max_uint8_bytes: the largest uint8 cache (0: never).
+        num_workers: processes that render the uint8 cache (0: this one).
 
     Example:
         >>> from cam_tutorial.data import SyntheticShapes
         >>> cached = cache_in_memory(SyntheticShapes("val", length=4, image_size=32), progress=False)
-        >>> type(cached).__name__, len(cached)
-        ('TensorDataset', 4)
+        >>> type(cached).__name__, len(cached), cached[0][0].dtype
+        ('TensorDataset', 4, torch.float32)
+        >>> lean = cache_in_memory(SyntheticShapes("val", length=4, image_size=32), False, max_bytes=0)
+        >>> type(lean).__name__, lean[0][0].dtype
+        ('TensorDataset', torch.uint8)
     """
     first = dataset[0][0]
-    if len(dataset) * first.numel() * 4 > max_bytes:  # type: ignore[arg-type]
+    if len(dataset) * first.numel() * 4 <= max_bytes:  # type: ignore[arg-type]
+        images = torch.empty(len(dataset), *first.shape)  # type: ignore[arg-type]
+        labels = torch.empty(len(dataset), dtype=torch.long)  # type: ignore[arg-type]
+        for i in tqdm(range(len(dataset)), desc="rendering the lab", leave=False, disable=not progress):
+            image, label, *_ = dataset[i]
+            images[i], labels[i] = image, label
+        return TensorDataset(images, labels)
+    if not isinstance(dataset, SyntheticShapes):
         return dataset
-    images = torch.empty(len(dataset), *first.shape)  # type: ignore[arg-type]
-    labels = torch.empty(len(dataset), dtype=torch.long)  # type: ignore[arg-type]
-    for i in tqdm(range(len(dataset)), desc="rendering the lab", leave=False, disable=not progress):
-        image, label, *_ = dataset[i]
-        images[i], labels[i] = image, label
+    view = dataset.training_view()
+    if len(dataset) * first.numel() > max_uint8_bytes:
+        logger.info("%s does not fit in %.1f GB as uint8: rendering it on every access", dataset,
+                    max_uint8_bytes / 1e9)
+        return view
+    size = dataset.image_size
+    images = torch.empty(len(dataset), size, size, 3, dtype=torch.uint8)
+    labels = torch.empty(len(dataset), dtype=torch.long)
+    loader = DataLoader(view, batch_size=64, num_workers=num_workers, shuffle=False)
+    done = 0
+    for batch_images, batch_labels in tqdm(loader, desc="rendering the lab (uint8)", leave=False,
+                                           disable=not progress):
+        images[done:done + len(batch_labels)], labels[done:done + len(batch_labels)] = batch_images, batch_labels
+        done += len(batch_labels)
     return TensorDataset(images, labels)
+
+
+def _render_workers(config: TrainConfig) -> int:
+    """Processes that render the lab for the zoo's training: the config's loader workers, else
+    what :func:`~cam_tutorial.train.train` would pick (none on the CPU, a few on a GPU)."""
+    if config.num_workers is not None:
+        return config.num_workers
+    return min(4, os.cpu_count() or 1) if torch.device(config.device or default_device()).type == "cuda" else 0
+
+
+def _remove_resume_checkpoint(path: Path) -> None:
+    """Delete a finished run's per-epoch checkpoint once its final weights are stored: it holds
+    the optimiser's state too (VGG16-FC's is about 1.6 GB at the ``gpu`` preset), and a finished
+    entry is never resumed."""
+    with contextlib.suppress(FileNotFoundError):
+        size = path.stat().st_size
+        path.unlink()
+        logger.info("removed %s (%.0f MB), the finished run's resume checkpoint", path, size / 1e6)
+    with contextlib.suppress(OSError):  # only when empty
+        path.parent.rmdir()
 
 
 def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entry: Path, final_path: Path,
@@ -389,10 +444,13 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
             stale.unlink()
     logger.info("training %s under preset %r (cached afterwards in %s)", name, preset.name, entry)
     started = time.perf_counter()
-    history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress),
-                    cache_in_memory(model_dataset(name, "val", preset), progress), config,
+    workers = _render_workers(config)
+    history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress, num_workers=workers),
+                    cache_in_memory(model_dataset(name, "val", preset), progress, num_workers=workers), config,
                     checkpoint_dir=entry / "checkpoints")
-    test_loss, test_acc = evaluate(model, model_dataset(name, "test", preset), preset.eval_batch_size)
+    test_set = model_dataset(name, "test", preset)
+    test_loss, test_acc = evaluate(model, test_set.training_view() if isinstance(test_set, SyntheticShapes) else test_set,
+                                   preset.eval_batch_size, num_workers=workers)
     stored = {
         "format": _FORMAT, "name": name, "preset": preset.name, "key": key,
         "region": _spec(name).region,
@@ -400,6 +458,7 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
         "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
     }
     _atomic_save(stored, final_path)
+    _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)
     logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
                 history.val_acc[-1], test_acc)
     return stored
@@ -456,6 +515,7 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
         stored, source, path = _read_final(packaged, name, key), "package", packaged
     elif final_path.exists():
         stored, source, path = _read_final(final_path, name, key), "cache", final_path
+        _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
     else:
         lock = _entry_lock(final_path)
         try:
