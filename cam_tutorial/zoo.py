@@ -62,6 +62,7 @@ from .train import (
     History,
     TrainConfig,
     _atomic_save,
+    _model_device,
     _stale_temporaries,
     check_format,
     check_writable_folder,
@@ -81,6 +82,8 @@ __all__ = [
     "shipped_presets",
     "presets_to_compare",
     "cache_in_memory",
+    "run_folder",
+    "store_run",
     "default_cache_dir",
     "CACHE_ENV",
     "PACKAGED_DIR",
@@ -448,6 +451,15 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
     history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress, num_workers=workers),
                     cache_in_memory(model_dataset(name, "val", preset), progress, num_workers=workers), config,
                     checkpoint_dir=entry / "checkpoints")
+    stored = _store(name, preset, key, model, history, final_path, workers)
+    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
+                history.val_acc[-1], stored["test_acc"])
+    return stored
+
+
+def _store(name: str, preset: Preset, key: str, model: nn.Module, history: History, final_path: Path,
+           workers: int) -> dict[str, Any]:
+    """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
     test_set = model_dataset(name, "test", preset)
     test_loss, test_acc = evaluate(model, test_set.training_view() if isinstance(test_set, SyntheticShapes) else test_set,
                                    preset.eval_batch_size, num_workers=workers)
@@ -458,10 +470,65 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
         "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
     }
     _atomic_save(stored, final_path)
-    _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)
-    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
-                history.val_acc[-1], test_acc)
+    _remove_resume_checkpoint(final_path.parent / "checkpoints" / CHECKPOINT_NAME)
     return stored
+
+
+def _entry(name: str, preset: Preset, cache_dir: str | os.PathLike | None) -> tuple[str, Path]:
+    """The cache key of ``name`` under ``preset`` and its entry folder in the cache."""
+    key = _cache_key(name, preset)
+    if cache_dir is not None and not str(cache_dir).strip():
+        raise ValueError("cache_dir is empty: pass a folder, e.g. cache_dir='~/.cache/cam_tutorial', "
+                         f"or None for ${CACHE_ENV} or the default")
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    entry = root / "models" / key
+    if not entry.resolve().is_relative_to((root / "models").resolve()):  # Preset checks names; be sure
+        raise ValueError(f"the cache entry {entry} lies outside {root / 'models'}: the preset name "
+                         f"{preset.name!r} must be a plain name such as 'ci'")
+    return key, entry
+
+
+def run_folder(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder where the zoo keeps the per-epoch checkpoint of ``name``'s training run: pass
+    it as ``train(..., checkpoint_dir=...)`` (with :func:`train_config` and the zoo's data) to
+    train the zoo's own model by hand, resumable, then hand the result to :func:`store_run`.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> run_folder("resnet18b_gap", get_preset("ci"), "/tmp/zoo").parts[-3:-1]
+        ('models', 'resnet18b_gap-ci-f640496013b5')
+    """
+    return _entry(name, preset or get_preset(), cache_dir)[1] / "checkpoints"
+
+
+def store_run(name: str, model: nn.Module, history: History, preset: Preset | None = None,
+              cache_dir: str | os.PathLike | None = None) -> ModelInfo:
+    """Store a model trained by hand as the zoo's ``name`` (so :func:`trained_model` loads it in
+    every later chapter): scores it on the test split, writes the entry's ``final.pt`` and
+    deletes the run's ``last.pt``.
+
+    Raises:
+        ValueError: when ``history`` is not a finished run of :func:`train_config`'s length, or
+            the model's tensors are not the zoo architecture's.
+    """
+    preset = preset or get_preset()
+    config = _train_config(name, preset, None, False)
+    if not history.finished or history.epoch != list(range(1, config.epochs + 1)):
+        raise ValueError(f"store_run takes a finished run of {config.epochs} epochs, got epochs {history.epoch} "
+                         f"(finished={history.finished}): train with train_config({name!r}, preset) to the end")
+    reference = build_model(name, preset).state_dict()
+    weights = model.state_dict()
+    if weights.keys() != reference.keys() or any(weights[k].shape != reference[k].shape for k in reference):
+        raise ValueError(f"the model is not the zoo's {name!r} under preset {preset.name!r}: build it with "
+                         f"build_model({name!r}, preset)")
+    key, entry = _entry(name, preset, cache_dir)
+    final_path = entry / "final.pt"
+    check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
+    with _entry_lock(final_path):
+        stored = _store(name, preset, key, model, history, final_path,
+                        _render_workers(config.replace(device=str(_model_device(model)))))
+    logger.info("stored %s as the zoo's model in %s: test acc %.3f", name, final_path, stored["test_acc"])
+    return _info(stored, "trained", final_path)
 
 
 def trained_model(name: str, preset: Preset | None = None, device: str | torch.device | None = None,
@@ -498,18 +565,10 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
     """
     spec = _spec(name)
     preset = preset or get_preset()
-    key = _cache_key(name, preset)
+    key, entry = _entry(name, preset, cache_dir)
     model = build_model(name, preset)
 
     packaged = PACKAGED_DIR / f"{key}.pt"
-    if cache_dir is not None and not str(cache_dir).strip():
-        raise ValueError("cache_dir is empty: pass a folder, e.g. cache_dir='~/.cache/cam_tutorial', "
-                         f"or None for ${CACHE_ENV} or the default")
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    entry = root / "models" / key
-    if not entry.resolve().is_relative_to((root / "models").resolve()):  # Preset checks names; be sure
-        raise ValueError(f"the cache entry {entry} lies outside {root / 'models'}: the preset name "
-                         f"{preset.name!r} must be a plain name such as 'ci'")
     final_path = entry / "final.pt"
     if packaged.exists():
         stored, source, path = _read_final(packaged, name, key), "package", packaged

@@ -289,3 +289,24 @@ def test_a_preset_name_cannot_lead_the_entry_out_of_the_cache(tmp_path):
     with pytest.raises(ValueError, match=r"lies outside .*models: the preset name '../../../../escaped'"):
         zoo.trained_model("resnet18b_gap", sneaky, "cpu", tmp_path / "a" / "b" / "c" / "d", progress=False)
     assert not list(tmp_path.rglob("final.pt"))
+
+
+def test_a_run_trained_by_hand_in_the_run_folder_becomes_the_zoo_model(tmp_path):
+    """Chapter 3's path: train with the zoo's config and data in run_folder, store_run, and
+    trained_model loads it from the cache (no retraining), with last.pt gone."""
+    from cam_tutorial.train import History, train
+
+    folder = zoo.run_folder("resnet18b_gap", TINY, tmp_path)
+    model = zoo.build_model("resnet18b_gap", TINY)
+    config = zoo.train_config("resnet18b_gap", TINY).replace(device="cpu")
+    data = [zoo.cache_in_memory(zoo.model_dataset("resnet18b_gap", s, TINY), False) for s in ("train", "val")]
+    with pytest.raises(ValueError, match="finished run"):
+        zoo.store_run("resnet18b_gap", model, History(), TINY, tmp_path)
+    history = train(model, *data, config, checkpoint_dir=folder)
+    assert (folder / "last.pt").exists()
+    with pytest.raises(ValueError, match="not the zoo's 'resnet18b_gmp'|build_model"):
+        zoo.store_run("vgg16_gap_left", model, history, TINY, tmp_path)
+    stored = zoo.store_run("resnet18b_gap", model, history, TINY, tmp_path)
+    assert not (folder / "last.pt").exists()
+    again, info = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    assert info.source == "cache" and info.test_acc == stored.test_acc and _weights_equal(again, model)
