@@ -361,8 +361,8 @@ def _entry_lock(final_path: Path) -> FileLock:
     return FileLock(str(_lock_path(final_path)), mode=LOCK_FILE_MODE)
 
 
-def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN_MEMORY_BYTES,
-                    max_uint8_bytes: int = IN_MEMORY_UINT8_BYTES, num_workers: int = 0) -> Dataset:
+def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | None = None,
+                    max_uint8_bytes: int | None = None, num_workers: int = 0) -> Dataset:
     """The training set as fast as memory allows: rendered once, or rendered lean on every access.
 
     In order: the float32 images and labels in a ``TensorDataset`` if they fit in ``max_bytes``
@@ -376,8 +376,8 @@ def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN
     Args:
         dataset: a dataset of ``(image, label, ...)`` items.
         progress: a progress bar while rendering.
-        max_bytes: the largest float32 cache.
-        max_uint8_bytes: the largest uint8 cache (0: never).
+        max_bytes: the largest float32 cache (default :data:`IN_MEMORY_BYTES`).
+        max_uint8_bytes: the largest uint8 cache (0: never; default :data:`IN_MEMORY_UINT8_BYTES`).
         num_workers: processes that render the uint8 cache (0: this one).
 
     Example:
@@ -389,6 +389,8 @@ def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN
         >>> type(lean).__name__, lean[0][0].dtype
         ('TensorDataset', torch.uint8)
     """
+    max_bytes = IN_MEMORY_BYTES if max_bytes is None else max_bytes
+    max_uint8_bytes = IN_MEMORY_UINT8_BYTES if max_uint8_bytes is None else max_uint8_bytes
     first = dataset[0][0]
     if len(dataset) * first.numel() * 4 <= max_bytes:  # type: ignore[arg-type]
         images = torch.empty(len(dataset), *first.shape)  # type: ignore[arg-type]
