@@ -71,3 +71,19 @@ def test_writing_the_estimate_touches_metadata_and_the_time_line_only():
     write_estimates.write(nb, guess)
     assert nbformat.writes(nb) == once and [c.get("outputs") for c in nb.cells] == outputs
     assert "under `gpu`: estimated 1 min on a Colab T4 on a fresh session (not yet measured" in nb.cells[0].source
+
+
+def test_the_smoke_preset_is_shaped_like_gpu_and_valid():
+    from scripts import smoke_gpu_shape
+
+    gpu = get_preset("gpu")
+    smoke = gpu.replace(**smoke_gpu_shape.SMOKE)
+    assert (smoke.name, smoke.image_size, smoke.width, smoke.vgg_width) == ("gpu", 224, 64, 64)
+    assert smoke.epochs == 1 and smoke.train_size <= 50 and smoke.train_size >= smoke.batch_size
+    namespace: dict = {}
+    exec(smoke_gpu_shape.INJECTED, namespace)  # what the smoke run prepends to every notebook
+    from cam_tutorial import config, zoo
+    try:
+        assert config.PRESETS["gpu"] == smoke and zoo.IN_MEMORY_BYTES == 0
+    finally:
+        config.PRESETS["gpu"], zoo.IN_MEMORY_BYTES = gpu, 1 << 30
