@@ -674,7 +674,7 @@ def normalise_uint8(images: torch.Tensor) -> torch.Tensor:
         >>> x = torch.tensor([[[[0, 255, 128]]]], dtype=torch.uint8)
         >>> y = normalise_uint8(x)
         >>> tuple(y.shape), [round(v, 3) for v in y.flatten().tolist()]
-        ((1, 3, 1, 1), [-2.118, 2.429, 0.21])
+        ((1, 3, 1, 1), [-2.118, 2.429, 0.426])
     """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
         raise ValueError(f"normalise_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "

@@ -7,7 +7,9 @@ One function, :func:`train`, runs the loop every chapter needs:
 * mixed precision on a GPU: bfloat16 where the GPU supports it, else float16 with a
   :class:`torch.amp.GradScaler` (e.g. Colab's T4); float32 on the CPU;
 * channels-last memory layout and, optionally, :func:`torch.compile`;
-* a :class:`~torch.utils.data.DataLoader` with workers and pinned memory on a GPU;
+* a :class:`~torch.utils.data.DataLoader` with workers and pinned memory on a GPU; batches of
+  uint8 images ``(B, H, W, 3)`` (the lab's :meth:`~cam_tutorial.data.SyntheticShapes.training_view`)
+  are normalised on the device, to exactly the lab's float values, a quarter of the bytes to load;
 * a checkpoint after every epoch, written atomically. Calling :func:`train` again with the
   same ``checkpoint_dir`` resumes from the last complete epoch with the model, optimiser,
   schedule, scaler, history and every random state restored, so that on the CPU an
