@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 #: Effective TFLOP/s of a T4 on these networks in float16 (the range the issue measured from).
 T4_TFLOPS = (15.0, 25.0)
 #: img/s of the lab's uint8 training view at 224 px on one core here, by CPU time
-#: (``benchmarks/data_speed.py``, December 2026: 1,150-1,250; the float items: 800-1,000).
+#: (``benchmarks/data_speed.py``, December 2026, on a loaded machine: 1,030-1,240; the float
+#: items 800-1,100).
 LOADER_RATE_PER_CORE = 1200.0
 #: Colab's vCPUs against these cores (assumed: Colab's are hyperthreads of older Xeons).
 COLAB_CPU_FACTOR = 0.6
