@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 #: Effective TFLOP/s of a T4 on these networks in float16 (the range the issue measured from).
 T4_TFLOPS = (15.0, 25.0)
 #: img/s of the lab's uint8 training view at 224 px on one core here, by CPU time
-#: (``benchmarks/data_speed.py``, December 2026, on a loaded machine: 1,030-1,240; the float
-#: items 800-1,100).
+#: (``benchmarks/data_speed.py``, December 2026: 1,850 on a quiet machine, 1,030-1,240 on a loaded
+#: one; the full float items 1,470). The loaded figure, to stay on the safe side.
 LOADER_RATE_PER_CORE = 1200.0
 #: Colab's vCPUs against these cores (assumed: Colab's are hyperthreads of older Xeons).
 COLAB_CPU_FACTOR = 0.6
