@@ -69,6 +69,8 @@ __all__ = [
     "REGIONS",
     "MIN_IMAGE_SIZE",
     "SyntheticShapes",
+    "LabTrainingImages",
+    "normalise_uint8",
     "RealDataset",
     "denormalize",
     "load_dataset",
@@ -296,6 +298,31 @@ def _parse_region(region: Any) -> tuple[float, float, float, float]:
     return values
 
 
+def _composite(under: np.ndarray, alpha: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``round(under * (1 - alpha) + fill * alpha)`` in integers: ``(under * (255 - a) + fill * a
+    + 127) // 255`` for uint8 ``under`` (h, w, 3), ``alpha`` (h, w) and ``fill`` (h, w, 3) or (3,).
+
+    Bit-exact with that formula (``floor(v / 255) == (v + 1 + (v >> 8)) >> 8`` for every ``v`` it
+    can take, tested), and several times faster: every array is made three-channel up front, since
+    numpy's loops over a broadcast axis of length 3 cost about 10 ns an element.
+    """
+    height, width = alpha.shape
+    a3 = cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB).astype(np.uint16)
+    out = under.astype(np.uint16)
+    out *= 255 - a3
+    if fill.ndim == 1:  # a flat colour: one row pattern, broadcast over rows (a long inner loop)
+        row = np.tile(fill.astype(np.uint16), width)
+        out += (a3.reshape(height, width * 3) * row).reshape(height, width, 3)
+    else:
+        fill16 = fill.astype(np.uint16)
+        fill16 *= a3
+        out += fill16
+    out += 128
+    out += out >> 8
+    out >>= 8
+    return out.astype(np.uint8)
+
+
 # ----------------------------------------------------------------------------------------------
 # The lab
 # ----------------------------------------------------------------------------------------------
@@ -435,7 +462,22 @@ class SyntheticShapes(Dataset):
 
     def render(self, index: int) -> tuple[np.ndarray, int, tuple[int, int, int, int], np.ndarray]:
         """Item ``index`` before normalisation: ``(rgb uint8 (H, W, 3), label, box, mask)``."""
-        index = self._check_index(index)
+        canvas, label, box, mask = self._render(self._check_index(index), with_mask=True)
+        return canvas, label, box, mask  # type: ignore[return-value]
+
+    def render_image(self, index: int) -> tuple[np.ndarray, int]:
+        """Item ``index``'s ``(rgb uint8 (H, W, 3), label)`` only: the pixels :meth:`render` gives,
+        without drawing the mask or measuring the box (what training reads, and faster)."""
+        canvas, label, _, _ = self._render(self._check_index(index), with_mask=False)
+        return canvas, label
+
+    def training_view(self) -> "LabTrainingImages":
+        """This dataset as training reads it: uint8 ``(3, H, W)`` images and labels, normalised on
+        the device by :func:`normalise_uint8` (see :class:`LabTrainingImages`)."""
+        return LabTrainingImages(self)
+
+    def _render(self, index: int, with_mask: bool
+                ) -> tuple[np.ndarray, int, tuple[int, int, int, int] | None, np.ndarray | None]:
         label = self.label(index)
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
         # All of the item's draws in two calls (numpy's per-call overhead dominates at 64 px):
@@ -451,7 +493,13 @@ class SyntheticShapes(Dataset):
         noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
         tex = _texture_crop(u[12:16], size, size, zoom=0.6 + 2.0 * u[0])
         tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
-        pattern = (noise.astype(np.uint16) * (256 - tex_weight) + tex.astype(np.uint16) * tex_weight) >> 8
+        # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
+        pattern = noise.astype(np.uint16)
+        pattern *= 256 - tex_weight
+        tex16 = tex.astype(np.uint16)
+        tex16 *= tex_weight
+        pattern += tex16
+        pattern >>= 8
         if clutter < 1.0:
             # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
             keep = int(256 * (0.25 + 0.75 * clutter))
@@ -515,24 +563,27 @@ class SyntheticShapes(Dataset):
         if hole is not None:
             polys.append(np.rint(hole @ transform * scale + offset).astype(np.int32))
 
-        mask = np.zeros((size, size), np.uint8)
         alpha = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(mask, polys[:1], 1, cv2.LINE_8, _SUBPIXEL_BITS)
         cv2.fillPoly(alpha, polys[:1], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
         if hole is not None:
-            cv2.fillPoly(mask, polys[1:], 0, cv2.LINE_8, _SUBPIXEL_BITS)
             cv2.fillPoly(alpha, polys[1:], 0, cv2.LINE_AA, _SUBPIXEL_BITS)
-        x, y, w, h = cv2.boundingRect(mask)
-        if w == 0 or h == 0:  # cannot happen at scale >= 0.05 and 32 px; guard anyway
-            raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
+        mask = box = None
+        if with_mask:
+            mask = np.zeros((size, size), np.uint8)
+            cv2.fillPoly(mask, polys[:1], 1, cv2.LINE_8, _SUBPIXEL_BITS)
+            if hole is not None:
+                cv2.fillPoly(mask, polys[1:], 0, cv2.LINE_8, _SUBPIXEL_BITS)
+            x, y, w, h = cv2.boundingRect(mask)
+            if w == 0 or h == 0:  # cannot happen at scale >= 0.05 and 32 px; guard anyway
+                raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
+            box, mask = (x, y, x + w, y + h), mask.view(bool)
 
         # Composite only where the anti-aliased object is (one pixel around the mask), in integers.
         px, py, pw, ph = cv2.boundingRect(alpha)
         fill = self._object_fill(u, ph, pw, colour_a, colour_b)
-        a = alpha[py:py + ph, px:px + pw, None].astype(np.uint16)
-        under = canvas[py:py + ph, px:px + pw]
-        canvas[py:py + ph, px:px + pw] = ((under * (255 - a) + fill * a + 127) // 255).astype(np.uint8)
-        return canvas, label, (x, y, x + w, y + h), mask.view(bool)
+        patch = canvas[py:py + ph, px:px + pw]
+        patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], fill)
+        return canvas, label, box, mask
 
     def _object_fill(self, u: Sequence[float], height: int, width: int, colour_a: np.ndarray,
                      colour_b: np.ndarray) -> np.ndarray:
@@ -570,6 +621,67 @@ def _integral_index(index: object) -> int:
             f"dataset indices must be integers, got {type(index).__name__} {index!r}; use an int "
             "(int(i) once you know i is whole; numpy integers work too)"
         ) from None
+
+
+class LabTrainingImages(Dataset):
+    """A lab dataset as training reads it: ``(image uint8 (H, W, 3), label)`` items.
+
+    The pixels are :meth:`SyntheticShapes.render`'s, as rendered (channels last), without the
+    mask, box and float conversion that training never reads: a batch is a quarter of the float
+    batch's bytes to collate and copy. :func:`~cam_tutorial.train.train` (and ``evaluate``)
+    normalise uint8 batches on the device with :func:`normalise_uint8`, which gives exactly the
+    float32 values of the lab's ``__getitem__`` (in channels-last memory), so a model trains on
+    the same numbers either way.
+
+    Example:
+        >>> lab = SyntheticShapes("val", length=4, image_size=32)
+        >>> image, label = lab.training_view()[1]
+        >>> image.dtype, tuple(image.shape), bool((normalise_uint8(image[None])[0] == lab[1][0]).all())
+        (torch.uint8, (32, 32, 3), True)
+    """
+
+    def __init__(self, lab: SyntheticShapes) -> None:
+        if not isinstance(lab, SyntheticShapes):
+            raise TypeError(f"LabTrainingImages wraps a SyntheticShapes, got {type(lab).__name__}: "
+                            "use SyntheticShapes(...).training_view()")
+        self.lab = lab
+
+    def __len__(self) -> int:
+        return len(self.lab)
+
+    def __repr__(self) -> str:
+        return f"LabTrainingImages({self.lab!r})"
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        rgb, label = self.lab.render_image(index)
+        return torch.from_numpy(rgb), label
+
+
+@functools.lru_cache(maxsize=8)
+def _device_table(device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation table flattened to 768 entries (value * 3 + channel), and the channel
+    offsets, on ``device``."""
+    table = torch.from_numpy(_normalise_lut().reshape(-1).copy()).to(device)
+    return table, torch.arange(3, device=device)
+
+
+def normalise_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(B, H, W, 3)`` -> float32 ``(B, 3, H, W)`` normalised with :data:`MEAN` and
+    :data:`STD`, on the images' device, through the same per-channel table as the lab's
+    ``__getitem__`` (so the values are identical, bit for bit, not merely close). The result is
+    a channels-last view (what a GPU convolution wants); ``.contiguous()`` makes it planar.
+
+    Example:
+        >>> x = torch.tensor([[[[0, 255, 128]]]], dtype=torch.uint8)
+        >>> y = normalise_uint8(x)
+        >>> tuple(y.shape), [round(v, 3) for v in y.flatten().tolist()]
+        ((1, 3, 1, 1), [-2.118, 2.429, 0.426])
+    """
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(f"normalise_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "
+                         f"{tuple(images.shape)}: pass a batch of LabTrainingImages items")
+    table, channels = _device_table(str(images.device))
+    return table[images.long() * 3 + channels].permute(0, 3, 1, 2)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:

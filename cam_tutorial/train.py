@@ -7,7 +7,9 @@ One function, :func:`train`, runs the loop every chapter needs:
 * mixed precision on a GPU: bfloat16 where the GPU supports it, else float16 with a
   :class:`torch.amp.GradScaler` (e.g. Colab's T4); float32 on the CPU;
 * channels-last memory layout and, optionally, :func:`torch.compile`;
-* a :class:`~torch.utils.data.DataLoader` with workers and pinned memory on a GPU;
+* a :class:`~torch.utils.data.DataLoader` with workers and pinned memory on a GPU; batches of
+  uint8 images ``(B, H, W, 3)`` (the lab's :meth:`~cam_tutorial.data.SyntheticShapes.training_view`)
+  are normalised on the device, to exactly the lab's float values, a quarter of the bytes to load;
 * a checkpoint after every epoch, written atomically. Calling :func:`train` again with the
   same ``checkpoint_dir`` resumes from the last complete epoch with the model, optimiser,
   schedule, scaler, history and every random state restored, so that on the CPU an
@@ -61,6 +63,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from .config import Preset, default_device
+from .data import normalise_uint8
 
 __all__ = [
     "FINGERPRINT_FIELDS",
@@ -82,6 +85,7 @@ __all__ = [
     "check_format",
     "DIVERGED_LOSS",
     "measure_throughput",
+    "model_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -312,6 +316,9 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     images = images.to(device, non_blocking=True)
+    if images.dtype == torch.uint8:  # the lab's training view: normalised here, on the device
+        images = normalise_uint8(images)
+        return images.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 
@@ -380,7 +387,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
         >>> 0.0 <= acc <= 1.0
         True
     """
-    device = _model_device(model) if device is None else torch.device(device)
+    device = model_device(model) if device is None else torch.device(device)
     model.to(device).eval()
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -411,7 +418,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
         >>> predicted.shape, targets.tolist()
         (torch.Size([5]), [0, 1, 0, 1, 0])
     """
-    device = _model_device(model) if device is None else torch.device(device)
+    device = model_device(model) if device is None else torch.device(device)
     model.to(device).eval()
     predicted, targets = [], []
     for logits, labels in _forward_all(model, dataset, batch_size, device, num_workers, amp,
@@ -439,7 +446,8 @@ def confusion_matrix(targets: torch.Tensor | Sequence[int], predicted: torch.Ten
     return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters)."""
     for p in model.parameters():
         return p.device
     return torch.device("cpu")

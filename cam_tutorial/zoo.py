@@ -14,7 +14,13 @@ Where the weights come from, in order:
    On Colab, point it at Google Drive (``/content/drive/MyDrive/cam_tutorial``) so that trained
    models, and the per-epoch checkpoints of a run in progress, outlive the session;
 3. training, which writes per-epoch checkpoints to the cache (a run killed half-way resumes
-   from its last complete epoch) and then the final weights.
+   from its last complete epoch) and then the final weights, deleting the per-epoch checkpoint
+   (it holds the optimiser's state too: 1.6 GB for VGG16-FC at the ``gpu`` preset).
+
+A chapter may train a zoo model by hand (chapter 3 does, to show resuming): :func:`run_folder`
+is the entry's checkpoint folder, :func:`train_config` its settings, and :func:`store_run` makes
+the finished run the entry's model. On Colab, :func:`cam_tutorial.colab.use_drive_cache` puts
+the whole cache on Google Drive.
 
 Several processes may ask for the same model at once (the book's notebooks run in parallel in
 CI): a file lock lets one of them train while the others wait, then read its result. Files are
@@ -49,18 +55,20 @@ from typing import Any, Callable
 import torch
 from filelock import FileLock
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .config import PRESETS, Preset, default_device, get_preset
 from .data import CLASS_NAMES, SyntheticShapes
 from .models import ResNet18B, vgg16_fc, vgg16_gap
 from .train import (
+    CHECKPOINT_NAME,
     FINGERPRINT_FIELDS,
     CheckpointError,
     History,
     TrainConfig,
     atomic_save,
+    model_device,
     stale_temporaries,
     check_format,
     check_writable_folder,
@@ -80,6 +88,8 @@ __all__ = [
     "shipped_presets",
     "presets_to_compare",
     "cache_in_memory",
+    "run_folder",
+    "store_run",
     "default_cache_dir",
     "CACHE_ENV",
     "PACKAGED_DIR",
@@ -97,6 +107,9 @@ _FINAL_KEYS = ("format", "name", "preset", "key", "region", "model", "history", 
 #: Training sets up to this size (float32 images) are rendered once and kept in memory: the lab
 #: renders every item on each access, which on two CPU cores costs a fifth of a short run.
 IN_MEMORY_BYTES = 1 << 30
+#: Larger lab sets up to this size as uint8 images (a quarter of float32's) are rendered once too
+#: (e.g. 5,000 images at 224 px: 0.75 GB), normalised on the device by training.
+IN_MEMORY_UINT8_BYTES = 3 << 30
 #: The preset fields that shape a zoo model (its cache key hashes these, and only these: a preset
 #: field that other chapters read, such as the probe sizes, must not make the shipped models stale).
 MODEL_PRESET_FIELDS = ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
@@ -354,28 +367,81 @@ def _entry_lock(final_path: Path) -> FileLock:
     return FileLock(str(_lock_path(final_path)), mode=LOCK_FILE_MODE)
 
 
-def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int = IN_MEMORY_BYTES) -> Dataset:
-    """The images and labels of ``dataset`` rendered once into a ``TensorDataset``, if they fit in
-    ``max_bytes`` (float32); else ``dataset`` itself, rendered on every access (by loader workers).
+def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | None = None,
+                    max_uint8_bytes: int | None = None, num_workers: int = 0) -> Dataset:
+    """The training set as fast as memory allows: rendered once, or rendered lean on every access.
 
-    The lab renders an item each time it is read; over several epochs on two CPU cores that costs
-    as much as a fifth of training, so small training sets are rendered once.
+    In order: the float32 images and labels in a ``TensorDataset`` if they fit in ``max_bytes``
+    (the ``ci`` and ``cpu`` models are trained on exactly these); for the lab, else its uint8
+    :meth:`~cam_tutorial.data.SyntheticShapes.training_view` rendered once into a
+    ``TensorDataset`` if that fits in ``max_uint8_bytes`` (a quarter of the bytes; training
+    normalises it on the device to the same values); else that view itself, rendered on every
+    access by the loader's workers without the masks and boxes training never reads; any other
+    dataset that does not fit is returned as it is.
+
+    Args:
+        dataset: a dataset of ``(image, label, ...)`` items.
+        progress: a progress bar while rendering.
+        max_bytes: the largest float32 cache (default :data:`IN_MEMORY_BYTES`).
+        max_uint8_bytes: the largest uint8 cache (0: never; default :data:`IN_MEMORY_UINT8_BYTES`).
+        num_workers: processes that render the uint8 cache (0: this one).
 
     Example:
         >>> from cam_tutorial.data import SyntheticShapes
         >>> cached = cache_in_memory(SyntheticShapes("val", length=4, image_size=32), progress=False)
-        >>> type(cached).__name__, len(cached)
-        ('TensorDataset', 4)
+        >>> type(cached).__name__, len(cached), cached[0][0].dtype
+        ('TensorDataset', 4, torch.float32)
+        >>> lean = cache_in_memory(SyntheticShapes("val", length=4, image_size=32), False, max_bytes=0)
+        >>> type(lean).__name__, lean[0][0].dtype
+        ('TensorDataset', torch.uint8)
     """
+    max_bytes = IN_MEMORY_BYTES if max_bytes is None else max_bytes
+    max_uint8_bytes = IN_MEMORY_UINT8_BYTES if max_uint8_bytes is None else max_uint8_bytes
     first = dataset[0][0]
-    if len(dataset) * first.numel() * 4 > max_bytes:  # type: ignore[arg-type]
+    if len(dataset) * first.numel() * 4 <= max_bytes:  # type: ignore[arg-type]
+        images = torch.empty(len(dataset), *first.shape)  # type: ignore[arg-type]
+        labels = torch.empty(len(dataset), dtype=torch.long)  # type: ignore[arg-type]
+        for i in tqdm(range(len(dataset)), desc="rendering the lab", leave=False, disable=not progress):
+            image, label, *_ = dataset[i]
+            images[i], labels[i] = image, label
+        return TensorDataset(images, labels)
+    if not isinstance(dataset, SyntheticShapes):
         return dataset
-    images = torch.empty(len(dataset), *first.shape)  # type: ignore[arg-type]
-    labels = torch.empty(len(dataset), dtype=torch.long)  # type: ignore[arg-type]
-    for i in tqdm(range(len(dataset)), desc="rendering the lab", leave=False, disable=not progress):
-        image, label, *_ = dataset[i]
-        images[i], labels[i] = image, label
+    view = dataset.training_view()
+    if len(dataset) * first.numel() > max_uint8_bytes:
+        logger.info("%s does not fit in %.1f GB as uint8: rendering it on every access", dataset,
+                    max_uint8_bytes / 1e9)
+        return view
+    size = dataset.image_size
+    images = torch.empty(len(dataset), size, size, 3, dtype=torch.uint8)
+    labels = torch.empty(len(dataset), dtype=torch.long)
+    loader = DataLoader(view, batch_size=64, num_workers=num_workers, shuffle=False)
+    done = 0
+    for batch_images, batch_labels in tqdm(loader, desc="rendering the lab (uint8)", leave=False,
+                                           disable=not progress):
+        images[done:done + len(batch_labels)], labels[done:done + len(batch_labels)] = batch_images, batch_labels
+        done += len(batch_labels)
     return TensorDataset(images, labels)
+
+
+def _render_workers(config: TrainConfig) -> int:
+    """Processes that render the lab for the zoo's training: the config's loader workers, else
+    what :func:`~cam_tutorial.train.train` would pick (none on the CPU, a few on a GPU)."""
+    if config.num_workers is not None:
+        return config.num_workers
+    return min(4, os.cpu_count() or 1) if torch.device(config.device or default_device()).type == "cuda" else 0
+
+
+def _remove_resume_checkpoint(path: Path) -> None:
+    """Delete a finished run's per-epoch checkpoint once its final weights are stored: it holds
+    the optimiser's state too (VGG16-FC's is about 1.6 GB at the ``gpu`` preset), and a finished
+    entry is never resumed."""
+    with contextlib.suppress(FileNotFoundError):
+        size = path.stat().st_size
+        path.unlink()
+        logger.info("removed %s (%.0f MB), the finished run's resume checkpoint", path, size / 1e6)
+    with contextlib.suppress(OSError):  # only when empty
+        path.parent.rmdir()
 
 
 def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entry: Path, final_path: Path,
@@ -389,10 +455,22 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
             stale.unlink()
     logger.info("training %s under preset %r (cached afterwards in %s)", name, preset.name, entry)
     started = time.perf_counter()
-    history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress),
-                    cache_in_memory(model_dataset(name, "val", preset), progress), config,
+    workers = _render_workers(config)
+    history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress, num_workers=workers),
+                    cache_in_memory(model_dataset(name, "val", preset), progress, num_workers=workers), config,
                     checkpoint_dir=entry / "checkpoints")
-    test_loss, test_acc = evaluate(model, model_dataset(name, "test", preset), preset.eval_batch_size)
+    stored = _store(name, preset, key, model, history, final_path, workers)
+    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
+                history.val_acc[-1], stored["test_acc"])
+    return stored
+
+
+def _store(name: str, preset: Preset, key: str, model: nn.Module, history: History, final_path: Path,
+           workers: int) -> dict[str, Any]:
+    """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
+    test_set = model_dataset(name, "test", preset)
+    test_loss, test_acc = evaluate(model, test_set.training_view() if isinstance(test_set, SyntheticShapes) else test_set,
+                                   preset.eval_batch_size, num_workers=workers)
     stored = {
         "format": _FORMAT, "name": name, "preset": preset.name, "key": key,
         "region": _spec(name).region,
@@ -400,9 +478,65 @@ def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entr
         "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
     }
     atomic_save(stored, final_path)
-    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
-                history.val_acc[-1], test_acc)
+    _remove_resume_checkpoint(final_path.parent / "checkpoints" / CHECKPOINT_NAME)
     return stored
+
+
+def _entry(name: str, preset: Preset, cache_dir: str | os.PathLike | None) -> tuple[str, Path]:
+    """The cache key of ``name`` under ``preset`` and its entry folder in the cache."""
+    key = _cache_key(name, preset)
+    if cache_dir is not None and not str(cache_dir).strip():
+        raise ValueError("cache_dir is empty: pass a folder, e.g. cache_dir='~/.cache/cam_tutorial', "
+                         f"or None for ${CACHE_ENV} or the default")
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    entry = root / "models" / key
+    if not entry.resolve().is_relative_to((root / "models").resolve()):  # Preset checks names; be sure
+        raise ValueError(f"the cache entry {entry} lies outside {root / 'models'}: the preset name "
+                         f"{preset.name!r} must be a plain name such as 'ci'")
+    return key, entry
+
+
+def run_folder(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder where the zoo keeps the per-epoch checkpoint of ``name``'s training run: pass
+    it as ``train(..., checkpoint_dir=...)`` (with :func:`train_config` and the zoo's data) to
+    train the zoo's own model by hand, resumable, then hand the result to :func:`store_run`.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> run_folder("resnet18b_gap", get_preset("ci"), "/tmp/zoo").parts[-3:-1]
+        ('models', 'resnet18b_gap-ci-f640496013b5')
+    """
+    return _entry(name, preset or get_preset(), cache_dir)[1] / "checkpoints"
+
+
+def store_run(name: str, model: nn.Module, history: History, preset: Preset | None = None,
+              cache_dir: str | os.PathLike | None = None) -> ModelInfo:
+    """Store a model trained by hand as the zoo's ``name`` (so :func:`trained_model` loads it in
+    every later chapter): scores it on the test split, writes the entry's ``final.pt`` and
+    deletes the run's ``last.pt``.
+
+    Raises:
+        ValueError: when ``history`` is not a finished run of :func:`train_config`'s length, or
+            the model's tensors are not the zoo architecture's.
+    """
+    preset = preset or get_preset()
+    config = _train_config(name, preset, None, False)
+    if not history.finished or history.epoch != list(range(1, config.epochs + 1)):
+        raise ValueError(f"store_run takes a finished run of {config.epochs} epochs, got epochs {history.epoch} "
+                         f"(finished={history.finished}): train with train_config({name!r}, preset) to the end")
+    reference = build_model(name, preset).state_dict()
+    weights = model.state_dict()
+    if weights.keys() != reference.keys() or any(weights[k].shape != reference[k].shape for k in reference):
+        raise ValueError(f"the model is not the zoo's {name!r} under preset {preset.name!r}: build it with "
+                         f"build_model({name!r}, preset)")
+    key, entry = _entry(name, preset, cache_dir)
+    final_path = entry / "final.pt"
+    check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
+    with _entry_lock(final_path):
+        stored = _store(name, preset, key, model, history, final_path,
+                        _render_workers(config.replace(device=str(model_device(model)))))
+    logger.info("stored %s as the zoo's model in %s: test acc %.3f", name, final_path, stored["test_acc"])
+    return _info(stored, "trained", final_path)
 
 
 def trained_model(name: str, preset: Preset | None = None, device: str | torch.device | None = None,
@@ -439,23 +573,16 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
     """
     spec = _spec(name)
     preset = preset or get_preset()
-    key = _cache_key(name, preset)
+    key, entry = _entry(name, preset, cache_dir)
     model = build_model(name, preset)
 
     packaged = PACKAGED_DIR / f"{key}.pt"
-    if cache_dir is not None and not str(cache_dir).strip():
-        raise ValueError("cache_dir is empty: pass a folder, e.g. cache_dir='~/.cache/cam_tutorial', "
-                         f"or None for ${CACHE_ENV} or the default")
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    entry = root / "models" / key
-    if not entry.resolve().is_relative_to((root / "models").resolve()):  # Preset checks names; be sure
-        raise ValueError(f"the cache entry {entry} lies outside {root / 'models'}: the preset name "
-                         f"{preset.name!r} must be a plain name such as 'ci'")
     final_path = entry / "final.pt"
     if packaged.exists():
         stored, source, path = _read_final(packaged, name, key), "package", packaged
     elif final_path.exists():
         stored, source, path = _read_final(final_path, name, key), "cache", final_path
+        _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
     else:
         lock = _entry_lock(final_path)
         try:

@@ -61,8 +61,29 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def time_line(timings: dict[str, dict], note: str = "") -> str:
-    """The ``**Time:**`` line from measured timings (``{preset: {"seconds": s, "machine": m}}``).
+def _minutes_range(low: float, high: float) -> str:
+    low, high = max(1, round(low)), max(1, round(high))
+    return f"{low} min" if low == high else f"{low}-{high} min"
+
+
+def estimate_phrase(estimate: dict) -> str:
+    """The ``gpu`` estimate in words, from ``cam_tutorial.gpu_estimate`` (written by
+    ``scripts/write_estimates.py`` from ``benchmarks/estimate.py``).
+
+    Example:
+        >>> estimate_phrase({"card": "T4", "fresh_minutes": [7.2, 11.6], "cached_minutes": [0.6, 0.6]})
+        'under `gpu`: estimated 7-12 min on a Colab T4 on a fresh session, 1 min with the models in the Drive cache (not yet measured on a card)'
+    """
+    fresh, cached = estimate["fresh_minutes"], estimate["cached_minutes"]
+    text = f"under `gpu`: estimated {_minutes_range(*fresh)} on a Colab {estimate['card']} on a fresh session"
+    if [round(v) for v in cached] != [round(v) for v in fresh]:
+        text += f", {_minutes_range(*cached)} with the models in the Drive cache"
+    return text + " (not yet measured on a card)"
+
+
+def time_line(timings: dict[str, dict], note: str = "", gpu_estimate: dict | None = None) -> str:
+    """The ``**Time:**`` line from measured timings (``{preset: {"seconds": s, "machine": m}}``),
+    and, while ``gpu`` is not measured, its estimate (see :func:`estimate_phrase`) if given.
 
     Example:
         >>> time_line({"cpu": {"seconds": 12.4, "machine": "2 CPU cores"}}, "Nothing is trained.")
@@ -74,14 +95,14 @@ def time_line(timings: dict[str, dict], note: str = "") -> str:
         raise ValueError("time_line needs at least one timing")
     parts[0] += " (measured when these outputs were made)"
     if "gpu" not in timings:
-        parts.append("under `gpu`: not yet timed")
+        parts.append(estimate_phrase(gpu_estimate) if gpu_estimate else "under `gpu`: not yet timed")
     return f"**Time:** {'; '.join(parts)}." + (f" {note}" if note else "")
 
 
 def set_time_line(nb: nbformat.NotebookNode) -> None:
     """Rewrite the first cell's ``**Time:**`` line from the notebook's recorded timings."""
     meta = nb.metadata.get("cam_tutorial", {})
-    line = time_line(meta.get("timings", {}), meta.get("time_note", ""))
+    line = time_line(meta.get("timings", {}), meta.get("time_note", ""), meta.get("gpu_estimate"))
     first = nb.cells[0]
     if not TIME_LINE.search(first.source):
         raise ValueError("the first cell has no '**Time:**' line to write the measured time into")

@@ -33,13 +33,28 @@ def test_doctests_pass():
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_fc_model_trains_at_its_own_learning_rate(tmp_path):
+def test_fc_model_trains_at_its_own_learning_rate(tmp_path, monkeypatch):
     """The FC head's quarter learning rate is what training used, and it is part of the cache key."""
     assert zoo.train_config("vgg16_fc_left", TINY).lr == pytest.approx(TINY.lr / 4)
     assert zoo.train_config("vgg16_gap_left", TINY).lr == pytest.approx(TINY.lr)
-    _, info = zoo.trained_model("vgg16_fc_left", TINY, "cpu", tmp_path, progress=False, with_info=True)
-    run = load_checkpoint(tmp_path / "models" / info.key / "checkpoints" / "last.pt")
-    assert run["config"]["lr"] == pytest.approx(TINY.lr / 4)
+    used = []
+    real_train = zoo.train
+    monkeypatch.setattr(zoo, "train", lambda model, a, b, config, **kw: used.append(config.lr) or real_train(
+        model, a, b, config, **kw))
+    zoo.trained_model("vgg16_fc_left", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    assert used == [pytest.approx(TINY.lr / 4)]
+
+
+def test_finished_run_deletes_its_resume_checkpoint(tmp_path):
+    """Once final.pt is written the per-epoch last.pt (optimiser state included) is deleted; one
+    left by a run killed between the two is deleted on the next load."""
+    _, info = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    checkpoints = tmp_path / "models" / info.key / "checkpoints"
+    assert info.source == "trained" and Path(info.path).exists() and not checkpoints.exists()
+    checkpoints.mkdir()
+    (checkpoints / "last.pt").write_bytes(b"left over")
+    _, again = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    assert again.source == "cache" and not checkpoints.exists()
 
 
 def test_available_models_and_unknown_name():
@@ -75,7 +90,7 @@ def test_trains_once_then_loads_from_cache(tmp_path):
     loss, acc = evaluate(model, zoo.model_dataset("resnet18b_gap", "test", TINY), 64)
     assert acc == pytest.approx(info.test_acc) and loss == pytest.approx(info.test_loss, rel=1e-5)
     entry = tmp_path / "models" / info.key
-    assert (entry / "final.pt").exists() and (entry / "checkpoints" / "last.pt").exists()
+    assert (entry / "final.pt").exists() and not (entry / "checkpoints").exists()  # the resume file went
 
     again, info2 = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
     assert info2.source == "cache" and info2.history == info.history
@@ -200,8 +215,7 @@ def _plant(cache: Path, name: str, stored: dict) -> Path:
 def test_a_trained_model_gets_the_umask_mode_and_stale_temporaries_go(gmp_cache):
     _, final = gmp_cache
     assert final.stat().st_mode & 0o777 == 0o644
-    assert (final.parent / "checkpoints" / "last.pt").stat().st_mode & 0o777 == 0o644
-    assert sorted(p.name for p in final.parent.iterdir()) == ["checkpoints", "final.pt"]
+    assert sorted(p.name for p in final.parent.iterdir()) == ["final.pt"]  # no temporaries, no last.pt
 
 
 def test_a_file_of_another_model_in_an_entry_is_refused(gmp_cache, tmp_path):
@@ -275,3 +289,24 @@ def test_a_preset_name_cannot_lead_the_entry_out_of_the_cache(tmp_path):
     with pytest.raises(ValueError, match=r"lies outside .*models: the preset name '../../../../escaped'"):
         zoo.trained_model("resnet18b_gap", sneaky, "cpu", tmp_path / "a" / "b" / "c" / "d", progress=False)
     assert not list(tmp_path.rglob("final.pt"))
+
+
+def test_a_run_trained_by_hand_in_the_run_folder_becomes_the_zoo_model(tmp_path):
+    """Chapter 3's path: train with the zoo's config and data in run_folder, store_run, and
+    trained_model loads it from the cache (no retraining), with last.pt gone."""
+    from cam_tutorial.train import History, train
+
+    folder = zoo.run_folder("resnet18b_gap", TINY, tmp_path)
+    model = zoo.build_model("resnet18b_gap", TINY)
+    config = zoo.train_config("resnet18b_gap", TINY).replace(device="cpu")
+    data = [zoo.cache_in_memory(zoo.model_dataset("resnet18b_gap", s, TINY), False) for s in ("train", "val")]
+    with pytest.raises(ValueError, match="finished run"):
+        zoo.store_run("resnet18b_gap", model, History(), TINY, tmp_path)
+    history = train(model, *data, config, checkpoint_dir=folder)
+    assert (folder / "last.pt").exists()
+    with pytest.raises(ValueError, match="not the zoo's 'resnet18b_gmp'|build_model"):
+        zoo.store_run("vgg16_gap_left", model, history, TINY, tmp_path)
+    stored = zoo.store_run("resnet18b_gap", model, history, TINY, tmp_path)
+    assert not (folder / "last.pt").exists()
+    again, info = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
+    assert info.source == "cache" and info.test_acc == stored.test_acc and _weights_equal(again, model)
