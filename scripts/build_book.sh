@@ -18,8 +18,8 @@ done
 bash scripts/setup.sh
 py="$root/.venv/bin/python"
 if [ -n "$execute" ]; then
-  "$py" scripts/make_figures.py
-  "$py" scripts/execute_notebooks.py --preset "$preset"
+  "$py" -m scripts.make_figures
+  "$py" -m scripts.execute_notebooks --preset "$preset"
 fi
 "$root/.venv/bin/jupyter-book" build . --quiet
 echo "The book is at: $root/_build/html/index.html"

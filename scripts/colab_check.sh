@@ -22,7 +22,8 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install nbclient nbformat matplotlib tqdm scipy filelock pillow
 "${pip[@]}" freeze --all | sort > "$work/before.txt"
 # The set-up cell's command (see any notebook's first code cell), from this checkout.
-extras="$("$venv/bin/python" -c "import re, pathlib; s = pathlib.Path('notebooks/05_computing_cams.ipynb').read_text(); m = re.search(r'cam-tutorial(\[[a-z,]+\])?\.git', s); print(m.group(1) or '' if m else '')")"
+# The extras the set-up cells ask for ("cam-tutorial[photos] @ git+..." in chapters 5 and 8).
+extras="$(cat notebooks/*.ipynb | grep -o 'cam-tutorial\[[a-z,]*\] @' | head -1 | grep -o '\[[a-z,]*\]' || true)"
 echo "colab-check: pip install \"$root$extras\"  (the set-up cell installs \"git+<repository>$extras\")"
 "${pip[@]}" install "$root$extras"
 "${pip[@]}" freeze --all | sort > "$work/after.txt"
