@@ -45,7 +45,7 @@ def problems_of(path: Path, toc: str) -> list[str]:
     if not meta.get("timings"):
         found.append("records no measured time (metadata cam_tutorial.timings): execute it with "
                      "scripts/execute_notebooks.py")
-    elif cells and time_line(meta["timings"], meta.get("time_note", "")) not in "".join(cells[0]["source"]):
+    elif cells and time_line(meta["timings"], meta.get("time_note", ""), meta.get("gpu_estimate")) not in "".join(cells[0]["source"]):
         found.append("has a **Time:** line other than the measured one: re-execute it with "
                      "scripts/execute_notebooks.py (its remark lives in metadata cam_tutorial.time_note)")
     tail = " ".join("".join(c["source"]) for c in cells[-3:] if c["cell_type"] == "markdown").lower()

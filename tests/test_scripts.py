@@ -60,6 +60,15 @@ def test_set_time_line_writes_the_line_that_the_check_accepts(tmp_path):
     assert _problems(tmp_path, nb) == []
 
 
+def test_the_check_accepts_a_time_line_that_carries_the_gpu_estimate(tmp_path):
+    nb = _notebook("**Time:** typed.", {"cpu": {"seconds": 7, "machine": "2 CPU cores"}})
+    nb.metadata["cam_tutorial"]["gpu_estimate"] = {"card": "T4", "fresh_minutes": [2.0, 3.0],
+                                                   "cached_minutes": [0.5, 0.5]}
+    set_time_line(nb)
+    assert "estimated" in nb.cells[0].source and "T4" in nb.cells[0].source
+    assert _problems(tmp_path, nb) == []
+
+
 def test_check_flags_a_notebook_without_recorded_timings(tmp_path):
     problems = _problems(tmp_path, _notebook("**Time:** 5 s.", None))
     assert problems == ["records no measured time (metadata cam_tutorial.timings): execute it with "
