@@ -19,9 +19,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from scripts.execute_notebooks import set_time_line  # noqa: E402
+from scripts.execute_notebooks import set_time_line
 
 
 def _estimate_module():

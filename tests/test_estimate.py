@@ -13,9 +13,8 @@ import pytest
 from cam_tutorial.config import get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from scripts import execute_notebooks, write_estimates  # noqa: E402
+from scripts import execute_notebooks, write_estimates
 
 est = write_estimates._estimate_module()
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
