@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import textwrap
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -285,7 +286,7 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
     categories = list(categories) if categories is not None else imagenet_categories()
     rows = -(-len(results) // columns)
     side = MAX_FIGURE_WIDTH / columns
-    fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.55) + (0.4 if title else 0)),
+    fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.7) + (0.55 if title else 0)),
                              layout="constrained", squeeze=False)
     for ax in axes.flat:
         _clean(ax)
@@ -298,10 +299,11 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
         draw_box(ax, r.paper_box(), CAM_BOX_COLOR, linewidth=2)
         name = categories[r.top_class]
         name = name if len(name) <= 20 else name[:19] + "…"
-        ax.set_title(f"{r.name}: {name} ({r.probability():.2f})\nIoU {r.paper_box_iou():.2f}",
+        # three short lines: one long line overlaps the next panel's title at this width
+        ax.set_title(f"{r.name}\n{name} ({r.probability():.2f})\nIoU {r.paper_box_iou():.2f}",
                      fontsize=LABEL_SIZE)
     if title:
-        fig.suptitle(title, fontsize=LABEL_SIZE + 1)
+        fig.suptitle(textwrap.fill(title, 90), fontsize=LABEL_SIZE + 1)
     return fig
 
 

@@ -4,7 +4,6 @@ budget a free Colab T4 allows, and written into each chapter's time line as an e
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat

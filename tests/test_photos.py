@@ -177,8 +177,8 @@ def test_figures_label_each_map_with_its_class_probability_and_box_score(results
     assert titles[1] == f"espresso\np = {coffee.probability(0):.2f}" and len(titles) == 4
     fig = show_photo_cams(results, columns=4)
     shown = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert shown == [f"coffee: espresso ({coffee.probability():.2f})\nIoU {coffee.paper_box_iou():.2f}",
-                     f"flower: daisy ({flower.probability():.2f})\nIoU {flower.paper_box_iou():.2f}"]
+    assert shown == [f"coffee\nespresso ({coffee.probability():.2f})\nIoU {coffee.paper_box_iou():.2f}",
+                     f"flower\ndaisy ({flower.probability():.2f})\nIoU {flower.paper_box_iou():.2f}"]
     fig = show_resolutions({224: results, 448: results}, names=["flower"])
     assert [ax.get_title().splitlines()[-1] for ax in fig.axes] == ["224 px, 7x7 map", "448 px, 7x7 map"]
     fig = show_photo_cam_box(coffee)
