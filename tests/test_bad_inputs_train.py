@@ -299,16 +299,6 @@ def test_zoo_call_bad_inputs(case, tmp_path):
 # --------------------------------------------------------------------------- pretrained
 
 
-@pytest.fixture
-def hub_dir(tmp_path):
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        yield tmp_path / "hub"
-    finally:
-        torch.hub.set_dir(previous)
-
-
 PRETRAINED_CALL_CASES = {
     "unknown model": (lambda mp: None, lambda: pretrained_module.imagenet_model("resnet19"), ValueError,
                       "unknown torchvision model 'resnet19'", "e.g. resnet18"),

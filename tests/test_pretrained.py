@@ -15,16 +15,6 @@ import cam_tutorial.pretrained as pretrained_module
 from cam_tutorial.pretrained import can_reach, imagenet_model, photographs, resnet18b_from_torchvision
 
 
-@pytest.fixture
-def hub_dir(tmp_path):
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    try:
-        yield tmp_path / "hub"
-    finally:
-        torch.hub.set_dir(previous)
-
-
 def test_doctests_pass(hub_dir):
     result = doctest.testmod(pretrained_module)
     assert result.attempted >= 4 and result.failed == 0
