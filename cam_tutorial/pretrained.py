@@ -246,23 +246,20 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
 
 
 def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[torch.Tensor, list[str]]:
-    """scikit-image's photographs, shorter side resized to ``size``, centre-cropped, normalised
-    with ImageNet's mean and std: ``(N, 3, size, size)`` float32 and their names."""
-    import skimage.data
+    """Shipped photographs (:mod:`cam_tutorial.photos`), shorter side resized to ``size``,
+    centre-cropped, normalised with ImageNet's mean and std (what torchvision's models expect):
+    ``(N, 3, size, size)`` float32 and their names."""
     from PIL import Image
 
     from cam_tutorial.data import photo_to_tensor
+    from cam_tutorial.photos import PHOTO_NAMES, load_photo
 
     tensors = []
     for name in names:
-        loader = getattr(skimage.data, name, None)
-        if loader is None or not callable(loader):
-            raise ValueError(f"scikit-image has no photograph {name!r}; e.g. {', '.join(PHOTOGRAPHS)}")
-        picture = loader()
-        if isinstance(picture, tuple):  # stereo pairs such as motorcycle: (left, right, disparity)
-            picture = picture[0]
-        image = Image.fromarray(picture).convert("RGB")
-        tensors.append(photo_to_tensor(image, size))
+        if name not in PHOTO_NAMES:
+            raise ValueError(f"there is no photograph {name!r}; e.g. {', '.join(PHOTOGRAPHS)} "
+                             f"(all: {', '.join(PHOTO_NAMES)})")
+        tensors.append(photo_to_tensor(Image.fromarray(load_photo(name).image), size))
     return torch.stack(tensors), list(names)
 
 
