@@ -28,7 +28,7 @@ import cv2
 import torch
 from torch.utils.data import DataLoader
 
-from cam_tutorial.data import SyntheticShapes
+from cam_tutorial.lab import SyntheticShapes
 
 AIMS = {64: 2000.0, 224: 300.0}
 

@@ -158,7 +158,7 @@ def measure_loader_rate(size: int = 224, n: int = 300) -> float:
     """img/s of the lab's uint8 training view on one core here, by CPU time."""
     import cv2
 
-    from cam_tutorial.data import SyntheticShapes
+    from cam_tutorial.lab import SyntheticShapes
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

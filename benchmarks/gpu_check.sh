@@ -34,7 +34,7 @@ step 180 "one gpu-preset epoch of ResNet18B" "$py" - <<'PY'
 import os, time
 import torch
 from cam_tutorial.config import get_preset
-from cam_tutorial.data import SyntheticShapes
+from cam_tutorial.lab import SyntheticShapes
 from cam_tutorial.models import ResNet18B
 from cam_tutorial.train import TrainConfig, train
 from cam_tutorial.zoo import DATA_SEED

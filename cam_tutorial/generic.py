@@ -193,7 +193,7 @@ class Rendered(Dataset):
     ``transform`` instead of the dataset's own normalisation: ``(transform(rgb), label, box, mask)``.
 
     Example:
-        >>> from cam_tutorial.data import SyntheticShapes
+        >>> from cam_tutorial.lab import SyntheticShapes
         >>> ds = Rendered(SyntheticShapes("val", length=2, image_size=32), lambda rgb: torch.from_numpy(rgb))
         >>> ds[0][0].dtype, tuple(ds[0][0].shape)
         (torch.uint8, (32, 32, 3))
@@ -235,7 +235,7 @@ class TextScenes(Dataset):
     30% to 80% of the image), thickness, slant and position, in a colour far from the background
     under it; even items (label 0, "no text") are the same kind of background without one. The
     background is a random crop of a photograph shipped with scikit-image (``photo_share`` of
-    the items) or a lab image (:class:`~cam_tutorial.data.SyntheticShapes`, its shape included:
+    the items) or a lab image (:class:`~cam_tutorial.lab.SyntheticShapes`, its shape included:
     a shape is not text).
 
     ``render(i)`` gives ``(rgb uint8 (H, W, 3), label, box, mask)``; ``box = (x0, y0, x1, y1)``
@@ -288,7 +288,7 @@ class TextScenes(Dataset):
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
-        from .data import SyntheticShapes  # the lab's backgrounds, shapes included
+        from .lab import SyntheticShapes  # the lab's backgrounds, shapes included
 
         lab = SyntheticShapes(self.split, length=index + 1, image_size=size, seed=self.seed + 7919)
         return lab.render(index)[0].copy()

@@ -251,7 +251,7 @@ def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[to
     ``(N, 3, size, size)`` float32 and their names."""
     from PIL import Image
 
-    from cam_tutorial.data import photo_to_tensor
+    from cam_tutorial.datasets import photo_to_tensor
     from cam_tutorial.photos import PHOTO_NAMES, load_photo
 
     tensors = []

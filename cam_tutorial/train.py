@@ -8,7 +8,7 @@ One function, :func:`train`, runs the loop every chapter needs:
   :class:`torch.amp.GradScaler` (e.g. Colab's T4); float32 on the CPU;
 * channels-last memory layout and, optionally, :func:`torch.compile`;
 * a :class:`~torch.utils.data.DataLoader` with workers and pinned memory on a GPU; batches of
-  uint8 images ``(B, H, W, 3)`` (the lab's :meth:`~cam_tutorial.data.SyntheticShapes.training_view`)
+  uint8 images ``(B, H, W, 3)`` (the lab's :meth:`~cam_tutorial.lab.SyntheticShapes.training_view`)
   are normalised on the device, to exactly the lab's float values, a quarter of the bytes to load;
 * a checkpoint after every epoch, written atomically. Calling :func:`train` again with the
   same ``checkpoint_dir`` resumes from the last complete epoch with the model, optimiser,
@@ -63,7 +63,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from .config import Preset, default_device
-from .data import normalise_uint8
+from .lab import normalise_uint8
 
 __all__ = [
     "FINGERPRINT_FIELDS",
@@ -458,7 +458,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 def _data_identity(dataset: Dataset) -> dict[str, Any]:
     """What identifies a training set cheaply: its own ``repr`` when its class defines one
-    (:class:`~cam_tutorial.data.SyntheticShapes` shows split, size, seed and region) and a hash of
+    (:class:`~cam_tutorial.lab.SyntheticShapes` shows split, size, seed and region) and a hash of
     the bytes and labels of its first, middle and last items (which also tells apart datasets
     without a telling ``repr``, such as a ``TensorDataset``)."""
     length = len(dataset)  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
         image = image.float()
         if image.ndim == 3 and image.shape[0] == 3:
             if image.min() < 0 or image.max() > 1:  # normalised as the models expect
-                from .data import denormalize  # lazy: data is heavier than viz needs
+                from .lab import denormalize  # lazy: data is heavier than viz needs
 
                 image = denormalize(image)
             image = image.permute(1, 2, 0)
@@ -259,7 +259,7 @@ def overlay(
         raise ValueError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {tuple(img.shape)}")
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, axis=-1)
-    img = _unit_range(img, "image", "denormalise it first (cam_tutorial.data.denormalize)")
+    img = _unit_range(img, "image", "denormalise it first (cam_tutorial.lab.denormalize)")
 
     heat = _as_array(cam, "cam")
     heat = np.squeeze(heat) if heat.ndim > 2 else heat

@@ -12,7 +12,7 @@ matplotlib.
 
 Example:
     >>> import torch
-    >>> from cam_tutorial.data import SyntheticShapes
+    >>> from cam_tutorial.lab import SyntheticShapes
     >>> from cam_tutorial.models import ResNet18B
     >>> explorer = cam_explorer(ResNet18B(width=2).eval(), SyntheticShapes("test", length=4, image_size=32))
     >>> bytes(explorer.image.value[:4])
@@ -53,7 +53,7 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32."""
     from PIL import Image, UnidentifiedImageError
 
-    from cam_tutorial.data import photo_to_tensor
+    from cam_tutorial.datasets import photo_to_tensor
 
     try:
         picture = Image.open(io.BytesIO(bytes(data)))
@@ -249,7 +249,7 @@ class CAMExplorer(widgets.VBox):
         }
 
     def _rgb_image(self) -> np.ndarray:
-        from cam_tutorial.data import denormalize
+        from cam_tutorial.lab import denormalize
 
         return denormalize(self._tensor).permute(1, 2, 0).numpy()
 
@@ -341,7 +341,7 @@ def cam_explorer(
 
     Args:
         model: a CAM classifier (global pooling + one linear layer) in eval mode.
-        dataset: e.g. :class:`~cam_tutorial.data.SyntheticShapes`; ``None`` for uploads only (then
+        dataset: e.g. :class:`~cam_tutorial.lab.SyntheticShapes`; ``None`` for uploads only (then
             give ``image_size=``).
         class_names: names of the classes; default ``dataset.class_names``.
         **options: ``image_size``, ``display_size`` (pixels), ``threshold`` (0.2, the paper's),

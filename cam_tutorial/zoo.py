@@ -59,7 +59,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .config import PRESETS, Preset, default_device, get_preset
-from .data import CLASS_NAMES, SyntheticShapes
+from .lab import CLASS_NAMES, SyntheticShapes
 from .models import ResNet18B, vgg16_fc, vgg16_gap
 from .train import (
     CHECKPOINT_NAME,
@@ -373,7 +373,7 @@ def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | No
 
     In order: the float32 images and labels in a ``TensorDataset`` if they fit in ``max_bytes``
     (the ``ci`` and ``cpu`` models are trained on exactly these); for the lab, else its uint8
-    :meth:`~cam_tutorial.data.SyntheticShapes.training_view` rendered once into a
+    :meth:`~cam_tutorial.lab.SyntheticShapes.training_view` rendered once into a
     ``TensorDataset`` if that fits in ``max_uint8_bytes`` (a quarter of the bytes; training
     normalises it on the device to the same values); else that view itself, rendered on every
     access by the loader's workers without the masks and boxes training never reads; any other
@@ -387,7 +387,7 @@ def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | No
         num_workers: processes that render the uint8 cache (0: this one).
 
     Example:
-        >>> from cam_tutorial.data import SyntheticShapes
+        >>> from cam_tutorial.lab import SyntheticShapes
         >>> cached = cache_in_memory(SyntheticShapes("val", length=4, image_size=32), progress=False)
         >>> type(cached).__name__, len(cached), cached[0][0].dtype
         ('TensorDataset', 4, torch.float32)

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from cam_tutorial.data import CLASS_NAMES, SyntheticShapes  # noqa: E402
+from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes  # noqa: E402
 from cam_tutorial.figure_metrics import measure_figure  # noqa: E402
 from cam_tutorial.viz import show_gallery  # noqa: E402
 

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
-from cam_tutorial import data as data_module  # noqa: E402
+from cam_tutorial import datasets as data_module  # noqa: E402
 from cam_tutorial.cam import (  # noqa: E402
     CAMExtractor,
     CAMNotApplicableError,
@@ -30,7 +30,8 @@ from cam_tutorial.cam import (  # noqa: E402
     maps_for_dataset,
     normalize_maps,
 )
-from cam_tutorial.data import SyntheticShapes, default_data_root, denormalize  # noqa: E402
+from cam_tutorial.datasets import default_data_root  # noqa: E402
+from cam_tutorial.lab import SyntheticShapes, denormalize  # noqa: E402
 from cam_tutorial.models import GlobalPool, ResNet18B, vgg16_fc, vgg16_gap  # noqa: E402
 from cam_tutorial.saliency import grad_cam, gradient_saliency  # noqa: E402
 from cam_tutorial.sanity import deletion_insertion_curves, spearman_per_map  # noqa: E402

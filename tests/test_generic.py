@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 
 import cam_tutorial.generic as generic
 from cam_tutorial.cam import CAMExtractor
-from cam_tutorial.data import SyntheticShapes
+from cam_tutorial.lab import SyntheticShapes
 from cam_tutorial.generic import LinearProbe, Rendered, TextScenes, fit_linear_head, pooled_features
 from cam_tutorial.models import ResNet18B
 

@@ -11,7 +11,7 @@ import torch
 
 from cam_tutorial import zoo
 from cam_tutorial.config import get_preset
-from cam_tutorial.data import LabTrainingImages, SyntheticShapes, _composite, normalise_uint8
+from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, _composite, normalise_uint8
 from cam_tutorial.train import TrainConfig, train
 
 # sha256 of 60 items' (image, label, box, mask) bytes, computed with the renderer as it was before

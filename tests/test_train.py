@@ -287,7 +287,7 @@ LAB_CONFIG = TrainConfig(epochs=2, batch_size=16, lr=4e-3, seed=3, device="cpu",
 
 
 def _lab(region=None, length=48):
-    from cam_tutorial.data import SyntheticShapes
+    from cam_tutorial.lab import SyntheticShapes
 
     return SyntheticShapes("train", length=length, image_size=32, seed=0, region=region)
 

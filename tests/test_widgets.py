@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 
 import cam_tutorial.widgets as widgets_module  # noqa: E402
 from cam_tutorial.cam import CAMExtractor  # noqa: E402
-from cam_tutorial.data import SyntheticShapes  # noqa: E402
+from cam_tutorial.lab import SyntheticShapes  # noqa: E402
 from cam_tutorial.localize import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
 from cam_tutorial.widgets import cam_explorer, load_image_bytes  # noqa: E402
@@ -136,7 +136,7 @@ def test_opacity_zero_shows_the_image_itself(model, dataset):
     explorer = cam_explorer(model, dataset, display_size=SIZE)  # scale 1: one picture pixel per image pixel
     explorer.opacity.value = 0.0
     picture = _decode(explorer.image.value).astype(int)
-    from cam_tutorial.data import denormalize
+    from cam_tutorial.lab import denormalize
 
     expected = np.round(denormalize(dataset[0][0]).permute(1, 2, 0).numpy() * 255).astype(int)
     outline = np.zeros((SIZE, SIZE), dtype=bool)  # where the two boxes are drawn (1 px lines)
