@@ -58,6 +58,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
+    "LAB_VERSION",
     "CLASS_NAMES",
     "MEAN",
     "STD",
@@ -74,6 +75,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+#: The lab generator's version: any change to what an item renders bumps it, and it enters every
+#: zoo cache key and resume fingerprint, so old models are never reused for new pixels.
+LAB_VERSION = 1
 
 #: The ten classes of the lab, in label order.
 CLASS_NAMES: tuple[str, ...] = (
