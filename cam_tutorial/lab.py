@@ -1,46 +1,51 @@
 """The lab (``SyntheticShapes``): a procedurally generated dataset with exact ground truth.
 
-The lab is a synthetic dataset made for studying localisation: ten classes of shapes, one object
-per image, on a cluttered background, with the ground truth that real datasets rarely have, a
-pixel mask and a tight box for every image. Item ``i`` of a split is *generated* from
+The lab is a synthetic dataset made for studying localisation: ten classes of creatures, one per
+image, on a cluttered background, with the ground truth that real datasets rarely have: a pixel
+mask, a tight box and a *part map* for every image. Item ``i`` of a split is *generated* from
 ``(seed, split, i)``, never stored, so it is the same on every call, in every DataLoader worker
 and on every machine, and it costs no download.
 
-What makes an item (all random draws come from ``numpy.random.default_rng([seed, split_id, i])``):
+What makes an item (every random draw comes from ``numpy.random.default_rng([seed, split_id, i])``
+and has a name: :class:`_Draws`, :class:`_Stroke`, :class:`_Decoy` and the colour draws of
+:func:`_draw_scene`):
 
-* **class**: one of :data:`CLASS_NAMES`, told apart by shape only (colour, texture, size,
-  position and rotation are drawn independently of the class). Labels are balanced exactly:
-  every block of ten consecutive items holds each class once, in a seeded order.
-* **object**: the class's polygon, scaled so its circumscribed diameter is a fraction
-  ``scale`` (default 0.45 to 0.9) of the image side, stretched a little (aspect up to 1.15),
-  rotated (default up to 20 degrees either way), placed at random inside ``region``, filled
-  with a flat colour (half the objects), stripes or a texture, in a colour far from every
-  background colour.
+* **class**: one of :data:`CLASS_NAMES`. Labels are balanced exactly: every block of ten
+  consecutive items holds each class once, in a seeded order.
+* **object**: a creature of five parts (:data:`PART_NAMES`). The *body* is an ellipse, the same
+  for every class, so it tells nothing. The *head*, the *tail* and two *limbs* all have the
+  class's shape (a circle, a star, a heart, ...) at three sizes, spread over the object: the
+  head and the tail at the two ends of the body, a limb on each side. Any one of them suffices
+  to tell the class, so a network can classify from one part or from all of them, which is the
+  choice the paper's GAP vs GMP argument is about. The creature's length is a fraction ``scale``
+  (default 0.45 to 0.85) of the image side; it is rotated (default: any angle), each part turned
+  a little more, placed at random inside ``region``. The body is flat (half the objects), striped
+  or textured in a colour far from the background's; the parts in another colour, far from both.
 * **background**: low-frequency noise mixed with a texture cut from images that ship inside
   scikit-image (``grass``, ``gravel``, ``brick``, ``moon``), coloured by a palette of three
-  colours around a random one, plus distractors that belong to no class: thin lines, small
-  blobs and thin arcs.
+  colours around a random one; distractors that belong to no class (thin lines, small blobs,
+  thin arcs); and up to two *decoys*: lone parts of other classes, so that no single part-shaped
+  patch of the image decides the class.
+* **ground truth**: ``mask`` is the object's pixels (polygons filled without anti-aliasing);
+  ``box = (x0, y0, x1, y1)`` is tight around it, in pixels, ``x1``/``y1`` exclusive;
+  :meth:`SyntheticShapes.part_map` labels each object pixel with its part.
 
-The defaults are tuned so that the book's small model learns the lab quickly but not trivially:
-a ResNet18B of width 16 at 64 px, trained from scratch on 3,000 images for 6 epochs (AdamW,
-one-cycle), reaches about 90-93% validation accuracy; with full rotation or heavier clutter
-it does not get there in that budget (``rotation=180``, ``clutter`` and ``scale`` make the lab
-harder for longer runs).
-* **ground truth**: ``mask`` is the object's pixels (polygon filled without anti-aliasing);
-  ``box = (x0, y0, x1, y1)`` is tight around it, in pixels, ``x1``/``y1`` exclusive.
-
-After the polygon's vertices are rounded to 1/16 px, every step works on integers (OpenCV
+After the polygons' vertices are rounded to 1/16 px, every step works on integers (OpenCV
 drawing, bit-exact resizing, integer blending, exact lookup tables for the normalisation), so
-the pixels do not depend on the machine's floating-point or SIMD paths.
+the pixels do not depend on the machine's floating-point or SIMD paths. :data:`LAB_VERSION`
+names the generator: it enters every zoo model's identity, so a change here never silently
+reuses models trained on other pixels.
 
 Example:
-    >>> from cam_tutorial.lab import SyntheticShapes, CLASS_NAMES
+    >>> from cam_tutorial.lab import SyntheticShapes, CLASS_NAMES, PART_NAMES
     >>> ds = SyntheticShapes("train", length=20, image_size=64)
     >>> image, label, box, mask = ds[0]
     >>> tuple(image.shape), tuple(mask.shape), CLASS_NAMES[label] in ds.class_names
     ((3, 64, 64), (64, 64), True)
     >>> bool(mask[int(box[1]):int(box[3]), int(box[0]):int(box[2])].sum() == mask.sum())
     True
+    >>> [PART_NAMES[p - 1] for p in sorted(set(ds.part_map(0).ravel().tolist()) - {0})]
+    ['body', 'head', 'tail', 'limb 1', 'limb 2']
 """
 
 
@@ -50,7 +55,7 @@ import functools
 import logging
 import math
 import operator
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -65,6 +70,8 @@ __all__ = [
     "SPLITS",
     "REGIONS",
     "MIN_IMAGE_SIZE",
+    "PART_NAMES",
+    "CLASS_PARTS",
     "SyntheticShapes",
     "LabTrainingImages",
     "normalise_uint8",
@@ -78,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 #: The lab generator's version: any change to what an item renders bumps it, and it enters every
 #: zoo cache key and resume fingerprint, so old models are never reused for new pixels.
-LAB_VERSION = 1
+LAB_VERSION = 2
 
 #: The ten classes of the lab, in label order.
 CLASS_NAMES: tuple[str, ...] = (
@@ -323,11 +330,179 @@ def _composite(under: np.ndarray, alpha: np.ndarray, fill: np.ndarray) -> np.nda
 
 
 # ----------------------------------------------------------------------------------------------
+# The creatures: a shared body and four parts of the class's shape, in units of the body's
+# half-length (the body is an ellipse with semi-axes 1 and _BODY_ASPECT).
+# ----------------------------------------------------------------------------------------------
+
+#: The parts of every object, in drawing order; :meth:`SyntheticShapes.part_map` stores part
+#: ``k`` as the value ``k + 1`` (0 is background).
+PART_NAMES: tuple[str, ...] = ("body", "head", "tail", "limb 1", "limb 2")
+#: The parts that carry the class: each has the class's shape, and any one of them suffices to
+#: tell the class. The body is the same ellipse for every class (it tells nothing).
+CLASS_PARTS: tuple[str, ...] = ("head", "tail", "limb 1", "limb 2")
+
+_BODY_ASPECT = (0.48, 0.62)  # the body's semi-minor axis, a range in units of its half-length
+_HEAD, _TAIL, _LIMB = 0.46, 0.34, 0.27  # part radii
+_PART_OVERLAP = 0.45  # how far (in part radii) a part's centre sits outside the body's outline
+_PART_TURN = 25.0  # each part's own rotation either way, in degrees, on top of the object's
+_LIMB_ALONG = 0.45  # limbs sit at most this far from the body's centre along its axis
+_BODY = _regular(48)
+
+
+class _Draws(NamedTuple):
+    """One item's uniform draws in [0, 1), by what they decide (drawn in one call, because
+    numpy's per-call cost dominates at 64 px)."""
+
+    size: float
+    aspect: float
+    angle: float
+    x: float
+    y: float
+    fill: float
+    stripe_period: float
+    stripe_angle: float
+    fill_zoom: float
+    texture_zoom: float
+    texture_mix: float
+    noise_cells: float
+    head_turn: float
+    tail_turn: float
+    limb1_turn: float
+    limb2_turn: float
+    limb1_along: float
+    limb2_along: float
+    strokes: float
+    decoys: float
+
+
+class _Stroke(NamedTuple):
+    """One distractor that belongs to no class: a thin line, a small blob or a thin arc."""
+
+    kind: float
+    xa: float
+    ya: float
+    xb: float
+    yb: float
+    e0: float
+    e1: float
+    e2: float
+
+
+class _Decoy(NamedTuple):
+    """A lone part of another class in the clutter (a head-, tail- or limb-sized polygon)."""
+
+    other: float
+    x: float
+    y: float
+    turn: float
+    size: float
+    same_colour: float
+
+
+_MAX_STROKES, _MAX_DECOYS = 3, 2
+
+
+def _rotation(degrees: float) -> np.ndarray:
+    angle = math.radians(degrees)
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    return np.array([[cos_a, sin_a], [-sin_a, cos_a]])  # row vectors: p @ R rotates p
+
+
+def _creature(label: int, draws: _Draws, rotation: float) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The object's polygons in its own frame (body half-length 1), rotated: body, head, tail
+    and two limbs, each ``(outline, hole or None)``."""
+    outline, hole = _SHAPE_LIST[label]
+    minor = _BODY_ASPECT[0] + (_BODY_ASPECT[1] - _BODY_ASPECT[0]) * draws.aspect
+    turn = _rotation(rotation * (2 * draws.angle - 1))
+    body = _BODY * np.array([1.0, minor])
+    placed: list[tuple[np.ndarray, np.ndarray | None]] = [(body @ turn, None)]
+    limb_y = minor + _PART_OVERLAP * _LIMB
+    parts = (
+        (_HEAD, (1.0 + _PART_OVERLAP * _HEAD, 0.0), draws.head_turn),
+        (_TAIL, (-1.0 - _PART_OVERLAP * _TAIL, 0.0), draws.tail_turn),
+        (_LIMB, (_LIMB_ALONG * (2 * draws.limb1_along - 1), limb_y), draws.limb1_turn),
+        (_LIMB, (_LIMB_ALONG * (2 * draws.limb2_along - 1), -limb_y), draws.limb2_turn),
+    )
+    for radius, centre, own in parts:
+        spin = _rotation(_PART_TURN * (2 * own - 1)) * radius
+        shift = np.asarray(centre)
+        placed.append(((outline @ spin + shift) @ turn,
+                       None if hole is None else (hole @ spin + shift) @ turn))
+    return placed
+
+
+def _fixed_point(polygon: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
+    """Vertices in OpenCV's fixed point (pixels times 2**_SUBPIXEL_BITS), as int32."""
+    return np.rint(polygon * scale + offset).astype(np.int32)
+
+
+def _far_colour(candidates: np.ndarray, reference: np.ndarray, least: float) -> np.ndarray:
+    """The first candidate colour at least ``least`` (RGB distance) from every reference colour,
+    else the farthest one; exact integer arithmetic."""
+    dist2 = ((candidates[:, None, :] - reference[None]) ** 2).sum(-1).min(1)
+    ok = np.flatnonzero(dist2 >= least**2)
+    return candidates[ok[0] if len(ok) else int(np.argmax(dist2))]
+
+
+def _check_options(split: str, length: int, image_size: int, seed: int, scale: tuple[float, float],
+                   clutter: float, rotation: float) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
+        raise TypeError(f"image_size must be an int, got {type(image_size).__name__}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(
+            f"image_size={image_size} is too small: the lab renders at least "
+            f"{MIN_IMAGE_SIZE} px (the models need 32 px); use image_size >= {MIN_IMAGE_SIZE}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    lo, hi = (float(s) for s in scale)
+    if not 0.05 <= lo <= hi <= 1.0:
+        raise ValueError(f"scale must satisfy 0.05 <= min <= max <= 1, got {scale!r}")
+    if not 0.0 <= float(clutter) <= 1.0:
+        raise ValueError(f"clutter must be in [0, 1], got {clutter!r}")
+    if not 0.0 <= float(rotation) <= 180.0:
+        raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation!r}")
+
+
+def _region_pixels(region: Any, fractions: tuple[float, ...], image_size: int) -> tuple[int, int, int, int]:
+    bounds = tuple(round(f * image_size) for f in fractions)
+    if min(bounds[2] - bounds[0], bounds[3] - bounds[1]) < _MIN_REGION_PIXELS:
+        raise ValueError(
+            f"region {region!r} is {bounds[2] - bounds[0]}x{bounds[3] - bounds[1]} px at "
+            f"image_size={image_size}: too small for a recognisable object; give it at least "
+            f"{_MIN_REGION_PIXELS} px a side"
+        )
+    return bounds  # type: ignore[return-value]
+
+
+class _Scene(NamedTuple):
+    """What one item's renderer needs besides the pixels: its draws and colours."""
+
+    label: int
+    draws: _Draws
+    strokes: list[_Stroke]
+    decoys: list[_Decoy]
+    anchors: np.ndarray
+    body_colours: tuple[np.ndarray, np.ndarray]
+    part_colour: np.ndarray
+    decoy_colour: np.ndarray
+    stroke_colours: np.ndarray
+    noise: np.ndarray
+    background_crop: np.ndarray
+    fill_crop: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------------
 # The lab
 # ----------------------------------------------------------------------------------------------
 
 class SyntheticShapes(Dataset):
-    """The lab: ten shape classes on cluttered backgrounds, with a mask and a box per image.
+    """The lab: ten classes of creatures on cluttered backgrounds, with a mask, a box and a part
+    map per image.
 
     Each item is ``(image, label, box, mask)``:
 
@@ -336,7 +511,9 @@ class SyntheticShapes(Dataset):
     * ``label``: int in ``[0, 10)``, an index into :data:`CLASS_NAMES`;
     * ``box``: float32 tensor ``(4,)`` = ``(x0, y0, x1, y1)`` in pixels, tight around the mask,
       ``x1``/``y1`` exclusive (``x1 = last column with mask + 1``);
-    * ``mask``: bool tensor ``(H, W)``, the object's pixels.
+    * ``mask``: bool tensor ``(H, W)``, the object's pixels (body and parts).
+
+    :meth:`part_map` gives which part each pixel belongs to (:data:`PART_NAMES`).
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``; the splits are disjoint.
@@ -345,12 +522,11 @@ class SyntheticShapes(Dataset):
         seed: the dataset's seed (a non-negative int).
         region: where the whole object lies: ``None`` (anywhere), ``"left"``, ``"right"``,
             ``"top"``, ``"bottom"`` (halves) or fractions ``(x0, y0, x1, y1)`` of the image.
-        scale: range of the object's circumscribed diameter as fractions of the image side.
-            In a region, the range shrinks to fit: at most the region's short side, from at
-            most 60% of that.
+        scale: range of the object's length (head to tail) as fractions of the image side. In a
+            region, the range shrinks to fit: at most the region's short side, from at most 60%
+            of that.
         clutter: from 0 (smooth background, no texture, no distractors) to 1 (the default).
         rotation: the largest rotation of the object either way, in degrees (180: any angle).
-        stretch: the largest aspect-ratio change of the object (1: none).
 
     Example:
         >>> ds = SyntheticShapes("val", length=10, image_size=64, region="left")
@@ -358,69 +534,23 @@ class SyntheticShapes(Dataset):
         True
     """
 
-    def __init__(
-        self,
-        split: str = "train",
-        length: int = 10_000,
-        image_size: int = 64,
-        seed: int = 0,
-        region: str | Sequence[float] | None = None,
-        *,
-        scale: tuple[float, float] = (0.45, 0.9),
-        clutter: float = 1.0,
-        rotation: float = 20.0,
-        stretch: float = 1.15,
-    ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0:
-            raise ValueError(f"length must be a positive int, got {length!r}")
-        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
-            raise TypeError(f"image_size must be an int, got {type(image_size).__name__}")
-        if image_size < MIN_IMAGE_SIZE:
-            raise ValueError(
-                f"image_size={image_size} is too small: the lab renders at least "
-                f"{MIN_IMAGE_SIZE} px (the models need 32 px); use image_size >= {MIN_IMAGE_SIZE}"
-            )
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        lo, hi = (float(s) for s in scale)
-        if not 0.05 <= lo <= hi <= 1.0:
-            raise ValueError(f"scale must satisfy 0.05 <= min <= max <= 1, got {scale!r}")
-        if not 0.0 <= float(clutter) <= 1.0:
-            raise ValueError(f"clutter must be in [0, 1], got {clutter!r}")
-        if not 0.0 <= float(rotation) <= 180.0:
-            raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation!r}")
-        if not 1.0 <= float(stretch) <= 2.0:
-            raise ValueError(f"stretch must be in [1, 2], got {stretch!r}")
+    def __init__(self, split: str = "train", length: int = 10_000, image_size: int = 64, seed: int = 0,
+                 region: str | Sequence[float] | None = None, *, scale: tuple[float, float] = (0.45, 0.85),
+                 clutter: float = 1.0, rotation: float = 180.0) -> None:
+        _check_options(split, length, image_size, seed, scale, clutter, rotation)
         fractions = _parse_region(region)
+        self.split, self.length, self.image_size, self.seed = split, int(length), int(image_size), int(seed)
+        self.region, self.region_fractions = region, fractions
         # Pixel bounds of the region: the object's mask stays inside [x0, x1) x [y0, y1).
-        bounds = (
-            round(fractions[0] * image_size), round(fractions[1] * image_size),
-            round(fractions[2] * image_size), round(fractions[3] * image_size),
-        )
-        if min(bounds[2] - bounds[0], bounds[3] - bounds[1]) < _MIN_REGION_PIXELS:
-            raise ValueError(
-                f"region {region!r} is {bounds[2] - bounds[0]}x{bounds[3] - bounds[1]} px at "
-                f"image_size={image_size}: too small for a recognisable object; give it at least "
-                f"{_MIN_REGION_PIXELS} px a side"
-            )
-        self.split = split
-        self.length = int(length)
-        self.image_size = int(image_size)
-        self.seed = int(seed)
-        self.region = region
-        self.region_fractions = fractions
-        self.region_pixels = bounds
-        self.scale = (lo, hi)
-        # In a region, sizes are drawn from a range that fits it, so objects still move around:
+        self.region_pixels = _region_pixels(region, fractions, self.image_size)
+        self.scale = (float(scale[0]), float(scale[1]))
+        # In a region, lengths are drawn from a range that fits it, so objects still move around:
         # the largest is the region's short side, the smallest at most 60% of that.
         short = min(fractions[2] - fractions[0], fractions[3] - fractions[1])
-        hi_eff = min(hi, short)
-        self._size_range = (min(lo, 0.6 * hi_eff), hi_eff)
-        self.clutter = float(clutter)
-        self.rotation = float(rotation)
-        self.stretch = float(stretch)
+        hi_eff = min(self.scale[1], short)
+        self._size_range = (min(self.scale[0], 0.6 * hi_eff), hi_eff)
+        self.clutter, self.rotation = float(clutter), float(rotation)
+        self.version = LAB_VERSION
         self.class_names: tuple[str, ...] = CLASS_NAMES
         self.num_classes = len(CLASS_NAMES)
 
@@ -428,10 +558,9 @@ class SyntheticShapes(Dataset):
         return self.length
 
     def __repr__(self) -> str:
-        return (
-            f"SyntheticShapes(split={self.split!r}, length={self.length}, image_size={self.image_size}, "
-            f"seed={self.seed}, region={self.region!r})"
-        )
+        return (f"SyntheticShapes(split={self.split!r}, length={self.length}, image_size={self.image_size}, "
+                f"seed={self.seed}, region={self.region!r}, scale={self.scale}, clutter={self.clutter}, "
+                f"rotation={self.rotation}, version={self.version})")
 
     def label(self, index: int) -> int:
         """The label of item ``index``, without rendering it."""
@@ -461,13 +590,31 @@ class SyntheticShapes(Dataset):
 
     def render(self, index: int) -> tuple[np.ndarray, int, tuple[int, int, int, int], np.ndarray]:
         """Item ``index`` before normalisation: ``(rgb uint8 (H, W, 3), label, box, mask)``."""
-        canvas, label, box, mask = self._render(self._check_index(index), with_mask=True)
-        return canvas, label, box, mask  # type: ignore[return-value]
+        canvas, label, parts = self._render(self._check_index(index), with_parts=True)
+        mask = parts > 0
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        return canvas, label, (x, y, x + w, y + h), mask
+
+    def part_map(self, index: int) -> np.ndarray:
+        """Which part each pixel of item ``index`` shows: uint8 ``(H, W)``, 0 for the background
+        and ``k + 1`` for part :data:`PART_NAMES`\\ ``[k]``; ``part_map(i) > 0`` is the mask.
+
+        Example:
+            >>> ds = SyntheticShapes("test", length=4, image_size=96)
+            >>> sorted(set(ds.part_map(0).ravel().tolist())) == list(range(len(PART_NAMES) + 1))
+            True
+        """
+        return self._render(self._check_index(index), with_parts=True)[2]
+
+    def part_maps(self, indices: Sequence[int] | None = None) -> np.ndarray:
+        """The part maps of ``indices`` (default: every item, in order), ``(N, H, W)`` uint8."""
+        chosen = range(self.length) if indices is None else indices
+        return np.stack([self.part_map(i) for i in chosen])
 
     def render_image(self, index: int) -> tuple[np.ndarray, int]:
         """Item ``index``'s ``(rgb uint8 (H, W, 3), label)`` only: the pixels :meth:`render` gives,
-        without drawing the mask or measuring the box (what training reads, and faster)."""
-        canvas, label, _, _ = self._render(self._check_index(index), with_mask=False)
+        without drawing the masks (what training reads, and faster)."""
+        canvas, label, _ = self._render(self._check_index(index), with_parts=False)
         return canvas, label
 
     def training_view(self) -> "LabTrainingImages":
@@ -475,131 +622,190 @@ class SyntheticShapes(Dataset):
         the device by :func:`normalise_uint8` (see :class:`LabTrainingImages`)."""
         return LabTrainingImages(self)
 
-    def _render(self, index: int, with_mask: bool
-                ) -> tuple[np.ndarray, int, tuple[int, int, int, int] | None, np.ndarray | None]:
-        label = self.label(index)
-        rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
-        # All of the item's draws in two calls (numpy's per-call overhead dominates at 64 px):
-        # u: uniforms, one slot per decision; b: random bytes for colours and the noise grid.
-        u = rng.random(48).tolist()
-        b = rng.integers(0, 256, size=112, dtype=np.uint8)
-        size = self.image_size
-        clutter = self.clutter
+    def _render(self, index: int, with_parts: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
+        scene = _draw_scene(self, index)
+        canvas = _background(scene, self.image_size, self.clutter)
+        _draw_strokes(canvas, scene)
+        polygons = _place(self, scene)
+        _draw_decoys(canvas, scene, polygons, self.image_size)
+        parts = _draw_creature(canvas, scene, polygons, self.image_size, with_parts)
+        if parts is not None and not parts.any():  # cannot happen at scale >= 0.05 and 32 px
+            raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
+        return canvas, scene.label, parts
 
-        # -- background: smooth noise + a texture, through a 3-colour palette -------------------
-        cells = 2 + int(u[11] * 5)
-        grid = b[64:64 + cells * cells].reshape(cells, cells)
-        noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
-        tex = _texture_crop(u[12:16], size, size, zoom=0.6 + 2.0 * u[0])
-        tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
-        # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
-        pattern = noise.astype(np.uint16)
-        pattern *= 256 - tex_weight
-        tex16 = tex.astype(np.uint16)
-        tex16 *= tex_weight
-        pattern += tex16
-        pattern >>= 8
-        if clutter < 1.0:
-            # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
-            keep = int(256 * (0.25 + 0.75 * clutter))
-            pattern = (pattern * keep + 128 * (256 - keep)) >> 8
-        # Three background colours around one base colour: a calm palette, so the object (far
-        # from all of them) is the one region that stands out in colour.
-        spread = 16 + int(48 * clutter)
-        anchors = np.clip(b[0:3].astype(np.int64) + (b[3:12].reshape(3, 3).astype(np.int64) - 128) * spread // 128,
-                          0, 255)
-        canvas = _colourise(pattern.astype(np.uint8), _palette(anchors))
 
-        # -- object colour: the first of 12 candidates far from every background colour ----------
-        reference = np.concatenate([anchors, (anchors[:-1] + anchors[1:]) // 2])  # + midpoints
-        candidates = b[9:45].reshape(12, 3).astype(np.int64)
-        dist2 = ((candidates[:, None, :] - reference[None]) ** 2).sum(-1).min(1)  # exact integers
-        ok = np.flatnonzero(dist2 >= _MIN_CONTRAST**2)
-        colour_a = candidates[ok[0] if len(ok) else int(np.argmax(dist2))]
-        colour_b = np.clip(colour_a + (b[45:48].astype(np.int64) - 128) * 60 // 128, 0, 255)
+def _draw_scene(lab: SyntheticShapes, index: int) -> _Scene:
+    """Every random decision of item ``index``, each under its own name."""
+    label = lab.label(index)
+    rng = np.random.default_rng([lab.seed, SPLITS[lab.split], index])
+    draws = _Draws._make(rng.random(len(_Draws._fields)).tolist())
+    strokes = [_Stroke._make(row) for row in rng.random((_MAX_STROKES, len(_Stroke._fields))).tolist()]
+    decoys = [_Decoy._make(row) for row in rng.random((_MAX_DECOYS, len(_Decoy._fields))).tolist()]
+    strokes = strokes[:int(round(lab.clutter * int(1 + draws.strokes * _MAX_STROKES)))]
+    decoys = decoys[:int(round(lab.clutter * int(draws.decoys * (_MAX_DECOYS + 1))))]
+    base = rng.integers(0, 256, 3).astype(np.int64)
+    offsets = rng.integers(0, 256, (3, 3)).astype(np.int64)
+    candidates = rng.integers(0, 256, (24, 3)).astype(np.int64)
+    tint = rng.integers(0, 256, 3).astype(np.int64)
+    stroke_colours = rng.integers(0, 256, (_MAX_STROKES, 3))
+    cells = 2 + int(draws.noise_cells * 5)
+    noise = rng.integers(0, 256, (cells, cells), dtype=np.uint8)
+    background_crop, fill_crop = rng.random(4).tolist(), rng.random(4).tolist()
+    # Three background colours around one base colour: a calm palette, so the object (far from
+    # all of them) is the one region that stands out in colour.
+    spread = 16 + int(48 * lab.clutter)
+    anchors = np.clip(base + (offsets - 128) * spread // 128, 0, 255)
+    reference = np.concatenate([anchors, (anchors[:-1] + anchors[1:]) // 2])  # + midpoints
+    body = _far_colour(candidates[:12], reference, _MIN_CONTRAST)
+    body_b = np.clip(body + (tint - 128) * 60 // 128, 0, 255)
+    # The parts differ from the body as well as from the background, so each shows its shape.
+    part = _far_colour(candidates[12:], np.concatenate([reference, body[None], body_b[None]]), _MIN_CONTRAST)
+    decoy = part if decoys and decoys[0].same_colour < 0.5 else _far_colour(candidates[::-1], reference,
+                                                                             _MIN_CONTRAST)
+    return _Scene(label, draws, strokes, decoys, anchors, (body, body_b), part, decoy, stroke_colours,
+                  noise, np.asarray(background_crop), np.asarray(fill_crop))
 
-        # -- distractors (belong to no class): thin lines, small blobs, thin arcs --------------
-        n_distractors = int(round(clutter * int(1 + u[20] * 3)))
-        thin = max(1, size // 64)
-        for k in range(n_distractors):
-            kind, xa, ya, xb, yb, e0, e1, e2 = u[24 + 8 * k:32 + 8 * k]
-            colour = tuple(int(c) for c in b[48 + 3 * k:51 + 3 * k])
-            pa = (int(xa * size), int(ya * size))
-            if kind < 1 / 3:  # thin line
-                cv2.line(canvas, pa, (int(xb * size), int(yb * size)), colour, thin, cv2.LINE_AA)
-            elif kind < 2 / 3:  # small blob
-                r = max(1, int(size * (0.015 + 0.03 * e0)))
-                cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * e1)))), float(int(e2 * 180)),
-                            0.0, 360.0, colour, -1, cv2.LINE_AA)
-            else:  # thin arc
-                r = max(3, int(size * (0.08 + 0.2 * e0)))
-                start = int(e1 * 360)
-                cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(e2 * 150)),
-                            colour, thin, cv2.LINE_AA)
 
-        # -- the object: scale, stretch, rotate, place inside the region -------------------------
-        outline, hole = _SHAPE_LIST[label]
-        lo, hi = self._size_range
-        radius = 0.5 * size * (lo + (hi - lo) * u[2])
-        stretch = math.exp(math.log(self.stretch) * (2 * u[3] - 1))  # aspect 1/s .. s
-        angle = math.radians(self.rotation) * (2 * u[4] - 1)
-        cos_a, sin_a = math.cos(angle), math.sin(angle)
-        sx, sy = radius * stretch, radius / stretch
-        transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
-        outline_px = outline @ transform
-        rx0, ry0, rx1, ry1 = self.region_pixels
-        # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased
-        # rim both remain inside the region.
-        avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
-        vmin, vmax = outline_px.min(0), outline_px.max(0)
-        width, height = float(vmax[0] - vmin[0]), float(vmax[1] - vmin[1])
-        shrink = min(1.0, avail_w / width, avail_h / height)
-        ox = rx0 + 0.5 - vmin[0] * shrink + (avail_w - width * shrink) * u[5]
-        oy = ry0 + 0.5 - vmin[1] * shrink + (avail_h - height * shrink) * u[6]
-        one = 1 << _SUBPIXEL_BITS
-        scale, offset = shrink * one, np.array([ox * one, oy * one])
-        polys = [np.rint(outline_px * scale + offset).astype(np.int32)]
-        if hole is not None:
-            polys.append(np.rint(hole @ transform * scale + offset).astype(np.int32))
+def _background(scene: _Scene, size: int, clutter: float) -> np.ndarray:
+    """Smooth noise and a texture through a palette of three close colours."""
+    draws = scene.draws
+    noise = cv2.resize(scene.noise, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
+    tex = _texture_crop(scene.background_crop, size, size, zoom=0.6 + 2.0 * draws.texture_zoom)
+    tex_weight = int(256 * clutter * (0.15 + 0.35 * draws.texture_mix))
+    # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
+    pattern = noise.astype(np.uint16)
+    pattern *= 256 - tex_weight
+    tex16 = tex.astype(np.uint16)
+    tex16 *= tex_weight
+    pattern += tex16
+    pattern >>= 8
+    if clutter < 1.0:
+        # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
+        keep = int(256 * (0.25 + 0.75 * clutter))
+        pattern = (pattern * keep + 128 * (256 - keep)) >> 8
+    return _colourise(pattern.astype(np.uint8), _palette(scene.anchors))
 
-        alpha = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(alpha, polys[:1], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
-        if hole is not None:
-            cv2.fillPoly(alpha, polys[1:], 0, cv2.LINE_AA, _SUBPIXEL_BITS)
-        mask = box = None
-        if with_mask:
-            mask = np.zeros((size, size), np.uint8)
-            cv2.fillPoly(mask, polys[:1], 1, cv2.LINE_8, _SUBPIXEL_BITS)
-            if hole is not None:
-                cv2.fillPoly(mask, polys[1:], 0, cv2.LINE_8, _SUBPIXEL_BITS)
-            x, y, w, h = cv2.boundingRect(mask)
-            if w == 0 or h == 0:  # cannot happen at scale >= 0.05 and 32 px; guard anyway
-                raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
-            box, mask = (x, y, x + w, y + h), mask.view(bool)
 
-        # Composite only where the anti-aliased object is (one pixel around the mask), in integers.
-        px, py, pw, ph = cv2.boundingRect(alpha)
-        fill = self._object_fill(u, ph, pw, colour_a, colour_b)
-        patch = canvas[py:py + ph, px:px + pw]
-        patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], fill)
-        return canvas, label, box, mask
+def _draw_strokes(canvas: np.ndarray, scene: _Scene) -> None:
+    """Distractors that belong to no class: thin lines, small blobs and thin arcs."""
+    size = canvas.shape[0]
+    thin = max(1, size // 64)
+    for stroke, colour in zip(scene.strokes, scene.stroke_colours):
+        colour = tuple(int(c) for c in colour)
+        pa = (int(stroke.xa * size), int(stroke.ya * size))
+        if stroke.kind < 1 / 3:
+            cv2.line(canvas, pa, (int(stroke.xb * size), int(stroke.yb * size)), colour, thin, cv2.LINE_AA)
+        elif stroke.kind < 2 / 3:
+            r = max(1, int(size * (0.015 + 0.03 * stroke.e0)))
+            cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * stroke.e1)))), float(int(stroke.e2 * 180)),
+                        0.0, 360.0, colour, -1, cv2.LINE_AA)
+        else:
+            r = max(3, int(size * (0.08 + 0.2 * stroke.e0)))
+            start = int(stroke.e1 * 360)
+            cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(stroke.e2 * 150)),
+                        colour, thin, cv2.LINE_AA)
 
-    def _object_fill(self, u: Sequence[float], height: int, width: int, colour_a: np.ndarray,
-                     colour_b: np.ndarray) -> np.ndarray:
-        """The object's surface on its (height, width) patch: flat (half the objects), stripes
-        or a texture, between two close colours."""
-        if u[7] < 0.5:  # flat colour
-            return colour_a.astype(np.uint16)
-        if u[7] < 0.75:  # stripes at any angle, period 3..8 px at 64 px (integer arithmetic)
-            period = max(3, int(self.image_size * (0.045 + 0.08 * u[8])))
-            theta = 2 * math.pi * u[9]
-            ca, sa = int(round(1024 * math.cos(theta))), int(round(1024 * math.sin(theta)))
-            phase = np.arange(width, dtype=np.int32)[None, :] * ca + np.arange(height, dtype=np.int32)[:, None] * sa
-            pattern = (((phase // (period * 512)) & 1) * 255).astype(np.uint8)
-        else:  # a texture crop
-            pattern = _texture_crop(u[16:20], height, width, zoom=0.5 + 1.5 * u[10])
-        palette = _palette(np.stack([colour_a, colour_b]))
-        return _colourise(pattern, palette)
+
+class _Placed(NamedTuple):
+    polygons: list[tuple[np.ndarray, np.ndarray | None]]  # fixed-point vertices, body first
+    part_scale: float  # pixels per body half-length
+
+
+def _place(lab: SyntheticShapes, scene: _Scene) -> _Placed:
+    """The creature scaled to its drawn length, fitted inside the region, in fixed point."""
+    draws = scene.draws
+    shapes = _creature(scene.label, draws, lab.rotation)
+    points = np.concatenate([outline for outline, _ in shapes])
+    lo, hi = lab._size_range
+    length = lab.image_size * (lo + (hi - lo) * draws.size)
+    per_unit = length / (2.0 + _PART_OVERLAP * (_HEAD + _TAIL) + _HEAD + _TAIL)  # head-to-tail span
+    rx0, ry0, rx1, ry1 = lab.region_pixels
+    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased rim
+    # both remain inside the region.
+    avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
+    span = np.ptp(points, axis=0)
+    per_unit *= min(1.0, avail_w / (span[0] * per_unit), avail_h / (span[1] * per_unit))
+    vmin = points.min(0) * per_unit
+    width, height = float(span[0] * per_unit), float(span[1] * per_unit)
+    ox = rx0 + 0.5 - vmin[0] + (avail_w - width) * draws.x
+    oy = ry0 + 0.5 - vmin[1] + (avail_h - height) * draws.y
+    one = 1 << _SUBPIXEL_BITS
+    scale, offset = per_unit * one, np.array([ox * one, oy * one])
+    polygons = [(_fixed_point(outline, scale, offset), None if hole is None else _fixed_point(hole, scale, offset))
+                for outline, hole in shapes]
+    return _Placed(polygons, per_unit)
+
+
+def _fill(target: np.ndarray, outline: np.ndarray, hole: np.ndarray | None, value: int, line: int) -> None:
+    cv2.fillPoly(target, [outline], value, line, _SUBPIXEL_BITS)
+    if hole is not None:
+        cv2.fillPoly(target, [hole], 0, line, _SUBPIXEL_BITS)
+
+
+def _draw_decoys(canvas: np.ndarray, scene: _Scene, placed: _Placed, size: int) -> None:
+    """Lone parts of other classes, drawn under the object: the class is in the object's parts,
+    not in any one part-shaped patch of the image."""
+    if not scene.decoys:
+        return
+    alpha = np.zeros((size, size), np.uint8)
+    one = 1 << _SUBPIXEL_BITS
+    for decoy in scene.decoys:
+        other = (scene.label + 1 + int(decoy.other * (len(CLASS_NAMES) - 1))) % len(CLASS_NAMES)
+        outline, hole = _SHAPE_LIST[other]
+        radius = placed.part_scale * (_LIMB + (_HEAD - _LIMB) * decoy.size)
+        spin = _rotation(360.0 * decoy.turn) * radius * one
+        centre = np.array([radius + decoy.x * (size - 2 * radius), radius + decoy.y * (size - 2 * radius)]) * one
+        _fill(alpha, np.rint(outline @ spin + centre).astype(np.int32),
+              None if hole is None else np.rint(hole @ spin + centre).astype(np.int32), 255, cv2.LINE_AA)
+    px, py, pw, ph = cv2.boundingRect(alpha)
+    patch = canvas[py:py + ph, px:px + pw]
+    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], scene.decoy_colour)
+
+
+def _draw_creature(canvas: np.ndarray, scene: _Scene, placed: _Placed, size: int,
+                   with_parts: bool) -> np.ndarray | None:
+    """Body, then parts over it, composited in integers where they are (one pixel around the
+    mask); with ``with_parts``, the part map from the same polygons without anti-aliasing."""
+    (body, _), *parts = placed.polygons
+    alpha = np.zeros((size, size), np.uint8)
+    _fill(alpha, body, None, 255, cv2.LINE_AA)
+    px, py, pw, ph = cv2.boundingRect(alpha)
+    fill = _body_fill(scene, size, ph, pw)
+    patch = canvas[py:py + ph, px:px + pw]
+    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], fill)
+    alpha[...] = 0
+    for outline, hole in parts:
+        _fill(alpha, outline, hole, 255, cv2.LINE_AA)
+    px, py, pw, ph = cv2.boundingRect(alpha)
+    patch = canvas[py:py + ph, px:px + pw]
+    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], scene.part_colour)
+    if not with_parts:
+        return None
+    part_map = np.zeros((size, size), np.uint8)
+    _fill(part_map, body, None, 1, cv2.LINE_8)
+    on_parts = np.zeros((size, size), np.uint8)
+    for value, (outline, hole) in enumerate(parts, start=2):
+        _fill(on_parts, outline, hole, value, cv2.LINE_8)
+    np.copyto(part_map, on_parts, where=on_parts > 0)
+    return part_map
+
+
+def _body_fill(scene: _Scene, size: int, height: int, width: int) -> np.ndarray:
+    """The body's surface on its (height, width) patch: flat (half the objects), stripes or a
+    texture, between two close colours; none of it depends on the class."""
+    draws = scene.draws
+    colour_a, colour_b = scene.body_colours
+    if draws.fill < 0.5:
+        return colour_a.astype(np.uint16)
+    if draws.fill < 0.75:  # stripes at any angle, period 3..8 px at 64 px (integer arithmetic)
+        period = max(3, int(size * (0.045 + 0.08 * draws.stripe_period)))
+        theta = 2 * math.pi * draws.stripe_angle
+        ca, sa = int(round(1024 * math.cos(theta))), int(round(1024 * math.sin(theta)))
+        phase = np.arange(width, dtype=np.int32)[None, :] * ca + np.arange(height, dtype=np.int32)[:, None] * sa
+        pattern = (((phase // (period * 512)) & 1) * 255).astype(np.uint8)
+    else:
+        pattern = _texture_crop(scene.fill_crop, height, width, zoom=0.5 + 1.5 * draws.fill_zoom)
+    return _colourise(pattern, _palette(np.stack([colour_a, colour_b])))
 
 
 # ----------------------------------------------------------------------------------------------

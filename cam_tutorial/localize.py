@@ -31,7 +31,8 @@ What is here:
 * :func:`pointing_game` (Zhang et al. 2016).
 * Baselines that look at no image: :func:`center_box`, :func:`center_baseline_boxes`,
   :func:`center_gaussian_maps`.
-* :func:`cam_area_fraction`: how much of the object a map covers.
+* :func:`cam_area_fraction`: how much of the object a map covers; :func:`part_coverage`: which of
+  its parts.
 
 Example:
     >>> import numpy as np
@@ -79,6 +80,8 @@ __all__ = [
     "AreaFraction",
     "cam_area_fraction",
     "object_size_coverage",
+    "PartCoverage",
+    "part_coverage",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1445,6 +1448,113 @@ def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
     top = np.arange(flat.shape[1])[None, :] < sizes[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sizes > 0, (ranked_inside & top).sum(1) / sizes, np.nan)
+
+
+@dataclass(frozen=True)
+class PartCoverage:
+    """Per image and part, how much of each part a map covers (arrays over N images, P parts).
+
+    Attributes:
+        covered: ``(N, P)`` the share of part ``p``'s pixels in the kept region (NaN where the
+            image has no pixel of that part).
+        parts_covered: ``(N,)`` how many parts have at least ``min_share`` of their pixels
+            covered (of the parts in ``counted``).
+        peak_part: ``(N,)`` the part under the map's maximum: ``p`` for part ``p``, ``-1`` for
+            the background.
+        counted: the parts ``parts_covered`` counts (indices into the P parts).
+        threshold: the fraction of each map's maximum that defines the kept region, or
+            ``None`` for regions of the object's size (``matched``).
+        min_share: the share of its pixels a part needs to count as covered.
+    """
+
+    covered: np.ndarray
+    parts_covered: np.ndarray
+    peak_part: np.ndarray
+    counted: tuple[int, ...]
+    threshold: float | None
+    min_share: float
+
+    def mean_covered(self) -> np.ndarray:
+        """``(P,)`` each part's mean covered share over the images that show it."""
+        with np.errstate(invalid="ignore"):
+            return np.array([np.nanmean(column) if np.isfinite(column).any() else np.nan
+                             for column in self.covered.T])
+
+    def peak_shares(self, num_parts: int) -> np.ndarray:
+        """``(num_parts + 1,)`` the share of images whose maximum lies on each part, the
+        background last."""
+        counts = np.bincount(np.where(self.peak_part < 0, num_parts, self.peak_part), minlength=num_parts + 1)
+        return counts / max(len(self.peak_part), 1)
+
+
+def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | None = 0.2, *,
+                  counted: Sequence[int] | None = None, min_share: float = 0.5) -> PartCoverage:
+    """Which parts of each object a map covers: the measure behind "GAP covers the whole extent,
+    GMP one part".
+
+    A part map labels each pixel with its part: 0 for the background, ``p + 1`` for part ``p``
+    (the lab's :meth:`~cam_tutorial.lab.SyntheticShapes.part_map`). The kept region ``A`` is
+    the paper's (pixels at or above ``threshold`` times the map's maximum, as in
+    :func:`cam_area_fraction`), or with ``threshold=None`` the map's ``|M|`` highest pixels, a
+    region exactly the object's size (as in :func:`object_size_coverage`). Then for part ``p``
+    with pixels ``P_p``, ``covered = |A ∩ P_p| / |P_p|``.
+
+    Args:
+        cams: ``(N, H, W)`` maps, at the part maps' resolution.
+        part_maps: ``(N, H, W)`` integer part labels in ``[0, num_parts]``.
+        num_parts: the number of parts ``P``.
+        threshold: the fraction of the maximum, in [0, 1], or ``None`` for object-sized regions.
+        counted: the parts ``parts_covered`` counts (default all).
+        min_share: the covered share at which a part counts as covered, in (0, 1].
+
+    Raises:
+        ValueError: maps with NaN or infinity, part maps of another shape or with labels
+            outside ``[0, num_parts]``, or a bad threshold, share or part index.
+
+    Example:
+        >>> import numpy as np
+        >>> parts = np.array([[[1, 1, 2, 2]]])          # part 0 on the left, part 1 on the right
+        >>> cam = np.array([[[1.0, 0.9, 0.1, 0.0]]])    # the map lights up the left part only
+        >>> found = part_coverage(cam, parts, num_parts=2)
+        >>> found.covered.tolist(), found.parts_covered.tolist(), found.peak_part.tolist()
+        ([[1.0, 0.0]], [1], [0])
+    """
+    maps = np.stack(_as_maps(cams))
+    labels = _to_numpy(part_maps)
+    if labels.shape != maps.shape:
+        raise ValueError(f"part_maps have shape {labels.shape}, the maps {maps.shape}: give one part map "
+                         "per map, at the maps' resolution (upsample the maps first)")
+    if isinstance(num_parts, bool) or not isinstance(num_parts, (int, np.integer)) or num_parts < 1:
+        raise ValueError(f"num_parts must be a positive int, got {num_parts!r}")
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                        or labels.max() > num_parts):
+        raise ValueError(f"part labels must be integers in [0, {num_parts}] (0 = background), got "
+                         f"{labels.dtype} in [{labels.min()}, {labels.max()}]")
+    if threshold is not None:
+        threshold = float(_check_unit_interval(threshold, "threshold")[0])
+    if not 0.0 < float(min_share) <= 1.0:
+        raise ValueError(f"min_share must be in (0, 1], got {min_share!r}")
+    counted = tuple(range(num_parts)) if counted is None else tuple(int(p) for p in counted)
+    if any(not 0 <= p < num_parts for p in counted):
+        raise ValueError(f"counted parts must be in [0, {num_parts}), got {counted}")
+    if threshold is None:
+        sizes = (labels > 0).reshape(len(maps), -1).sum(1)
+        order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
+        kept = (ranks < sizes[:, None]).reshape(maps.shape)
+    else:
+        kept = np.stack([_foreground(m, threshold) for m in maps])
+    covered = np.full((len(maps), num_parts), np.nan)
+    for p in range(num_parts):
+        on = labels == p + 1
+        n = on.reshape(len(maps), -1).sum(1)
+        hit = (on & kept).reshape(len(maps), -1).sum(1)
+        covered[:, p] = np.where(n > 0, hit / np.maximum(n, 1), np.nan)
+    peak = labels.reshape(len(maps), -1)[np.arange(len(maps)), maps.reshape(len(maps), -1).argmax(1)]
+    counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= min_share).sum(1)
+    return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1,
+                        counted=counted, threshold=threshold, min_share=float(min_share))
 
 
 # Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).

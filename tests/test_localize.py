@@ -919,3 +919,60 @@ def test_paired_box_iou_is_the_diagonal_of_box_iou():
     assert np.array_equal(paired_box_iou(boxes, others), np.diag(box_iou(boxes, others)))
     with pytest.raises(ValueError, match="pairs boxes by index: got 20 and 3"):
         paired_box_iou(boxes, others[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+# part_coverage: which parts of the object a map covers
+# ---------------------------------------------------------------------------------------------
+
+def _two_part_object() -> np.ndarray:
+    parts = np.zeros((1, 6, 8), np.uint8)
+    parts[0, 1:5, 1:3] = 1  # part 0: 8 pixels on the left
+    parts[0, 1:5, 5:7] = 2  # part 1: 8 pixels on the right
+    return parts
+
+
+def test_part_coverage_counts_the_parts_a_peaky_map_covers() -> None:
+    from cam_tutorial.localize import part_coverage
+
+    parts = _two_part_object()
+    peaky = np.zeros((1, 6, 8)); peaky[0, 1:5, 1:3] = 1.0; peaky[0, 2, 5] = 0.1  # 0.1 < 20% of max
+    broad = np.zeros((1, 6, 8)); broad[0, 1:5, 1:3] = 1.0; broad[0, 1:5, 5:7] = 0.5
+    found = part_coverage(peaky, parts, 2)
+    assert found.covered.tolist() == [[1.0, 0.0]] and found.parts_covered.tolist() == [1]
+    assert part_coverage(broad, parts, 2).parts_covered.tolist() == [2]
+    # a lower threshold keeps the 0.1 pixel: 1 of part 1's 8 pixels
+    assert part_coverage(peaky, parts, 2, 0.05).covered[0, 1] == pytest.approx(1 / 8)
+    assert part_coverage(peaky, parts, 2, 0.05, min_share=0.1).parts_covered.tolist() == [2]
+
+
+def test_part_coverage_at_the_object_size_and_the_peak() -> None:
+    from cam_tutorial.localize import part_coverage
+
+    parts = _two_part_object()
+    cam = np.zeros((1, 6, 8)); cam[0, 1:5, 5:7] = 2.0; cam[0, 0, :] = 1.0; cam[0, 5, 0] = 3.0
+    found = part_coverage(cam, parts, 2, threshold=None)  # the 16 highest pixels
+    assert found.peak_part.tolist() == [-1]  # the maximum (3.0) is on the background
+    # the 16 highest: the peak, part 1's 8 pixels, then the top row's 8 (1.0): none of part 0
+    assert found.covered.tolist() == [[0.0, 1.0]]
+    assert found.peak_shares(2).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_part_coverage_gives_nan_for_a_missing_part_and_refuses_bad_input() -> None:
+    from cam_tutorial.localize import part_coverage
+
+    parts = _two_part_object()
+    parts[parts == 2] = 0
+    found = part_coverage(np.ones((1, 6, 8)), parts, 2, counted=[0, 1])
+    assert found.covered[0, 0] == 1.0 and np.isnan(found.covered[0, 1]) and found.parts_covered.tolist() == [1]
+    assert np.isnan(found.mean_covered()[1])
+    with pytest.raises(ValueError, match="part_maps have shape"):
+        part_coverage(np.ones((1, 6, 8)), parts[:, :3], 2)
+    with pytest.raises(ValueError, match=r"part labels must be integers in \[0, 1\]"):
+        part_coverage(np.ones((1, 6, 8)), _two_part_object(), 1)
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        part_coverage(np.ones((1, 6, 8)), parts, 2, 20)
+    with pytest.raises(ValueError, match="counted parts"):
+        part_coverage(np.ones((1, 6, 8)), parts, 2, counted=[2])
+    with pytest.raises(ValueError, match="NaN|nan|finite"):
+        part_coverage(np.full((1, 6, 8), np.nan), parts, 2)

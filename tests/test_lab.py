@@ -1,10 +1,8 @@
-"""Tests for cam_tutorial.data: the lab (SyntheticShapes), denormalize, and the real-data loaders."""
+"""Tests for cam_tutorial.lab: the lab (SyntheticShapes), its parts, and denormalize."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,15 +10,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cam_tutorial.data import (
+from cam_tutorial.lab import (
     CLASS_NAMES,
+    CLASS_PARTS,
+    LAB_VERSION,
     MEAN,
+    PART_NAMES,
     STD,
     SyntheticShapes,
     denormalize,
-    load_dataset,
 )
-
 
 def _digest(image: torch.Tensor) -> str:
     return hashlib.sha256(image.numpy().tobytes()).hexdigest()
@@ -165,27 +164,87 @@ def test_object_stands_out_from_its_surroundings() -> None:
     assert np.median(contrasts) > 100 and np.mean(np.array(contrasts) > 50) > 0.95
 
 
-def test_class_shapes_are_distinguishable() -> None:
-    """Rotation-invariant shape features (log Hu moments of the masks) tell the classes apart:
-    a nearest-centroid classifier fitted on train items is far above chance (10%) on val items."""
+def _hu_features(split: str, n: int, part: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation-invariant shape features (log Hu moments) of one part's mask in ``n`` items."""
+    ds = SyntheticShapes(split, length=n, image_size=96, seed=8, clutter=0.0)
+    rows, labels = [], []
+    for i in range(n):
+        piece = (ds.part_map(i) == part).astype(np.uint8)
+        hu = cv2.HuMoments(cv2.moments(piece, binaryImage=True)).ravel()
+        rows.append(-np.sign(hu) * np.log10(np.abs(hu) + 1e-30))
+        labels.append(ds.label(i))
+    return np.array(rows)[:, :4], np.array(labels)
 
-    def features(split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        ds = SyntheticShapes(split, length=n, image_size=64, seed=8, clutter=0.0)
-        rows, labels = [], []
-        for i in range(n):
-            _, label, _, mask = ds.render(i)
-            hu = cv2.HuMoments(cv2.moments(mask.astype(np.uint8), binaryImage=True)).ravel()
-            rows.append(-np.sign(hu) * np.log10(np.abs(hu) + 1e-30))
-            labels.append(label)
-        return np.array(rows)[:, :4], np.array(labels)
 
-    x_train, y_train = features("train", 400)
-    x_val, y_val = features("val", 200)
+def _nearest_centroid_accuracy(part: int) -> float:
+    x_train, y_train = _hu_features("train", 400, part)
+    x_val, y_val = _hu_features("val", 200, part)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-9
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
     centroids = np.stack([x_train[y_train == c].mean(0) for c in range(10)])
     predicted = np.argmin(((x_val[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
-    assert (predicted == y_val).mean() > 0.5
+    return float((predicted == y_val).mean())
+
+
+def test_the_class_parts_carry_the_class_and_the_body_does_not() -> None:
+    """A nearest-centroid classifier on one part's shape: far above chance (10%) for the head,
+    at chance for the body (the same ellipse in every class)."""
+    assert _nearest_centroid_accuracy(PART_NAMES.index("head") + 1) > 0.5
+    assert _nearest_centroid_accuracy(PART_NAMES.index("body") + 1) < 0.2
+
+
+def test_part_map_is_the_mask_split_into_parts() -> None:
+    ds = SyntheticShapes("test", length=60, image_size=96, seed=4)
+    for i in range(len(ds)):
+        _, _, box, mask = ds.render(i)
+        parts = ds.part_map(i)
+        assert parts.dtype == np.uint8 and parts.shape == (96, 96) and int(parts.max()) <= len(PART_NAMES)
+        assert np.array_equal(parts > 0, mask)
+        present = np.bincount(parts.ravel(), minlength=len(PART_NAMES) + 1)[1:]
+        assert (present > 0).all(), f"item {i}: parts {dict(zip(PART_NAMES, present))}"
+        # The body is the largest part, and every class part is smaller than it.
+        assert present[0] == present.max()
+    assert set(CLASS_PARTS) == set(PART_NAMES) - {"body"}
+
+
+def test_parts_are_spread_over_the_object() -> None:
+    """Head and tail sit at opposite ends: their centres are about the object's length apart."""
+    ds = SyntheticShapes("val", length=40, image_size=128, seed=5)
+    ratios = []
+    for i in range(len(ds)):
+        parts = ds.part_map(i)
+        _, _, (x0, y0, x1, y1), _ = ds.render(i)
+        head = np.argwhere(parts == PART_NAMES.index("head") + 1).mean(0)
+        tail = np.argwhere(parts == PART_NAMES.index("tail") + 1).mean(0)
+        ratios.append(np.linalg.norm(head - tail) / np.hypot(x1 - x0, y1 - y0))
+    assert np.median(ratios) > 0.6
+
+
+def test_objects_are_spread_so_a_centred_box_is_a_weak_guess() -> None:
+    ds = SyntheticShapes("test", length=200, image_size=96)
+    boxes = np.array([ds.render(i)[2] for i in range(len(ds))], dtype=float)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / 96
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / 96**2
+    assert centres.std(0).min() > 0.1 and area.std() > 0.05 and np.median(area) < 0.5
+
+
+def test_the_lab_version_is_part_of_the_identity() -> None:
+    ds = SyntheticShapes("val", length=3, image_size=32)
+    assert ds.version == LAB_VERSION and f"version={LAB_VERSION}" in repr(ds)
+
+
+def test_each_draw_decides_one_thing() -> None:
+    """Changing one named draw changes what it names and nothing it does not: the object's
+    position moves the mask, not the background's colours."""
+    from cam_tutorial import lab
+
+    ds = SyntheticShapes("val", length=3, image_size=64, clutter=0.0)
+    scene = lab._draw_scene(ds, 1)
+    moved = scene._replace(draws=scene.draws._replace(x=1.0 - scene.draws.x))
+    before = lab._place(ds, scene).polygons[0][0]
+    after = lab._place(ds, moved).polygons[0][0]
+    assert not np.array_equal(before, after)
+    assert np.array_equal(lab._background(scene, 64, 0.0), lab._background(moved, 64, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +267,6 @@ def test_class_shapes_are_distinguishable() -> None:
         (dict(scale=(0.9, 0.3)), ValueError, "scale must satisfy"),
         (dict(clutter=2), ValueError, "clutter must be in"),
         (dict(rotation=270), ValueError, "rotation must be in"),
-        (dict(stretch=0.5), ValueError, "stretch must be in"),
     ],
 )
 def test_bad_arguments_fail_clearly(kwargs, error, match) -> None:
@@ -220,18 +278,6 @@ def test_index_out_of_range() -> None:
     ds = SyntheticShapes("train", length=3, image_size=32)
     with pytest.raises(IndexError, match="out of range"):
         ds[3]
-
-
-def test_load_dataset_lab_and_bad_names() -> None:
-    ds = load_dataset("lab", "val", image_size=32, length=7, seed=2, region="left")
-    assert isinstance(ds, SyntheticShapes) and len(ds) == 7 and ds.region == "left"
-    assert torch.equal(ds[3][0], SyntheticShapes("val", 7, 32, 2, "left")[3][0])
-    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*'lab'"):
-        load_dataset("imagenet", "train", 64)
-    with pytest.raises(ValueError, match="region= applies to the lab only"):
-        load_dataset("pets", "train", 64, region="left")
-    with pytest.raises(ValueError, match="unknown split"):
-        load_dataset("pets", "trainval", 64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,103 +299,6 @@ def test_denormalize_single_and_batch() -> None:
         denormalize(torch.zeros(4, 32, 32))
     with pytest.raises(TypeError, match="torch.Tensor"):
         denormalize(np.zeros((3, 4, 4)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Real data on tiny fake trees in the layouts torchvision expects
-# ---------------------------------------------------------------------------------------------
-
-def _write_jpeg(path: Path, width: int, height: int, colour: tuple[int, int, int]) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (width, height), colour).save(path, format="JPEG")
-
-
-def test_imagenette_on_a_fake_tree(tmp_path: Path) -> None:
-    # torchvision: <root>/imagenette2-160/<split>/<wnid>/*.JPEG (160px variant for image_size <= 160)
-    for split in ("train", "val"):
-        for k, wnid in enumerate(("n01440764", "n02102040")):
-            for j in range(3):
-                _write_jpeg(tmp_path / "imagenette2-160" / split / wnid / f"{wnid}_{j}.JPEG",
-                            120 + 10 * j, 90, (200 * k, 50, 100))
-    ds = load_dataset("imagenette", "train", image_size=64, root=tmp_path)
-    assert len(ds) == 6 and ds.class_names == ("tench", "English springer")
-    image, label, box, mask = ds[4]
-    assert image.shape == (3, 64, 64) and label == 1
-    assert torch.isnan(box).all() and mask.shape == (64, 64) and not mask.any()
-    # The picture survives: a flat colour comes back after denormalising.
-    np.testing.assert_allclose(denormalize(image).mean((1, 2)).numpy() * 255, (200, 50, 100), atol=4)
-    batch = next(iter(DataLoader(ds, batch_size=6)))
-    assert batch[0].shape == (6, 3, 64, 64) and batch[3].shape == (6, 64, 64)
-    subset = load_dataset("imagenette", "test", image_size=64, root=tmp_path, length=4, seed=1)
-    assert len(subset) == 4  # "test" reads Imagenette's val
-
-
-def test_pets_on_a_fake_tree(tmp_path: Path) -> None:
-    from PIL import Image
-
-    # torchvision: <root>/oxford-iiit-pet/images/<id>.jpg, annotations/{trainval,test}.txt,
-    # annotations/trimaps/<id>.png with 1 = pet, 2 = background, 3 = boundary.
-    base = tmp_path / "oxford-iiit-pet"
-    ids = [("Abyssinian_1", 1, 1), ("beagle_1", 2, 2)]
-    for image_id, _, _ in ids:
-        _write_jpeg(base / "images" / f"{image_id}.jpg", 160, 128, (30, 60, 90))
-        trimap = np.full((128, 160), 2, np.uint8)
-        trimap[32:96, 48:80] = 3  # boundary ring...
-        trimap[36:92, 52:76] = 1  # ...around the pet
-        (base / "annotations" / "trimaps").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(trimap).save(base / "annotations" / "trimaps" / f"{image_id}.png")
-    lines = "".join(f"{i} {c} {s} 1\n" for i, c, s in ids)
-    for name in ("trainval.txt", "test.txt"):
-        (base / "annotations" / name).write_text(lines)
-
-    ds = load_dataset("pets", "train", image_size=64, root=tmp_path)
-    assert len(ds) == 2 and ds.class_names == ("Abyssinian", "Beagle")
-    image, label, box, mask = ds[1]
-    assert image.shape == (3, 64, 64) and label == 1 and mask.dtype == torch.bool
-    # 160x128 -> 80x64 (scale 1/2), centre crop drops 8 columns on the left: the pet with its
-    # boundary, rows 32:96 and columns 48:80, lands at rows 16:48 and columns 16:32.
-    np.testing.assert_allclose(box.numpy(), [16, 16, 32, 48], atol=1)
-    x0, y0, x1, y1 = (int(v) for v in box)
-    assert mask[y0:y1, x0:x1].float().mean() > 0.9 and mask.sum() == mask[y0:y1, x0:x1].sum()
-    assert ds[0][1] == 0
-
-
-@pytest.mark.parametrize("name, folder", [("imagenette", "imagenette2-320"), ("pets", "oxford-iiit-pet")])
-def test_missing_real_data_names_the_lab(tmp_path: Path, name: str, folder: str) -> None:
-    with pytest.raises(FileNotFoundError, match=r"load_dataset\('lab', \.\.\.\)"):
-        load_dataset(name, "train", image_size=224, root=tmp_path)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_failed_download_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import torchvision.datasets.imagenette as tv_imagenette
-
-    def broken_download(url: str, download_root: str, *args: object, **kwargs: object) -> None:
-        # A network that dies halfway: part of an archive and a folder are on disk.
-        os.makedirs(Path(download_root) / "imagenette2-160" / "train", exist_ok=True)
-        (Path(download_root) / "imagenette2-160.tgz").write_bytes(b"partial")
-        raise OSError("connection reset")
-
-    monkeypatch.setattr(tv_imagenette, "download_and_extract_archive", broken_download)
-    root = tmp_path / "data"
-    with pytest.raises(RuntimeError, match=r"nothing was kept.*load_dataset\('lab', \.\.\.\)"):
-        load_dataset("imagenette", "train", image_size=64, root=root, download=True)
-    assert list(root.iterdir()) == []
-
-
-def test_successful_download_is_moved_into_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import torchvision.datasets.imagenette as tv_imagenette
-
-    def fake_download(url: str, download_root: str, *args: object, **kwargs: object) -> None:
-        for split in ("train", "val"):
-            _write_jpeg(Path(download_root) / "imagenette2-160" / split / "n03888257" / "a.JPEG", 64, 64, (1, 2, 3))
-
-    monkeypatch.setattr(tv_imagenette, "download_and_extract_archive", fake_download)
-    ds = load_dataset("imagenette", "val", image_size=64, root=tmp_path, download=True)
-    assert len(ds) == 1 and ds.class_names == ("parachute",)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["imagenette2-160"]
 
 
 # ---------------------------------------------------------------------------------------------
