@@ -125,7 +125,7 @@ def test_two_processes_train_once(tmp_path):
         digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.state_dict().values()))
         print(info.source, digest.hexdigest())
     '''))
-    key = zoo._cache_key("vgg16_gap_left", TINY)
+    key = zoo.recipe("vgg16_gap_left", TINY).key
     lock = zoo.FileLock(str(zoo._lock_path(tmp_path / "cache" / "models" / key / "final.pt")))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     logs = [tmp_path / f"err{i}.txt" for i in range(2)]
@@ -157,7 +157,7 @@ def test_shipped_checkpoints_match_the_code(tmp_path, preset_name):
     preset = get_preset(preset_name)
     shipped = {p.stem for p in _packaged() if f"-{preset_name}-" in p.stem}
     for name in zoo.available_models():
-        key = zoo._cache_key(name, preset)
+        key = zoo.recipe(name, preset).key
         assert key in shipped, (f"{name}: no shipped checkpoint {key}.pt "
                                 f"(retrain: python -m cam_tutorial.zoo --preset {preset_name} --ship)")
         model, info = zoo.trained_model(name, preset, "cpu", tmp_path, progress=False, with_info=True)
@@ -167,7 +167,7 @@ def test_shipped_checkpoints_match_the_code(tmp_path, preset_name):
         assert acc == pytest.approx(info.test_acc, abs=0.004)
         if name.startswith("resnet18b"):
             assert info.val_acc >= 0.9
-    assert shipped <= {zoo._cache_key(n, preset) for n in zoo.available_models()}, "stale shipped files"
+    assert shipped <= {zoo.recipe(n, preset).key for n in zoo.available_models()}, "stale shipped files"
 
 
 def test_shipped_presets_need_every_model_and_presets_to_compare_add_the_current_one(tmp_path, monkeypatch):
@@ -194,7 +194,7 @@ def gmp_cache(tmp_path_factory):
     """A cache holding a trained GMP model, trained under umask 022 over a temporary file that a
     save killed half-way left in its entry."""
     cache = tmp_path_factory.mktemp("cache")
-    entry = cache / "models" / zoo._cache_key("resnet18b_gmp", TINY)
+    entry = cache / "models" / zoo.recipe("resnet18b_gmp", TINY).key
     entry.mkdir(parents=True)
     (entry / ".final.pt.k1ll3d.tmp").write_bytes(b"half a model")
     previous = os.umask(0o022)
@@ -206,7 +206,7 @@ def gmp_cache(tmp_path_factory):
 
 
 def _plant(cache: Path, name: str, stored: dict) -> Path:
-    target = cache / "models" / zoo._cache_key(name, TINY) / "final.pt"
+    target = cache / "models" / zoo.recipe(name, TINY).key / "final.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(stored, target)
     return target
@@ -232,7 +232,7 @@ def test_a_file_of_another_model_in_an_entry_is_refused(gmp_cache, tmp_path):
     # A VGG's weights under the GAP entry's name and key: a clear error naming the file, not a raw one.
     vgg = zoo.build_model("vgg16_gap_left", TINY).state_dict()
     planted = _plant(tmp_path, "resnet18b_gap", dict(stored, name="resnet18b_gap", model=vgg,
-                                                     key=zoo._cache_key("resnet18b_gap", TINY)))
+                                                     key=zoo.recipe("resnet18b_gap", TINY).key))
     with pytest.raises(CheckpointError, match=rf"the weights in {planted} do not fit 'resnet18b_gap'.*delete"):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
 
