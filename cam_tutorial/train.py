@@ -149,7 +149,8 @@ class TrainConfig:
             :class:`~cam_tutorial.zoo.ModelRecipe`'s ``identity()``: architecture, data and lab
             version); it enters the resume fingerprint, so that a checkpoint written under any other
             identity is refused with the differing entries named. ``None``: the model, data and
-            settings alone identify the run. Stored as its JSON round trip (tuples become lists).
+            settings alone identify the run. Stored as its JSON round trip (tuples become lists);
+            left out of the ``repr``.
     """
 
     epochs: int = 10
@@ -167,7 +168,7 @@ class TrainConfig:
     eval_batch_size: int = 128
     log_every: int = 10
     progress: bool = True
-    identity: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = field(default=None, repr=False)  # long: printing a config shows its settings
 
     def __post_init__(self) -> None:
         self.identity = _json_identity(self.identity)
