@@ -67,8 +67,8 @@ class Preset:
         finetune_epochs: epochs of chapter 8's ResNet18B fine-tuning on Imagenette, run on Colab
             only; 0 skips it (it downloads the data set and needs a GPU).
 
-    None of the chapter-size fields (from ``throughput_steps`` on) shape a zoo model, so they are
-    outside the zoo's cache key (:data:`cam_tutorial.zoo.MODEL_PRESET_FIELDS`).
+    None of the chapter-size fields (from ``eval_batch_size`` on) shape a zoo model, so they are
+    outside its recipe and cache key (:func:`cam_tutorial.zoo.recipe` reads only the others).
     """
 
     name: str

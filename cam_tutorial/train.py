@@ -15,7 +15,8 @@ One function, :func:`train`, runs the loop every chapter needs:
   schedule, scaler, history and every random state restored, so that on the CPU an
   interrupted and resumed run ends with exactly the weights of an uninterrupted one, whatever
   the number of loader workers before and after. A checkpoint of another model (its module
-  tree included, e.g. GAP vs GMP), other data or other settings is refused, not resumed;
+  tree included, e.g. GAP vs GMP), other data, other settings or another ``identity`` (e.g.
+  the zoo's recipe of the model) is refused, not resumed, naming what differs;
 * a divergence guard: a non-finite or exploding loss stops training with
   :class:`TrainingDiverged`, naming the step, the loss and the learning rate.
 
@@ -42,6 +43,7 @@ import copy
 import dataclasses
 import errno
 import hashlib
+import json
 import logging
 import math
 import numbers
@@ -67,6 +69,7 @@ from .lab import normalise_uint8
 
 __all__ = [
     "FINGERPRINT_FIELDS",
+    "identity_differences",
     "atomic_save",
     "stale_temporaries",
     "TrainConfig",
@@ -142,6 +145,12 @@ class TrainConfig:
         log_every: batches between progress-bar refreshes of the running loss (each refresh
             waits for the GPU).
         progress: show tqdm progress bars.
+        identity: what else makes this run the run it is, as a JSON-able dict (the zoo passes its
+            :class:`~cam_tutorial.zoo.ModelRecipe`'s ``identity()``: architecture, data and lab
+            version); it enters the resume fingerprint, so that a checkpoint written under any other
+            identity is refused with the differing entries named. ``None``: the model, data and
+            settings alone identify the run. Stored as its JSON round trip (tuples become lists);
+            left out of the ``repr``.
     """
 
     epochs: int = 10
@@ -159,8 +168,10 @@ class TrainConfig:
     eval_batch_size: int = 128
     log_every: int = 10
     progress: bool = True
+    identity: dict[str, Any] | None = field(default=None, repr=False)  # long: printing a config shows its settings
 
     def __post_init__(self) -> None:
+        self.identity = _json_identity(self.identity)
         if self.amp not in _AMP_CHOICES:
             raise ValueError(f"unknown amp {self.amp!r}: use one of {', '.join(map(repr, _AMP_CHOICES))}")
         if self.channels_last not in (True, False, "auto"):
@@ -208,6 +219,19 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def _json_identity(identity: Any) -> dict[str, Any] | None:
+    """``identity`` as the plain dict a checkpoint stores and loads back equal (or ``None``)."""
+    if identity is None:
+        return None
+    if not isinstance(identity, dict):
+        raise ValueError(f"identity must be a dict or None, got {type(identity).__name__}")
+    try:
+        return json.loads(json.dumps(identity, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"identity must be JSON-able (str keys; str, number, bool, None, list, dict "
+                         f"values): {exc}") from None
 
 
 def _integer(name: str, value: Any) -> int:
@@ -477,8 +501,9 @@ def _data_identity(dataset: Dataset) -> dict[str, Any]:
 def _fingerprint(model: nn.Module, config: TrainConfig, train_set: Dataset) -> dict[str, Any]:
     """What identifies a run: the architecture (class, every tensor's name and shape, and the
     module tree's ``repr``, which shows constructor options such as ``GlobalPool(mode='max')``),
-    the training data and the settings that change the computation. Device, precision and
-    workers may change on resume."""
+    the training data, the settings that change the computation and the config's ``identity``
+    (when given). Device, precision and workers may change on resume."""
+    identity = {} if config.identity is None else {"identity": config.identity}
     return {
         "model": type(model).__name__,
         "tensors": [[name, list(t.shape)] for name, t in model.state_dict().items()],
@@ -487,6 +512,7 @@ def _fingerprint(model: nn.Module, config: TrainConfig, train_set: Dataset) -> d
         "train_size": int(len(train_set)),  # type: ignore[arg-type]
         "data": _data_identity(train_set),
         **{name: getattr(config, name) for name in FINGERPRINT_FIELDS},
+        **identity,
     }
 
 
@@ -495,6 +521,32 @@ def _first_difference(stored: str, current: str) -> str:
         if old != new:
             return f"{old.strip()!r} vs now {new.strip()!r}"
     return "a different number of modules"
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted paths, e.g. ``{"lab": {"version": 1}}`` -> ``{"lab.version": 1}``."""
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def identity_differences(stored: Any, current: Any, stored_as: str = "checkpoint") -> list[str]:
+    """The entries of two identities (:attr:`TrainConfig.identity`) that differ, each named by its
+    dotted path; the stored one is called ``stored_as`` in the text.
+
+    Example:
+        >>> identity_differences({"lab": {"version": 1, "seed": 0}}, {"lab": {"version": 2, "seed": 0}})
+        ['identity.lab.version: checkpoint 1 vs now 2']
+    """
+    if stored is None or current is None:
+        return [f"identity: the {stored_as} {'has none' if stored is None else 'has one'}, this run "
+                f"{'has none' if current is None else 'has one'} (TrainConfig.identity)"]
+    old, new = _flatten(stored, "identity"), _flatten(current, "identity")
+    return [f"{path}: {stored_as} {old.get(path, '(absent)')!r} vs now {new.get(path, '(absent)')!r}"
+            for path in sorted(set(old) | set(new)) if old.get(path, ...) != new.get(path, ...)]
 
 
 def _fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -509,6 +561,8 @@ def _fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) ->
             differences.append(f"model options (module tree): checkpoint {text}")
         elif key == "data":
             differences.append(f"training data: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
+        elif key == "identity":
+            differences.extend(identity_differences(stored.get(key), current.get(key)))
         else:
             differences.append(f"{key}: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
     return differences

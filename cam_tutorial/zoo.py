@@ -17,6 +17,16 @@ Where the weights come from, in order:
    from its last complete epoch) and then the final weights, deleting the per-epoch checkpoint
    (it holds the optimiser's state too: 1.6 GB for VGG16-FC at the ``gpu`` preset).
 
+Each model under each preset has one :class:`ModelRecipe` (:func:`recipe`): its architecture
+and options, the lab's split sizes, options and version (:data:`cam_tutorial.lab.LAB_VERSION`),
+the training settings and the seeds. Everything derives from it: the network
+(:meth:`ModelRecipe.build`), the data (:meth:`~ModelRecipe.dataset`), the training settings
+(:meth:`~ModelRecipe.train_config`, whose ``identity`` is the recipe's, so that a run resumes only
+from a run of the same recipe) and the cache key (:attr:`~ModelRecipe.key`, a hash of
+:meth:`~ModelRecipe.identity`); a change to any of them trains a new model rather than reusing an
+old one. A shipped checkpoint whose key is not the recipe's is ignored with a logged warning
+that says what differs, and the model is trained into the cache.
+
 A chapter may train a zoo model by hand (chapter 3 does, to show resuming): :func:`run_folder`
 is the entry's checkpoint folder, :func:`train_config` its settings, and :func:`store_run` makes
 the finished run the entry's model. On Colab, :func:`cam_tutorial.colab.use_drive_cache` puts
@@ -30,7 +40,8 @@ support file locks; that folder is open to every user of the machine (mode ``177
 ``/tmp``) and the weights get the umask's mode, so that several users can share one cache.
 
 A cached ``final.pt`` is used only when it is the entry's model (its stored name and cache key
-are checked), and every file is read with ``weights_only=True``.
+are checked; it also stores the recipe's identity, so that a mismatch can say what differs), and
+every file is read with ``weights_only=True``.
 
 Example:
     >>> from cam_tutorial.zoo import available_models
@@ -48,7 +59,7 @@ import os
 import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,12 +69,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from . import lab as lab_module
 from .config import PRESETS, Preset, default_device, get_preset
 from .lab import CLASS_NAMES, SyntheticShapes
 from .models import ResNet18B, vgg16_fc, vgg16_gap
 from .train import (
     CHECKPOINT_NAME,
-    FINGERPRINT_FIELDS,
     CheckpointError,
     History,
     TrainConfig,
@@ -73,11 +84,21 @@ from .train import (
     check_format,
     check_writable_folder,
     evaluate,
+    identity_differences,
     safe_load,
     train,
 )
 
 __all__ = [
+    "ModelRecipe",
+    "Architecture",
+    "LabRecipe",
+    "TrainingRecipe",
+    "recipe",
+    "BUILDERS",
+    "MODEL_SEED",
+    "DATA_SEED",
+    "TRAIN_SEED",
     "ModelInfo",
     "available_models",
     "trained_model",
@@ -110,43 +131,262 @@ IN_MEMORY_BYTES = 1 << 30
 #: Larger lab sets up to this size as uint8 images (a quarter of float32's) are rendered once too
 #: (e.g. 5,000 images at 224 px: 0.75 GB), normalised on the device by training.
 IN_MEMORY_UINT8_BYTES = 3 << 30
-#: The preset fields that shape a zoo model (its cache key hashes these, and only these: a preset
-#: field that other chapters read, such as the probe sizes, must not make the shipped models stale).
-MODEL_PRESET_FIELDS = ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
-                       "epochs", "batch_size", "lr")
 #: Seed of every model's initial weights: the GAP and GMP ResNets start from the same weights.
 MODEL_SEED = 0
-#: Seed of the lab's items and of training.
+#: Seed of the lab's items (chapters draw their own lab sets with it too).
 DATA_SEED = 0
+#: Seed of training: shuffling, dropout, the loader's workers.
 TRAIN_SEED = 0
+#: The networks a recipe can build, by the name its ``architecture.builder`` holds.
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"ResNet18B": ResNet18B, "vgg16_gap": vgg16_gap,
+                                                 "vgg16_fc": vgg16_fc}
+# LabRecipe's fields that are not SyntheticShapes options.
+_LAB_SIZES = ("train_size", "val_size", "test_size")
+_LAB_NOT_OPTIONS = (*_LAB_SIZES, "version")
 
 
 @dataclass(frozen=True)
-class _Spec:
-    build: Callable[[Preset], nn.Module]
+class Architecture:
+    """Which network to build, and the builder's keyword arguments.
+
+    Attributes:
+        builder: a key of :data:`BUILDERS`.
+        options: the builder's keyword arguments as ``(name, value)`` pairs, sorted by name.
+
+    Example:
+        >>> arch = Architecture.of("ResNet18B", num_classes=10, width=2, pooling="max")
+        >>> arch.kwargs, type(arch.build()).__name__
+        ({'num_classes': 10, 'pooling': 'max', 'width': 2}, 'ResNet18B')
+    """
+
+    builder: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, builder: str, **options: Any) -> "Architecture":
+        """The architecture ``builder(**options)``."""
+        if builder not in BUILDERS:
+            raise ValueError(f"unknown builder {builder!r}: use one of {', '.join(map(repr, BUILDERS))}")
+        return cls(builder, tuple(sorted(options.items())))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The builder's keyword arguments as a dict."""
+        return dict(self.options)
+
+    def build(self) -> nn.Module:
+        """The network, initialised from torch's global generator (seed it first)."""
+        return BUILDERS[self.builder](**self.kwargs)
+
+
+@dataclass(frozen=True)
+class LabRecipe:
+    """A zoo model's lab data: the split sizes, the lab's version, and every option passed to
+    :class:`~cam_tutorial.lab.SyntheticShapes` (the other fields: a new lab option is a new field).
+
+    Attributes:
+        train_size, val_size, test_size: items in each split.
+        version: the lab generator's version these items are (:data:`cam_tutorial.lab.LAB_VERSION`).
+        image_size: side of the images in pixels.
+        seed: the lab's seed.
+        region: where the objects lie (``None``: anywhere; ``"left"``: the left half...).
+
+    Example:
+        >>> from cam_tutorial.lab import LAB_VERSION
+        >>> LabRecipe(40, 20, 20, LAB_VERSION, image_size=32, region="left").dataset("val")
+        SyntheticShapes(split='val', length=20, image_size=32, seed=0, region='left')
+    """
+
+    train_size: int
+    val_size: int
+    test_size: int
+    version: int
+    image_size: int
+    seed: int = DATA_SEED
+    region: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~cam_tutorial.lab.SyntheticShapes` (all but sizes and version)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LAB_NOT_OPTIONS}
+
+    def dataset(self, split: str) -> SyntheticShapes:
+        """The ``"train"``, ``"val"`` or ``"test"`` split.
+
+        Raises:
+            ValueError: for another split, or when the lab's code is another version than the
+                recipe's (its items would not be the ones the recipe names).
+        """
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
+        if self.version != lab_module.LAB_VERSION:
+            raise ValueError(f"this recipe names items of lab version {self.version}, but the lab is version "
+                             f"{lab_module.LAB_VERSION}: make the recipe anew (zoo.recipe(name, preset))")
+        return SyntheticShapes(split, length=getattr(self, f"{split}_size"), **self.options())
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """The training settings that shape the weights: :data:`~cam_tutorial.train.FINGERPRINT_FIELDS`
+    of a :class:`~cam_tutorial.train.TrainConfig` (device, precision, workers do not)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    label_smoothing: float
+    pct_start: float
+    seed: int
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> "TrainingRecipe":
+        """The weight-shaping settings of ``config``."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """Everything that shapes one zoo model's weights under one preset; the cache key, the
+    training run's resume fingerprint and its :class:`~cam_tutorial.train.TrainConfig` derive
+    from it and from nothing else. Made by :func:`recipe`.
+
+    Attributes:
+        name: the zoo name.
+        preset: the preset's name (the preset's sizes are in the other fields).
+        architecture: the network and its options.
+        lab: the training, validation and test data.
+        training: the settings of the training run.
+        model_seed: seed of the initial weights.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> r = recipe("vgg16_fc_left", get_preset("ci"))
+        >>> r.architecture.builder, r.lab.region, r.training.lr == get_preset("ci").lr / 4
+        ('vgg16_fc', 'left', True)
+        >>> r.key == recipe("vgg16_fc_left", get_preset("ci")).key, r.key.startswith("vgg16_fc_left-ci-")
+        (True, True)
+    """
+
+    name: str
+    preset: str
+    architecture: Architecture
+    lab: LabRecipe
+    training: TrainingRecipe
+    model_seed: int = MODEL_SEED
+
+    def build(self) -> nn.Module:
+        """The untrained network, its initial weights drawn from ``model_seed`` (this seeds
+        torch's global generator, as :func:`torch.manual_seed` does)."""
+        torch.manual_seed(self.model_seed)
+        return self.architecture.build()
+
+    def dataset(self, split: str) -> SyntheticShapes:
+        """The lab's ``"train"``, ``"val"`` or ``"test"`` split (see :meth:`LabRecipe.dataset`)."""
+        return self.lab.dataset(split)
+
+    def train_config(self, **run: Any) -> TrainConfig:
+        """The :class:`~cam_tutorial.train.TrainConfig` of this model's training run: the recipe's
+        settings and identity, plus ``run``: settings that do not shape the weights (``device``,
+        ``progress``, ``amp``, ``num_workers``, ``eval_batch_size``...).
+
+        Raises:
+            ValueError: when ``run`` sets a weight-shaping field (change the recipe instead).
+        """
+        owned = sorted(set(run) & ({f.name for f in fields(TrainingRecipe)} | {"identity"}))
+        if owned:
+            raise ValueError(f"{', '.join(owned)} belong to the recipe: make another one with "
+                             "dataclasses.replace(recipe, training=...) instead")
+        return TrainConfig(**asdict(self.training), identity=self.identity(), **run)
+
+    def identity(self) -> dict[str, Any]:
+        """The recipe as a JSON-able dict (tuples as lists); ``architecture.network`` is a digest
+        of the built network's class and tensor shapes, so that a change to a builder's code that
+        changes them changes the identity too."""
+        return json.loads(json.dumps({
+            "name": self.name,
+            "preset": self.preset,
+            "architecture": {"builder": self.architecture.builder, "options": self.architecture.kwargs,
+                             "network": _network_digest(self.architecture)},
+            "lab": asdict(self.lab),
+            "training": asdict(self.training),
+            "model_seed": self.model_seed,
+        }))
+
+    @property
+    def key(self) -> str:
+        """The cache key, ``<name>-<preset>-<12 hex digits of the identity's hash>``: the file
+        name of a shipped checkpoint and the cache entry's folder."""
+        # No pixels: the lab's version and options are the data's identity, and a key must not
+        # depend on how this machine's libraries render (a shipped checkpoint would go stale on
+        # another platform). That the version is bumped whenever the pixels change is tested
+        # (tests/test_zoo.py pins a few items' bytes per LAB_VERSION).
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.name}-{self.preset}-{digest}"
+
+
+def _network_digest(architecture: Architecture) -> str:
+    """A digest of the network's class and its tensors' names and shapes, built on the meta device
+    (no memory, no draws from the generators). Not its module tree's ``repr``: that may change
+    with PyTorch's version, and a key must not (the resume fingerprint, on one machine, has it)."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        model = architecture.build()
+    shapes = [type(model).__name__] + [[name, list(t.shape)] for name, t in model.state_dict().items()]
+    return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _ZooModel:
+    """One zoo model's own facts; the preset gives the sizes."""
+
+    builder: str
+    options: Callable[[Preset], dict[str, Any]]
     region: str | None
     description: str
     #: The model's peak learning rate as a multiple of the preset's.
     lr_scale: float = 1.0
 
 
-_SPECS: dict[str, _Spec] = {
-    "resnet18b_gap": _Spec(
-        lambda p: ResNet18B(len(CLASS_NAMES), width=p.width, pooling="avg"), None,
+# The only place each zoo model's facts live.
+_MODELS: dict[str, _ZooModel] = {
+    "resnet18b_gap": _ZooModel(
+        "ResNet18B", lambda p: dict(width=p.width, pooling="avg"), None,
         "ResNet18B with global average pooling: the book's CAM model"),
-    "resnet18b_gmp": _Spec(
-        lambda p: ResNet18B(len(CLASS_NAMES), width=p.width, pooling="max"), None,
+    "resnet18b_gmp": _ZooModel(
+        "ResNet18B", lambda p: dict(width=p.width, pooling="max"), None,
         "the same ResNet18B with global max pooling (same seed, same data)"),
-    "vgg16_gap_left": _Spec(
-        lambda p: vgg16_gap(len(CLASS_NAMES), width=p.vgg_width, batch_norm=True), "left",
+    "vgg16_gap_left": _ZooModel(
+        "vgg16_gap", lambda p: dict(width=p.vgg_width, batch_norm=True), "left",
         "VGG16-GAP (batch norm) trained on objects confined to the left half"),
-    "vgg16_fc_left": _Spec(
-        lambda p: vgg16_fc(len(CLASS_NAMES), width=p.vgg_width, image_size=p.image_size, batch_norm=True),
-        "left", "VGG16 with its FC head (batch norm) trained on objects confined to the left half",
+    "vgg16_fc_left": _ZooModel(
+        "vgg16_fc", lambda p: dict(width=p.vgg_width, image_size=p.image_size, batch_norm=True), "left",
+        "VGG16 with its FC head (batch norm) trained on objects confined to the left half",
         # At the preset's rate (AdamW, 4e-3) the three wide FC layers never leave chance (measured:
         # 10.0% validation accuracy after 6 epochs under `cpu`); a quarter of it trains them.
         lr_scale=0.25),
 }
+
+
+def recipe(name: str, preset: Preset | None = None) -> ModelRecipe:
+    """The recipe of zoo model ``name`` under ``preset`` (default :func:`~cam_tutorial.config.get_preset`).
+
+    Only the preset's model sizes enter it (image size, widths, split sizes, epochs, batch
+    size, learning rate); its chapter sizes (probe sizes, ``sanity_images``...) do not.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> r = recipe("resnet18b_gmp", get_preset("ci"))
+        >>> r.architecture.kwargs["pooling"], r.lab.train_size, r.training.epochs
+        ('max', 3000, 6)
+    """
+    model = _zoo_model(name)
+    preset = preset or get_preset()
+    config = TrainConfig.from_preset(preset, lr=preset.lr * model.lr_scale, seed=TRAIN_SEED)
+    return ModelRecipe(
+        name=name, preset=preset.name,
+        architecture=Architecture.of(model.builder, num_classes=len(CLASS_NAMES), **model.options(preset)),
+        lab=LabRecipe(train_size=preset.train_size, val_size=preset.val_size, test_size=preset.test_size,
+                      version=lab_module.LAB_VERSION, image_size=preset.image_size, seed=DATA_SEED,
+                      region=model.region),
+        training=TrainingRecipe.of(config), model_seed=MODEL_SEED)
 
 
 @dataclass
@@ -187,13 +427,13 @@ class ModelInfo:
 
 def available_models() -> list[str]:
     """The names :func:`trained_model` accepts."""
-    return list(_SPECS)
+    return list(_MODELS)
 
 
-def _spec(name: str) -> _Spec:
-    if name not in _SPECS:
-        raise ValueError(f"unknown model {name!r}: use one of {', '.join(map(repr, _SPECS))}")
-    return _SPECS[name]
+def _zoo_model(name: str) -> _ZooModel:
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(map(repr, _MODELS))}")
+    return _MODELS[name]
 
 
 def shipped_presets() -> list[str]:
@@ -206,7 +446,7 @@ def shipped_presets() -> list[str]:
     for path in PACKAGED_DIR.glob("*.pt") if PACKAGED_DIR.is_dir() else []:
         model, _, rest = path.stem.partition("-")
         found.setdefault(rest.partition("-")[0], set()).add(model)
-    return [name for name in PRESETS if found.get(name, set()) >= set(_SPECS)]
+    return [name for name in PRESETS if found.get(name, set()) >= set(_MODELS)]
 
 
 def presets_to_compare(preset: Preset | None = None) -> list[Preset]:
@@ -223,11 +463,9 @@ def presets_to_compare(preset: Preset | None = None) -> list[Preset]:
 
 
 def build_model(name: str, preset: Preset | None = None) -> nn.Module:
-    """The untrained network behind ``name``, with the zoo's seeded initial weights."""
-    spec = _spec(name)
-    preset = preset or get_preset()
-    torch.manual_seed(MODEL_SEED)
-    return spec.build(preset)
+    """The untrained network behind ``name``, with the zoo's seeded initial weights
+    (:meth:`ModelRecipe.build` of :func:`recipe`)."""
+    return recipe(name, preset).build()
 
 
 def model_dataset(name: str, split: str, preset: Preset | None = None) -> SyntheticShapes:
@@ -240,13 +478,7 @@ def model_dataset(name: str, split: str, preset: Preset | None = None) -> Synthe
         >>> ds.region, len(ds) == get_preset("ci").test_size
         ('left', True)
     """
-    spec = _spec(name)
-    preset = preset or get_preset()
-    length = {"train": preset.train_size, "val": preset.val_size, "test": preset.test_size}
-    if split not in length:
-        raise ValueError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
-    return SyntheticShapes(split, length=length[split], image_size=preset.image_size, seed=DATA_SEED,
-                           region=spec.region)
+    return recipe(name, preset).dataset(split)
 
 
 def default_cache_dir() -> Path:
@@ -255,14 +487,10 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial"
 
 
-def _train_config(name: str, preset: Preset, device: str | torch.device | None, progress: bool) -> TrainConfig:
-    return TrainConfig.from_preset(preset, lr=preset.lr * _spec(name).lr_scale, seed=TRAIN_SEED,
-                                   progress=progress, device=None if device is None else str(device))
-
-
 def train_config(name: str, preset: Preset | None = None) -> TrainConfig:
-    """The settings model ``name`` is trained with under ``preset``: the preset's, except for a
-    per-model learning rate where the preset's does not train that architecture.
+    """The settings model ``name`` is trained with under ``preset``: its recipe's (the preset's,
+    except for a per-model learning rate where the preset's does not train that architecture),
+    carrying the recipe's identity, so that a run of it resumes only from a run of the same recipe.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -270,44 +498,52 @@ def train_config(name: str, preset: Preset | None = None) -> TrainConfig:
         >>> train_config("vgg16_gap_left", ci).lr == ci.lr, train_config("vgg16_fc_left", ci).lr == ci.lr / 4
         (True, True)
     """
-    return _train_config(name, preset or get_preset(), None, False)
+    preset = preset or get_preset()
+    return recipe(name, preset).train_config(progress=False, eval_batch_size=preset.eval_batch_size)
 
 
-def _cache_key(name: str, preset: Preset) -> str:
-    """Name, preset name and a hash of what shapes the weights: the preset's sizes, the training
-    settings, the architecture (every tensor's shape) and the data (hashes of a few items'
-    pixels), so that a change in any of them never serves stale weights."""
-    model = build_model(name, preset)
-    config = _train_config(name, preset, None, False)
-    data = hashlib.sha256()
-    for split in ("train", "val", "test"):
-        image, label, *_ = model_dataset(name, split, preset)[0]
-        data.update(image.numpy().tobytes())
-        data.update(str(int(label)).encode())
-    recipe = {
-        "format": _FORMAT,
-        "preset": {k: getattr(preset, k) for k in MODEL_PRESET_FIELDS},
-        "train": {f: getattr(config, f) for f in FINGERPRINT_FIELDS},
-        "model": [type(model).__name__] + [[k, list(v.shape)] for k, v in model.state_dict().items()],
-        "seeds": [MODEL_SEED, DATA_SEED, TRAIN_SEED],
-        "data": data.hexdigest(),
-    }
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{name}-{preset.name}-{digest}"
+def _recipe_differences(stored: dict[str, Any], wanted: ModelRecipe) -> str:
+    """How the recipe a stored model was trained for differs from ``wanted``, as far as the file tells."""
+    identity = stored.get("identity")
+    if not isinstance(identity, dict):
+        return "the file records no recipe, only its key (written before recipes were stored)"
+    return "; ".join(identity_differences(identity, wanted.identity(), "file")) or "the same recipe, another key"
 
 
-def _read_final(path: Path, name: str, key: str) -> dict[str, Any]:
-    """The stored trained model at ``path``, checked to be model ``name`` with cache key ``key``."""
+def _read_final(path: Path, wanted: ModelRecipe) -> dict[str, Any]:
+    """The stored trained model at ``path``, checked to be the model of recipe ``wanted``."""
     fix = f"delete {path} (it will be retrained) or choose another cache_dir"
     stored = safe_load(path, "the trained model", fix)
     check_format(stored, path, _FORMAT, _FINAL_KEYS, "a cam_tutorial zoo model", fix)
-    if stored["name"] != name:
-        raise CheckpointError(f"{path} holds the zoo model {stored['name']!r}, not {name!r} (copied into the "
-                              f"wrong cache entry?): {fix}")
-    if stored["key"] != key:
-        raise CheckpointError(f"{path} holds {name!r} trained for another recipe (cache key {stored['key']!r}, "
-                              f"expected {key!r}; copied from another entry?): {fix}")
+    if stored["name"] != wanted.name:
+        raise CheckpointError(f"{path} holds the zoo model {stored['name']!r}, not {wanted.name!r} (copied into "
+                              f"the wrong cache entry?): {fix}")
+    if stored["key"] != wanted.key:
+        raise CheckpointError(f"{path} holds {wanted.name!r} trained for another recipe (cache key "
+                              f"{stored['key']!r}, expected {wanted.key!r}; copied from another entry? "
+                              f"{_recipe_differences(stored, wanted)}): {fix}")
     return stored
+
+
+def _stale_shipped(wanted: ModelRecipe) -> list[Path]:
+    """Shipped checkpoints of ``wanted``'s model and preset made for another recipe."""
+    if not PACKAGED_DIR.is_dir():
+        return []
+    return sorted(path for path in PACKAGED_DIR.glob(f"{wanted.name}-{wanted.preset}-*.pt")
+                  if path.stem != wanted.key)
+
+
+def _explain_stale_shipped(wanted: ModelRecipe) -> None:
+    """Say why a shipped checkpoint of this model and preset is not used (it is trained instead)."""
+    for path in _stale_shipped(wanted):
+        try:
+            reason = _recipe_differences(safe_load(path, "the shipped model", "reinstall cam_tutorial"), wanted)
+        except CheckpointError as exc:
+            reason = str(exc)
+        logger.warning("ignoring the shipped %s: it was trained for another recipe than %s (%s); training "
+                       "%s into the cache instead (the package's maintainers ship a new one with "
+                       "`python -m cam_tutorial.zoo --preset %s --ship`)", path.name, wanted.key, reason,
+                       wanted.name, wanted.preset)
 
 
 def _load_weights(model: nn.Module, stored: dict[str, Any], path: Path) -> None:
@@ -444,36 +680,36 @@ def _remove_resume_checkpoint(path: Path) -> None:
         path.parent.rmdir()
 
 
-def _train_and_store(name: str, preset: Preset, key: str, model: nn.Module, entry: Path, final_path: Path,
+def _train_and_store(wanted: ModelRecipe, preset: Preset, model: nn.Module, entry: Path, final_path: Path,
                      device: str | torch.device | None, progress: bool) -> dict[str, Any]:
-    config = _train_config(name, preset, device, progress)
+    config = wanted.train_config(device=None if device is None else str(device), progress=progress,
+                                 eval_batch_size=preset.eval_batch_size)
     # Before training, not after: a read-only cache would otherwise cost the whole run.
     check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
     for stale in stale_temporaries(final_path):  # we hold the entry's lock: nobody else writes here
         logger.info("removing %s, left by a process killed while saving", stale)
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    logger.info("training %s under preset %r (cached afterwards in %s)", name, preset.name, entry)
+    logger.info("training %s under preset %r (cached afterwards in %s)", wanted.name, preset.name, entry)
     started = time.perf_counter()
     workers = _render_workers(config)
-    history = train(model, cache_in_memory(model_dataset(name, "train", preset), progress, num_workers=workers),
-                    cache_in_memory(model_dataset(name, "val", preset), progress, num_workers=workers), config,
+    history = train(model, cache_in_memory(wanted.dataset("train"), progress, num_workers=workers),
+                    cache_in_memory(wanted.dataset("val"), progress, num_workers=workers), config,
                     checkpoint_dir=entry / "checkpoints")
-    stored = _store(name, preset, key, model, history, final_path, workers)
-    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", name, time.perf_counter() - started,
+    stored = _store(wanted, preset, model, history, final_path, workers)
+    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", wanted.name, time.perf_counter() - started,
                 history.val_acc[-1], stored["test_acc"])
     return stored
 
 
-def _store(name: str, preset: Preset, key: str, model: nn.Module, history: History, final_path: Path,
+def _store(wanted: ModelRecipe, preset: Preset, model: nn.Module, history: History, final_path: Path,
            workers: int) -> dict[str, Any]:
     """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
-    test_set = model_dataset(name, "test", preset)
-    test_loss, test_acc = evaluate(model, test_set.training_view() if isinstance(test_set, SyntheticShapes) else test_set,
-                                   preset.eval_batch_size, num_workers=workers)
+    test_set = wanted.dataset("test")
+    test_loss, test_acc = evaluate(model, test_set.training_view(), preset.eval_batch_size, num_workers=workers)
     stored = {
-        "format": _FORMAT, "name": name, "preset": preset.name, "key": key,
-        "region": _spec(name).region,
+        "format": _FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
+        "region": wanted.lab.region, "identity": wanted.identity(),
         "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
     }
@@ -482,18 +718,17 @@ def _store(name: str, preset: Preset, key: str, model: nn.Module, history: Histo
     return stored
 
 
-def _entry(name: str, preset: Preset, cache_dir: str | os.PathLike | None) -> tuple[str, Path]:
-    """The cache key of ``name`` under ``preset`` and its entry folder in the cache."""
-    key = _cache_key(name, preset)
+def _entry(wanted: ModelRecipe, cache_dir: str | os.PathLike | None) -> Path:
+    """The entry folder of recipe ``wanted`` in the cache."""
     if cache_dir is not None and not str(cache_dir).strip():
         raise ValueError("cache_dir is empty: pass a folder, e.g. cache_dir='~/.cache/cam_tutorial', "
                          f"or None for ${CACHE_ENV} or the default")
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    entry = root / "models" / key
+    entry = root / "models" / wanted.key
     if not entry.resolve().is_relative_to((root / "models").resolve()):  # Preset checks names; be sure
         raise ValueError(f"the cache entry {entry} lies outside {root / 'models'}: the preset name "
-                         f"{preset.name!r} must be a plain name such as 'ci'")
-    return key, entry
+                         f"{wanted.preset!r} must be a plain name such as 'ci'")
+    return entry
 
 
 def run_folder(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -503,10 +738,11 @@ def run_folder(name: str, preset: Preset | None = None, cache_dir: str | os.Path
 
     Example:
         >>> from cam_tutorial.config import get_preset
-        >>> run_folder("resnet18b_gap", get_preset("ci"), "/tmp/zoo").parts[-3:-1]
-        ('models', 'resnet18b_gap-ci-f640496013b5')
+        >>> folder = run_folder("resnet18b_gap", get_preset("ci"), "/tmp/zoo")
+        >>> folder.parent.parent.name, folder.parent.name == recipe("resnet18b_gap", get_preset("ci")).key
+        ('models', True)
     """
-    return _entry(name, preset or get_preset(), cache_dir)[1] / "checkpoints"
+    return _entry(recipe(name, preset), cache_dir) / "checkpoints"
 
 
 def store_run(name: str, model: nn.Module, history: History, preset: Preset | None = None,
@@ -520,20 +756,21 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | No
             the model's tensors are not the zoo architecture's.
     """
     preset = preset or get_preset()
-    config = _train_config(name, preset, None, False)
+    wanted = recipe(name, preset)
+    config = wanted.train_config(progress=False, eval_batch_size=preset.eval_batch_size)
     if not history.finished or history.epoch != list(range(1, config.epochs + 1)):
         raise ValueError(f"store_run takes a finished run of {config.epochs} epochs, got epochs {history.epoch} "
                          f"(finished={history.finished}): train with train_config({name!r}, preset) to the end")
-    reference = build_model(name, preset).state_dict()
+    reference = wanted.build().state_dict()
     weights = model.state_dict()
     if weights.keys() != reference.keys() or any(weights[k].shape != reference[k].shape for k in reference):
         raise ValueError(f"the model is not the zoo's {name!r} under preset {preset.name!r}: build it with "
                          f"build_model({name!r}, preset)")
-    key, entry = _entry(name, preset, cache_dir)
+    entry = _entry(wanted, cache_dir)
     final_path = entry / "final.pt"
     check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
     with _entry_lock(final_path):
-        stored = _store(name, preset, key, model, history, final_path,
+        stored = _store(wanted, preset, model, history, final_path,
                         _render_workers(config.replace(device=str(model_device(model)))))
     logger.info("stored %s as the zoo's model in %s: test acc %.3f", name, final_path, stored["test_acc"])
     return _info(stored, "trained", final_path)
@@ -571,39 +808,45 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
         >>> info.source, model.training
         ('trained', False)
     """
-    spec = _spec(name)
     preset = preset or get_preset()
-    key, entry = _entry(name, preset, cache_dir)
-    model = build_model(name, preset)
-
-    packaged = PACKAGED_DIR / f"{key}.pt"
-    final_path = entry / "final.pt"
-    if packaged.exists():
-        stored, source, path = _read_final(packaged, name, key), "package", packaged
-    elif final_path.exists():
-        stored, source, path = _read_final(final_path, name, key), "cache", final_path
-        _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
-    else:
-        lock = _entry_lock(final_path)
-        try:
-            lock.acquire(timeout=0)
-        except TimeoutError:
-            logger.info("another process is training %s; waiting for it", name)
-            lock.acquire()
-        try:
-            if final_path.exists():  # trained by the process we waited for
-                stored, source = _read_final(final_path, name, key), "cache"
-            else:
-                stored, source = _train_and_store(name, preset, key, model, entry, final_path, device, progress), "trained"
-        finally:
-            lock.release()
-        path = final_path
+    wanted = recipe(name, preset)
+    entry = _entry(wanted, cache_dir)
+    model = wanted.build()
+    stored, source, path = _stored_model(wanted, preset, model, entry, device, progress)
     _load_weights(model, stored, path)
     model.to(device if device is not None else default_device()).eval()
-    logger.info("%s (%s) from %s: test accuracy %.3f", name, spec.description, source, stored["test_acc"])
+    logger.info("%s (%s) from %s: test accuracy %.3f", name, _zoo_model(name).description, source,
+                stored["test_acc"])
     if with_info:
         return model, _info(stored, source, path)
     return model
+
+
+def _stored_model(wanted: ModelRecipe, preset: Preset, model: nn.Module, entry: Path,
+                  device: str | torch.device | None, progress: bool) -> tuple[dict[str, Any], str, Path]:
+    """The stored model of recipe ``wanted``, its source and file: the package's, the cache's, or
+    trained now into the cache (by this process, or by another that held the lock)."""
+    packaged = PACKAGED_DIR / f"{wanted.key}.pt"
+    final_path = entry / "final.pt"
+    if packaged.exists():
+        return _read_final(packaged, wanted), "package", packaged
+    if final_path.exists():
+        stored = _read_final(final_path, wanted)
+        _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
+        return stored, "cache", final_path
+    lock = _entry_lock(final_path)
+    try:
+        lock.acquire(timeout=0)
+    except TimeoutError:
+        logger.info("another process is training %s; waiting for it", wanted.name)
+        lock.acquire()
+    try:
+        if final_path.exists():  # trained by the process we waited for
+            return _read_final(final_path, wanted), "cache", final_path
+        _explain_stale_shipped(wanted)
+        return _train_and_store(wanted, preset, model, entry, final_path, device, progress), "trained", final_path
+    finally:
+        lock.release()
 
 
 def model_info(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None,
@@ -630,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = get_preset(args.preset)
     if args.ship:
         PACKAGED_DIR.mkdir(exist_ok=True)
-        current = {_cache_key(name, preset) for name in available_models()}
+        current = {recipe(name, preset).key for name in available_models()}
         for stale in PACKAGED_DIR.glob(f"*-{preset.name}-*.pt"):
             if stale.stem not in current:
                 logger.info("removing stale %s", stale)

@@ -233,12 +233,12 @@ def test_train_disk_full_while_saving(tmp_path, monkeypatch):
 def _zoo_stored() -> dict[str, Any]:
     model = zoo.build_model("resnet18b_gap", TINY)
     return {"format": "cam_tutorial.zoo/1", "name": "resnet18b_gap", "preset": TINY.name,
-            "key": zoo._cache_key("resnet18b_gap", TINY), "region": None, "model": model.state_dict(),
+            "key": zoo.recipe("resnet18b_gap", TINY).key, "region": None, "model": model.state_dict(),
             "history": {}, "test_loss": 1.0, "test_acc": 0.5}
 
 
 def _plant(cache: Path, content: Any) -> Path:
-    target = cache / "models" / zoo._cache_key("resnet18b_gap", TINY) / "final.pt"
+    target = cache / "models" / zoo.recipe("resnet18b_gap", TINY).key / "final.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):
         target.write_bytes(content)

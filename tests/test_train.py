@@ -24,6 +24,7 @@ from cam_tutorial.train import (
     TrainConfig,
     confusion_matrix,
     evaluate,
+    identity_differences,
     load_checkpoint,
     measure_throughput,
     predict,
@@ -221,6 +222,39 @@ def test_checkpoint_of_another_architecture_or_config_is_refused_and_kept(tmp_pa
     train(tiny_model(width=6), tiny_data(32, 0), None, CONFIG.replace(epochs=2), tmp_path, stop_after=1)
     _expect_refusal(tmp_path, tiny_model(width=8), CONFIG.replace(epochs=2), "model parameters")
     _expect_refusal(tmp_path, tiny_model(width=6), CONFIG.replace(epochs=2, lr=0.5), "lr: checkpoint 0.01 vs now 0.5")
+
+
+def test_a_checkpoint_of_another_identity_is_refused_naming_the_entry(tmp_path):
+    """TrainConfig.identity (the zoo's recipe) is part of the fingerprint: resuming under another
+    one is refused, naming each differing entry by its dotted path; the same one resumes."""
+    identity = {"lab": {"version": 1, "region": "left"}, "architecture": {"options": {"width": 2}}}
+    config = CONFIG.replace(epochs=2, identity=identity)
+    train(tiny_model(), tiny_data(32, 0), None, config, tmp_path, stop_after=1)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["fingerprint"]["identity"] == identity
+    newer_lab = {**identity, "lab": {"version": 2, "region": "left"}}
+    _expect_refusal(tmp_path, tiny_model(), config.replace(identity=newer_lab),
+                    r"identity\.lab\.version: checkpoint 1 vs now 2")
+    wider = {**identity, "architecture": {"options": {"width": 3}}}
+    _expect_refusal(tmp_path, tiny_model(), config.replace(identity=wider),
+                    r"identity\.architecture\.options\.width: checkpoint 2 vs now 3")
+    _expect_refusal(tmp_path, tiny_model(), config.replace(identity=None),
+                    r"identity: the checkpoint has one, this run has none")
+    history = train(tiny_model(), tiny_data(32, 0), None, config.replace(identity=dict(identity)), tmp_path)
+    assert history.starts == [0, 1] and history.finished
+
+
+def test_identity_is_stored_as_its_json_round_trip_and_checked():
+    config = TrainConfig(identity={"region": (0.0, 0.0, 0.5, 1.0), "n": 1})
+    assert config.identity == {"n": 1, "region": [0.0, 0.0, 0.5, 1.0]}
+    assert TrainConfig().identity is None
+    with pytest.raises(ValueError, match="identity must be a dict or None, got list"):
+        TrainConfig(identity=[1])
+    with pytest.raises(ValueError, match="identity must be JSON-able"):
+        TrainConfig(identity={"model": nn.Linear(1, 1)})
+    with pytest.raises(ValueError, match="identity must be JSON-able"):
+        TrainConfig(identity={"lr": float("nan")})
+    assert identity_differences({"a": {"b": 1}}, {"a": {"b": 1, "c": 2}}, "file") == [
+        "identity.a.c: file '(absent)' vs now 2"]
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
