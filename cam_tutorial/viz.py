@@ -19,7 +19,8 @@ from matplotlib.patches import Rectangle
 
 __all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix",
            "show_map_rows", "show_jpeg", "flattest_stretch", "show_quantization_profile",
-           "plot_deletion_insertion", "plot_box_acc", "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
+           "plot_deletion_insertion", "plot_box_acc", "show_parts", "plot_part_coverage", "PART_COLORS",
+           "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
 
 #: Widest figure, in inches, of the grids here. The book's text column is about 690 px wide at a
 #: 1280 px window and notebooks draw at 100 px per inch, so a wider figure is shrunk and its labels
@@ -443,6 +444,83 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         for chunk in range(chunks):
             axes[chunk * len(names) + r, 0].set_ylabel(name, fontsize=LABEL_SIZE)
     return _finish_grid(fig, title, legend)
+
+
+#: Colours of the background and the lab's parts in :func:`show_parts` (body, head, tail, limbs).
+PART_COLORS = ("#202020", "#9e9e9e", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628")
+
+
+def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequence[str],
+               titles: Sequence[str] | None = None, size: float = 1.6, title: str | None = None) -> plt.Figure:
+    """Images above their part maps: which pixels belong to which part (a legend names them).
+
+    Args:
+        images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]) or a sequence of images.
+        part_maps: ``B`` integer maps ``(H, W)``: 0 background, ``p + 1`` part ``p``.
+        part_names: the parts' names, in label order.
+        titles: ``B`` panel titles (e.g. the class names).
+        size, title: as for :func:`show_map_rows`.
+
+    Example:
+        >>> from cam_tutorial.lab import PART_NAMES, SyntheticShapes
+        >>> lab = SyntheticShapes("val", length=2, image_size=64)
+        >>> fig = show_parts([lab[i][0] for i in range(2)], lab.part_maps(), PART_NAMES)
+        >>> len(fig.axes)
+        4
+    """
+    parts = np.asarray(_as_array(part_maps, "part_maps"))
+    n = len(images)
+    if n == 0 or len(parts) != n:
+        raise ValueError(f"show_parts needs one part map per image, got {len(parts)} for {n} images")
+    if len(part_names) + 1 > len(PART_COLORS):
+        raise ValueError(f"show_parts colours at most {len(PART_COLORS) - 1} parts, got {len(part_names)}")
+    palette = np.array([matplotlib.colors.to_rgb(c) for c in PART_COLORS[:len(part_names) + 1]])
+    columns = min(n, _max_columns())
+    chunks = -(-n // columns)
+    fig, axes = _grid(2 * chunks, columns, size, bool(title), True)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i in range(n):
+        top, bottom = axes[2 * (i // columns), i % columns], axes[2 * (i // columns) + 1, i % columns]
+        _show(top, _to_display(images[i]))
+        bottom.imshow(palette[np.clip(parts[i], 0, len(part_names))], interpolation="nearest")
+        if titles is not None:
+            top.set_title(titles[i], fontsize=LABEL_SIZE)
+    for k, name in enumerate(part_names):
+        axes.flat[0].plot([], [], "s", color=palette[k + 1], label=name)
+    if title:
+        fig.suptitle(title)
+    fig.legend(loc="outside lower center", ncol=len(part_names), fontsize=LABEL_SIZE, frameon=False)
+    return fig
+
+
+def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], ax: plt.Axes | None = None,
+                       title: str | None = None) -> plt.Figure:
+    """Grouped bars: each part's mean covered share, one bar per method.
+
+    Args:
+        coverages: method name -> :class:`~cam_tutorial.localize.PartCoverage`.
+        part_names: the parts' names, in label order.
+        ax: draw into this axes (default: a new figure).
+        title: the axes' title.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
+    fig = ax.figure
+    names = list(coverages)
+    x = np.arange(len(part_names))
+    width = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        shares = coverages[name].mean_covered()
+        bars = ax.bar(x + (k - (len(names) - 1) / 2) * width, shares, width, label=name)
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in shares], fontsize=LABEL_SIZE, padding=1)
+    ax.set_xticks(x, part_names, fontsize=LABEL_SIZE)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("share of the part covered", fontsize=LABEL_SIZE)
+    ax.legend(fontsize=LABEL_SIZE, frameon=False, ncol=len(names), loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
 
 
 def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,
