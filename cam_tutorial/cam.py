@@ -778,6 +778,7 @@ def cams_for_dataset(
     num_workers: int = 0,
     target_layer: nn.Module | str | None = None,
     fc_layer: nn.Module | str | None = None,
+    upsample: bool = True,
 ) -> DatasetMaps:
     """Class activation maps (upsampled, normalised) and logits for every item of a dataset.
 
@@ -793,6 +794,9 @@ def cams_for_dataset(
         progress: show a ``tqdm`` bar.
         num_workers: DataLoader workers.
         target_layer, fc_layer: as for :class:`CAMExtractor`.
+        upsample: resize the maps to the images' size (bilinear); ``False`` keeps them at the
+            feature maps' resolution (normalised), e.g. for a protocol that upsamples its own way
+            (:func:`~cam_tutorial.localize.max_box_acc` with ``size=``).
 
     Example:
         >>> import torch
@@ -810,7 +814,7 @@ def cams_for_dataset(
     with CAMExtractor(model, target_layer, fc_layer) as extractor:
 
         def compute(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-            result = extractor(images, classes=wanted)
+            result = extractor(images, classes=wanted, upsample=upsample)
             return result.logits, result.maps
 
         return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,

@@ -658,3 +658,21 @@ def test_dataset_maps_subset_keeps_items_aligned():
     assert found.subset([3]).labels.tolist() == [1]
     with pytest.raises(ValueError, match="boolean keep"):
         found.subset(torch.tensor([True, False]))
+
+
+def test_cams_for_dataset_can_keep_the_feature_resolution() -> None:
+    """upsample=False gives the maps at the last feature maps' size; upsampled bilinearly and
+    normalised, they are the default's maps."""
+    from torch.utils.data import TensorDataset
+
+    from cam_tutorial.cam import cams_for_dataset, normalize_maps, upsample_maps
+    from cam_tutorial.models import ResNet18B
+
+    torch.manual_seed(0)
+    model = ResNet18B(num_classes=3, width=4).eval()
+    data = TensorDataset(torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 0]))
+    raw = cams_for_dataset(model, data, batch_size=2, progress=False, upsample=False)
+    full = cams_for_dataset(model, data, batch_size=2, progress=False)
+    assert raw.maps.shape == (4, 4, 4) and full.maps.shape == (4, 64, 64)
+    assert torch.equal(raw.logits, full.logits)
+    torch.testing.assert_close(normalize_maps(upsample_maps(raw.maps, 64)), full.maps, atol=1e-5, rtol=0)
