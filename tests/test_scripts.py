@@ -14,6 +14,7 @@ from scripts import execute_notebooks
 from scripts.book_settings import colab_url
 from scripts.check_notebooks import problems_of
 from scripts.execute_notebooks import set_time_line, time_line
+from scripts.smoke_gpu_shape import RECORDER, ClaimRecorder, Outcome, record_asserts, report
 
 
 def test_doctests_pass():
@@ -113,3 +114,50 @@ def test_drop_hidden_widgets_removes_closed_bars_and_the_state_only_they_used():
     kept = set(nb.metadata["widgets"][execute_notebooks.WIDGET_STATE]["state"])
     assert kept == {ids["shown"], ids["panel"], ids["inner"]} | {f"{ids[k][:-1]}f" for k in ("shown", "panel", "inner")}
     assert execute_notebooks.drop_hidden_widgets(new_notebook(cells=[new_code_cell("x")])) == 0
+
+
+def _run_recorded(source: str) -> ClaimRecorder:
+    """Execute ``source`` with its asserts rewritten, as the smoke run does in cell 7."""
+    claims = ClaimRecorder()
+    exec(record_asserts(source, 7), {RECORDER: claims})
+    return claims
+
+
+def test_smoke_run_records_asserts_instead_of_raising():
+    source = ("def check(v):\n"
+              "    assert v > 0, f'not positive: {v}'\n"
+              "    return v\n"
+              "total = 0\n"
+              "for v in (1, -2):\n"
+              "    total += check(v)\n"
+              "assert total == -1\n"
+              "assert ('τ ≥ 0'\n"
+              "        == 'other'), 'two lines'\n")
+    rewritten = record_asserts(source, 7)
+    assert "assert" not in rewritten and rewritten.count("\n") == source.count("\n")
+    records = _run_recorded(source).records  # the failing ones do not raise
+    assert [(r["cell"], r["line"], r.get("passed"), r.get("message")) for r in records] == [
+        (7, 2, True, None), (7, 2, False, None), (7, 2, None, "not positive: -2"),
+        (7, 7, True, None), (7, 8, False, None), (7, 8, None, "two lines")]
+    assert records[0]["test"] == "v > 0" and records[4]["test"] == "'τ ≥ 0' == 'other'"
+
+
+def test_smoke_run_leaves_magics_alone_and_lets_other_exceptions_through():
+    magic = "%matplotlib inline\n!pip list\nassert False\n"
+    assert record_asserts(magic, 0) == magic
+    with pytest.raises(ZeroDivisionError):  # not an assert: a real failure, surfaced
+        _run_recorded("assert True\nx = 1 / 0\n")
+    with pytest.raises(NameError):  # the condition itself fails to evaluate
+        _run_recorded("assert undefined_name > 0, 'never evaluated'\n")
+    with pytest.raises(AssertionError):  # checks that raise by themselves stay checks
+        _run_recorded("if 1 > 2:\n    pass\nelse:\n    raise AssertionError('a raise is no assert')\n")
+
+
+def test_smoke_run_counts_unmet_asserts_per_statement():
+    outcome = Outcome(seconds=1.0, records=_run_recorded(
+        "for v in range(3):\n    assert v < 2, v\nassert True\n").records)
+    assert {key: entry["evaluated"] for key, entry in outcome.asserts().items()} == {(7, 2): 3, (7, 3): 1}
+    assert list(outcome.unmet()) == [(7, 2)] and outcome.unmet()[(7, 2)]["messages"] == ["2"]
+    lines = report("07_x.ipynb", outcome)
+    assert lines[0].startswith("pass 07_x.ipynb") and "2 asserts evaluated (4 times), 1 unmet" in lines[0]
+    assert lines[1] == "     unmet: cell 7 line 2: assert v < 2 (1 of 3 times)  -- 2"
