@@ -16,7 +16,9 @@ img/s on 2 workers at 224 px, so that a T4 training ResNet18B (820-1,370 img/s) 
 Measured on a quiet machine (December 2026): view 2,540 img/s, full items 1,620 (before the
 renderer's speed-up the full items gave 640-960).
 
-Run: ``python benchmarks/data_speed.py [--n 2000] [--sizes 64 224] [--loader-size 224]``
+The loader comparison runs for both kinds of lab (``--objects shapes creatures``).
+
+Run: ``python -m benchmarks.data_speed [--n 2000] [--sizes 64 224] [--loader-size 224]``
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def loader_rate(ds: SyntheticShapes, workers: int, batches: int, batch_size: int
 LOADER_AIM = 2000.0
 
 
-def training_loader_rates(size: int, workers: int, batches: int, batch_size: int = 128) -> tuple[float, float]:
+def training_loader_rates(size: int, workers: int, batches: int, batch_size: int = 128,
+                          objects: str = "shapes") -> tuple[float, float]:
     """img/s of a loader over the lab's full items and over its uint8 training view."""
-    lab = SyntheticShapes("train", length=(batches + 2) * batch_size, image_size=size, seed=0)
+    lab = SyntheticShapes("train", length=(batches + 2) * batch_size, image_size=size, seed=0, objects=objects)
     return (loader_rate(lab, workers, batches, batch_size),
             loader_rate(lab.training_view(), workers, batches, batch_size))  # type: ignore[arg-type]
 
@@ -74,6 +77,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the last column (0: skip)")
     parser.add_argument("--loader-size", type=int, default=224, help="image side of the training-loader comparison (0: skip)")
     parser.add_argument("--loader-batches", type=int, default=12)
+    parser.add_argument("--objects", nargs="+", default=["shapes", "creatures"],
+                        help="the lab's kinds for the training-loader comparison")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -97,15 +102,16 @@ def main() -> None:
               f"{met:>4} {loader:>16}")
         share = 100 * (1 - full_cpu / render_cpu)
         print(f"      normalising and making tensors: {share:.0f}% of __getitem__'s CPU time")
-    if args.loader_size and args.workers:
-        full, lean = training_loader_rates(args.loader_size, args.workers, args.loader_batches)
+    for objects in args.objects if args.loader_size and args.workers else []:
+        full, lean = training_loader_rates(args.loader_size, args.workers, args.loader_batches, objects=objects)
         met = lean >= LOADER_AIM
         all_met &= met
-        print(f"\ntraining loader at {args.loader_size} px, batches of 128, {args.workers} workers (wall img/s):")
+        print(f"\ntraining loader, objects={objects!r}, at {args.loader_size} px, batches of 128, "
+              f"{args.workers} workers (wall img/s):")
         print(f"  full items (float32 + box + mask): {full:7.0f}")
         print(f"  uint8 training view:               {lean:7.0f}   aim {LOADER_AIM:.0f}: {'met' if met else 'NOT met'}"
               f"   ({lean / full:.1f}x)")
-        lab = SyntheticShapes("train", length=4000, image_size=args.loader_size, seed=0)
+        lab = SyntheticShapes("train", length=4000, image_size=args.loader_size, seed=0, objects=objects)
         view = lab.training_view()
         view[0]
         _, item_cpu = rate(lambda i: lab[i], 300)

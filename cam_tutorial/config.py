@@ -122,9 +122,7 @@ PRESETS: dict[str, Preset] = {
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
                  probe_image_size=160, probe_train_size=120, probe_test_size=80,
                  throughput_steps=2, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
-    # 160 px gives 10x10 maps, fine enough for a map to cover one part of an object or all of
-    # them (the GAP vs GMP question of chapter 6); the width stays small for 2 CPU cores.
-    "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=4000, val_size=1000,
+    "cpu": Preset("cpu", image_size=96, width=16, vgg_width=8, train_size=4000, val_size=1000,
                   test_size=1000, epochs=6, batch_size=64, lr=4e-3),
     # Sized for a free Colab T4 by benchmarks/estimate.py: 224 px and full width (14x14 maps),
     # fewer images and epochs, so that chapter 1's two VGG16s train in about 11 minutes at 15

@@ -1,18 +1,24 @@
 """The lab (``SyntheticShapes``): a procedurally generated dataset with exact ground truth.
 
-The lab is a synthetic dataset made for studying localisation: ten classes of creatures, one per
+The lab is a synthetic dataset made for studying localisation: ten classes, one object per
 image, on a cluttered background, with the ground truth that real datasets rarely have: a pixel
 mask, a tight box and a *part map* for every image. Item ``i`` of a split is *generated* from
 ``(seed, split, i)``, never stored, so it is the same on every call, in every DataLoader worker
-and on every machine, and it costs no download.
+and on every machine, and it costs no download. Two kinds of object (:data:`OBJECTS`):
 
-What makes an item (every random draw comes from ``numpy.random.default_rng([seed, split_id, i])``
-and has a name: :class:`_Draws`, :class:`_Stroke`, :class:`_Decoy` and the colour draws of
+* ``objects="shapes"`` (the default, the book's lab): the class's polygon (a circle, a star, a
+  heart, ...) is the whole object, scaled so its circumscribed diameter is a fraction ``scale``
+  (default 0.45 to 0.9) of the image side, stretched a little (aspect up to ``stretch``),
+  rotated (default up to 20 degrees either way), flat, striped or textured; it has one part.
+* ``objects="creatures"``, described below: a body and four parts that carry the class.
+
+What makes a creature (every random draw comes from ``numpy.random.default_rng([seed, split_id,
+i])`` and has a name: :class:`_Draws`, :class:`_Stroke`, :class:`_Decoy` and the colour draws of
 :func:`_draw_scene`):
 
 * **class**: one of :data:`CLASS_NAMES`. Labels are balanced exactly: every block of ten
   consecutive items holds each class once, in a seeded order.
-* **object**: a creature of five parts (:data:`PART_NAMES`). The *body* is an ellipse, the same
+* **object**: five parts (:data:`PART_NAMES`). The *body* is an ellipse, the same
   for every class, so it tells nothing. The *head*, the *tail* and two *limbs* all have the
   class's shape (a circle, a star, a heart, ...) at three sizes, spread over the object: the
   head and the tail at the two ends of the body, a limb on each side. Any one of them suffices
@@ -44,7 +50,8 @@ Example:
     ((3, 64, 64), (64, 64), True)
     >>> bool(mask[int(box[1]):int(box[3]), int(box[0]):int(box[2])].sum() == mask.sum())
     True
-    >>> [PART_NAMES[p - 1] for p in sorted(set(ds.part_map(0).ravel().tolist()) - {0})]
+    >>> creatures = SyntheticShapes("train", length=20, image_size=64, objects="creatures")
+    >>> [PART_NAMES[p - 1] for p in sorted(set(creatures.part_map(0).ravel().tolist()) - {0})]
     ['body', 'head', 'tail', 'limb 1', 'limb 2']
 """
 
@@ -70,6 +77,7 @@ __all__ = [
     "SPLITS",
     "REGIONS",
     "MIN_IMAGE_SIZE",
+    "OBJECTS",
     "PART_NAMES",
     "CLASS_PARTS",
     "SyntheticShapes",
@@ -85,7 +93,7 @@ logger = logging.getLogger(__name__)
 
 #: The lab generator's version: any change to what an item renders bumps it, and it enters every
 #: zoo cache key and resume fingerprint, so old models are never reused for new pixels.
-LAB_VERSION = 2
+LAB_VERSION = 1
 
 #: The ten classes of the lab, in label order.
 CLASS_NAMES: tuple[str, ...] = (
@@ -341,6 +349,11 @@ PART_NAMES: tuple[str, ...] = ("body", "head", "tail", "limb 1", "limb 2")
 #: tell the class. The body is the same ellipse for every class (it tells nothing).
 CLASS_PARTS: tuple[str, ...] = ("head", "tail", "limb 1", "limb 2")
 
+#: The two kinds of lab, with their default ``scale`` and ``rotation``: ``"shapes"`` (one
+#: polygon per image, the book's lab) and ``"creatures"`` (a body with four class parts).
+OBJECTS: dict[str, tuple[tuple[float, float], float]] = {"shapes": ((0.45, 0.9), 20.0),
+                                                         "creatures": ((0.45, 0.85), 180.0)}
+
 _BODY_ASPECT = (0.48, 0.62)  # the body's semi-minor axis, a range in units of its half-length
 _HEAD, _TAIL, _LIMB = 0.46, 0.34, 0.27  # part radii
 _PART_OVERLAP = 0.45  # how far (in part radii) a part's centre sits outside the body's outline
@@ -501,8 +514,8 @@ class _Scene(NamedTuple):
 # ----------------------------------------------------------------------------------------------
 
 class SyntheticShapes(Dataset):
-    """The lab: ten classes of creatures on cluttered backgrounds, with a mask, a box and a part
-    map per image.
+    """The lab: ten classes of shapes (or creatures) on cluttered backgrounds, with a mask, a box
+    and a part map per image.
 
     Each item is ``(image, label, box, mask)``:
 
@@ -511,9 +524,9 @@ class SyntheticShapes(Dataset):
     * ``label``: int in ``[0, 10)``, an index into :data:`CLASS_NAMES`;
     * ``box``: float32 tensor ``(4,)`` = ``(x0, y0, x1, y1)`` in pixels, tight around the mask,
       ``x1``/``y1`` exclusive (``x1 = last column with mask + 1``);
-    * ``mask``: bool tensor ``(H, W)``, the object's pixels (body and parts).
+    * ``mask``: bool tensor ``(H, W)``, the object's pixels (for creatures: body and parts).
 
-    :meth:`part_map` gives which part each pixel belongs to (:data:`PART_NAMES`).
+    :meth:`part_map` gives which part each pixel belongs to (:attr:`part_names`).
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``; the splits are disjoint.
@@ -522,11 +535,16 @@ class SyntheticShapes(Dataset):
         seed: the dataset's seed (a non-negative int).
         region: where the whole object lies: ``None`` (anywhere), ``"left"``, ``"right"``,
             ``"top"``, ``"bottom"`` (halves) or fractions ``(x0, y0, x1, y1)`` of the image.
-        scale: range of the object's length (head to tail) as fractions of the image side. In a
-            region, the range shrinks to fit: at most the region's short side, from at most 60%
-            of that.
+        objects: ``"shapes"`` (one polygon, the default) or ``"creatures"`` (a body and four class
+            parts); see the module's docstring.
+        scale: range of the object's size as fractions of the image side: a shape's
+            circumscribed diameter, a creature's length (head to tail); default per kind
+            (:data:`OBJECTS`). In a region, the range shrinks to fit: at most the region's short
+            side, from at most 60% of that.
         clutter: from 0 (smooth background, no texture, no distractors) to 1 (the default).
-        rotation: the largest rotation of the object either way, in degrees (180: any angle).
+        rotation: the largest rotation of the object either way, in degrees (180: any angle);
+            default per kind.
+        stretch: the largest aspect-ratio change of a shape (1: none; creatures ignore it).
 
     Example:
         >>> ds = SyntheticShapes("val", length=10, image_size=64, region="left")
@@ -535,22 +553,31 @@ class SyntheticShapes(Dataset):
     """
 
     def __init__(self, split: str = "train", length: int = 10_000, image_size: int = 64, seed: int = 0,
-                 region: str | Sequence[float] | None = None, *, scale: tuple[float, float] = (0.45, 0.85),
-                 clutter: float = 1.0, rotation: float = 180.0) -> None:
+                 region: str | Sequence[float] | None = None, *, objects: str = "shapes",
+                 scale: tuple[float, float] | None = None, clutter: float = 1.0, rotation: float | None = None,
+                 stretch: float = 1.15) -> None:
+        if objects not in OBJECTS:
+            raise ValueError(f"unknown objects {objects!r}: use one of {', '.join(map(repr, OBJECTS))}")
+        default_scale, default_rotation = OBJECTS[objects]
+        scale = default_scale if scale is None else scale
+        rotation = default_rotation if rotation is None else rotation
         _check_options(split, length, image_size, seed, scale, clutter, rotation)
+        if not 1.0 <= float(stretch) <= 2.0:
+            raise ValueError(f"stretch must be in [1, 2], got {stretch!r}")
         fractions = _parse_region(region)
         self.split, self.length, self.image_size, self.seed = split, int(length), int(image_size), int(seed)
-        self.region, self.region_fractions = region, fractions
+        self.region, self.region_fractions, self.objects = region, fractions, objects
         # Pixel bounds of the region: the object's mask stays inside [x0, x1) x [y0, y1).
         self.region_pixels = _region_pixels(region, fractions, self.image_size)
         self.scale = (float(scale[0]), float(scale[1]))
-        # In a region, lengths are drawn from a range that fits it, so objects still move around:
+        # In a region, sizes are drawn from a range that fits it, so objects still move around:
         # the largest is the region's short side, the smallest at most 60% of that.
         short = min(fractions[2] - fractions[0], fractions[3] - fractions[1])
         hi_eff = min(self.scale[1], short)
         self._size_range = (min(self.scale[0], 0.6 * hi_eff), hi_eff)
-        self.clutter, self.rotation = float(clutter), float(rotation)
+        self.clutter, self.rotation, self.stretch = float(clutter), float(rotation), float(stretch)
         self.version = LAB_VERSION
+        self.part_names: tuple[str, ...] = PART_NAMES if objects == "creatures" else ("object",)
         self.class_names: tuple[str, ...] = CLASS_NAMES
         self.num_classes = len(CLASS_NAMES)
 
@@ -558,9 +585,9 @@ class SyntheticShapes(Dataset):
         return self.length
 
     def __repr__(self) -> str:
+        kind = "" if self.objects == "shapes" else f", objects={self.objects!r}"
         return (f"SyntheticShapes(split={self.split!r}, length={self.length}, image_size={self.image_size}, "
-                f"seed={self.seed}, region={self.region!r}, scale={self.scale}, clutter={self.clutter}, "
-                f"rotation={self.rotation}, version={self.version})")
+                f"seed={self.seed}, region={self.region!r}{kind})")
 
     def label(self, index: int) -> int:
         """The label of item ``index``, without rendering it."""
@@ -597,10 +624,11 @@ class SyntheticShapes(Dataset):
 
     def part_map(self, index: int) -> np.ndarray:
         """Which part each pixel of item ``index`` shows: uint8 ``(H, W)``, 0 for the background
-        and ``k + 1`` for part :data:`PART_NAMES`\\ ``[k]``; ``part_map(i) > 0`` is the mask.
+        and ``k + 1`` for part ``part_names[k]`` (the creatures' :data:`PART_NAMES`; the
+        shapes lab has one part, the object); ``part_map(i) > 0`` is the mask.
 
         Example:
-            >>> ds = SyntheticShapes("test", length=4, image_size=96)
+            >>> ds = SyntheticShapes("test", length=4, image_size=96, objects="creatures")
             >>> sorted(set(ds.part_map(0).ravel().tolist())) == list(range(len(PART_NAMES) + 1))
             True
         """
@@ -623,6 +651,9 @@ class SyntheticShapes(Dataset):
         return LabTrainingImages(self)
 
     def _render(self, index: int, with_parts: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
+        if self.objects == "shapes":
+            canvas, label, _, mask = _render_shape(self, index, with_parts)
+            return canvas, label, None if mask is None else mask.view(np.uint8)
         scene = _draw_scene(self, index)
         canvas = _background(scene, self.image_size, self.clutter)
         _draw_strokes(canvas, scene)
@@ -632,6 +663,142 @@ class SyntheticShapes(Dataset):
         if parts is not None and not parts.any():  # cannot happen at scale >= 0.05 and 32 px
             raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
         return canvas, scene.label, parts
+
+
+def _render_shape(lab: "SyntheticShapes", index: int, with_mask: bool
+                  ) -> tuple[np.ndarray, int, tuple[int, int, int, int] | None, np.ndarray | None]:
+    """One item of the ``objects="shapes"`` lab: its pixels, label, box and mask.
+
+    The draws of this first lab are slots of two arrays (``u``: uniforms, ``b``: bytes), read by
+    position; they are kept exactly so that its items, and the shipped models trained on them,
+    stay bit-identical (``tests/test_lab_training_view.py`` pins them). The creatures' draws are
+    named (:class:`_Draws`).
+    """
+    label = lab.label(index)
+    rng = np.random.default_rng([lab.seed, SPLITS[lab.split], index])
+    # All of the item's draws in two calls (numpy's per-call overhead dominates at 64 px):
+    # u: uniforms, one slot per decision; b: random bytes for colours and the noise grid.
+    u = rng.random(48).tolist()
+    b = rng.integers(0, 256, size=112, dtype=np.uint8)
+    size = lab.image_size
+    clutter = lab.clutter
+
+    # -- background: smooth noise + a texture, through a 3-colour palette -------------------
+    cells = 2 + int(u[11] * 5)
+    grid = b[64:64 + cells * cells].reshape(cells, cells)
+    noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
+    tex = _texture_crop(u[12:16], size, size, zoom=0.6 + 2.0 * u[0])
+    tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
+    # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
+    pattern = noise.astype(np.uint16)
+    pattern *= 256 - tex_weight
+    tex16 = tex.astype(np.uint16)
+    tex16 *= tex_weight
+    pattern += tex16
+    pattern >>= 8
+    if clutter < 1.0:
+        # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
+        keep = int(256 * (0.25 + 0.75 * clutter))
+        pattern = (pattern * keep + 128 * (256 - keep)) >> 8
+    # Three background colours around one base colour: a calm palette, so the object (far
+    # from all of them) is the one region that stands out in colour.
+    spread = 16 + int(48 * clutter)
+    anchors = np.clip(b[0:3].astype(np.int64) + (b[3:12].reshape(3, 3).astype(np.int64) - 128) * spread // 128,
+                      0, 255)
+    canvas = _colourise(pattern.astype(np.uint8), _palette(anchors))
+
+    # -- object colour: the first of 12 candidates far from every background colour ----------
+    reference = np.concatenate([anchors, (anchors[:-1] + anchors[1:]) // 2])  # + midpoints
+    candidates = b[9:45].reshape(12, 3).astype(np.int64)
+    dist2 = ((candidates[:, None, :] - reference[None]) ** 2).sum(-1).min(1)  # exact integers
+    ok = np.flatnonzero(dist2 >= _MIN_CONTRAST**2)
+    colour_a = candidates[ok[0] if len(ok) else int(np.argmax(dist2))]
+    colour_b = np.clip(colour_a + (b[45:48].astype(np.int64) - 128) * 60 // 128, 0, 255)
+
+    # -- distractors (belong to no class): thin lines, small blobs, thin arcs --------------
+    n_distractors = int(round(clutter * int(1 + u[20] * 3)))
+    thin = max(1, size // 64)
+    for k in range(n_distractors):
+        kind, xa, ya, xb, yb, e0, e1, e2 = u[24 + 8 * k:32 + 8 * k]
+        colour = tuple(int(c) for c in b[48 + 3 * k:51 + 3 * k])
+        pa = (int(xa * size), int(ya * size))
+        if kind < 1 / 3:  # thin line
+            cv2.line(canvas, pa, (int(xb * size), int(yb * size)), colour, thin, cv2.LINE_AA)
+        elif kind < 2 / 3:  # small blob
+            r = max(1, int(size * (0.015 + 0.03 * e0)))
+            cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * e1)))), float(int(e2 * 180)),
+                        0.0, 360.0, colour, -1, cv2.LINE_AA)
+        else:  # thin arc
+            r = max(3, int(size * (0.08 + 0.2 * e0)))
+            start = int(e1 * 360)
+            cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(e2 * 150)),
+                        colour, thin, cv2.LINE_AA)
+
+    # -- the object: scale, stretch, rotate, place inside the region -------------------------
+    outline, hole = _SHAPE_LIST[label]
+    lo, hi = lab._size_range
+    radius = 0.5 * size * (lo + (hi - lo) * u[2])
+    stretch = math.exp(math.log(lab.stretch) * (2 * u[3] - 1))  # aspect 1/s .. s
+    angle = math.radians(lab.rotation) * (2 * u[4] - 1)
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    sx, sy = radius * stretch, radius / stretch
+    transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
+    outline_px = outline @ transform
+    rx0, ry0, rx1, ry1 = lab.region_pixels
+    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased
+    # rim both remain inside the region.
+    avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
+    vmin, vmax = outline_px.min(0), outline_px.max(0)
+    width, height = float(vmax[0] - vmin[0]), float(vmax[1] - vmin[1])
+    shrink = min(1.0, avail_w / width, avail_h / height)
+    ox = rx0 + 0.5 - vmin[0] * shrink + (avail_w - width * shrink) * u[5]
+    oy = ry0 + 0.5 - vmin[1] * shrink + (avail_h - height * shrink) * u[6]
+    one = 1 << _SUBPIXEL_BITS
+    scale, offset = shrink * one, np.array([ox * one, oy * one])
+    polys = [np.rint(outline_px * scale + offset).astype(np.int32)]
+    if hole is not None:
+        polys.append(np.rint(hole @ transform * scale + offset).astype(np.int32))
+
+    alpha = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(alpha, polys[:1], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+    if hole is not None:
+        cv2.fillPoly(alpha, polys[1:], 0, cv2.LINE_AA, _SUBPIXEL_BITS)
+    mask = box = None
+    if with_mask:
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, polys[:1], 1, cv2.LINE_8, _SUBPIXEL_BITS)
+        if hole is not None:
+            cv2.fillPoly(mask, polys[1:], 0, cv2.LINE_8, _SUBPIXEL_BITS)
+        x, y, w, h = cv2.boundingRect(mask)
+        if w == 0 or h == 0:  # cannot happen at scale >= 0.05 and 32 px; guard anyway
+            raise RuntimeError(f"item {index} of {lab!r} rendered an empty mask; please report this")
+        box, mask = (x, y, x + w, y + h), mask.view(bool)
+
+    # Composite only where the anti-aliased object is (one pixel around the mask), in integers.
+    px, py, pw, ph = cv2.boundingRect(alpha)
+    fill = _shape_fill(lab.image_size, u, ph, pw, colour_a, colour_b)
+    patch = canvas[py:py + ph, px:px + pw]
+    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], fill)
+    return canvas, label, box, mask
+
+
+def _shape_fill(image_size: int, u: Sequence[float], height: int, width: int, colour_a: np.ndarray,
+                colour_b: np.ndarray) -> np.ndarray:
+    """The object's surface on its (height, width) patch: flat (half the objects), stripes
+    or a texture, between two close colours."""
+    if u[7] < 0.5:  # flat colour
+        return colour_a.astype(np.uint16)
+    if u[7] < 0.75:  # stripes at any angle, period 3..8 px at 64 px (integer arithmetic)
+        period = max(3, int(image_size * (0.045 + 0.08 * u[8])))
+        theta = 2 * math.pi * u[9]
+        ca, sa = int(round(1024 * math.cos(theta))), int(round(1024 * math.sin(theta)))
+        phase = np.arange(width, dtype=np.int32)[None, :] * ca + np.arange(height, dtype=np.int32)[:, None] * sa
+        pattern = (((phase // (period * 512)) & 1) * 255).astype(np.uint8)
+    else:  # a texture crop
+        pattern = _texture_crop(u[16:20], height, width, zoom=0.5 + 1.5 * u[10])
+    palette = _palette(np.stack([colour_a, colour_b]))
+    return _colourise(pattern, palette)
+
 
 
 def _draw_scene(lab: SyntheticShapes, index: int) -> _Scene:

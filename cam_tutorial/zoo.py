@@ -190,6 +190,7 @@ class LabRecipe:
         image_size: side of the images in pixels.
         seed: the lab's seed.
         region: where the objects lie (``None``: anywhere; ``"left"``: the left half...).
+        objects: the lab's kind, ``"shapes"`` (the book's models) or ``"creatures"``.
 
     Example:
         >>> from cam_tutorial.lab import LAB_VERSION
@@ -204,6 +205,7 @@ class LabRecipe:
     image_size: int
     seed: int = DATA_SEED
     region: str | None = None
+    objects: str = "shapes"
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~cam_tutorial.lab.SyntheticShapes` (all but sizes and version)."""

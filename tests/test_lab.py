@@ -166,7 +166,7 @@ def test_object_stands_out_from_its_surroundings() -> None:
 
 def _hu_features(split: str, n: int, part: int) -> tuple[np.ndarray, np.ndarray]:
     """Rotation-invariant shape features (log Hu moments) of one part's mask in ``n`` items."""
-    ds = SyntheticShapes(split, length=n, image_size=96, seed=8, clutter=0.0)
+    ds = SyntheticShapes(split, length=n, image_size=96, seed=8, clutter=0.0, objects="creatures")
     rows, labels = [], []
     for i in range(n):
         piece = (ds.part_map(i) == part).astype(np.uint8)
@@ -194,7 +194,7 @@ def test_the_class_parts_carry_the_class_and_the_body_does_not() -> None:
 
 
 def test_part_map_is_the_mask_split_into_parts() -> None:
-    ds = SyntheticShapes("test", length=60, image_size=96, seed=4)
+    ds = SyntheticShapes("test", length=60, image_size=96, seed=4, objects="creatures")
     for i in range(len(ds)):
         _, _, box, mask = ds.render(i)
         parts = ds.part_map(i)
@@ -209,7 +209,7 @@ def test_part_map_is_the_mask_split_into_parts() -> None:
 
 def test_parts_are_spread_over_the_object() -> None:
     """Head and tail sit at opposite ends: their centres are about the object's length apart."""
-    ds = SyntheticShapes("val", length=40, image_size=128, seed=5)
+    ds = SyntheticShapes("val", length=40, image_size=128, seed=5, objects="creatures")
     ratios = []
     for i in range(len(ds)):
         parts = ds.part_map(i)
@@ -221,7 +221,7 @@ def test_parts_are_spread_over_the_object() -> None:
 
 
 def test_objects_are_spread_so_a_centred_box_is_a_weak_guess() -> None:
-    ds = SyntheticShapes("test", length=200, image_size=96)
+    ds = SyntheticShapes("test", length=200, image_size=96, objects="creatures")
     boxes = np.array([ds.render(i)[2] for i in range(len(ds))], dtype=float)
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / 96
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / 96**2
@@ -230,7 +230,11 @@ def test_objects_are_spread_so_a_centred_box_is_a_weak_guess() -> None:
 
 def test_the_lab_version_is_part_of_the_identity() -> None:
     ds = SyntheticShapes("val", length=3, image_size=32)
-    assert ds.version == LAB_VERSION and f"version={LAB_VERSION}" in repr(ds)
+    creatures = SyntheticShapes("val", length=3, image_size=32, objects="creatures")
+    assert ds.version == creatures.version == LAB_VERSION
+    assert "objects" not in repr(ds) and "objects='creatures'" in repr(creatures)
+    assert ds.part_names == ("object",) and creatures.part_names == PART_NAMES
+    assert ds.part_map(1).max() == 1 and np.array_equal(ds.part_map(1) > 0, ds.render(1)[3])
 
 
 def test_each_draw_decides_one_thing() -> None:
@@ -238,7 +242,7 @@ def test_each_draw_decides_one_thing() -> None:
     position moves the mask, not the background's colours."""
     from cam_tutorial import lab
 
-    ds = SyntheticShapes("val", length=3, image_size=64, clutter=0.0)
+    ds = SyntheticShapes("val", length=3, image_size=64, clutter=0.0, objects="creatures")
     scene = lab._draw_scene(ds, 1)
     moved = scene._replace(draws=scene.draws._replace(x=1.0 - scene.draws.x))
     before = lab._place(ds, scene).polygons[0][0]
@@ -267,6 +271,8 @@ def test_each_draw_decides_one_thing() -> None:
         (dict(scale=(0.9, 0.3)), ValueError, "scale must satisfy"),
         (dict(clutter=2), ValueError, "clutter must be in"),
         (dict(rotation=270), ValueError, "rotation must be in"),
+        (dict(stretch=0.5), ValueError, "stretch must be in"),
+        (dict(objects="animals"), ValueError, "unknown objects 'animals'"),
     ],
 )
 def test_bad_arguments_fail_clearly(kwargs, error, match) -> None:

@@ -305,9 +305,6 @@ def _packaged() -> list[Path]:
 
 
 @pytest.mark.skipif(not _packaged(), reason="no checkpoints ship in cam_tutorial/checkpoints/")
-@pytest.mark.xfail(strict=True, reason="the shipped checkpoints predate the recipe keys (issue 15); retrain them "
-                                       "for the new lab (python -m cam_tutorial.zoo --preset ci --ship, and cpu), "
-                                       "then remove this mark")
 @pytest.mark.parametrize("preset_name", ["ci", "cpu"])
 def test_shipped_checkpoints_match_the_code(tmp_path, preset_name):
     """Every zoo model has a shipped checkpoint for the ci and cpu presets whose key (data,
