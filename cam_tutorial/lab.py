@@ -24,7 +24,7 @@ i])`` and has a name: :class:`_Draws`, :class:`_Stroke`, :class:`_Decoy` and the
   head and the tail at the two ends of the body, a limb on each side. Any one of them suffices
   to tell the class, so a network can classify from one part or from all of them, which is the
   choice the paper's GAP vs GMP argument is about. The creature's length is a fraction ``scale``
-  (default 0.45 to 0.85) of the image side; it is rotated (default: any angle), each part turned
+  (default 0.45 to 0.85) of the image side; it is rotated (default up to 20 degrees either way), each part turned
   a little more, placed at random inside ``region``. The body is flat (half the objects), striped
   or textured in a colour far from the background's; the parts in another colour, far from both.
 * **background**: low-frequency noise mixed with a texture cut from images that ship inside
@@ -352,11 +352,11 @@ CLASS_PARTS: tuple[str, ...] = ("head", "tail", "limb 1", "limb 2")
 #: The two kinds of lab, with their default ``scale`` and ``rotation``: ``"shapes"`` (one
 #: polygon per image, the book's lab) and ``"creatures"`` (a body with four class parts).
 OBJECTS: dict[str, tuple[tuple[float, float], float]] = {"shapes": ((0.45, 0.9), 20.0),
-                                                         "creatures": ((0.45, 0.85), 180.0)}
+                                                         "creatures": ((0.45, 0.85), 20.0)}
 
 _BODY_ASPECT = (0.48, 0.62)  # the body's semi-minor axis, a range in units of its half-length
-_HEAD, _TAIL, _LIMB = 0.46, 0.34, 0.27  # part radii
-_PART_OVERLAP = 0.45  # how far (in part radii) a part's centre sits outside the body's outline
+_HEAD, _TAIL, _LIMB = 0.7, 0.55, 0.45  # part radii (smaller parts learn much more slowly from scratch)
+_PART_OVERLAP = 0.75  # how far (in part radii) a part's centre sits outside the body's outline
 _PART_TURN = 25.0  # each part's own rotation either way, in degrees, on top of the object's
 _LIMB_ALONG = 0.45  # limbs sit at most this far from the body's centre along its axis
 _BODY = _regular(48)
