@@ -683,29 +683,7 @@ def _render_shape(lab: "SyntheticShapes", index: int, with_mask: bool
     size = lab.image_size
     clutter = lab.clutter
 
-    # -- background: smooth noise + a texture, through a 3-colour palette -------------------
-    cells = 2 + int(u[11] * 5)
-    grid = b[64:64 + cells * cells].reshape(cells, cells)
-    noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
-    tex = _texture_crop(u[12:16], size, size, zoom=0.6 + 2.0 * u[0])
-    tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
-    # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
-    pattern = noise.astype(np.uint16)
-    pattern *= 256 - tex_weight
-    tex16 = tex.astype(np.uint16)
-    tex16 *= tex_weight
-    pattern += tex16
-    pattern >>= 8
-    if clutter < 1.0:
-        # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
-        keep = int(256 * (0.25 + 0.75 * clutter))
-        pattern = (pattern * keep + 128 * (256 - keep)) >> 8
-    # Three background colours around one base colour: a calm palette, so the object (far
-    # from all of them) is the one region that stands out in colour.
-    spread = 16 + int(48 * clutter)
-    anchors = np.clip(b[0:3].astype(np.int64) + (b[3:12].reshape(3, 3).astype(np.int64) - 128) * spread // 128,
-                      0, 255)
-    canvas = _colourise(pattern.astype(np.uint8), _palette(anchors))
+    canvas, anchors = _shape_background(u, b, size, clutter)
 
     # -- object colour: the first of 12 candidates far from every background colour ----------
     reference = np.concatenate([anchors, (anchors[:-1] + anchors[1:]) // 2])  # + midpoints
@@ -715,24 +693,7 @@ def _render_shape(lab: "SyntheticShapes", index: int, with_mask: bool
     colour_a = candidates[ok[0] if len(ok) else int(np.argmax(dist2))]
     colour_b = np.clip(colour_a + (b[45:48].astype(np.int64) - 128) * 60 // 128, 0, 255)
 
-    # -- distractors (belong to no class): thin lines, small blobs, thin arcs --------------
-    n_distractors = int(round(clutter * int(1 + u[20] * 3)))
-    thin = max(1, size // 64)
-    for k in range(n_distractors):
-        kind, xa, ya, xb, yb, e0, e1, e2 = u[24 + 8 * k:32 + 8 * k]
-        colour = tuple(int(c) for c in b[48 + 3 * k:51 + 3 * k])
-        pa = (int(xa * size), int(ya * size))
-        if kind < 1 / 3:  # thin line
-            cv2.line(canvas, pa, (int(xb * size), int(yb * size)), colour, thin, cv2.LINE_AA)
-        elif kind < 2 / 3:  # small blob
-            r = max(1, int(size * (0.015 + 0.03 * e0)))
-            cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * e1)))), float(int(e2 * 180)),
-                        0.0, 360.0, colour, -1, cv2.LINE_AA)
-        else:  # thin arc
-            r = max(3, int(size * (0.08 + 0.2 * e0)))
-            start = int(e1 * 360)
-            cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(e2 * 150)),
-                        colour, thin, cv2.LINE_AA)
+    _shape_strokes(canvas, u, b, clutter)
 
     # -- the object: scale, stretch, rotate, place inside the region -------------------------
     outline, hole = _SHAPE_LIST[label]
@@ -780,6 +741,57 @@ def _render_shape(lab: "SyntheticShapes", index: int, with_mask: bool
     patch = canvas[py:py + ph, px:px + pw]
     patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], fill)
     return canvas, label, box, mask
+
+
+def _shape_background(u: Sequence[float], b: np.ndarray, size: int, clutter: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The shapes lab's background (smooth noise and a texture through a 3-colour palette) and
+    its palette's anchor colours, from the item's positional draws."""
+    cells = 2 + int(u[11] * 5)
+    grid = b[64:64 + cells * cells].reshape(cells, cells)
+    noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
+    tex = _texture_crop(u[12:16], size, size, zoom=0.6 + 2.0 * u[0])
+    tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
+    # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
+    pattern = noise.astype(np.uint16)
+    pattern *= 256 - tex_weight
+    tex16 = tex.astype(np.uint16)
+    tex16 *= tex_weight
+    pattern += tex16
+    pattern >>= 8
+    if clutter < 1.0:
+        # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
+        keep = int(256 * (0.25 + 0.75 * clutter))
+        pattern = (pattern * keep + 128 * (256 - keep)) >> 8
+    # Three background colours around one base colour: a calm palette, so the object (far
+    # from all of them) is the one region that stands out in colour.
+    spread = 16 + int(48 * clutter)
+    anchors = np.clip(b[0:3].astype(np.int64) + (b[3:12].reshape(3, 3).astype(np.int64) - 128) * spread // 128,
+                      0, 255)
+    canvas = _colourise(pattern.astype(np.uint8), _palette(anchors))
+    return canvas, anchors
+
+
+def _shape_strokes(canvas: np.ndarray, u: Sequence[float], b: np.ndarray, clutter: float) -> None:
+    """The shapes lab's distractors (they belong to no class): thin lines, small blobs, thin arcs."""
+    size = canvas.shape[0]
+    n_distractors = int(round(clutter * int(1 + u[20] * 3)))
+    thin = max(1, size // 64)
+    for k in range(n_distractors):
+        kind, xa, ya, xb, yb, e0, e1, e2 = u[24 + 8 * k:32 + 8 * k]
+        colour = tuple(int(c) for c in b[48 + 3 * k:51 + 3 * k])
+        pa = (int(xa * size), int(ya * size))
+        if kind < 1 / 3:  # thin line
+            cv2.line(canvas, pa, (int(xb * size), int(yb * size)), colour, thin, cv2.LINE_AA)
+        elif kind < 2 / 3:  # small blob
+            r = max(1, int(size * (0.015 + 0.03 * e0)))
+            cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * e1)))), float(int(e2 * 180)),
+                        0.0, 360.0, colour, -1, cv2.LINE_AA)
+        else:  # thin arc
+            r = max(3, int(size * (0.08 + 0.2 * e0)))
+            start = int(e1 * 360)
+            cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(e2 * 150)),
+                        colour, thin, cv2.LINE_AA)
 
 
 def _shape_fill(image_size: int, u: Sequence[float], height: int, width: int, colour_a: np.ndarray,
