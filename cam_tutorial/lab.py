@@ -813,23 +813,41 @@ def _shape_fill(image_size: int, u: Sequence[float], height: int, width: int, co
 
 
 
+#: One creature's draws, each name with its shape, in drawing order: every uniform comes from one
+#: call and every byte from another (numpy's per-call cost dominates a small item), split by name.
+_UNIFORMS = {"draws": (len(_Draws._fields),), "strokes": (_MAX_STROKES, len(_Stroke._fields)),
+             "decoys": (_MAX_DECOYS, len(_Decoy._fields)), "background_crop": (4,), "fill_crop": (4,)}
+_BYTES = {"base": (3,), "offsets": (3, 3), "candidates": (24, 3), "tint": (3,),
+          "stroke_colours": (_MAX_STROKES, 3), "noise": (6, 6)}
+_UNIFORM_COUNT, _BYTE_COUNT = (sum(math.prod(shape) for shape in layout.values()) for layout in (_UNIFORMS, _BYTES))
+
+
+def _split_draws(values: np.ndarray, layout: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """``values`` cut into the named, shaped pieces of ``layout``, in its order."""
+    pieces, start = {}, 0
+    for name, shape in layout.items():
+        size = math.prod(shape)
+        pieces[name] = values[start:start + size].reshape(shape)
+        start += size
+    return pieces
+
+
 def _draw_scene(lab: SyntheticShapes, index: int) -> _Scene:
     """Every random decision of item ``index``, each under its own name."""
     label = lab.label(index)
     rng = np.random.default_rng([lab.seed, SPLITS[lab.split], index])
-    draws = _Draws._make(rng.random(len(_Draws._fields)).tolist())
-    strokes = [_Stroke._make(row) for row in rng.random((_MAX_STROKES, len(_Stroke._fields))).tolist()]
-    decoys = [_Decoy._make(row) for row in rng.random((_MAX_DECOYS, len(_Decoy._fields))).tolist()]
+    u = _split_draws(rng.random(_UNIFORM_COUNT), _UNIFORMS)
+    b = _split_draws(rng.integers(0, 256, _BYTE_COUNT, dtype=np.uint8), _BYTES)
+    draws = _Draws._make(u["draws"].tolist())
+    strokes = [_Stroke._make(row) for row in u["strokes"].tolist()]
+    decoys = [_Decoy._make(row) for row in u["decoys"].tolist()]
     strokes = strokes[:int(round(lab.clutter * int(1 + draws.strokes * _MAX_STROKES)))]
     decoys = decoys[:int(round(lab.clutter * int(draws.decoys * (_MAX_DECOYS + 1))))]
-    base = rng.integers(0, 256, 3).astype(np.int64)
-    offsets = rng.integers(0, 256, (3, 3)).astype(np.int64)
-    candidates = rng.integers(0, 256, (24, 3)).astype(np.int64)
-    tint = rng.integers(0, 256, 3).astype(np.int64)
-    stroke_colours = rng.integers(0, 256, (_MAX_STROKES, 3))
+    base, offsets, candidates, tint = (b[name].astype(np.int64) for name in ("base", "offsets", "candidates", "tint"))
+    stroke_colours = b["stroke_colours"]
     cells = 2 + int(draws.noise_cells * 5)
-    noise = rng.integers(0, 256, (cells, cells), dtype=np.uint8)
-    background_crop, fill_crop = rng.random(4).tolist(), rng.random(4).tolist()
+    noise = np.ascontiguousarray(b["noise"][:cells, :cells])
+    background_crop, fill_crop = u["background_crop"].tolist(), u["fill_crop"].tolist()
     # Three background colours around one base colour: a calm palette, so the object (far from
     # all of them) is the one region that stands out in colour.
     spread = 16 + int(48 * lab.clutter)
@@ -839,8 +857,8 @@ def _draw_scene(lab: SyntheticShapes, index: int) -> _Scene:
     body_b = np.clip(body + (tint - 128) * 60 // 128, 0, 255)
     # The parts differ from the body as well as from the background, so each shows its shape.
     part = _far_colour(candidates[12:], np.concatenate([reference, body[None], body_b[None]]), _MIN_CONTRAST)
-    decoy = part if decoys and decoys[0].same_colour < 0.5 else _far_colour(candidates[::-1], reference,
-                                                                             _MIN_CONTRAST)
+    same = not decoys or decoys[0].same_colour < 0.5  # (no decoys: the colour is never used)
+    decoy = part if same else _far_colour(candidates[::-1], reference, _MIN_CONTRAST)
     return _Scene(label, draws, strokes, decoys, anchors, (body, body_b), part, decoy, stroke_colours,
                   noise, np.asarray(background_crop), np.asarray(fill_crop))
 
@@ -921,24 +939,49 @@ def _fill(target: np.ndarray, outline: np.ndarray, hole: np.ndarray | None, valu
         cv2.fillPoly(target, [hole], 0, line, _SUBPIXEL_BITS)
 
 
+def _alpha_patch(shapes: Sequence[tuple[np.ndarray, np.ndarray | None]], size: int) -> tuple[np.ndarray, int, int]:
+    """The anti-aliased alpha of ``shapes`` (fixed-point ``(outline, hole)`` pairs) on the smallest
+    patch of the image that holds them, with two pixels of margin for the rim: ``(alpha, x0, y0)``.
+    Drawing on a patch instead of the whole image is the same rasterisation, shifted by whole
+    pixels, and several times less memory to clear at 224 px."""
+    corners = np.concatenate([outline for outline, _ in shapes]) >> _SUBPIXEL_BITS
+    x0, y0 = (int(v) for v in np.maximum(corners.min(0) - 2, 0))
+    x1, y1 = (int(v) for v in np.minimum(corners.max(0) + 3, size))
+    alpha = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), np.uint8)
+    shift = np.array([x0 << _SUBPIXEL_BITS, y0 << _SUBPIXEL_BITS], dtype=np.int32)
+    for outline, hole in shapes:
+        _fill(alpha, outline - shift, None if hole is None else hole - shift, 255, cv2.LINE_AA)
+    return alpha, x0, y0
+
+
+def _paint(canvas: np.ndarray, patch_alpha: tuple[np.ndarray, int, int], fill: Any) -> None:
+    """Composite ``fill`` (a colour, or a function of the painted rectangle's height and width
+    that returns its surface) onto ``canvas`` where the patch's alpha is non-zero."""
+    alpha, x0, y0 = patch_alpha
+    px, py, pw, ph = cv2.boundingRect(alpha)
+    if pw == 0 or ph == 0:
+        return
+    patch = canvas[y0 + py:y0 + py + ph, x0 + px:x0 + px + pw]
+    surface = fill(ph, pw) if callable(fill) else fill
+    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], surface)
+
+
 def _draw_decoys(canvas: np.ndarray, scene: _Scene, placed: _Placed, size: int) -> None:
     """Lone parts of other classes, drawn under the object: the class is in the object's parts,
     not in any one part-shaped patch of the image."""
     if not scene.decoys:
         return
-    alpha = np.zeros((size, size), np.uint8)
     one = 1 << _SUBPIXEL_BITS
+    shapes = []
     for decoy in scene.decoys:
         other = (scene.label + 1 + int(decoy.other * (len(CLASS_NAMES) - 1))) % len(CLASS_NAMES)
         outline, hole = _SHAPE_LIST[other]
         radius = placed.part_scale * (_LIMB + (_HEAD - _LIMB) * decoy.size)
         spin = _rotation(360.0 * decoy.turn) * radius * one
         centre = np.array([radius + decoy.x * (size - 2 * radius), radius + decoy.y * (size - 2 * radius)]) * one
-        _fill(alpha, np.rint(outline @ spin + centre).astype(np.int32),
-              None if hole is None else np.rint(hole @ spin + centre).astype(np.int32), 255, cv2.LINE_AA)
-    px, py, pw, ph = cv2.boundingRect(alpha)
-    patch = canvas[py:py + ph, px:px + pw]
-    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], scene.decoy_colour)
+        shapes.append((np.rint(outline @ spin + centre).astype(np.int32),
+                       None if hole is None else np.rint(hole @ spin + centre).astype(np.int32)))
+    _paint(canvas, _alpha_patch(shapes, size), scene.decoy_colour)
 
 
 def _draw_creature(canvas: np.ndarray, scene: _Scene, placed: _Placed, size: int,
@@ -946,18 +989,8 @@ def _draw_creature(canvas: np.ndarray, scene: _Scene, placed: _Placed, size: int
     """Body, then parts over it, composited in integers where they are (one pixel around the
     mask); with ``with_parts``, the part map from the same polygons without anti-aliasing."""
     (body, _), *parts = placed.polygons
-    alpha = np.zeros((size, size), np.uint8)
-    _fill(alpha, body, None, 255, cv2.LINE_AA)
-    px, py, pw, ph = cv2.boundingRect(alpha)
-    fill = _body_fill(scene, size, ph, pw)
-    patch = canvas[py:py + ph, px:px + pw]
-    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], fill)
-    alpha[...] = 0
-    for outline, hole in parts:
-        _fill(alpha, outline, hole, 255, cv2.LINE_AA)
-    px, py, pw, ph = cv2.boundingRect(alpha)
-    patch = canvas[py:py + ph, px:px + pw]
-    patch[...] = _composite(patch, alpha[py:py + ph, px:px + pw], scene.part_colour)
+    _paint(canvas, _alpha_patch([(body, None)], size), lambda height, width: _body_fill(scene, size, height, width))
+    _paint(canvas, _alpha_patch(parts, size), scene.part_colour)
     if not with_parts:
         return None
     part_map = np.zeros((size, size), np.uint8)
