@@ -748,21 +748,8 @@ def _shape_background(u: Sequence[float], b: np.ndarray, size: int, clutter: flo
     """The shapes lab's background (smooth noise and a texture through a 3-colour palette) and
     its palette's anchor colours, from the item's positional draws."""
     cells = 2 + int(u[11] * 5)
-    grid = b[64:64 + cells * cells].reshape(cells, cells)
-    noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
-    tex = _texture_crop(u[12:16], size, size, zoom=0.6 + 2.0 * u[0])
-    tex_weight = int(256 * clutter * (0.15 + 0.35 * u[1]))
-    # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
-    pattern = noise.astype(np.uint16)
-    pattern *= 256 - tex_weight
-    tex16 = tex.astype(np.uint16)
-    tex16 *= tex_weight
-    pattern += tex16
-    pattern >>= 8
-    if clutter < 1.0:
-        # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
-        keep = int(256 * (0.25 + 0.75 * clutter))
-        pattern = (pattern * keep + 128 * (256 - keep)) >> 8
+    pattern = _background_pattern(b[64:64 + cells * cells].reshape(cells, cells), u[12:16], u[0], u[1], size,
+                                  clutter)
     # Three background colours around one base colour: a calm palette, so the object (far
     # from all of them) is the one region that stands out in colour.
     spread = 16 + int(48 * clutter)
@@ -774,24 +761,8 @@ def _shape_background(u: Sequence[float], b: np.ndarray, size: int, clutter: flo
 
 def _shape_strokes(canvas: np.ndarray, u: Sequence[float], b: np.ndarray, clutter: float) -> None:
     """The shapes lab's distractors (they belong to no class): thin lines, small blobs, thin arcs."""
-    size = canvas.shape[0]
-    n_distractors = int(round(clutter * int(1 + u[20] * 3)))
-    thin = max(1, size // 64)
-    for k in range(n_distractors):
-        kind, xa, ya, xb, yb, e0, e1, e2 = u[24 + 8 * k:32 + 8 * k]
-        colour = tuple(int(c) for c in b[48 + 3 * k:51 + 3 * k])
-        pa = (int(xa * size), int(ya * size))
-        if kind < 1 / 3:  # thin line
-            cv2.line(canvas, pa, (int(xb * size), int(yb * size)), colour, thin, cv2.LINE_AA)
-        elif kind < 2 / 3:  # small blob
-            r = max(1, int(size * (0.015 + 0.03 * e0)))
-            cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * e1)))), float(int(e2 * 180)),
-                        0.0, 360.0, colour, -1, cv2.LINE_AA)
-        else:  # thin arc
-            r = max(3, int(size * (0.08 + 0.2 * e0)))
-            start = int(e1 * 360)
-            cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(e2 * 150)),
-                        colour, thin, cv2.LINE_AA)
+    for k in range(int(round(clutter * int(1 + u[20] * 3)))):
+        _draw_stroke(canvas, _Stroke(*u[24 + 8 * k:32 + 8 * k]), b[48 + 3 * k:51 + 3 * k])
 
 
 def _shape_fill(image_size: int, u: Sequence[float], height: int, width: int, colour_a: np.ndarray,
@@ -863,12 +834,13 @@ def _draw_scene(lab: SyntheticShapes, index: int) -> _Scene:
                   noise, np.asarray(background_crop), np.asarray(fill_crop))
 
 
-def _background(scene: _Scene, size: int, clutter: float) -> np.ndarray:
-    """Smooth noise and a texture through a palette of three close colours."""
-    draws = scene.draws
-    noise = cv2.resize(scene.noise, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
-    tex = _texture_crop(scene.background_crop, size, size, zoom=0.6 + 2.0 * draws.texture_zoom)
-    tex_weight = int(256 * clutter * (0.15 + 0.35 * draws.texture_mix))
+def _background_pattern(grid: np.ndarray, crop: Sequence[float], zoom: float, mix: float, size: int,
+                        clutter: float) -> np.ndarray:
+    """The grey pattern under both labs' backgrounds: the noise ``grid`` resized smoothly, mixed
+    with a texture crop (``crop``: 4 uniforms; ``zoom``, ``mix``: uniforms), uint16 in [0, 255]."""
+    noise = cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
+    tex = _texture_crop(crop, size, size, zoom=0.6 + 2.0 * zoom)
+    tex_weight = int(256 * clutter * (0.15 + 0.35 * mix))
     # (noise * (256 - w) + tex * w) >> 8 in uint16, in place (no temporaries at 224 px).
     pattern = noise.astype(np.uint16)
     pattern *= 256 - tex_weight
@@ -880,27 +852,39 @@ def _background(scene: _Scene, size: int, clutter: float) -> np.ndarray:
         # Less clutter: squeeze the pattern towards mid-grey (fewer colours, less texture).
         keep = int(256 * (0.25 + 0.75 * clutter))
         pattern = (pattern * keep + 128 * (256 - keep)) >> 8
+    return pattern
+
+
+def _background(scene: _Scene, size: int, clutter: float) -> np.ndarray:
+    """Smooth noise and a texture through a palette of three close colours."""
+    pattern = _background_pattern(scene.noise, scene.background_crop, scene.draws.texture_zoom,
+                                  scene.draws.texture_mix, size, clutter)
     return _colourise(pattern.astype(np.uint8), _palette(scene.anchors))
 
 
-def _draw_strokes(canvas: np.ndarray, scene: _Scene) -> None:
-    """Distractors that belong to no class: thin lines, small blobs and thin arcs."""
+def _draw_stroke(canvas: np.ndarray, stroke: _Stroke, colour: Sequence[int]) -> None:
+    """One distractor that belongs to no class: a thin line, a small blob or a thin arc."""
     size = canvas.shape[0]
     thin = max(1, size // 64)
+    colour = tuple(int(c) for c in colour)
+    pa = (int(stroke.xa * size), int(stroke.ya * size))
+    if stroke.kind < 1 / 3:
+        cv2.line(canvas, pa, (int(stroke.xb * size), int(stroke.yb * size)), colour, thin, cv2.LINE_AA)
+    elif stroke.kind < 2 / 3:
+        r = max(1, int(size * (0.015 + 0.03 * stroke.e0)))
+        cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * stroke.e1)))), float(int(stroke.e2 * 180)),
+                    0.0, 360.0, colour, -1, cv2.LINE_AA)
+    else:
+        r = max(3, int(size * (0.08 + 0.2 * stroke.e0)))
+        start = int(stroke.e1 * 360)
+        cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(stroke.e2 * 150)),
+                    colour, thin, cv2.LINE_AA)
+
+
+def _draw_strokes(canvas: np.ndarray, scene: _Scene) -> None:
+    """The creature's distractors that belong to no class."""
     for stroke, colour in zip(scene.strokes, scene.stroke_colours):
-        colour = tuple(int(c) for c in colour)
-        pa = (int(stroke.xa * size), int(stroke.ya * size))
-        if stroke.kind < 1 / 3:
-            cv2.line(canvas, pa, (int(stroke.xb * size), int(stroke.yb * size)), colour, thin, cv2.LINE_AA)
-        elif stroke.kind < 2 / 3:
-            r = max(1, int(size * (0.015 + 0.03 * stroke.e0)))
-            cv2.ellipse(canvas, pa, (r, max(1, int(r * (0.5 + 0.5 * stroke.e1)))), float(int(stroke.e2 * 180)),
-                        0.0, 360.0, colour, -1, cv2.LINE_AA)
-        else:
-            r = max(3, int(size * (0.08 + 0.2 * stroke.e0)))
-            start = int(stroke.e1 * 360)
-            cv2.ellipse(canvas, pa, (r, r), 0.0, float(start), float(start + 60 + int(stroke.e2 * 150)),
-                        colour, thin, cv2.LINE_AA)
+        _draw_stroke(canvas, stroke, colour)
 
 
 class _Placed(NamedTuple):
