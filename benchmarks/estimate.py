@@ -32,7 +32,7 @@ import torch
 from cam_tutorial.config import Preset, get_preset
 from cam_tutorial.efficientnet_lite import efficientnet_lite0
 from cam_tutorial.summary import count_flops
-from cam_tutorial.zoo import available_models, build_model
+from cam_tutorial.zoo import available_models, recipe
 
 __all__ = ["ChapterWork", "CHAPTER_WORK", "estimate", "estimate_book", "T4_TFLOPS", "LOADER_RATE_PER_CORE",
            "COLAB_CPU_FACTOR", "COLAB_WORKERS", "CHAPTER_SETUP_MINUTES"]
@@ -109,7 +109,7 @@ def forward_gflops(network: str, preset: Preset) -> float:
     if network == "lite0":
         model, size = efficientnet_lite0(), preset.probe_image_size
     else:
-        model, size = build_model(network, preset), preset.image_size
+        model, size = recipe(network, preset).network(), preset.image_size
     return count_flops(model.eval(), torch.zeros(1, 3, size, size)) / 1e9
 
 
@@ -118,12 +118,18 @@ def _minutes(gflops: float, tflops: float) -> float:
 
 
 def training_minutes(name: str, preset: Preset, tflops: float, loader_rate: float) -> float:
-    """One zoo training: the lab rendered once (train + val) at the loader's rate, then compute."""
+    """One zoo training, with the shapes-lab training it starts from where its recipe has one
+    (counted for each model that needs it, so shared starts make this an upper bound): the lab
+    rendered once (train + val + test) at the loader's rate, then compute, at the recipe's sizes."""
     fwd = forward_gflops(name, preset)
-    images = preset.train_size * preset.epochs
-    compute = 3 * fwd * images + fwd * (preset.val_size * preset.epochs + preset.test_size)
-    render = (preset.train_size + preset.val_size + preset.test_size) / loader_rate / 60
-    return _minutes(compute, tflops) + render
+    total, wanted = 0.0, recipe(name, preset)
+    while wanted is not None:
+        lab, epochs = wanted.lab, wanted.training.epochs
+        compute = 3 * fwd * lab.train_size * epochs + fwd * (lab.val_size * epochs + lab.test_size)
+        render = (lab.train_size + lab.val_size + lab.test_size) / loader_rate / 60
+        total += _minutes(compute, tflops) + render
+        wanted = wanted.start
+    return total
 
 
 def estimate(preset: Preset, tflops: float, loader_rate: float, trained: set[str] | None = None

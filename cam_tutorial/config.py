@@ -36,6 +36,8 @@ ENV_VAR = "CAM_TUTORIAL_PRESET"
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("0", "false", "no", "off")
+# The lab's kinds (cam_tutorial.lab.OBJECTS; not imported: the lab imports OpenCV, the config must not).
+_OBJECT_KINDS = ("shapes", "creatures")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ class Preset:
         epochs: training epochs.
         batch_size: training batch size.
         lr: peak learning rate of the one-cycle schedule.
+        pretrain_epochs: under a creatures preset, the epochs of training on the shapes lab that
+            every zoo model starts from (0: from random weights; see
+            :attr:`cam_tutorial.zoo.ModelRecipe.start`).
+        pretrain_image_size: the image side of the ResNets' shapes-lab training (0: ``image_size``).
+            Smaller than ``image_size``, so that the shapes have about the size of a creature's
+            parts: at 96 px the shapes span 43-86 px, a creature's head at 160 px 50-95 px.
+        objects: the lab's kind of object (:data:`cam_tutorial.lab.OBJECTS`): ``"creatures"``,
+            whose objects have parts (the book's outputs and Colab), or ``"shapes"``, single-part
+            shapes that a small network learns in a few epochs (``ci``).
         eval_batch_size: batch size for evaluation and CAM extraction.
         probe_image_size: input side of the frozen ImageNet network in the generic-features
             experiments (chapter 8; 224 is its training size, smaller is faster).
@@ -81,6 +92,9 @@ class Preset:
     epochs: int
     batch_size: int
     lr: float
+    objects: str = "shapes"
+    pretrain_epochs: int = 0
+    pretrain_image_size: int = 0
     eval_batch_size: int = 128
     probe_image_size: int = 224
     probe_train_size: int = 500
@@ -101,11 +115,16 @@ class Preset:
             )
         for name in ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
                      "batch_size", "eval_batch_size", "probe_image_size", "probe_train_size", "probe_test_size",
-                     "throughput_steps", "sanity_images", "curve_images", "curve_steps", "finetune_epochs"):
-            value, least = getattr(self, name), 0 if name == "finetune_epochs" else 1
+                     "throughput_steps", "sanity_images", "curve_images", "curve_steps", "finetune_epochs",
+                     "pretrain_epochs", "pretrain_image_size"):
+            value, least = getattr(self, name), 0 if name in ("finetune_epochs", "pretrain_epochs",
+                                                                "pretrain_image_size") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 kind = "a non-negative" if least == 0 else "a positive"
                 raise ValueError(f"preset {name} must be {kind} integer, got {value!r}: e.g. {name}=32")
+        if self.objects not in _OBJECT_KINDS:
+            raise ValueError(f"preset objects must be one of {', '.join(map(repr, _OBJECT_KINDS))}, "
+                             f"got {self.objects!r}: e.g. objects='creatures'")
         if not isinstance(self.download_weights, bool):
             raise ValueError(f"preset download_weights must be True or False, got {self.download_weights!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
@@ -122,13 +141,18 @@ PRESETS: dict[str, Preset] = {
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
                  probe_image_size=160, probe_train_size=120, probe_test_size=80,
                  throughput_steps=2, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
-    "cpu": Preset("cpu", image_size=96, width=16, vgg_width=8, train_size=4000, val_size=1000,
-                  test_size=1000, epochs=6, batch_size=64, lr=4e-3),
+    # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
+    # shapes lab first (6 epochs), then fine-tuned on the creatures (8 epochs); see zoo.ModelRecipe.
+    "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,
+                  test_size=1000, epochs=8, batch_size=64, lr=4e-3, objects="creatures", pretrain_epochs=6,
+                  pretrain_image_size=96),
     # Sized for a free Colab T4 by benchmarks/estimate.py: 224 px and full width (14x14 maps),
-    # fewer images and epochs, so that chapter 1's two VGG16s train in about 11 minutes at 15
-    # effective TFLOP/s and the book runs in under an hour on a fresh session.
+    # fewer images and epochs (3 on the shapes, then 5 on the creatures), so that chapter 1's two
+    # VGG16s train within its 15 minutes at 15 effective TFLOP/s and the book runs in under an hour
+    # on a fresh session.
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=6000, val_size=1000,
-                  test_size=1000, epochs=8, batch_size=128, lr=4e-3, eval_batch_size=256,
+                  test_size=1000, epochs=5, batch_size=128, lr=4e-3, objects="creatures", pretrain_epochs=3,
+                  pretrain_image_size=128, eval_batch_size=256,
                   probe_train_size=2000, probe_test_size=1000, throughput_steps=20, finetune_epochs=3),
 }
 

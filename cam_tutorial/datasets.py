@@ -163,6 +163,7 @@ def load_dataset(
     download: bool = False,
     seed: int = 0,
     region: str | Sequence[float] | None = None,
+    objects: str | None = None,
 ) -> Dataset:
     """One entry point for the lab and the real datasets; all yield ``(image, label, box, mask)``.
 
@@ -182,6 +183,7 @@ def load_dataset(
         download: fetch a missing real dataset (Colab); it lands in ``root`` only when complete.
         seed: the lab's seed, or the seed of the real subset.
         region: the lab only (see :class:`SyntheticShapes`).
+        objects: the lab only: ``"shapes"`` (default) or ``"creatures"`` (see :class:`SyntheticShapes`).
 
     Raises:
         ValueError: unknown name, bad split or size, or a region for real data.
@@ -197,13 +199,15 @@ def load_dataset(
     if name == "lab":
         if length is None:
             length = _DEFAULT_LENGTHS.get(split, 2_000)
-        return SyntheticShapes(split=split, length=length, image_size=image_size, seed=seed, region=region)
+        return SyntheticShapes(split=split, length=length, image_size=image_size, seed=seed, region=region,
+                               objects=objects or "shapes")
     if name not in ("imagenette", "pets"):
         raise ValueError(f"unknown dataset {name!r}: use 'lab' (embedded), 'imagenette' or 'pets'")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
-    if region is not None:
-        raise ValueError("region= applies to the lab only: real photographs cannot be re-rendered")
+    if region is not None or objects is not None:
+        raise ValueError(f"{'region' if region is not None else 'objects'}= applies to the lab only: "
+                         "real photographs cannot be re-rendered")
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
     if length is not None and (not isinstance(length, (int, np.integer)) or length <= 0):

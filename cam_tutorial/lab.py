@@ -6,11 +6,12 @@ mask, a tight box and a *part map* for every image. Item ``i`` of a split is *ge
 ``(seed, split, i)``, never stored, so it is the same on every call, in every DataLoader worker
 and on every machine, and it costs no download. Two kinds of object (:data:`OBJECTS`):
 
-* ``objects="shapes"`` (the default, the book's lab): the class's polygon (a circle, a star, a
+* ``objects="shapes"`` (the default; the ``ci`` preset's): the class's polygon (a circle, a star, a
   heart, ...) is the whole object, scaled so its circumscribed diameter is a fraction ``scale``
   (default 0.45 to 0.9) of the image side, stretched a little (aspect up to ``stretch``),
   rotated (default up to 20 degrees either way), flat, striped or textured; it has one part.
-* ``objects="creatures"``, described below: a body and four parts that carry the class.
+* ``objects="creatures"`` (the book's outputs, the ``cpu`` and ``gpu`` presets), described
+  below: a body and four parts that carry the class.
 
 What makes a creature (every random draw comes from ``numpy.random.default_rng([seed, split_id,
 i])`` and has a name: :class:`_Draws`, :class:`_Stroke`, :class:`_Decoy` and the colour draws of
@@ -526,7 +527,8 @@ class SyntheticShapes(Dataset):
       ``x1``/``y1`` exclusive (``x1 = last column with mask + 1``);
     * ``mask``: bool tensor ``(H, W)``, the object's pixels (for creatures: body and parts).
 
-    :meth:`part_map` gives which part each pixel belongs to (:attr:`part_names`).
+    :meth:`part_map` gives which part each pixel belongs to (:attr:`part_names`); :attr:`class_parts`
+    says which of them carry the class (their indices in :attr:`part_names`).
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``; the splits are disjoint.
@@ -578,6 +580,10 @@ class SyntheticShapes(Dataset):
         self.clutter, self.rotation, self.stretch = float(clutter), float(rotation), float(stretch)
         self.version = LAB_VERSION
         self.part_names: tuple[str, ...] = PART_NAMES if objects == "creatures" else ("object",)
+        # The parts that tell the class, as indices into part_names: the creatures' four (not the
+        # shared body); a shape's one part, the whole object.
+        self.class_parts: tuple[int, ...] = (tuple(PART_NAMES.index(name) for name in CLASS_PARTS)
+                                             if objects == "creatures" else (0,))
         self.class_names: tuple[str, ...] = CLASS_NAMES
         self.num_classes = len(CLASS_NAMES)
 

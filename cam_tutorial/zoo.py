@@ -59,7 +59,7 @@ import os
 import stat
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -105,6 +105,8 @@ __all__ = [
     "model_info",
     "model_dataset",
     "build_model",
+    "preset_recipes",
+    "START_SUFFIX",
     "train_config",
     "shipped_presets",
     "presets_to_compare",
@@ -140,6 +142,11 @@ TRAIN_SEED = 0
 #: The networks a recipe can build, by the name its ``architecture.builder`` holds.
 BUILDERS: dict[str, Callable[..., nn.Module]] = {"ResNet18B": ResNet18B, "vgg16_gap": vgg16_gap,
                                                  "vgg16_fc": vgg16_fc}
+#: Added to a model's name for the shapes-trained network it starts from under a creatures preset
+#: (e.g. ``resnet18b_gap_shapes``): the start has its own key, file and cache entry.
+START_SUFFIX = "_shapes"
+# Evaluation batch of a start's test score (a chapter size, outside every recipe).
+_START_EVAL_BATCH = 128
 # LabRecipe's fields that are not SyntheticShapes options.
 _LAB_SIZES = ("train_size", "val_size", "test_size")
 _LAB_NOT_OPTIONS = (*_LAB_SIZES, "version")
@@ -258,6 +265,11 @@ class ModelRecipe:
         lab: the training, validation and test data.
         training: the settings of the training run.
         model_seed: seed of the initial weights.
+        start: the recipe of the model whose trained weights this one starts from, or ``None``
+            for random weights. Under a creatures preset (``pretrain_epochs > 0``) every zoo
+            model starts from a network trained on the shapes lab first, as the paper's networks
+            start from ImageNet weights: the creatures' class parts are the shapes' polygons, and
+            from random weights the GMP twin does not leave chance in 16 epochs.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -274,12 +286,25 @@ class ModelRecipe:
     lab: LabRecipe
     training: TrainingRecipe
     model_seed: int = MODEL_SEED
+    start: ModelRecipe | None = None
 
-    def build(self) -> nn.Module:
-        """The untrained network, its initial weights drawn from ``model_seed`` (this seeds
-        torch's global generator, as :func:`torch.manual_seed` does)."""
+    def network(self) -> nn.Module:
+        """The network with random weights drawn from ``model_seed`` (this seeds torch's global
+        generator, as :func:`torch.manual_seed` does); what trained weights are loaded into."""
         torch.manual_seed(self.model_seed)
         return self.architecture.build()
+
+    def build(self, cache_dir: str | os.PathLike | None = None, device: str | torch.device | None = None,
+              progress: bool = True) -> nn.Module:
+        """The network as training starts it: :meth:`network`, then, when the recipe has a
+        ``start``, that model's trained weights (from the package or the cache in ``cache_dir``,
+        trained first if neither has them)."""
+        model = self.network()
+        if self.start is not None:
+            stored, _, path = _stored_model(self.start, _START_EVAL_BATCH, self.start.network(),
+                                            _entry(self.start, cache_dir), device, progress)
+            _load_weights(model, stored, path)
+        return model
 
     def dataset(self, split: str) -> SyntheticShapes:
         """The lab's ``"train"``, ``"val"`` or ``"test"`` split (see :meth:`LabRecipe.dataset`)."""
@@ -311,6 +336,8 @@ class ModelRecipe:
             "lab": asdict(self.lab),
             "training": asdict(self.training),
             "model_seed": self.model_seed,
+            # only where there is one, so that the keys of models trained from scratch stay as they were
+            **({"start": self.start.identity()} if self.start is not None else {}),
         }))
 
     @property
@@ -345,16 +372,25 @@ class _ZooModel:
     description: str
     #: The model's peak learning rate as a multiple of the preset's.
     lr_scale: float = 1.0
+    #: Under a creatures preset, the model whose shapes-trained weights this one starts from
+    #: (``None``: its own). The GMP twin starts where the GAP twin does, so the twins share
+    #: their initial weights.
+    start_from: str | None = None
+    #: Whether its start trains at the preset's ``pretrain_image_size`` (the fully convolutional
+    #: ResNets: their weights fit any size) rather than at its own size (the VGG16 pair of
+    #: chapter 1: VGG16-FC's head is sized for one image size, and the pair is trained alike).
+    small_start: bool = False
 
 
 # The only place each zoo model's facts live.
 _MODELS: dict[str, _ZooModel] = {
     "resnet18b_gap": _ZooModel(
         "ResNet18B", lambda p: dict(width=p.width, pooling="avg"), None,
-        "ResNet18B with global average pooling: the book's CAM model"),
+        "ResNet18B with global average pooling: the book's CAM model", small_start=True),
     "resnet18b_gmp": _ZooModel(
         "ResNet18B", lambda p: dict(width=p.width, pooling="max"), None,
-        "the same ResNet18B with global max pooling (same seed, same data)"),
+        "the same ResNet18B with global max pooling (same seed, same data)", start_from="resnet18b_gap",
+        small_start=True),
     "vgg16_gap_left": _ZooModel(
         "vgg16_gap", lambda p: dict(width=p.vgg_width, batch_norm=True), "left",
         "VGG16-GAP (batch norm) trained on objects confined to the left half"),
@@ -382,13 +418,31 @@ def recipe(name: str, preset: Preset | None = None) -> ModelRecipe:
     model = _zoo_model(name)
     preset = preset or get_preset()
     config = TrainConfig.from_preset(preset, lr=preset.lr * model.lr_scale, seed=TRAIN_SEED)
+    start = None
+    if preset.objects != "shapes" and preset.pretrain_epochs > 0:
+        source = model.start_from or name
+        size = preset.pretrain_image_size if _zoo_model(source).small_start and preset.pretrain_image_size \
+            else preset.image_size
+        shapes = preset.replace(objects="shapes", epochs=preset.pretrain_epochs, pretrain_epochs=0,
+                                pretrain_image_size=0, image_size=size)
+        start = replace(recipe(source, shapes), name=f"{source}{START_SUFFIX}")
     return ModelRecipe(
         name=name, preset=preset.name,
         architecture=Architecture.of(model.builder, num_classes=len(CLASS_NAMES), **model.options(preset)),
         lab=LabRecipe(train_size=preset.train_size, val_size=preset.val_size, test_size=preset.test_size,
                       version=lab_module.LAB_VERSION, image_size=preset.image_size, seed=DATA_SEED,
-                      region=model.region),
-        training=TrainingRecipe.of(config), model_seed=MODEL_SEED)
+                      region=model.region, objects=preset.objects),
+        training=TrainingRecipe.of(config), model_seed=MODEL_SEED, start=start)
+
+
+def _with_starts(recipes: list[ModelRecipe]) -> list[ModelRecipe]:
+    """``recipes`` and the recipes they start from, each once, starts first."""
+    found: dict[str, ModelRecipe] = {}
+    for wanted in recipes:
+        if wanted.start is not None:
+            found.update((r.key, r) for r in _with_starts([wanted.start]))
+        found[wanted.key] = wanted
+    return list(found.values())
 
 
 @dataclass
@@ -464,10 +518,25 @@ def presets_to_compare(preset: Preset | None = None) -> list[Preset]:
     return [preset if name == preset.name else PRESETS[name] for name in PRESETS if name in names]
 
 
-def build_model(name: str, preset: Preset | None = None) -> nn.Module:
-    """The untrained network behind ``name``, with the zoo's seeded initial weights
-    (:meth:`ModelRecipe.build` of :func:`recipe`)."""
-    return recipe(name, preset).build()
+def build_model(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None) -> nn.Module:
+    """The network behind ``name`` as the zoo's training starts it (:meth:`ModelRecipe.build` of
+    :func:`recipe`): seeded random weights, or under a creatures preset the weights of its start,
+    the same network trained on the shapes lab (shipped for ``cpu``; trained into ``cache_dir``
+    first elsewhere)."""
+    return recipe(name, preset).build(cache_dir)
+
+
+def preset_recipes(preset: Preset | None = None) -> list[ModelRecipe]:
+    """The recipes of every zoo model under ``preset`` and of the shapes-trained models they
+    start from (each once, starts first): every file the package ships for that preset.
+
+    Example:
+        >>> from cam_tutorial.config import get_preset
+        >>> [r.name for r in preset_recipes(get_preset("cpu"))][:3]
+        ['resnet18b_gap_shapes', 'resnet18b_gap', 'resnet18b_gmp']
+    """
+    preset = preset or get_preset()
+    return _with_starts([recipe(name, preset) for name in available_models()])
 
 
 def model_dataset(name: str, split: str, preset: Preset | None = None) -> SyntheticShapes:
@@ -682,33 +751,36 @@ def _remove_resume_checkpoint(path: Path) -> None:
         path.parent.rmdir()
 
 
-def _train_and_store(wanted: ModelRecipe, preset: Preset, model: nn.Module, entry: Path, final_path: Path,
+def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, entry: Path, final_path: Path,
                      device: str | torch.device | None, progress: bool) -> dict[str, Any]:
     config = wanted.train_config(device=None if device is None else str(device), progress=progress,
-                                 eval_batch_size=preset.eval_batch_size)
+                                 eval_batch_size=eval_batch_size)
     # Before training, not after: a read-only cache would otherwise cost the whole run.
     check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
     for stale in stale_temporaries(final_path):  # we hold the entry's lock: nobody else writes here
         logger.info("removing %s, left by a process killed while saving", stale)
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    logger.info("training %s under preset %r (cached afterwards in %s)", wanted.name, preset.name, entry)
+    if wanted.start is not None:  # its trained weights, not random ones, are where training starts
+        model.load_state_dict(wanted.build(entry.parent.parent, device, progress).state_dict())
+        logger.info("%s starts from %s's trained weights", wanted.name, wanted.start.name)
+    logger.info("training %s under preset %r (cached afterwards in %s)", wanted.name, wanted.preset, entry)
     started = time.perf_counter()
     workers = _render_workers(config)
     history = train(model, cache_in_memory(wanted.dataset("train"), progress, num_workers=workers),
                     cache_in_memory(wanted.dataset("val"), progress, num_workers=workers), config,
                     checkpoint_dir=entry / "checkpoints")
-    stored = _store(wanted, preset, model, history, final_path, workers)
+    stored = _store(wanted, eval_batch_size, model, history, final_path, workers)
     logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", wanted.name, time.perf_counter() - started,
                 history.val_acc[-1], stored["test_acc"])
     return stored
 
 
-def _store(wanted: ModelRecipe, preset: Preset, model: nn.Module, history: History, final_path: Path,
+def _store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, history: History, final_path: Path,
            workers: int) -> dict[str, Any]:
     """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
     test_set = wanted.dataset("test")
-    test_loss, test_acc = evaluate(model, test_set.training_view(), preset.eval_batch_size, num_workers=workers)
+    test_loss, test_acc = evaluate(model, test_set.training_view(), eval_batch_size, num_workers=workers)
     stored = {
         "format": _FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
         "region": wanted.lab.region, "identity": wanted.identity(),
@@ -763,7 +835,7 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | No
     if not history.finished or history.epoch != list(range(1, config.epochs + 1)):
         raise ValueError(f"store_run takes a finished run of {config.epochs} epochs, got epochs {history.epoch} "
                          f"(finished={history.finished}): train with train_config({name!r}, preset) to the end")
-    reference = wanted.build().state_dict()
+    reference = wanted.network().state_dict()
     weights = model.state_dict()
     if weights.keys() != reference.keys() or any(weights[k].shape != reference[k].shape for k in reference):
         raise ValueError(f"the model is not the zoo's {name!r} under preset {preset.name!r}: build it with "
@@ -772,7 +844,7 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | No
     final_path = entry / "final.pt"
     check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
     with _entry_lock(final_path):
-        stored = _store(wanted, preset, model, history, final_path,
+        stored = _store(wanted, preset.eval_batch_size, model, history, final_path,
                         _render_workers(config.replace(device=str(model_device(model)))))
     logger.info("stored %s as the zoo's model in %s: test acc %.3f", name, final_path, stored["test_acc"])
     return _info(stored, "trained", final_path)
@@ -813,8 +885,8 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
     preset = preset or get_preset()
     wanted = recipe(name, preset)
     entry = _entry(wanted, cache_dir)
-    model = wanted.build()
-    stored, source, path = _stored_model(wanted, preset, model, entry, device, progress)
+    model = wanted.network()
+    stored, source, path = _stored_model(wanted, preset.eval_batch_size, model, entry, device, progress)
     _load_weights(model, stored, path)
     model.to(device if device is not None else default_device()).eval()
     logger.info("%s (%s) from %s: test accuracy %.3f", name, _zoo_model(name).description, source,
@@ -824,7 +896,7 @@ def trained_model(name: str, preset: Preset | None = None, device: str | torch.d
     return model
 
 
-def _stored_model(wanted: ModelRecipe, preset: Preset, model: nn.Module, entry: Path,
+def _stored_model(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, entry: Path,
                   device: str | torch.device | None, progress: bool) -> tuple[dict[str, Any], str, Path]:
     """The stored model of recipe ``wanted``, its source and file: the package's, the cache's, or
     trained now into the cache (by this process, or by another that held the lock)."""
@@ -846,7 +918,7 @@ def _stored_model(wanted: ModelRecipe, preset: Preset, model: nn.Module, entry: 
         if final_path.exists():  # trained by the process we waited for
             return _read_final(final_path, wanted), "cache", final_path
         _explain_stale_shipped(wanted)
-        return _train_and_store(wanted, preset, model, entry, final_path, device, progress), "trained", final_path
+        return _train_and_store(wanted, eval_batch_size, model, entry, final_path, device, progress), "trained", final_path
     finally:
         lock.release()
 
@@ -875,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = get_preset(args.preset)
     if args.ship:
         PACKAGED_DIR.mkdir(exist_ok=True)
-        current = {recipe(name, preset).key for name in available_models()}
+        current = {wanted.key for wanted in preset_recipes(preset)}
         for stale in PACKAGED_DIR.glob(f"*-{preset.name}-*.pt"):
             if stale.stem not in current:
                 logger.info("removing stale %s", stale)
@@ -884,9 +956,17 @@ def main(argv: list[str] | None = None) -> int:
         _, info = trained_model(name, preset, cache_dir=args.cache_dir, with_info=True)  # type: ignore[misc]
         print(f"{name:16s} {info.source:8s} val acc {info.val_acc:.3f}  test acc {info.test_acc:.3f}  "
               f"trained in {info.train_seconds:.0f} s")
-        if args.ship and info.source != "package":
-            target = PACKAGED_DIR / f"{info.key}.pt"
-            shutil.copyfile(info.path, target.with_suffix(".tmp"))
+        if not args.ship:
+            continue
+        start = recipe(name, preset).start
+        files = [(info.key, Path(info.path))]
+        if start is not None:  # trained on the way (or already in the cache); ships beside the model
+            files.append((start.key, _entry(start, args.cache_dir) / "final.pt"))
+        for key, path in files:
+            target = PACKAGED_DIR / f"{key}.pt"
+            if path == target or target.exists():
+                continue
+            shutil.copyfile(path, target.with_suffix(".tmp"))
             os.replace(target.with_suffix(".tmp"), target)
             print(f"  shipped {target} ({target.stat().st_size / 2**20:.1f} MiB)")
     return 0

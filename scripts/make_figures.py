@@ -2,7 +2,7 @@
 
 Usage: python scripts/make_figures.py
 
-Writes book/images/lab_gallery.png: sixteen test images of the lab with their boxes. The lab is
+Writes book/images/lab_gallery.png: sixteen test images of the lab (its creatures) with their boxes. The lab is
 generated deterministically from (seed, split, index), so the figure is the same on every machine.
 
 Writes book/images/real_photo_cam.jpg: a real photograph (scikit-image's coffee), the CAM of
@@ -29,8 +29,8 @@ from cam_tutorial.viz import show_gallery  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def lab_gallery(path: Path, image_size: int = 128, count: int = 16) -> None:
-    lab = SyntheticShapes("test", length=count, image_size=image_size, seed=0)
+def lab_gallery(path: Path, image_size: int = 160, count: int = 16) -> None:
+    lab = SyntheticShapes("test", length=count, image_size=image_size, seed=0, objects="creatures")
     images, labels, boxes, _ = zip(*(lab[i] for i in range(count)))
     fig = show_gallery(torch.stack(images), labels=torch.tensor(labels), boxes=torch.stack(boxes),
                        class_names=CLASS_NAMES, ncols=8, size=1.5)

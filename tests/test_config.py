@@ -101,3 +101,20 @@ def test_bad_chapter_sizes_are_refused(field, value, message):
 
     with pytest.raises(ValueError, match=message):
         PRESETS["ci"].replace(**{field: value})
+
+
+def test_preset_objects_are_the_labs_kinds_and_enter_the_recipe():
+    from cam_tutorial.config import _OBJECT_KINDS
+    from cam_tutorial.lab import OBJECTS
+    from cam_tutorial.zoo import recipe
+
+    assert _OBJECT_KINDS == tuple(OBJECTS)  # the config's copy cannot drift from the lab's list
+    # The book's outputs are on the lab with parts at 10x10 maps or finer; ci stays small, on shapes.
+    assert PRESETS["cpu"].objects == "creatures" and PRESETS["cpu"].image_size >= 160
+    assert PRESETS["ci"].objects == "shapes"
+    ci = PRESETS["ci"]
+    creatures = recipe("resnet18b_gap", ci.replace(objects="creatures"))
+    assert creatures.lab.objects == "creatures" and creatures.dataset("val").objects == "creatures"
+    assert creatures.key != recipe("resnet18b_gap", ci).key
+    with pytest.raises(ValueError, match="preset objects must be one of 'shapes', 'creatures', got 'blobs'"):
+        ci.replace(objects="blobs")

@@ -22,6 +22,11 @@ def test_load_dataset_lab_and_bad_names() -> None:
         load_dataset("imagenet", "train", 64)
     with pytest.raises(ValueError, match="region= applies to the lab only"):
         load_dataset("pets", "train", 64, region="left")
+    creatures = load_dataset("lab", "val", image_size=32, length=3, objects="creatures")
+    assert creatures.objects == "creatures" and torch.equal(
+        creatures[1][0], SyntheticShapes("val", 3, 32, objects="creatures")[1][0])
+    with pytest.raises(ValueError, match="objects= applies to the lab only"):
+        load_dataset("imagenette", "train", 64, objects="creatures")
     with pytest.raises(ValueError, match="unknown split"):
         load_dataset("pets", "trainval", 64)
 

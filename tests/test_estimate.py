@@ -44,7 +44,10 @@ def test_the_gpu_preset_fits_a_free_t4_keeping_224_px_and_full_width(slow_t4):
 def test_the_estimate_grows_with_the_work():
     preset = get_preset("gpu")
     small = est.estimate(preset, 20.0, 1000.0)["01_fc_vs_gap"][0]
-    large = est.estimate(preset.replace(epochs=2 * preset.epochs), 20.0, 1000.0)["01_fc_vs_gap"][0]
+    large = est.estimate(preset.replace(epochs=2 * preset.epochs, pretrain_epochs=2 * preset.pretrain_epochs),
+                         20.0, 1000.0)["01_fc_vs_gap"][0]
+    fine_tuning_only = est.estimate(preset.replace(epochs=2 * preset.epochs), 20.0, 1000.0)["01_fc_vs_gap"][0]
+    assert small < fine_tuning_only < large  # the shapes-lab start is counted too
     slower = est.estimate(preset, 10.0, 1000.0)["01_fc_vs_gap"][0]
     assert large > 1.8 * small - 1 and slower > 1.8 * small - 1
 

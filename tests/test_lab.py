@@ -204,6 +204,9 @@ def test_part_map_is_the_mask_split_into_parts() -> None:
         present = np.bincount(parts.ravel(), minlength=len(PART_NAMES) + 1)[1:]
         assert (present > 0).all(), f"item {i}: parts {dict(zip(PART_NAMES, present))}"
     assert set(CLASS_PARTS) == set(PART_NAMES) - {"body"}
+    assert [ds.part_names[k] for k in ds.class_parts] == list(CLASS_PARTS)
+    shapes = SyntheticShapes("test", length=2, image_size=64)
+    assert shapes.part_names == ("object",) and shapes.class_parts == (0,)
 
 
 def test_parts_are_spread_over_the_object() -> None:

@@ -64,6 +64,10 @@ def _other(field: str, value):
         return value + 32
     if field == "region":
         return "right" if value != "right" else None
+    if field == "objects":
+        return "creatures" if value == "shapes" else "shapes"
+    if field == "start":  # a recipe that starts from another model's trained weights
+        return zoo.recipe("resnet18b_gap", TINY_CREATURES).start if value is None else None
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -130,7 +134,9 @@ def test_the_lab_version_enters_every_key_and_old_recipes_refuse_new_items(monke
 # Which models read each preset field; every other field must leave every key alone.
 _RESNETS, _VGGS = {"resnet18b_gap", "resnet18b_gmp"}, {"vgg16_gap_left", "vgg16_fc_left"}
 _READERS = {"width": _RESNETS, "vgg_width": _VGGS, **{f: _RESNETS | _VGGS for f in (
-    "image_size", "train_size", "val_size", "test_size", "epochs", "batch_size", "lr")}}
+    "image_size", "train_size", "val_size", "test_size", "epochs", "batch_size", "lr", "objects")}}
+# pretrain_epochs and pretrain_image_size shape only the models of a creatures preset (TINY is a shapes preset): tested with
+# the starts, below.
 
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(Preset) if f.name != "name"])
@@ -312,18 +318,20 @@ def test_shipped_checkpoints_match_the_code(tmp_path, preset_name):
     scores on the current test split."""
     preset = get_preset(preset_name)
     shipped = {p.stem for p in _packaged() if f"-{preset_name}-" in p.stem}
+    wanted = zoo.preset_recipes(preset)  # the models and the shapes-trained starts they need
+    for recipe in wanted:
+        assert recipe.key in shipped, (f"{recipe.name}: no shipped checkpoint {recipe.key}.pt "
+                                       f"(retrain: python -m cam_tutorial.zoo --preset {preset_name} --ship)")
+        assert (zoo.PACKAGED_DIR / f"{recipe.key}.pt").stat().st_size < 10 * 2**20
     for name in zoo.available_models():
-        key = zoo.recipe(name, preset).key
-        assert key in shipped, (f"{name}: no shipped checkpoint {key}.pt "
-                                f"(retrain: python -m cam_tutorial.zoo --preset {preset_name} --ship)")
         model, info = zoo.trained_model(name, preset, "cpu", tmp_path, progress=False, with_info=True)
         assert info.source == "package"
-        assert Path(info.path).stat().st_size < 10 * 2**20
         loss, acc = evaluate(model, zoo.model_dataset(name, "test", preset), preset.eval_batch_size)
         assert acc == pytest.approx(info.test_acc, abs=0.004)
         if name.startswith("resnet18b"):
-            assert info.val_acc >= 0.9
-    assert shipped <= {zoo.recipe(n, preset).key for n in zoo.available_models()}, "stale shipped files"
+            assert info.val_acc >= 0.85
+    assert shipped <= {r.key for r in wanted}, "stale shipped files"
+    assert not list(tmp_path.iterdir()), "loading a shipped model trained or cached something"
 
 
 def test_shipped_presets_need_every_model_and_presets_to_compare_add_the_current_one(tmp_path, monkeypatch):
@@ -487,3 +495,51 @@ def test_a_run_trained_by_hand_in_the_run_folder_becomes_the_zoo_model(tmp_path)
     assert not (folder / "last.pt").exists()
     again, info = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
     assert info.source == "cache" and info.test_acc == stored.test_acc and _weights_equal(again, model)
+
+
+# --------------------------------------------------------------------------- starts (issue 15)
+
+TINY_CREATURES = TINY.replace(image_size=64, objects="creatures", pretrain_epochs=1)
+
+
+def test_creatures_presets_start_from_a_shapes_trained_model_shared_by_the_twins():
+    gap, gmp = (zoo.recipe(n, TINY_CREATURES) for n in ("resnet18b_gap", "resnet18b_gmp"))
+    assert gap.start is not None and gap.start.key == gmp.start.key  # the twins start from one network
+    assert gap.start.name == "resnet18b_gap" + zoo.START_SUFFIX
+    assert (gap.start.lab.objects, gap.start.training.epochs, gap.start.start) == ("shapes", 1, None)
+    assert gap.identity()["start"] == gap.start.identity()
+    vgg = zoo.recipe("vgg16_fc_left", TINY_CREATURES)
+    assert vgg.start.name == "vgg16_fc_left_shapes" and vgg.start.lab.region == "left"
+    # Shapes presets and pretrain_epochs=0 train from random weights; their identity has no start
+    # (so the keys of the models shipped before starts existed are unchanged).
+    for preset in (TINY, TINY_CREATURES.replace(pretrain_epochs=0)):
+        assert zoo.recipe("resnet18b_gap", preset).start is None
+        assert "start" not in zoo.recipe("resnet18b_gap", preset).identity()
+    assert gap.key != zoo.recipe("resnet18b_gap", TINY_CREATURES.replace(pretrain_epochs=2)).key
+    # The ResNets' start may train at a smaller size (the shapes then have the parts' size); the
+    # VGG16s' at their own (VGG16-FC's head is sized for it).
+    small = TINY_CREATURES.replace(pretrain_image_size=32)
+    assert zoo.recipe("resnet18b_gmp", small).start.lab.image_size == 32
+    assert zoo.recipe("vgg16_fc_left", small).start.lab.image_size == TINY_CREATURES.image_size
+    assert zoo.recipe("vgg16_fc_left", small).key == vgg.key
+    assert zoo.recipe("resnet18b_gap", small).key != gap.key
+    names = [r.name for r in zoo.preset_recipes(TINY_CREATURES)]
+    assert names == ["resnet18b_gap_shapes", "resnet18b_gap", "resnet18b_gmp", "vgg16_gap_left_shapes",
+                     "vgg16_gap_left", "vgg16_fc_left_shapes", "vgg16_fc_left"]
+
+
+def test_a_started_model_trains_from_its_starts_trained_weights(tmp_path, caplog):
+    gap = zoo.recipe("resnet18b_gap", TINY_CREATURES)
+    # build() gives the start's trained weights (trained into the cache on first use) ...
+    built = gap.build(tmp_path, "cpu", False)
+    stored = torch.load(tmp_path / "models" / gap.start.key / "final.pt", weights_only=True)
+    assert all(torch.equal(built.state_dict()[k], v) for k, v in stored["model"].items())
+    assert not _weights_equal(built, gap.network())
+    # ... and the same for the GMP twin, without training the start again
+    assert _weights_equal(built, zoo.build_model("resnet18b_gmp", TINY_CREATURES, tmp_path))
+    with caplog.at_level(logging.INFO, logger="cam_tutorial.zoo"):
+        _, info = zoo.trained_model("resnet18b_gmp", TINY_CREATURES, "cpu", tmp_path, False, True)
+    assert info.source == "trained" and "resnet18b_gmp starts from resnet18b_gap_shapes's trained weights" in caplog.text
+    assert sum("training resnet18b_gap_shapes" in r.getMessage() for r in caplog.records) == 0
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
+        [gap.start.key, zoo.recipe("resnet18b_gmp", TINY_CREATURES).key])
