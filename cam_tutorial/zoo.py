@@ -269,7 +269,7 @@ class ModelRecipe:
             for random weights. Under a creatures preset (``pretrain_epochs > 0``) every zoo
             model starts from a network trained on the shapes lab first, as the paper's networks
             start from ImageNet weights: the creatures' class parts are the shapes' polygons, and
-            from random weights the GMP twin does not leave chance in 16 epochs.
+            from random weights the GMP twin stayed at chance for the first half of a 16-epoch run.
 
     Example:
         >>> from cam_tutorial.config import get_preset
