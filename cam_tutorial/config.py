@@ -142,12 +142,12 @@ PRESETS: dict[str, Preset] = {
                  probe_image_size=160, probe_train_size=120, probe_test_size=80,
                  throughput_steps=2, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
-    # shapes lab first (6 epochs), then fine-tuned on the creatures (8 epochs); see zoo.ModelRecipe.
+    # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo.ModelRecipe.start.
     "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,
                   test_size=1000, epochs=8, batch_size=64, lr=4e-3, objects="creatures", pretrain_epochs=6,
                   pretrain_image_size=96),
     # Sized for a free Colab T4 by benchmarks/estimate.py: 224 px and full width (14x14 maps),
-    # fewer images and epochs (3 on the shapes, then 5 on the creatures), so that chapter 1's two
+    # fewer images and epochs (on the shapes, then on the creatures), so that chapter 1's two
     # VGG16s train within its 15 minutes at 15 effective TFLOP/s and the book runs in under an hour
     # on a fresh session.
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=6000, val_size=1000,
