@@ -83,6 +83,7 @@ __all__ = [
     "CLASS_PARTS",
     "SyntheticShapes",
     "LabTrainingImages",
+    "FreshEachEpoch",
     "normalise_uint8",
     "denormalize",
     "normalization_table",
@@ -656,6 +657,10 @@ class SyntheticShapes(Dataset):
         the device by :func:`normalise_uint8` (see :class:`LabTrainingImages`)."""
         return LabTrainingImages(self)
 
+    def fresh_each_epoch(self, epoch_size: int) -> "FreshEachEpoch":
+        """This dataset read ``epoch_size`` new images per epoch (see :class:`FreshEachEpoch`)."""
+        return FreshEachEpoch(self, epoch_size)
+
     def _render(self, index: int, with_parts: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
         if self.objects == "shapes":
             canvas, label, _, mask = _render_shape(self, index, with_parts)
@@ -1061,6 +1066,71 @@ class LabTrainingImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         rgb, label = self.lab.render_image(index)
+        return torch.from_numpy(rgb), label
+
+
+class FreshEachEpoch(Dataset):
+    """A lab split read ``epoch_size`` new images at a time: epoch ``e`` serves items
+    ``e * epoch_size ... (e + 1) * epoch_size - 1`` of ``lab`` (as :class:`LabTrainingImages`
+    does, uint8 ``(H, W, 3)`` images and labels), so no image is seen twice in a run.
+
+    The lab can draw as many images as we like, and a network that sees each one once cannot
+    memorise them. :func:`~cam_tutorial.train.train` calls :meth:`set_epoch` before each epoch,
+    the convention of :class:`torch.utils.data.distributed.DistributedSampler`; the loader is
+    built anew for every epoch, so its worker processes see the epoch too. Every block of ten
+    items holds each class once, so an ``epoch_size`` that is a multiple of ten keeps every
+    epoch's labels balanced.
+
+    Args:
+        lab: the split to draw from; it needs ``epochs * epoch_size`` items for ``epochs`` epochs.
+        epoch_size: images per epoch.
+
+    Example:
+        >>> lab = SyntheticShapes("train", length=30, image_size=32)
+        >>> fresh = lab.fresh_each_epoch(10)
+        >>> fresh.set_epoch(2)
+        >>> len(fresh), bool((fresh[0][0] == lab.training_view()[20][0]).all()), fresh.epochs
+        (10, True, 3)
+    """
+
+    def __init__(self, lab: SyntheticShapes, epoch_size: int) -> None:
+        if not isinstance(lab, SyntheticShapes):
+            raise TypeError(f"FreshEachEpoch draws from a SyntheticShapes, got {type(lab).__name__}: "
+                            "use SyntheticShapes(...).fresh_each_epoch(epoch_size)")
+        epoch_size = integral_index(epoch_size)
+        if not 1 <= epoch_size <= len(lab):
+            raise ValueError(f"epoch_size must lie in [1, {len(lab)}] (the lab's length), got {epoch_size}: "
+                             "make the lab epochs * epoch_size items long")
+        self.lab, self.epoch_size, self.epoch = lab, epoch_size, 0
+
+    @property
+    def epochs(self) -> int:
+        """How many epochs of fresh images the lab holds."""
+        return len(self.lab) // self.epoch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve epoch ``epoch``'s images (counted from 0).
+
+        Raises:
+            ValueError: when the lab holds fewer than ``epoch + 1`` epochs of images.
+        """
+        epoch = integral_index(epoch)
+        if not 0 <= epoch < self.epochs:
+            raise ValueError(f"epoch {epoch} is out of range: {self.lab!r} holds {self.epochs} epochs of "
+                             f"{self.epoch_size} images; make it longer (epochs * epoch_size items)")
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __repr__(self) -> str:
+        return f"FreshEachEpoch({self.lab!r}, epoch_size={self.epoch_size})"
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        index = integral_index(index)
+        if not 0 <= index < self.epoch_size:
+            raise IndexError(f"index {index} out of range for an epoch of {self.epoch_size} items")
+        rgb, label = self.lab.render_image(self.epoch * self.epoch_size + index)
         return torch.from_numpy(rgb), label
 
 

@@ -866,6 +866,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     """
     config = config or TrainConfig()
     _check_train_arguments(train_set, config, checkpoint_dir, stop_after)
+    _set_epoch(train_set, 0)  # a set that changes with the epoch is fingerprinted at its first
     setup = _Setup.of(model, train_set, config, checkpoint_dir)
     checkpoint = _load_for_resume(setup.checkpoint_path, setup.fingerprint) if setup.checkpoint_path else None
     finished = checkpoint is not None and checkpoint["history"]["finished"]
@@ -909,6 +910,10 @@ def _check_train_arguments(train_set: Dataset, config: TrainConfig, checkpoint_d
                          "(or None for no checkpoints)")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
+    epochs_held = getattr(train_set, "epochs", None)  # a set that serves new items each epoch
+    if isinstance(epochs_held, int) and epochs_held < config.epochs:
+        raise ValueError(f"{train_set!r} holds {epochs_held} epochs of items, fewer than the {config.epochs} "
+                         "epochs to train: make its lab longer or train fewer epochs")
     if len(train_set) < config.batch_size:  # type: ignore[arg-type]
         raise ValueError(
             f"the training set has {len(train_set)} items, fewer than one batch of {config.batch_size}: "  # type: ignore[arg-type]
@@ -1010,6 +1015,7 @@ def _run_epoch(epoch: int, model: nn.Module, forward_model: nn.Module, train_set
                history: History) -> None:
     """Train one epoch, validate, and append the epoch's numbers to ``history``."""
     started = time.perf_counter()
+    _set_epoch(train_set, epoch)
     # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
     loader = _loader(train_set, config.batch_size, setup.device, setup.num_workers, sampler=parts.sampler,
                      drop_last=True, seed=config.seed * 100_003 + epoch)
@@ -1042,6 +1048,15 @@ def _run_epoch(epoch: int, model: nn.Module, forward_model: nn.Module, train_set
     val_text = "" if val_set is None else f" | val loss {val_loss:.4f} acc {val_acc:.3f}"
     logger.info("epoch %d/%d: train loss %.4f acc %.3f%s | %.1f s, %.0f img/s", epoch + 1, config.epochs,
                 train_loss, train_acc, val_text, seconds, images / train_seconds)
+
+
+def _set_epoch(train_set: Dataset, epoch: int) -> None:
+    """Tell a training set that changes with the epoch (one with ``set_epoch``, such as
+    :class:`~cam_tutorial.lab.FreshEachEpoch`) which epoch is next; before the epoch's loader is
+    built, so that its worker processes get the set as it is then."""
+    set_epoch = getattr(train_set, "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
 
 
 def _save_epoch(setup: _Setup, parts: _Optimisation, model: nn.Module, history: History,
