@@ -1102,6 +1102,7 @@ class FreshEachEpoch(Dataset):
             raise ValueError(f"epoch_size must lie in [1, {len(lab)}] (the lab's length), got {epoch_size}: "
                              "make the lab epochs * epoch_size items long")
         self.lab, self.epoch_size, self.epoch = lab, epoch_size, 0
+        self._images = lab.training_view()  # the one place that says how training reads an item
 
     @property
     def epochs(self) -> int:
@@ -1130,8 +1131,7 @@ class FreshEachEpoch(Dataset):
         index = integral_index(index)
         if not 0 <= index < self.epoch_size:
             raise IndexError(f"index {index} out of range for an epoch of {self.epoch_size} items")
-        rgb, label = self.lab.render_image(self.epoch * self.epoch_size + index)
-        return torch.from_numpy(rgb), label
+        return self._images[self.epoch * self.epoch_size + index]
 
 
 @functools.lru_cache(maxsize=8)

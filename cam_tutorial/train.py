@@ -910,7 +910,8 @@ def _check_train_arguments(train_set: Dataset, config: TrainConfig, checkpoint_d
                          "(or None for no checkpoints)")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be a positive number of epochs or None, got {stop_after!r}")
-    epochs_held = getattr(train_set, "epochs", None)  # a set that serves new items each epoch
+    # A set that serves new items each epoch (see _set_epoch) says how many epochs it holds.
+    epochs_held = getattr(train_set, "epochs", None) if callable(getattr(train_set, "set_epoch", None)) else None
     if isinstance(epochs_held, int) and epochs_held < config.epochs:
         raise ValueError(f"{train_set!r} holds {epochs_held} epochs of items, fewer than the {config.epochs} "
                          "epochs to train: make its lab longer or train fewer epochs")
