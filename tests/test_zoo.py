@@ -528,6 +528,35 @@ def test_creatures_presets_start_from_a_shapes_trained_model_shared_by_the_twins
                      "vgg16_gap_left", "vgg16_fc_left_shapes", "vgg16_fc_left"]
 
 
+def test_under_a_creatures_preset_the_twins_read_new_images_every_epoch(tmp_path, monkeypatch):
+    creatures = TINY_CREATURES.replace(epochs=2)
+    for name in zoo.available_models():
+        wanted = zoo.recipe(name, creatures)
+        fresh = 2 if name in _RESNETS else 0  # the VGG16 pair keeps one fixed set
+        assert wanted.lab.fresh_epochs == fresh and ("fresh_epochs" in wanted.identity()["lab"]) == bool(fresh)
+        assert len(wanted.dataset("train")) == creatures.train_size * max(1, fresh)
+        assert wanted.start.lab.fresh_epochs == 0  # a start's key is unchanged
+        # shapes presets: a fixed set, and an identity (so a key) as before
+        assert zoo.recipe(name, TINY).lab.fresh_epochs == 0
+        assert "fresh_epochs" not in zoo.recipe(name, TINY).identity()["lab"]
+    images = zoo.training_images("resnet18b_gmp", creatures, progress=False)
+    assert isinstance(images, lab.FreshEachEpoch) and (len(images), images.epochs) == (creatures.train_size, 2)
+    assert isinstance(zoo.training_images("vgg16_gap_left", creatures, progress=False), torch.utils.data.TensorDataset)
+    # the zoo trains the twin on exactly these: epoch 1 reads items 40..79 of the training split
+    read = []
+    real_train = zoo.train
+
+    def recording_train(model, train_set, val_set, config, **kw):
+        read.append(train_set)
+        return real_train(model, train_set, val_set, config, **kw)
+
+    monkeypatch.setattr(zoo, "train", recording_train)
+    zoo.trained_model("resnet18b_gmp", creatures, "cpu", tmp_path, progress=False)
+    assert repr(read[-1]) == repr(images) and read[-1].epoch == 1  # read[0]: the start's fixed set
+    split = zoo.model_dataset("resnet18b_gmp", "train", creatures).training_view()
+    assert torch.equal(read[-1][3][0], split[creatures.train_size + 3][0])
+
+
 def test_a_started_model_trains_from_its_starts_trained_weights(tmp_path, caplog):
     gap = zoo.recipe("resnet18b_gap", TINY_CREATURES)
     # build() gives the start's trained weights (trained into the cache on first use) ...
