@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from .cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
 from .localize import (
@@ -284,13 +285,16 @@ def comparison_rows(reports: Mapping[str, LocalizationReport] | list[Localizatio
 
 def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
                   maps: Mapping[str, DatasetMaps] | None = None,
-                  reports: Mapping[str, LocalizationReport] | None = None) -> dict[str, dict[str, Any]]:
+                  reports: Mapping[str, LocalizationReport] | None = None,
+                  test_size: int | None = None) -> dict[str, dict[str, Any]]:
     """Every measure of the GAP/GMP twins (``resnet18b_gap``, ``resnet18b_gmp``) at ``preset``.
 
     One :meth:`LocalizationReport.row` per pooling (keys ``"GAP"`` and ``"GMP"``), plus
     ``"matched"``: the mean share of the object covered by its map's ``|object|`` highest pixels
     (:func:`~cam_tutorial.localize.object_size_coverage`). The twins come from the zoo (cached or
-    shipped) unless this run's ``maps`` (and ``reports`` of them) are given.
+    shipped) unless this run's ``maps`` (and ``reports`` of them) are given. ``test_size``: measure
+    them on the test split's first ``test_size`` images only (default: all of them), e.g. another
+    preset's twins on no more images than this run has.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -302,6 +306,11 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
         from .zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
 
         test_set = model_dataset("resnet18b_gap", "test", preset)
+        if test_size is not None:
+            if not 1 <= test_size <= len(test_set):
+                raise ValueError(f"test_size must lie in [1, {len(test_set)}] (the {preset.name} test split), "
+                                 f"got {test_size}")
+            test_set = Subset(test_set, range(test_size))
         maps = {pool: cams_for_dataset(trained_model(f"resnet18b_{pool.lower()}", preset, device=device,
                                                      progress=False),
                                        test_set, preset.eval_batch_size, device)

@@ -237,6 +237,26 @@ def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
         matched = float(np.nanmean(object_size_coverage(found.maps, found.masks)))
         assert rows[pool] == {**expected, "matched": matched}
     assert twin_measures(get_preset("ci"), maps=maps, reports=reports) == rows
+
+
+def test_twin_measures_on_the_first_test_images_only():
+    """``test_size`` measures the shipped twins on the first items of the test split: the same
+    rows as their maps of exactly those items."""
+    from cam_tutorial.cam import cams_for_dataset
+    from cam_tutorial.compare import twin_measures
+    from cam_tutorial.config import get_preset
+    from cam_tutorial.lab import SyntheticShapes
+    from cam_tutorial.zoo import model_dataset, trained_model
+
+    ci = get_preset("ci")
+    full = model_dataset("resnet18b_gap", "test", ci)
+    first = SyntheticShapes("test", length=40, image_size=full.image_size, objects=full.objects)
+    maps = {pool: cams_for_dataset(trained_model(f"resnet18b_{pool.lower()}", ci, "cpu", progress=False),
+                                   first, 20, "cpu", progress=False) for pool in ("GAP", "GMP")}
+    assert twin_measures(ci, "cpu", test_size=40) == twin_measures(ci, maps=maps)
+    for wrong in (0, ci.test_size + 1):
+        with pytest.raises(ValueError, match=rf"test_size must lie in \[1, {ci.test_size}\]"):
+            twin_measures(ci, "cpu", test_size=wrong)
 # --- calibration: tau chosen on held-out boxes, reported on test (Choe et al. 2020) ----------
 
 def _blob_maps(centres_and_halves, side=32):
