@@ -70,6 +70,7 @@ class Preset:
         probe_train_size: images the linear head of those experiments is fitted on, per task.
         probe_test_size: images they are scored on, per task.
         throughput_steps: timed training steps per setting in chapter 3's throughput table.
+        shortcut_run_images: training images of chapter 2's short run of each shortcut option.
         sanity_images: lab test images of chapter 8's cascading-randomisation check.
         curve_images: lab test images of chapter 8's deletion/insertion curves.
         curve_steps: points on each of those curves.
@@ -100,6 +101,7 @@ class Preset:
     probe_train_size: int = 500
     probe_test_size: int = 300
     throughput_steps: int = 4
+    shortcut_run_images: int = 2000
     sanity_images: int = 16
     curve_images: int = 48
     curve_steps: int = 32
@@ -115,7 +117,7 @@ class Preset:
             )
         for name in ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
                      "batch_size", "eval_batch_size", "probe_image_size", "probe_train_size", "probe_test_size",
-                     "throughput_steps", "sanity_images", "curve_images", "curve_steps", "finetune_epochs",
+                     "throughput_steps", "shortcut_run_images", "sanity_images", "curve_images", "curve_steps", "finetune_epochs",
                      "pretrain_epochs", "pretrain_image_size"):
             value, least = getattr(self, name), 0 if name in ("finetune_epochs", "pretrain_epochs",
                                                                 "pretrain_image_size") else 1
@@ -140,7 +142,7 @@ PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
                  probe_image_size=160, probe_train_size=120, probe_test_size=80,
-                 throughput_steps=2, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
+                 throughput_steps=2, shortcut_run_images=1000, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
     # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo.ModelRecipe.start.
     "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,

@@ -68,7 +68,7 @@ def test_preset_sizes_must_be_positive_integers():
     assert PRESETS["ci"].replace(name="ci_small-2").name == "ci_small-2"
 
 
-CHAPTER_FIELDS = ("throughput_steps", "sanity_images", "curve_images", "curve_steps", "download_weights",
+CHAPTER_FIELDS = ("throughput_steps", "shortcut_run_images", "sanity_images", "curve_images", "curve_steps", "download_weights",
                   "finetune_epochs")
 
 
@@ -76,8 +76,8 @@ def test_chapter_sizes_are_preset_fields_with_the_values_the_notebooks_used():
     from cam_tutorial.config import PRESETS
 
     values = {name: tuple(getattr(p, f) for f in CHAPTER_FIELDS) for name, p in PRESETS.items()}
-    assert values == {"ci": (2, 8, 12, 12, False, 0), "cpu": (4, 16, 48, 32, True, 0),
-                      "gpu": (20, 16, 48, 32, True, 3)}
+    assert values == {"ci": (2, 1000, 8, 12, 12, False, 0), "cpu": (4, 2000, 16, 48, 32, True, 0),
+                      "gpu": (20, 2000, 16, 48, 32, True, 3)}
 
 
 def test_chapter_sizes_stay_outside_the_zoo_cache_key():
@@ -85,7 +85,7 @@ def test_chapter_sizes_stay_outside_the_zoo_cache_key():
     from cam_tutorial.zoo import available_models, recipe
 
     ci = PRESETS["ci"]
-    changed = ci.replace(throughput_steps=3, sanity_images=9, curve_images=13, curve_steps=13,
+    changed = ci.replace(throughput_steps=3, shortcut_run_images=999, sanity_images=9, curve_images=13, curve_steps=13,
                          download_weights=True, finetune_epochs=1)
     assert all(getattr(changed, f) != getattr(ci, f) for f in CHAPTER_FIELDS)
     assert [recipe(n, changed).key for n in available_models()] == [recipe(n, ci).key for n in available_models()]
@@ -93,6 +93,7 @@ def test_chapter_sizes_stay_outside_the_zoo_cache_key():
 
 @pytest.mark.parametrize("field, value, message", [
     ("curve_steps", 0, "curve_steps must be a positive integer"),
+    ("shortcut_run_images", 0, "shortcut_run_images must be a positive integer"),
     ("finetune_epochs", -1, "finetune_epochs must be a non-negative integer"),
     ("download_weights", "yes", "download_weights must be True or False"),
 ])
