@@ -76,6 +76,18 @@ def test_train_reads_every_epochs_own_images():
         assert sorted(i for e, i in read[16 * epoch:16 * (epoch + 1)] if e == epoch) == list(range(16))
 
 
+def test_loader_workers_started_after_set_epoch_render_that_epoch():
+    """On a GPU train() renders in worker processes; a loader built after set_epoch (as train
+    builds one every epoch) hands its workers that epoch's items."""
+    lab = _lab(48)
+    fresh, view = lab.fresh_each_epoch(16), lab.training_view()
+    for epoch in (2, 0):
+        fresh.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(fresh, batch_size=8, num_workers=2)
+        images = torch.cat([batch for batch, _ in loader])
+        assert torch.equal(images, torch.stack([view[16 * epoch + i][0] for i in range(16)]))
+
+
 def test_train_refuses_more_epochs_than_the_lab_holds():
     model = ResNet18B(num_classes=10, width=2)
     config = TrainConfig(epochs=3, batch_size=8, device="cpu", progress=False, num_workers=0)
