@@ -407,9 +407,9 @@ class _ZooModel:
     #: chapter 1: VGG16-FC's head is sized for one image size, and the pair is trained alike).
     small_start: bool = False
     #: Whether, under a creatures preset, every epoch reads new lab images (``LabRecipe.fresh_epochs``).
-    #: The twins need it: on a fixed 6,000 images both reached 99.9% train accuracy and GMP
-    #: generalised worse (89.6% vs 95.2% test accuracy under ``cpu``, measured at stop 20), so
-    #: their gap was over-fitting. The VGG16 pair of chapter 1 asks where, not how well.
+    #: The twins need it: trained on one fixed set of 6,000 images under ``cpu``, both reached
+    #: 99.9% train accuracy and GMP generalised worse (89.6% vs 95.2% test accuracy), so their gap
+    #: was over-fitting. The VGG16 pair of chapter 1 asks where, not how well.
     fresh_images: bool = False
 
 

@@ -15,6 +15,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# Cached bytecode halves each Python process's imports (why: scripts/test.sh); re-executing
+# starts a kernel per notebook.
+unset PYTHONDONTWRITEBYTECODE
 bash scripts/setup.sh
 py="$root/.venv/bin/python"
 if [ -n "$execute" ]; then
