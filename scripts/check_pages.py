@@ -1,7 +1,7 @@
 """Open pages of the built book in headless Chromium and check that what a reader sees loads.
 
 Usage:
-    python scripts/check_pages.py [--build-dir _build/html] [--screenshots DIR] [PAGE ...]
+    python scripts/check_pages.py [--build-dir _build/html] [--screenshots DIR] [--jobs 3] [PAGE ...]
 
 PAGE is a path inside the build (default: book/intro.html and every notebooks/*.html page).
 The build is served on 127.0.0.1 (a random port) and each page is loaded in a fresh headless
@@ -32,6 +32,7 @@ is missing (install Debian's ``chromium`` package).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import http.server
 import json
@@ -82,17 +83,24 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# Seconds to wait for Chromium to answer one DevTools call.
+CALL_TIMEOUT = 60
+
+
 class _DevTools:
     """A minimal DevTools protocol client over one page's websocket."""
 
     def __init__(self, url: str) -> None:
         import websocket  # websocket-client, a dependency of Jupyter
 
-        self.ws = websocket.create_connection(url, timeout=60, suppress_origin=True)
+        self.ws = websocket.create_connection(url, timeout=CALL_TIMEOUT, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict] = []
 
     def call(self, method: str, **params: Any) -> dict:
+        # The reads of wait_for and drain shorten the socket's timeout; an answer may take longer
+        # (a script that awaits every image, on a busy machine).
+        self.ws.settimeout(CALL_TIMEOUT)
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
@@ -330,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-unmeasured", action="store_true",
                         help="pass PNG figures that carry no text measurements (made outside the execute script)")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a PNG of each page here")
+    parser.add_argument("--jobs", type=int, default=3, help="pages checked at once, each in its own browser (default 3)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
 
     chromium = find_chromium()
     if chromium is None:
@@ -356,22 +367,28 @@ def main(argv: list[str] | None = None) -> int:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def timed_check(page: str) -> tuple[list[str], list[str], float]:
+        start = time.perf_counter()
+        try:
+            problems, notes = check_page(chromium, base_url, page, args.screenshots,
+                                        require_figures=not args.allow_no_figures, build_dir=build,
+                                        min_text_px=args.min_text_px, allow_unmeasured=args.allow_unmeasured)
+        except Exception as error:  # a browser that will not start is a failure, with its reason
+            problems, notes = [f"{type(error).__name__}: {error}"], []
+        return problems, notes, time.perf_counter() - start
+
     failed = 0
     try:
-        for page in pages:
-            start = time.perf_counter()
-            try:
-                problems, notes = check_page(chromium, base_url, page, args.screenshots,
-                                            require_figures=not args.allow_no_figures, build_dir=build,
-                                            min_text_px=args.min_text_px,
-                                            allow_unmeasured=args.allow_unmeasured)
-            except Exception as error:  # a browser that will not start is a failure, with its reason
-                problems, notes = [f"{type(error).__name__}: {error}"], []
-            status = "ok" if not problems else "FAILED"
-            print(f"{status:6} {page} ({time.perf_counter() - start:.1f} s): " + "; ".join(notes))
-            for problem in problems:
-                print(f"         - {problem}")
-            failed += bool(problems)
+        # Each page in its own browser, a few at a time: a page spends most of its time waiting
+        # (for Chromium to start, for the page to go quiet), not computing. Reported in page order.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for page, (problems, notes, seconds) in zip(pages, pool.map(timed_check, pages)):
+                status = "ok" if not problems else "FAILED"
+                print(f"{status:6} {page} ({seconds:.1f} s): " + "; ".join(notes), flush=True)
+                for problem in problems:
+                    print(f"         - {problem}")
+                failed += bool(problems)
     finally:
         server.shutdown()
         server.server_close()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run every test of the project: set-up, package tests, nbval over every notebook (ci preset),
-# the notebook conventions check, and a book build with warnings as errors.
+# Run every test of the project: set-up, package tests and nbval over every notebook (ci preset)
+# in one pytest run, and beside it the notebook conventions check, a book build with warnings as
+# errors and the pages check in headless Chromium.
 # Usage: bash scripts/test.sh            (from anywhere; sets itself up first)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,20 +27,41 @@ stage() {  # stage NAME COMMAND...: run a stage, remember how long it took
   local name="$1"; shift
   local start=$(date +%s)
   echo "=== $name"
-  "$@"
+  local status=0
+  "$@" || status=$?
   stage_names+=("$name"); stage_secs+=($(( $(date +%s) - start )))
+  return "$status"
 }
 report() {
   echo "=== stage times"
-  for i in "${!stage_names[@]}"; do printf '%-28s %5d s\n' "${stage_names[$i]}" "${stage_secs[$i]}"; done
+  for i in "${!stage_names[@]}"; do printf '%-48s %5d s\n' "${stage_names[$i]}" "${stage_secs[$i]}"; done
 }
 trap report EXIT
 
 stage "set-up" bash scripts/setup.sh
-stage "notebook conventions" "$py" -m scripts.check_notebooks
-stage "package tests" "$py" -m pytest -q -p no:cacheprovider -n 2 tests
-stage "notebooks (nbval, ci preset)" "$py" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-  -n 2 --dist loadfile notebooks
-stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
-stage "pages in headless Chromium" "$py" scripts/check_pages.py
+
+# The book's stages read only the committed notebooks, so they run beside the tests, in the time
+# the test processes leave the cores idle (a notebook waiting for its kernel, the tail of the run).
+book_log="$(mktemp)"
+book_stages() {
+  stage "notebook conventions" "$py" -m scripts.check_notebooks
+  stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
+  stage "pages in headless Chromium" "$py" scripts/check_pages.py
+}
+( stage_names=(); stage_secs=(); trap report EXIT; book_stages ) >"$book_log" 2>&1 &
+book_pid=$!
+# One pytest run for the package tests and nbval over every notebook: scripts/pytest_order.py keeps
+# each notebook's cells in one process and starts the longest work first.
+tests_status=0
+stage "package tests and notebooks (nbval, ci preset)" "$py" -m pytest -q -p no:cacheprovider \
+  -p scripts.pytest_order --nbval-lax --nbval-current-env -n 2 notebooks tests || tests_status=$?
+book_status=0
+wait "$book_pid" || book_status=$?
+echo "=== beside the tests: notebook conventions, book build, pages"
+cat "$book_log"
+rm -f "$book_log"
+if [ "$tests_status" != 0 ] || [ "$book_status" != 0 ]; then
+  echo "FAILED: tests exit $tests_status, book stages exit $book_status"
+  exit 1
+fi
 echo "all tests passed"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from cam_tutorial.config import get_preset
 from cam_tutorial.train import (
@@ -29,6 +30,7 @@ from cam_tutorial.train import (
     measure_throughput,
     predict,
     TrainingDiverged,
+    inference_channels_last,
     resolve_precision,
     train,
 )
@@ -128,6 +130,38 @@ def test_resolve_precision():
     assert resolve_precision("off", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
     assert resolve_precision("fp16", cpu) is torch.float16
+
+
+def test_inference_channels_last():
+    assert inference_channels_last("auto", torch.device("cpu"))
+    assert inference_channels_last("auto", torch.device("cuda"))
+    assert not inference_channels_last("auto", torch.device("mps"))
+    assert not inference_channels_last(False, torch.device("cuda"))
+    assert inference_channels_last(True, torch.device("mps"))
+    with pytest.raises(ValueError, match="channels_last must be True, False or 'auto', got 'yes'"):
+        inference_channels_last("yes", torch.device("cpu"))
+
+
+def test_evaluate_and_predict_give_the_same_answers_in_either_layout():
+    from cam_tutorial.models import ResNet18B
+
+    torch.manual_seed(0)
+    model = ResNet18B(3, width=8).eval()
+    data = tiny_data(40, 3, side=32)
+    contiguous, nhwc, default = (evaluate(model, data, 16, channels_last=layout) for layout in (False, True, "auto"))
+    assert contiguous[1] == nhwc[1] and contiguous[0] == pytest.approx(nhwc[0], rel=1e-5)
+    assert default == nhwc  # "auto" is channels-last on the CPU, and repeatable
+    assert torch.equal(predict(model, data, 16, channels_last=False)[0], predict(model, data, 16)[0])
+    assert model.features.gate[0].weight.is_contiguous()  # the model's weights keep their layout
+    # a batch that is not of images passes through unchanged
+    flat = TensorDataset(torch.randn(6, 4), torch.zeros(6, dtype=torch.long))
+    assert 0.0 <= evaluate(nn.Linear(4, 2), flat, 3, channels_last=True)[1] <= 1.0
+
+
+def test_training_on_the_cpu_keeps_the_contiguous_layout_by_default():
+    model = tiny_model()
+    history = train(model, tiny_data(32, 0), None, CONFIG.replace(epochs=1))
+    assert not history.channels_last and model[0].weight.is_contiguous()
 
 
 def test_epoch_log_names_validation_only_when_there_is_a_validation_set(caplog):
