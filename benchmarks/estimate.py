@@ -105,12 +105,18 @@ def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, r
 
 @functools.lru_cache(maxsize=32)
 def forward_gflops(network: str, preset: Preset) -> float:
-    """GFLOPs of one forward pass of one image (``count_flops``)."""
+    """GFLOPs of one forward pass of one image (``count_flops``).
+
+    A zoo network is built and run on the meta device: shapes only, no weights initialised and no
+    arithmetic done, the same count (the full-width VGG16 in 0.1 s instead of 2.7 s on a CPU core).
+    """
     if network == "lite0":
-        model, size = efficientnet_lite0(), preset.probe_image_size
+        model, device, size = efficientnet_lite0(), "cpu", preset.probe_image_size
     else:
-        model, size = recipe(network, preset).network(), preset.image_size
-    return count_flops(model.eval(), torch.zeros(1, 3, size, size)) / 1e9
+        with torch.device("meta"):
+            model = recipe(network, preset).network()
+        device, size = "meta", preset.image_size
+    return count_flops(model.eval(), torch.zeros(1, 3, size, size, device=device)) / 1e9
 
 
 def _minutes(gflops: float, tflops: float) -> float:

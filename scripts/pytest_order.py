@@ -24,10 +24,8 @@ NOTEBOOKS_LONGEST_FIRST = ("03_", "01_", "02_", "07_", "06_", "08_", "05_", "04_
 SLOW_TESTS = (
     "tests/test_zoo.py::test_a_shipped_model_scores_its_stored_test_accuracy_on_the_current_test_split[cpu-",
     "tests/test_zoo.py::test_two_processes_train_once",
-    "tests/test_estimate.py",
     "tests/test_check_pages.py",
     "tests/test_train.py::test_killed_run_resumes_to_the_same_weights",
-    "tests/test_models.py::test_vgg16_fc_has_exactly_torchvision_vgg16_parameter_count",
     "tests/test_summary.py::test_part_table_shows_where_vgg16_keeps_its_parameters",
     "tests/test_figure_metrics.py::test_the_execute_scripts_kernel_stores_measurements_in_every_figure",
 )
@@ -55,6 +53,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)
 
 
+def scope_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its notebook for a notebook's cell, else itself."""
+    return _notebook(nodeid) or nodeid
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
@@ -62,7 +65,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         """A notebook's cells are one unit; every other test is a unit of its own."""
 
         def _split_scope(self, nodeid: str) -> str:
-            return _notebook(nodeid) or nodeid
+            return scope_of(nodeid)
 
     config.option.loadscopereorder = False  # keep the order set above
     return NotebookScheduling(config, log)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from cam_tutorial.config import get_preset
 
@@ -88,3 +89,14 @@ def test_the_smoke_preset_is_shaped_like_gpu_and_valid():
         assert config.PRESETS["gpu"] == smoke and zoo.IN_MEMORY_BYTES == 0
     finally:
         config.PRESETS["gpu"], zoo.IN_MEMORY_BYTES = gpu, 1 << 30
+
+
+def test_a_networks_flops_counted_on_the_meta_device_are_those_of_a_real_forward_pass():
+    from cam_tutorial.summary import count_flops
+    from cam_tutorial.zoo import recipe
+
+    preset = get_preset("ci")
+    for name in ("resnet18b_gap", "vgg16_fc_left"):
+        real = count_flops(recipe(name, preset).network().eval(),
+                           torch.zeros(1, 3, preset.image_size, preset.image_size))
+        assert est.forward_gflops(name, preset) == real / 1e9
