@@ -55,7 +55,7 @@ from .localize import (
     cam_area_fraction,
     center_gaussian_maps,
     localization_accuracy,
-    max_box_acc,
+    max_box_acc_both,
     object_size_coverage,
     pointing_game,
 )
@@ -171,7 +171,7 @@ def localization_report(
         name: the method's name in the table.
         threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
         predictions: the predicted classes for top-1 (default ``found.predictions``).
-        workers: threads for :func:`~cam_tutorial.localize.max_box_acc`.
+        workers: threads for :func:`~cam_tutorial.localize.max_box_acc_both`.
 
     Returns:
         A :class:`LocalizationReport`.
@@ -188,8 +188,7 @@ def localization_report(
     predicted = found.predictions if predictions is None else torch.as_tensor(predictions)
     boxes = boxes_from_cams(maps, threshold)
     loc = localization_accuracy(predicted, found.labels, boxes, gt_boxes)
-    v2 = max_box_acc(maps, gt_boxes, workers=workers)
-    original = max_box_acc(maps, gt_boxes, iou_thresholds=(0.5,), multi_contour=False, workers=workers)
+    v2, original = max_box_acc_both(maps, gt_boxes, workers=workers)  # one tracing for both
     if found.masks is not None:
         masks = found.masks.numpy()
         pointing, hits = pointing_game(maps, masks, kind="mask", return_hits=True)

@@ -22,6 +22,7 @@ from cam_tutorial.localize import (
     center_gaussian_maps,
     localization_accuracy,
     max_box_acc,
+    max_box_acc_both,
     max_box_acc_reference,
     pointing_game,
 )
@@ -564,6 +565,28 @@ def test_max_box_acc_fast_equals_reference_on_random_maps(multi_contour):
     np.testing.assert_array_equal(fast.best_cam_threshold, reference.best_cam_threshold)
     assert fast.mean == reference.mean
     assert 0 < fast.mean < 1 and len(np.unique(fast.best_iou)) > 100  # not a trivial case
+
+
+@pytest.mark.parametrize("protocol", ["clean", "wsolevaluation"])
+def test_both_measures_from_one_tracing_equal_two_separate_calls(protocol):
+    maps, boxes = smooth_maps(40, 48, seed=3)
+    rng = np.random.default_rng(4)
+    maps[0] = np.round(maps[0] * 4)              # plateaus
+    maps[1] += 0.3 * rng.random(maps[1].shape)   # many contours
+    maps[2] = 0.0                                # nothing above any cut
+    for workers, size in ((None, None), (2, 64)):
+        every, largest = max_box_acc_both(maps, boxes, workers=workers, size=size, protocol=protocol)
+        separate = (max_box_acc(maps, boxes, size=size, protocol=protocol),
+                    max_box_acc(maps, boxes, iou_thresholds=(0.5,), multi_contour=False, size=size,
+                                protocol=protocol))
+        for one, other in zip((every, largest), separate):
+            np.testing.assert_array_equal(one.best_iou, other.best_iou)
+            np.testing.assert_array_equal(one.box_acc, other.box_acc)
+            assert (one.mean, one.multi_contour, one.protocol) == (other.mean, other.multi_contour, other.protocol)
+        # the two differ on these maps: the largest contour is not every contour
+        assert not np.array_equal(every.best_iou, largest.best_iou)
+    with pytest.raises(ValueError, match="largest_iou_thresholds"):
+        max_box_acc_both(maps, boxes, largest_iou_thresholds=(1.5,))
 
 
 def test_max_box_acc_fast_equals_reference_on_a_fine_grid_with_threads():
