@@ -87,17 +87,22 @@ def test_missing_files_broken_images_and_figureless_pages_fail(tmp_path):
 
 def test_pages_checked_at_once_are_reported_in_order_with_their_own_problems(tmp_path):
     site = _site(tmp_path)
-    pages = ["book/broken.html", "book/good.html", "book/missing.html"]
-    outputs = {}
-    for jobs in ("1", "3"):
-        code, out = _run("--build-dir", str(site), "--jobs", jobs, *pages)
-        assert code == 1 and "1 of 3 pages passed" in out
-        # each page's line, then its problems: timings aside, the same report either way
-        outputs[jobs] = [line.split(" (")[0] if not line.startswith(" ") else line
-                         for line in out.splitlines()]
-    assert outputs["1"] == outputs["3"]
-    statuses = [line for line in outputs["3"] if not line.startswith(" ")][:3]
-    assert statuses == ["FAILED book/broken.html", "ok     book/good.html", "FAILED book/missing.html"]
+    code, out = _run("--build-dir", str(site), "--jobs", "3", "book/broken.html", "book/good.html",
+                     "book/missing.html")
+    assert code == 1 and "1 of 3 pages passed" in out
+    # each page's line, then its own problems under it, in the order the pages were given
+    report: dict[str, list[str]] = {}
+    for line in out.splitlines()[:-1]:
+        if line.startswith(" "):
+            report[page].append(line.strip())
+        else:
+            page = line.split(" (")[0]
+            report[page] = []
+    assert list(report) == ["FAILED book/broken.html", "ok     book/good.html", "FAILED book/missing.html"]
+    assert report["FAILED book/broken.html"] == ["- image did not load: /_images/bad.png"]
+    assert report["ok     book/good.html"] == []
+    assert "- 404 for /_images/gone.png" in report["FAILED book/missing.html"]
+    assert not any("bad.png" in problem for problem in report["FAILED book/missing.html"])
     with pytest.raises(SystemExit):
         check_pages.main(["--build-dir", str(site), "--jobs", "0", "book/good.html"])
 
