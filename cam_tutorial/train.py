@@ -332,7 +332,8 @@ def inference_channels_last(channels_last: bool | str, device: torch.device) -> 
     ``"auto"`` is on for CUDA and for the CPU. On the CPU a forward pass in channels-last gave the
     same test accuracy for all eight shipped models, the same loss on every repeat (to the last
     bit; within 1e-6 of the contiguous layout's), and ran faster: 1.4-1.5x for the ``cpu`` preset's
-    VGG16s, 1.2x for its ResNet18Bs (1,000 test images, one thread, on an AMD EPYC core).
+    VGG16s, 1.2-1.4x for its ResNet18Bs (one thread, on an AMD EPYC core;
+    ``benchmarks/inference_layout.py`` measures it).
     Training keeps ``"auto"`` off on the CPU (:class:`TrainConfig`): there, channels-last training
     of a small ResNet18B was not repeatable, and crashed, under torch 2.14 on the same machine.
 
