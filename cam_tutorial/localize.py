@@ -999,16 +999,10 @@ def max_box_acc_reference(
     return _result(best_iou, deltas, taus, multi_contour, protocol)
 
 
-def _best_ious_one_image(m: np.ndarray, gt: np.ndarray, taus: np.ndarray,
-                         multi_contour: bool, protocol: str = "clean") -> np.ndarray:
-    """Best IoU per tau for one map: the fast path of :func:`max_box_acc`."""
-    return _best_ious_by_mode(m, gt, taus, (multi_contour,), protocol)[0]
-
-
 def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: tuple[bool, ...],
                        protocol: str = "clean") -> list[np.ndarray]:
-    """Best IoU per tau for one map, for each ``multi_contour`` value of ``modes``: each cut is
-    traced once for all of them."""
+    """Best IoU per tau for one map, for each ``multi_contour`` value of ``modes`` (the fast path
+    of :func:`max_box_acc`): each cut is traced once for all of them."""
     gray = _normalise_to_uint8(m)
     wsol = protocol == "wsolevaluation"
     mode = cv2.RETR_TREE if wsol else cv2.RETR_EXTERNAL
