@@ -61,6 +61,7 @@ __all__ = [
     "centre_baseline_boxes",  # deprecated
     "centre_gaussian_maps",  # deprecated
     "DEFAULT_CAM_THRESHOLDS",
+    "FINE_CAM_THRESHOLDS",
     "RELEASED_CODE_LEVELS",
     "box_iou",
     "paired_box_iou",
@@ -87,9 +88,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The threshold grid of Choe et al.: 0.00, 0.01, ..., 0.99 (read-only).
+#: The threshold grid 0.00, 0.01, ..., 0.99 (read-only): that of Choe et al.'s ``evaluation.py``
+#: when run on its own (its ``--cam_curve_interval`` default and their README's example).
 DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.01)
 DEFAULT_CAM_THRESHOLDS.setflags(write=False)
+#: The finer grid 0.000, 0.001, ..., 0.999 (read-only): that of Choe et al.'s training runs
+#: (``main.py``'s ``--cam_curve_interval`` default), which their published tables come from. On
+#: an 8-bit map it tries every grey level as the cut, where the default grid tries 100 of them.
+FINE_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.001)
+FINE_CAM_THRESHOLDS.setflags(write=False)
 
 #: The protocols :func:`max_box_acc` knows: this module's definition ("clean", the default) and
 #: Choe et al.'s code's, reproduced exactly ("wsolevaluation").
@@ -1101,7 +1108,7 @@ def max_box_acc(
     These make their numbers 0.3 to 4.2 points lower on the same maps.
 
     ``protocol="wsolevaluation"`` reproduces their code exactly, to compare with published
-    numbers: candidates ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; IoU with ``+ 1`` on
+    numbers (pass ``cam_thresholds=FINE_CAM_THRESHOLDS``, their training runs' grid): candidates ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; IoU with ``+ 1`` on
     every side of both boxes (ground truth included, read as inclusive corners) and 0 for a
     union ``<= 0``; ``RETR_TREE`` contours (for the largest-contour MaxBoxAcc too, as there);
     the box ``(0, 0, 0, 0)`` (one pixel for them) where a threshold leaves nothing; and, when
@@ -1120,7 +1127,8 @@ def max_box_acc(
         cams: ``(N, H, W)`` maps or a list of 2-D maps, at the boxes' resolution.
         gt_boxes: ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)`` ground-truth boxes.
         iou_thresholds: the deltas, in (0, 1].
-        cam_thresholds: the taus, in [0, 1]; default 0.00, 0.01, ..., 0.99.
+        cam_thresholds: the taus, in [0, 1]; default 0.00, 0.01, ..., 0.99
+            (:data:`DEFAULT_CAM_THRESHOLDS`; :data:`FINE_CAM_THRESHOLDS` for published numbers).
         multi_contour: all contours (V2) or the largest only (MaxBoxAcc).
         workers: threads over images (OpenCV releases the GIL); ``None`` or 1 runs in the
             calling thread. See ``benchmarks/localization.py`` for what threads buy.

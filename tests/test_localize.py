@@ -11,6 +11,8 @@ import torch
 
 from cam_tutorial import localize
 from cam_tutorial.localize import (
+    DEFAULT_CAM_THRESHOLDS,
+    FINE_CAM_THRESHOLDS,
     box_from_cam,
     box_from_cam_released_code,
     box_iou,
@@ -888,10 +890,11 @@ def wsolevaluation_maps() -> tuple[list[np.ndarray], list[list[list[int]]]]:
     return maps, boxes
 
 
+@pytest.mark.parametrize("grid", ["every 0.05", "fine"])
 @pytest.mark.parametrize("multi_contour", [True, False])
-def test_max_box_acc_wsolevaluation_protocol_matches_their_algorithm(multi_contour):
+def test_max_box_acc_wsolevaluation_protocol_matches_their_algorithm(multi_contour, grid):
     maps, boxes = wsolevaluation_maps()
-    taus = np.arange(0, 1, 0.05)
+    taus = FINE_CAM_THRESHOLDS if grid == "fine" else np.arange(0, 1, 0.05)
     best, correct = wsolevaluation_restated(maps, boxes, taus, (30, 50, 70), multi_contour)
     for run in (max_box_acc, max_box_acc_reference):
         result = run(maps, boxes, (0.3, 0.5, 0.7), taus, multi_contour,
@@ -904,6 +907,18 @@ def test_max_box_acc_wsolevaluation_protocol_matches_their_algorithm(multi_conto
     # The clean default is a different number on these maps (one pixel wider boxes etc.).
     clean = max_box_acc(maps, boxes, (0.3, 0.5, 0.7), taus, multi_contour)
     assert not np.array_equal(clean.best_iou, best)
+
+
+def test_the_fine_grid_cuts_an_8_bit_map_at_every_grey_level_and_the_default_at_100():
+    assert len(FINE_CAM_THRESHOLDS) == 1000 and FINE_CAM_THRESHOLDS[-1] == pytest.approx(0.999)
+    assert not FINE_CAM_THRESHOLDS.flags.writeable and not DEFAULT_CAM_THRESHOLDS.flags.writeable
+    # a normalised map's maximum is 255: the cut of tau is int(tau * 255)
+    assert set((FINE_CAM_THRESHOLDS * 255).astype(int)) == set(range(255))
+    assert len(set((DEFAULT_CAM_THRESHOLDS * 255).astype(int))) == 100
+    # at whatever maximum an 8-bit map reaches, the default grid's cuts are among the fine grid's
+    # (so the fine grid never scores lower)
+    for top in range(1, 256):
+        assert set((DEFAULT_CAM_THRESHOLDS * top).astype(int)) <= set((FINE_CAM_THRESHOLDS * top).astype(int))
 
 
 def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
