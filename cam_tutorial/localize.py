@@ -26,8 +26,9 @@ What is here:
 * :func:`box_iou` and :func:`localization_accuracy` (top-1 and ground-truth-known localisation).
 * :func:`max_box_acc` (MaxBoxAcc and MaxBoxAccV2, Choe et al. CVPR 2020), fast, and
   :func:`max_box_acc_reference`, the straightforward loop that defines it; with
-  ``protocol="wsolevaluation"`` both reproduce Choe et al.'s code exactly, for numbers
-  comparable with published ones.
+  ``protocol="wsolevaluation"`` both reproduce Choe et al.'s code exactly; add
+  ``cam_thresholds=FINE_CAM_THRESHOLDS`` (their training runs' grid) for numbers comparable
+  with published ones.
 * :func:`pointing_game` (Zhang et al. 2016).
 * Baselines that look at no image: :func:`center_box`, :func:`center_baseline_boxes`,
   :func:`center_gaussian_maps`.
