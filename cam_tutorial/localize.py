@@ -1106,11 +1106,12 @@ def max_box_acc(
     add candidates); a threshold with nothing above it has no candidate (their code scores
     the one-pixel box at the origin instead, the same verdict unless the object is a box of a
     few pixels in that corner); and ``size`` resizes bilinearly (their inference bicubic).
-    These make their numbers 0.3 to 4.2 points lower on the same maps.
+    These make this module's numbers 0.3 to 4.2 points lower than theirs on the same maps.
 
     ``protocol="wsolevaluation"`` reproduces their code exactly, to compare with published
-    numbers (pass ``cam_thresholds=FINE_CAM_THRESHOLDS``, their training runs' grid): candidates ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; IoU with ``+ 1`` on
-    every side of both boxes (ground truth included, read as inclusive corners) and 0 for a
+    numbers (with ``cam_thresholds=FINE_CAM_THRESHOLDS``, their training runs' grid):
+    candidates ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; IoU with ``+ 1`` on every
+    side of both boxes (ground truth included, read as inclusive corners) and 0 for a
     union ``<= 0``; ``RETR_TREE`` contours (for the largest-contour MaxBoxAcc too, as there);
     the box ``(0, 0, 0, 0)`` (one pixel for them) where a threshold leaves nothing; and, when
     ``size`` is given, ``cv2.resize`` with ``INTER_CUBIC`` of the float map, as their
