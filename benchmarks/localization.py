@@ -2,7 +2,9 @@
 
 **Part 1, metric throughput (the default).** ``N`` random smooth maps (sums of one to four
 Gaussian bumps, ``--size`` px) with one or two random boxes each, scored with 100 thresholds
-(0.00 .. 0.99) by :func:`cam_tutorial.localize.max_box_acc` and by the straightforward loop
+(0.00 .. 0.99; ``--grid fine``: the 1000 of wsolevaluation's training runs, 0.000 .. 0.999) under
+``--protocol`` (``clean``, or ``wsolevaluation`` for their code's numbers) by
+:func:`cam_tutorial.localize.max_box_acc` and by the straightforward loop
 :func:`cam_tutorial.localize.max_box_acc_reference`, side by side in one run, for MaxBoxAccV2
 (all contours) and MaxBoxAcc (largest contour). Before any timing the two are checked to give
 the same numbers (every per-image, per-threshold IoU, bit for bit); the script stops with exit
@@ -34,6 +36,7 @@ How to run (from the repository root)::
 
     .venv/bin/python benchmarks/localization.py                   # 200 maps of 224 px
     .venv/bin/python benchmarks/localization.py --n 50 --repeats 5
+    .venv/bin/python benchmarks/localization.py --protocol wsolevaluation --grid fine --n 50
     .venv/bin/python benchmarks/localization.py --models --preset cpu
     .venv/bin/python benchmarks/localization.py --released --n 20
 """
@@ -52,6 +55,8 @@ import numpy as np
 from cam_tutorial import localize
 from cam_tutorial.localize import (
     DEFAULT_CAM_THRESHOLDS,
+    FINE_CAM_THRESHOLDS,
+    MAX_BOX_ACC_PROTOCOLS,
     MaxBoxAccResult,
     box_from_cam_released_code,
     max_box_acc,
@@ -90,26 +95,30 @@ class Timed:
     best_s: float = float("inf")
 
 
-def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int) -> float:
+#: ``--grid``: the threshold grids to time on.
+GRIDS = {"default": DEFAULT_CAM_THRESHOLDS, "fine": FINE_CAM_THRESHOLDS}
+
+
+def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int,
+                      taus: np.ndarray = DEFAULT_CAM_THRESHOLDS, protocol: str = "clean") -> float:
     """Time fast vs reference MaxBoxAcc(V2); return the worst fast/reference speed-up."""
     maps, boxes = random_smooth_maps(n, size, seed)
-    taus = DEFAULT_CAM_THRESHOLDS
-    print(f"metric throughput: {n} smooth maps of {size} px, {len(taus)} thresholds, "
-          f"best of {repeats} interleaved runs, {os.cpu_count()} CPUs visible")
+    print(f"metric throughput: {n} smooth maps of {size} px, {len(taus)} thresholds, protocol "
+          f"{protocol!r}, best of {repeats} interleaved runs, {os.cpu_count()} CPUs visible")
     worst = float("inf")
     for multi_contour, label in ((True, "MaxBoxAccV2 (all contours)"),
                                  (False, "MaxBoxAcc (largest contour)")):
         methods = [
             Timed("reference loop", lambda mc=multi_contour: max_box_acc_reference(
-                maps, boxes, cam_thresholds=taus, multi_contour=mc)),
+                maps, boxes, cam_thresholds=taus, multi_contour=mc, protocol=protocol)),
             Timed("max_box_acc", lambda mc=multi_contour: max_box_acc(
-                maps, boxes, cam_thresholds=taus, multi_contour=mc)),
+                maps, boxes, cam_thresholds=taus, multi_contour=mc, protocol=protocol)),
         ]
         if workers > 1:
             methods.append(Timed(f"max_box_acc, {workers} threads",
                                  lambda mc=multi_contour: max_box_acc(
                                      maps, boxes, cam_thresholds=taus, multi_contour=mc,
-                                     workers=workers)))
+                                     workers=workers, protocol=protocol)))
         results = [m.run() for m in methods]  # untimed: check first, and warm up
         for method, result in zip(methods[1:], results[1:]):
             if not (np.array_equal(result.best_iou, results[0].best_iou)
@@ -132,12 +141,15 @@ def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int) 
     return worst
 
 
-def both_at_once(n: int, size: int, repeats: int, seed: int) -> float:
+def both_at_once(n: int, size: int, repeats: int, seed: int,
+                 taus: np.ndarray = DEFAULT_CAM_THRESHOLDS, protocol: str = "clean") -> float:
     """Time max_box_acc_both against its two max_box_acc calls; return the speed-up."""
     maps, boxes = random_smooth_maps(n, size, seed)
+    same = dict(cam_thresholds=taus, protocol=protocol)
     two = Timed("two max_box_acc calls", lambda: (
-        max_box_acc(maps, boxes), max_box_acc(maps, boxes, iou_thresholds=(0.5,), multi_contour=False)))
-    one = Timed("max_box_acc_both", lambda: max_box_acc_both(maps, boxes))
+        max_box_acc(maps, boxes, **same),
+        max_box_acc(maps, boxes, iou_thresholds=(0.5,), multi_contour=False, **same)))
+    one = Timed("max_box_acc_both", lambda: max_box_acc_both(maps, boxes, **same))
     separate, together = two.run(), one.run()  # untimed: check first, and warm up
     if not all(np.array_equal(a.best_iou, b.best_iou) for a, b in zip(separate, together)):
         print("FAIL: max_box_acc_both and the two calls disagree")
@@ -263,6 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2,
                         help="also time max_box_acc with this many threads (2; 1 = skip)")
+    parser.add_argument("--protocol", choices=MAX_BOX_ACC_PROTOCOLS, default="clean",
+                        help="part 1's scoring protocol (clean; wsolevaluation: their code's numbers)")
+    parser.add_argument("--grid", choices=tuple(GRIDS), default="default",
+                        help="part 1's thresholds: default (0.00 .. 0.99) or fine (0.000 .. 0.999)")
     parser.add_argument("--check-target", action="store_true",
                         help="exit with status 1 if the speed-up is below 2x")
     parser.add_argument("--models", action="store_true",
@@ -282,8 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.released:
         released_code_speed(args.n, args.size, args.seed)
         return
-    speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, args.workers)
-    both_at_once(args.n, args.size, args.repeats, args.seed)
+    speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, args.workers,
+                                GRIDS[args.grid], args.protocol)
+    both_at_once(args.n, args.size, args.repeats, args.seed, GRIDS[args.grid], args.protocol)
     verdict = "met" if speedup >= 2 else "NOT met"
     print(f"\nspeed-up of max_box_acc over the loop: {speedup:.2f}x at worst "
           f"(target >= 2x: {verdict})")
