@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 
 from cam_tutorial.config import Preset, get_preset
-from cam_tutorial.efficientnet_lite import efficientnet_lite0
+from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
 from cam_tutorial.summary import count_flops
 from cam_tutorial.zoo import available_models, recipe
 

@@ -17,7 +17,7 @@ over the loop (target: at least 2x; ``--check-target`` makes a miss exit with st
 trained models (``resnet18b_gap``, ``resnet18b_gmp``; trained on first use, then cached) at the
 preset's sizes (``--preset`` or ``CAM_TUTORIAL_PRESET``): CAM from the GAP model, CAM from the GMP
 model, backprop saliency of the GAP model and the centre baseline (a Gaussian that looks at no
-image), each scored by :func:`cam_tutorial.compare.localization_report`: top-1 classification,
+image), each scored by :func:`cam_tutorial.methods.compare.localization_report`: top-1 classification,
 top-1 and ground-truth-known localisation (the paper's box rule at 20%), MaxBoxAcc, MaxBoxAccV2
 (and each delta), the pointing game, the share of the object covered and the kept area relative
 to the object. The same function builds notebook 07's table, so the two cannot disagree. Also
@@ -170,21 +170,21 @@ def both_at_once(n: int, size: int, repeats: int, seed: int,
 # Part 2: the model comparison table
 # ------------------------------------------------------------------------------------------
 
-#: The table's columns (keys of cam_tutorial.compare.ROW_HEADERS), in print order.
+#: The table's columns (keys of cam_tutorial.methods.compare.ROW_HEADERS), in print order.
 TABLE_COLUMNS = ("method", "top1_cls", "top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2",
                  "v2_03", "v2_05", "v2_07", "pointing", "object_covered", "area_ratio")
 
 
 def model_comparison(preset_name: str | None, limit: int | None, workers: int) -> list[dict[str, Any]]:
-    """Measure every method of :func:`cam_tutorial.compare.method_maps` on the lab's test split.
+    """Measure every method of :func:`cam_tutorial.methods.compare.method_maps` on the lab's test split.
 
     The models come from the zoo (trained on first use, then cached); the preset from
     ``--preset`` or ``CAM_TUTORIAL_PRESET``. Prints what it measures and how fast; returns the
-    rows (keys of :data:`cam_tutorial.compare.ROW_HEADERS`).
+    rows (keys of :data:`cam_tutorial.methods.compare.ROW_HEADERS`).
     """
     import torch
 
-    from cam_tutorial.compare import compare_methods, comparison_rows, method_maps
+    from cam_tutorial.methods.compare import compare_methods, comparison_rows, method_maps
     from cam_tutorial.config import default_device, get_preset
     from cam_tutorial.zoo import model_dataset, trained_model
 
@@ -212,7 +212,7 @@ def model_comparison(preset_name: str | None, limit: int | None, workers: int) -
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The rows as a fixed-width text table, percentages with one decimal."""
-    from cam_tutorial.compare import ROW_HEADERS
+    from cam_tutorial.methods.compare import ROW_HEADERS
 
     print()
     print("  ".join(f"{ROW_HEADERS[c]:>13}" if i else f"{ROW_HEADERS[c]:<32}"

@@ -52,7 +52,7 @@ from cam_tutorial.checks import (
     module_name,
     resolve_submodule,
 )
-from cam_tutorial.heads import (
+from cam_tutorial.anymodel.heads import (
     CAM_ADVICE,
     CAMNotApplicableError,
     autocast_off,
@@ -397,7 +397,7 @@ class CAMExtractor:
     linear layer after it (from the live model at each call), and returns ``M_c = sum_k w_k^c f_k``
     for the classes asked for, upsampled and normalised.
 
-    Finding the layers (when not given; :mod:`cam_tutorial.heads` does the finding and checking):
+    Finding the layers (when not given; :mod:`cam_tutorial.anymodel.heads` does the finding and checking):
 
     * the classifier: ``model.classifier`` if it is an ``nn.Linear`` (the book's models), else an
       ``nn.Linear`` of the model that can be a CAM head: one that does not sit in an

@@ -1,7 +1,7 @@
 """Input checks shared by every map method: one wording of each error, one place to fix it.
 
-CAM (:mod:`cam_tutorial.cam`), the gradient methods (:mod:`cam_tutorial.saliency`), the sanity
-checks (:mod:`cam_tutorial.sanity`) and the explorer (:mod:`cam_tutorial.widgets`) all take a model
+CAM (:mod:`cam_tutorial.cam`), the gradient methods (:mod:`cam_tutorial.methods.saliency`), the sanity
+checks (:mod:`cam_tutorial.methods.sanity`) and the explorer (:mod:`cam_tutorial.book.widgets`) all take a model
 in eval mode, a float image batch and class indices; the checks here say what is wrong and how to
 fix it, the same way everywhere.
 

@@ -84,7 +84,7 @@ __all__ = [
     "SyntheticShapes",
     "LabTrainingImages",
     "FreshEachEpoch",
-    "normalise_uint8",
+    "normalize_uint8",
     "denormalize",
     "normalization_table",
     "integral_index",
@@ -654,7 +654,7 @@ class SyntheticShapes(Dataset):
 
     def training_view(self) -> "LabTrainingImages":
         """This dataset as training reads it: uint8 ``(3, H, W)`` images and labels, normalised on
-        the device by :func:`normalise_uint8` (see :class:`LabTrainingImages`)."""
+        the device by :func:`normalize_uint8` (see :class:`LabTrainingImages`)."""
         return LabTrainingImages(self)
 
     def fresh_each_epoch(self, epoch_size: int) -> "FreshEachEpoch":
@@ -1041,14 +1041,14 @@ class LabTrainingImages(Dataset):
     The pixels are :meth:`SyntheticShapes.render`'s, as rendered (channels last), without the
     mask, box and float conversion that training never reads: a batch is a quarter of the float
     batch's bytes to collate and copy. :func:`~cam_tutorial.train.train` (and ``evaluate``)
-    normalise uint8 batches on the device with :func:`normalise_uint8`, which gives exactly the
+    normalise uint8 batches on the device with :func:`normalize_uint8`, which gives exactly the
     float32 values of the lab's ``__getitem__`` (in channels-last memory), so a model trains on
     the same numbers either way.
 
     Example:
         >>> lab = SyntheticShapes("val", length=4, image_size=32)
         >>> image, label = lab.training_view()[1]
-        >>> image.dtype, tuple(image.shape), bool((normalise_uint8(image[None])[0] == lab[1][0]).all())
+        >>> image.dtype, tuple(image.shape), bool((normalize_uint8(image[None])[0] == lab[1][0]).all())
         (torch.uint8, (32, 32, 3), True)
     """
 
@@ -1142,7 +1142,7 @@ def _device_table(device: str) -> tuple[torch.Tensor, torch.Tensor]:
     return table, torch.arange(3, device=device)
 
 
-def normalise_uint8(images: torch.Tensor) -> torch.Tensor:
+def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
     """uint8 images ``(B, H, W, 3)`` -> float32 ``(B, 3, H, W)`` normalised with :data:`MEAN` and
     :data:`STD`, on the images' device, through the same per-channel table as the lab's
     ``__getitem__`` (so the values are identical, bit for bit, not merely close). The result is
@@ -1150,12 +1150,12 @@ def normalise_uint8(images: torch.Tensor) -> torch.Tensor:
 
     Example:
         >>> x = torch.tensor([[[[0, 255, 128]]]], dtype=torch.uint8)
-        >>> y = normalise_uint8(x)
+        >>> y = normalize_uint8(x)
         >>> tuple(y.shape), [round(v, 3) for v in y.flatten().tolist()]
         ((1, 3, 1, 1), [-2.118, 2.429, 0.426])
     """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
-        raise ValueError(f"normalise_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "
+        raise ValueError(f"normalize_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "
                          f"{tuple(images.shape)}: pass a batch of LabTrainingImages items")
     table, channels = _device_table(str(images.device))
     return table[images.long() * 3 + channels].permute(0, 3, 1, 2)

@@ -55,12 +55,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 from scipy.ndimage import distance_transform_edt
-from cam_tutorial.deprecation import deprecated_alias
 
 __all__ = [
-    "centre_box",  # deprecated
-    "centre_baseline_boxes",  # deprecated
-    "centre_gaussian_maps",  # deprecated
     "DEFAULT_CAM_THRESHOLDS",
     "FINE_CAM_THRESHOLDS",
     "RELEASED_CODE_LEVELS",
@@ -1613,9 +1609,3 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
     counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= min_share).sum(1)
     return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1,
                         counted=counted, threshold=threshold, min_share=float(min_share))
-
-
-# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
-centre_box = deprecated_alias(center_box, "centre_box")
-centre_baseline_boxes = deprecated_alias(center_baseline_boxes, "centre_baseline_boxes")
-centre_gaussian_maps = deprecated_alias(center_gaussian_maps, "centre_gaussian_maps")

@@ -64,8 +64,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
-from .config import Preset, default_device
-from .lab import normalise_uint8
+from cam_tutorial.config import Preset, default_device
+from cam_tutorial.lab import normalize_uint8
 
 __all__ = [
     "FINGERPRINT_FIELDS",
@@ -365,7 +365,7 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     images = images.to(device, non_blocking=True)
     if images.dtype == torch.uint8:  # the lab's training view: normalised here, on the device
-        images = normalise_uint8(images)
+        images = normalize_uint8(images)
         return images.contiguous(memory_format=torch.channels_last if channels_last and images.dim() == 4
                                  else torch.contiguous_format)
     return images.contiguous(memory_format=torch.channels_last) if channels_last and images.dim() == 4 else images

@@ -7,7 +7,6 @@ package produces them; nothing here computes a result the book measures.
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Any, Mapping, Sequence
 
 import matplotlib
@@ -47,7 +46,7 @@ def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
         image = image.float()
         if image.ndim == 3 and image.shape[0] == 3:
             if image.min() < 0 or image.max() > 1:  # normalised as the models expect
-                from .lab import denormalize  # lazy: data is heavier than viz needs
+                from cam_tutorial.lab import denormalize  # lazy: data is heavier than viz needs
 
                 image = denormalize(image)
             image = image.permute(1, 2, 0)
@@ -99,12 +98,11 @@ def _label_title(label: object, class_names: Sequence[str] | None) -> str:
 
 
 def draw_box(ax: plt.Axes, box: Sequence[float], color: str = "lime", label: str | None = None,
-             linewidth: float = 1.5, *, colour: str | None = None) -> None:
+             linewidth: float = 1.5) -> None:
     """Draw a box ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) on ``ax``.
 
     The box is drawn above the axes' frame and not clipped to it, so that a box along the image's
     edge (one that covers the whole image, say) stays visible instead of hiding under the frame.
-    ``colour=`` is the deprecated spelling of ``color=`` (removed in 0.3).
 
     Example:
         >>> fig, ax = plt.subplots()
@@ -113,10 +111,6 @@ def draw_box(ax: plt.Axes, box: Sequence[float], color: str = "lime", label: str
         1
         >>> plt.close(fig)
     """
-    if colour is not None:
-        warnings.warn("draw_box(colour=...) is deprecated and will be removed in cam_tutorial 0.3: "
-                      "use color=", DeprecationWarning, stacklevel=2)
-        color = colour
     x0, y0, x1, y1 = (float(v) for v in box)
     if not np.isfinite([x0, y0, x1, y1]).all():
         return  # an unknown box (real data without boxes) draws nothing
@@ -656,7 +650,7 @@ def show_quantization_profile(float_map: np.ndarray, uint8_map: np.ndarray, span
 def plot_deletion_insertion(curves: Mapping[str, Any], title: str) -> plt.Figure:
     """Mean deletion and insertion curves of several map methods, side by side, each labelled
     with its mean area under the curve (results of
-    :func:`cam_tutorial.sanity.deletion_insertion_curves`).
+    :func:`cam_tutorial.methods.sanity.deletion_insertion_curves`).
 
     Example:
         >>> from types import SimpleNamespace

@@ -29,7 +29,7 @@ that says what differs, and the model is trained into the cache.
 
 A chapter may train a zoo model by hand (chapter 3 does, to show resuming): :func:`run_folder`
 is the entry's checkpoint folder, :func:`train_config` its settings, and :func:`store_run` makes
-the finished run the entry's model. On Colab, :func:`cam_tutorial.colab.use_drive_cache` puts
+the finished run the entry's model. On Colab, :func:`cam_tutorial.book.colab.use_drive_cache` puts
 the whole cache on Google Drive.
 
 Several processes may ask for the same model at once (the book's notebooks run in parallel in
@@ -69,11 +69,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from . import lab as lab_module
-from .config import PRESETS, Preset, default_device, get_preset
-from .lab import CLASS_NAMES, SyntheticShapes
-from .models import ResNet18B, vgg16_fc, vgg16_gap
-from .train import (
+from cam_tutorial import lab as lab_module
+from cam_tutorial.config import PRESETS, Preset, default_device, get_preset
+from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes
+from cam_tutorial.models import ResNet18B, vgg16_fc, vgg16_gap
+from cam_tutorial.train import (
     CHECKPOINT_NAME,
     CheckpointError,
     History,

@@ -16,7 +16,7 @@ Jupyter). A page passes when
 * no paragraph of its text is a Markdown table left as text (a table that a notebook printed as
   ``text/markdown`` shows as rows of pipes when the book renders output Markdown as CommonMark);
 * every figure of its text is legible at the width the page gives it: its smallest text, which
-  the notebook's kernel measured when it drew the figure (``cam_tutorial.figure_metrics``, stored
+  the notebook's kernel measured when it drew the figure (``scripts.figure_metrics``, stored
   in the PNG's text chunks by ``scripts/execute_notebooks.py``), times the image's CSS width over
   its natural width, is at least ``--min-text-px`` (9) CSS pixels, and no title, label or tick
   label of one panel covers another panel; a PNG without measurements fails (made outside the
@@ -199,7 +199,7 @@ LAYOUT_JS = """(() => {
 def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_text_px: float,
                     allow_unmeasured: bool) -> tuple[list[str], list[str]]:
     """Problems of the page's own figures as shown: text below ``min_text_px``, overlaps, no measurements."""
-    from cam_tutorial.figure_metrics import read_png_metrics
+    from scripts.figure_metrics import read_png_metrics
 
     problems: list[str] = []
     smallest: list[float] = []

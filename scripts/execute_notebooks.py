@@ -14,7 +14,7 @@ rewritten from them, so the time a reader is promised is the one measured, never
 The line ends with the notebook's own remark, ``cam_tutorial.time_note`` in its metadata.
 
 Every figure's PNG carries the size of its smallest text and any titles that cover another panel
-(``cam_tutorial.figure_metrics``, installed in the kernel before the first cell), which
+(``scripts.figure_metrics``, installed in the kernel before the first cell), which
 ``scripts/check_pages.py`` reads back to fail figures that the page shrinks below legibility.
 
 Widgets that their code hid before the run ended (tqdm's ``leave=False`` bars, once closed) are
@@ -38,7 +38,9 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run in the kernel before the first cell: every figure's PNG records its text sizes and overlaps.
-KERNEL_SETUP = ("__import__('cam_tutorial.figure_metrics', fromlist=['install_png_formatter'])"
+# The book's tooling lives in scripts/, outside the package: the kernel finds it from the repository root.
+KERNEL_SETUP = (f"__import__('sys').path.append({str(ROOT)!r}); "
+                "__import__('scripts.figure_metrics', fromlist=['install_png_formatter'])"
                 ".install_png_formatter()")
 PRESETS = ("ci", "cpu", "gpu")
 TIME_LINE = re.compile(r"^\*\*Time:\*\*.*$", re.M)

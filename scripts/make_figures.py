@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes  # noqa: E402
-from cam_tutorial.figure_metrics import measure_figure  # noqa: E402
+from scripts.figure_metrics import measure_figure  # noqa: E402
 from cam_tutorial.viz import show_gallery  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +43,9 @@ def lab_gallery(path: Path, image_size: int = 160, count: int = 16) -> None:
 
 
 def real_photo_cam(path: Path, photo: str = "coffee") -> None:
-    from cam_tutorial.efficientnet_lite import efficientnet_lite0
-    from cam_tutorial.photos import load_photos
-    from cam_tutorial.realcam import photo_cams, show_photo_cam_box
+    from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
+    from cam_tutorial.real.photos import load_photos
+    from cam_tutorial.real.realcam import photo_cams, show_photo_cam_box
 
     [result] = photo_cams(efficientnet_lite0(), load_photos([photo]), size=224, top_k=1)
     fig = show_photo_cam_box(result)

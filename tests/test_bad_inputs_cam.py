@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
-from cam_tutorial import datasets as data_module  # noqa: E402
+from cam_tutorial.real import datasets as data_module  # noqa: E402
 from cam_tutorial.cam import (  # noqa: E402
     CAMExtractor,
     CAMNotApplicableError,
@@ -30,13 +30,13 @@ from cam_tutorial.cam import (  # noqa: E402
     maps_for_dataset,
     normalize_maps,
 )
-from cam_tutorial.datasets import default_data_root  # noqa: E402
+from cam_tutorial.real.datasets import default_data_root  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes, denormalize  # noqa: E402
 from cam_tutorial.models import GlobalPool, ResNet18B, vgg16_fc, vgg16_gap  # noqa: E402
-from cam_tutorial.saliency import grad_cam, gradient_saliency  # noqa: E402
-from cam_tutorial.sanity import deletion_insertion_curves, spearman_per_map  # noqa: E402
+from cam_tutorial.methods.saliency import grad_cam, gradient_saliency  # noqa: E402
+from cam_tutorial.methods.sanity import deletion_insertion_curves, spearman_per_map  # noqa: E402
 from cam_tutorial.viz import overlay, show_gallery, show_map_rows  # noqa: E402
-from cam_tutorial.widgets import _uploaded_files, cam_explorer  # noqa: E402
+from cam_tutorial.book.widgets import _uploaded_files, cam_explorer  # noqa: E402
 
 SIZE = 32
 NAN, INF = float("nan"), float("inf")

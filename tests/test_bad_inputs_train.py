@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 from torch.utils.data import TensorDataset
 
-import cam_tutorial.pretrained as pretrained_module
+import cam_tutorial.real.pretrained as pretrained_module
 from cam_tutorial import zoo
 from cam_tutorial.config import ENV_VAR, PRESETS, env_flag, get_preset
 from cam_tutorial.train import (

@@ -13,7 +13,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-from cam_tutorial.figure_metrics import MIN_TEXT_KEY, OVERLAPS_KEY, SMALLEST_TEXT_KEY  # noqa: E402
+from scripts.figure_metrics import MIN_TEXT_KEY, OVERLAPS_KEY, SMALLEST_TEXT_KEY  # noqa: E402
 from scripts import check_pages  # noqa: E402
 
 pytestmark = pytest.mark.skipif(

@@ -26,7 +26,7 @@ def test_check_model_refuses_non_modules_and_training_mode():
 def test_every_map_method_words_training_mode_the_same_way():
     from cam_tutorial.cam import CAMExtractor
     from cam_tutorial.models import ResNet18B
-    from cam_tutorial.saliency import gradient_saliency
+    from cam_tutorial.methods.saliency import gradient_saliency
 
     model = ResNet18B(num_classes=3, width=2).train()
     images = torch.rand(1, 3, 32, 32)

@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from cam_tutorial import colab, zoo
+from cam_tutorial import zoo
+from cam_tutorial.book import colab
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.compare (scoring map methods) and the figures that show it (viz)."""
+"""Tests of cam_tutorial.methods.compare (scoring map methods) and the figures that show it (viz)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-import cam_tutorial.compare as compare_module  # noqa: E402
+import cam_tutorial.methods.compare as compare_module  # noqa: E402
 from cam_tutorial.cam import DatasetMaps, cams_for_dataset, normalize_maps  # noqa: E402
-from cam_tutorial.compare import (  # noqa: E402
+from cam_tutorial.methods.compare import (  # noqa: E402
     CAM_GAP,
     CAM_GMP,
     CENTER,
@@ -30,7 +30,7 @@ from cam_tutorial.compare import (  # noqa: E402
 )
 from cam_tutorial.localize import box_iou, localization_accuracy, max_box_acc  # noqa: E402
 from cam_tutorial.models import ResNet18B  # noqa: E402
-from cam_tutorial.saliency import gradient_saliency  # noqa: E402
+from cam_tutorial.methods.saliency import gradient_saliency  # noqa: E402
 from cam_tutorial.viz import plot_box_acc, show_map_rows  # noqa: E402
 
 SIZE = 32
@@ -225,7 +225,7 @@ def test_a_box_along_the_image_edge_is_drawn_above_the_frame():
 
 
 def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
-    from cam_tutorial.compare import twin_measures
+    from cam_tutorial.methods.compare import twin_measures
     from cam_tutorial.config import get_preset
     from cam_tutorial.localize import object_size_coverage
 
@@ -243,7 +243,7 @@ def test_twin_measures_on_the_first_test_images_only():
     """``test_size`` measures the shipped twins on the first items of the test split: the same
     rows as their maps of exactly those items."""
     from cam_tutorial.cam import cams_for_dataset
-    from cam_tutorial.compare import twin_measures
+    from cam_tutorial.methods.compare import twin_measures
     from cam_tutorial.config import get_preset
     from cam_tutorial.lab import SyntheticShapes
     from cam_tutorial.zoo import model_dataset, trained_model
@@ -269,7 +269,7 @@ def _blob_maps(centres_and_halves, side=32):
 
 
 def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
-    from cam_tutorial.compare import calibrated_box_acc
+    from cam_tutorial.methods.compare import calibrated_box_acc
     from cam_tutorial.localize import max_box_acc
 
     maps = _blob_maps([(16, 4), (16, 4)])
@@ -288,7 +288,7 @@ def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
 
 
 def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
-    from cam_tutorial.compare import calibrated_box_acc
+    from cam_tutorial.methods.compare import calibrated_box_acc
     from cam_tutorial.localize import max_box_acc
 
     maps = _blob_maps([(16, 4), (12, 3), (18, 5)])
@@ -300,7 +300,7 @@ def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
 
 
 def test_calibrated_box_acc_refuses_mismatched_thresholds():
-    from cam_tutorial.compare import calibrated_box_acc
+    from cam_tutorial.methods.compare import calibrated_box_acc
     from cam_tutorial.localize import max_box_acc
 
     maps = _blob_maps([(16, 4)])

@@ -1,4 +1,4 @@
-"""Tests for cam_tutorial.datasets: load_dataset and the real-data loaders on fake trees."""
+"""Tests for cam_tutorial.real.datasets: load_dataset and the real-data loaders on fake trees."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cam_tutorial.datasets import load_dataset
+from cam_tutorial.real.datasets import load_dataset
 from cam_tutorial.lab import SyntheticShapes, denormalize
 
 

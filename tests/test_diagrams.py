@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from cam_tutorial import diagrams  # noqa: E402
-from cam_tutorial.figure_metrics import measure_figure  # noqa: E402
+from cam_tutorial.book import diagrams  # noqa: E402
+from scripts.figure_metrics import measure_figure  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc, vgg16_gap  # noqa: E402
 
 

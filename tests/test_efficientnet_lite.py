@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.efficientnet_lite: the network against the upstream package, the
+"""Tests of cam_tutorial.real.efficientnet_lite: the network against the upstream package, the
 ImageNet weights on real photos, CAM on its head, TF-Lite preprocessing and the crop geometry."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
-import cam_tutorial.efficientnet_lite as lite
+import cam_tutorial.real.efficientnet_lite as lite
 from cam_tutorial.cam import CAMExtractor
-from cam_tutorial.efficientnet_lite import (Conv2dSame, CropGeometry, crop_photo, efficientnet_lite0,
+from cam_tutorial.real.efficientnet_lite import (Conv2dSame, CropGeometry, crop_photo, efficientnet_lite0,
                                             imagenet_categories, load_lite0_state_dict, lite0_weights_path,
                                             preprocess)
 
@@ -142,7 +142,7 @@ def test_boxes_map_into_the_crop_and_back():
 
 
 def test_pretrained_offers_it_as_a_trained_model_with_no_download(monkeypatch):
-    from cam_tutorial.pretrained import efficientnet_lite0_model
+    from cam_tutorial.real.pretrained import efficientnet_lite0_model
 
     monkeypatch.setenv("CAM_TUTORIAL_OFFLINE", "1")
     loaded = efficientnet_lite0_model()

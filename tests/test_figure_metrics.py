@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from cam_tutorial import figure_metrics as fm  # noqa: E402
+from scripts import figure_metrics as fm  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

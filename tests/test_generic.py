@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.generic: frozen features, the linear head, the probe's CAMs, TextScenes."""
+"""Tests of cam_tutorial.real.generic: frozen features, the linear head, the probe's CAMs, TextScenes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-import cam_tutorial.generic as generic
+import cam_tutorial.real.generic as generic
 from cam_tutorial.cam import CAMExtractor
 from cam_tutorial.lab import SyntheticShapes
-from cam_tutorial.generic import LinearProbe, Rendered, TextScenes, fit_linear_head, pooled_features
+from cam_tutorial.real.generic import LinearProbe, Rendered, TextScenes, fit_linear_head, pooled_features
 from cam_tutorial.models import ResNet18B
 
 

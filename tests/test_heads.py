@@ -1,10 +1,10 @@
-"""Head discovery and verification (cam_tutorial.heads), without hooks or an extractor."""
+"""Head discovery and verification (cam_tutorial.anymodel.heads), without hooks or an extractor."""
 
 import pytest
 import torch
 from torch import nn
 
-from cam_tutorial.heads import (
+from cam_tutorial.anymodel.heads import (
     CAMNotApplicableError,
     choose_feature_layer,
     default_feature_layer,
@@ -81,7 +81,7 @@ def test_an_extractor_given_an_example_is_settled_at_construction():
 def test_the_examples_in_heads_run():
     import doctest
 
-    import cam_tutorial.heads as module
+    import cam_tutorial.anymodel.heads as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

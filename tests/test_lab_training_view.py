@@ -11,7 +11,7 @@ import torch
 
 from cam_tutorial import zoo
 from cam_tutorial.config import get_preset
-from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, _composite, normalise_uint8
+from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, _composite, normalize_uint8
 from cam_tutorial.train import TrainConfig, train
 
 # sha256 of 60 items' (image, label, box, mask) bytes, computed with the renderer as it was before
@@ -59,17 +59,17 @@ def test_training_view_normalised_equals_getitem(size, options):
     batch = torch.stack([view[i][0] for i in range(0, 30, 7)])
     assert batch.dtype == torch.uint8 and batch.shape[1:] == (size, size, 3)
     expected = torch.stack([lab[i][0] for i in range(0, 30, 7)])
-    assert torch.equal(normalise_uint8(batch), expected)  # bit for bit, not allclose
+    assert torch.equal(normalize_uint8(batch), expected)  # bit for bit, not allclose
     assert [view[i][1] for i in range(30)] == lab.labels().tolist()
     rgb, label = lab.render_image(5)
     assert np.array_equal(rgb, lab.render(5)[0]) and label == lab.label(5)
 
 
-def test_normalise_uint8_refuses_float_or_planar_input():
+def test_normalize_uint8_refuses_float_or_planar_input():
     with pytest.raises(ValueError, match=r"uint8 images \(B, H, W, 3\)"):
-        normalise_uint8(torch.zeros(1, 3, 8, 8))
+        normalize_uint8(torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match="LabTrainingImages"):
-        normalise_uint8(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+        normalize_uint8(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
     with pytest.raises(TypeError, match="training_view"):
         LabTrainingImages([1, 2])  # type: ignore[arg-type]
 
@@ -80,7 +80,7 @@ def test_cache_keeps_float_items_for_small_sets_and_goes_uint8_for_large_ones():
     assert small.tensors[0].dtype == torch.float32 and torch.equal(small.tensors[0][3], lab[3][0])
     lean = zoo.cache_in_memory(lab, progress=False, max_bytes=0)
     assert lean.tensors[0].dtype == torch.uint8
-    assert torch.equal(normalise_uint8(lean.tensors[0]), small.tensors[0])
+    assert torch.equal(normalize_uint8(lean.tensors[0]), small.tensors[0])
     rendered = zoo.cache_in_memory(lab, progress=False, max_bytes=0, max_uint8_bytes=0)
     assert isinstance(rendered, LabTrainingImages)
 

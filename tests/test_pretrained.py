@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.pretrained: offline fallback, cached weights, photographs, the resnet18 ->
+"""Tests of cam_tutorial.real.pretrained: offline fallback, cached weights, photographs, the resnet18 ->
 ResNet18B weight mapping."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import torch
 import torchvision
 
-import cam_tutorial.pretrained as pretrained_module
-from cam_tutorial.pretrained import can_reach, imagenet_model, photographs, resnet18b_from_torchvision
+import cam_tutorial.real.pretrained as pretrained_module
+from cam_tutorial.real.pretrained import can_reach, imagenet_model, photographs, resnet18b_from_torchvision
 
 
 def test_doctests_pass(hub_dir):

@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.saliency: Grad-CAM == ReLU(CAM)/Z on GAP models, saliency == finite
+"""Tests of cam_tutorial.methods.saliency: Grad-CAM == ReLU(CAM)/Z on GAP models, saliency == finite
 differences, batching, no side effects on the model, errors."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import torch
 import torchvision
 from torch import nn
 
-import cam_tutorial.saliency as saliency_module
+import cam_tutorial.methods.saliency as saliency_module
 from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
 from cam_tutorial.models import ResNet18B, vgg16_fc
-from cam_tutorial.saliency import grad_cam, gradient_saliency
+from cam_tutorial.methods.saliency import grad_cam, gradient_saliency
 
 NUM_CLASSES = 5
 

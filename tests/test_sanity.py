@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.sanity: rank correlation against scipy, cascading randomisation, and
+"""Tests of cam_tutorial.methods.sanity: rank correlation against scipy, cascading randomisation, and
 deletion / insertion curves on models whose answers are known in closed form."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import scipy.stats
 import torch
 from torch import nn
 
-import cam_tutorial.sanity as sanity_module
+import cam_tutorial.methods.sanity as sanity_module
 from cam_tutorial.cam import CAMExtractor
 from cam_tutorial.models import ResNet18B
-from cam_tutorial.sanity import (
+from cam_tutorial.methods.sanity import (
     cascading_randomization,
     deletion_insertion_curves,
     gaussian_blur,

@@ -54,15 +54,6 @@ def test_show_jpeg_closes_the_figure(capsys):
     assert not plt.fignum_exists(fig.number)
 
 
-def test_draw_box_colour_is_a_deprecated_spelling_of_color():
-    fig, ax = plt.subplots()
-    with pytest.warns(DeprecationWarning, match="use color="):
-        draw_box(ax, (1, 1, 5, 5), colour="red")
-    draw_box(ax, (1, 1, 5, 5), color="red")
-    assert [p.get_edgecolor() for p in ax.patches][0] == ax.patches[1].get_edgecolor()
-    plt.close(fig)
-
-
 def test_the_examples_in_viz_run():
     import doctest
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from cam_tutorial.figure_metrics import measure_figure  # noqa: E402
+from scripts.figure_metrics import measure_figure  # noqa: E402
 from cam_tutorial.viz import MAX_FIGURE_WIDTH, MIN_PANEL_SIZE, show_gallery, show_map_rows  # noqa: E402
 
 

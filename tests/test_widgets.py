@@ -1,4 +1,4 @@
-"""Tests of cam_tutorial.widgets: the explorer's callbacks, driven from code (no browser)."""
+"""Tests of cam_tutorial.book.widgets: the explorer's callbacks, driven from code (no browser)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import cam_tutorial.widgets as widgets_module  # noqa: E402
+import cam_tutorial.book.widgets as widgets_module  # noqa: E402
 from cam_tutorial.cam import CAMExtractor  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes  # noqa: E402
 from cam_tutorial.localize import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
-from cam_tutorial.widgets import cam_explorer, load_image_bytes  # noqa: E402
+from cam_tutorial.book.widgets import cam_explorer, load_image_bytes  # noqa: E402
 
 SIZE = 32
 

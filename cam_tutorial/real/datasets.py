@@ -5,7 +5,7 @@ Every dataset here yields ``(image, label, box, mask)`` items like the lab's
 on either. The real ones download on request (Colab); nothing here is needed offline.
 
 Example:
-    >>> from cam_tutorial.datasets import load_dataset
+    >>> from cam_tutorial.real.datasets import load_dataset
     >>> image, label, box, mask = load_dataset("lab", "val", image_size=32, length=2)[0]
     >>> tuple(image.shape)
     (3, 32, 32)
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .lab import MIN_IMAGE_SIZE, SPLITS, SyntheticShapes, integral_index, normalization_table
+from cam_tutorial.lab import MIN_IMAGE_SIZE, SPLITS, SyntheticShapes, integral_index, normalization_table
 
 __all__ = ["photo_to_tensor", "RealDataset", "load_dataset", "default_data_root"]
 

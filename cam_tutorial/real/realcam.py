@@ -8,12 +8,12 @@ The pipeline of one photo, all from one forward pass:
     -> the paper's box (20% of the maximum, largest component), scored against the annotated boxes.
 
 Every map, box and score here is in the coordinates of the *crop* the network saw: the annotated
-boxes are mapped into the crop with :meth:`~cam_tutorial.efficientnet_lite.CropGeometry.box_to_crop`
+boxes are mapped into the crop with :meth:`~cam_tutorial.real.efficientnet_lite.CropGeometry.box_to_crop`
 (the part of an object outside the crop is cut off, as it is for the network).
 
 Example:
-    >>> from cam_tutorial.efficientnet_lite import efficientnet_lite0
-    >>> from cam_tutorial.photos import load_photos
+    >>> from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
+    >>> from cam_tutorial.real.photos import load_photos
     >>> [coffee] = photo_cams(efficientnet_lite0(), load_photos(["coffee"]))
     >>> coffee.top_class, round(coffee.probability(), 2), tuple(coffee.raw_maps.shape)
     (967, 0.95, (5, 7, 7))
@@ -32,11 +32,10 @@ import torch
 from torch import nn
 
 from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
-from cam_tutorial.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
+from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
 from cam_tutorial.localize import MaxBoxAccResult, box_from_cam, box_iou, max_box_acc
-from cam_tutorial.photos import Photo
+from cam_tutorial.real.photos import Photo
 from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
-from cam_tutorial.deprecation import deprecated_constants
 
 __all__ = [
     "PhotoCAMs",
@@ -65,7 +64,7 @@ class PhotoCAMs:
     """One photo through the network: its crop, scores, top-k maps and boxes (crop coordinates).
 
     Attributes:
-        photo: the :class:`~cam_tutorial.photos.Photo`.
+        photo: the :class:`~cam_tutorial.real.photos.Photo`.
         crop: ``(S, S, 3)`` uint8, what the network saw (before normalisation).
         geometry: how the crop sits in the photo.
         logits: ``(1000,)`` the model's scores ``S``.
@@ -153,8 +152,8 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
 
     Args:
         model: a CAM classifier in eval mode taking TF-Lite-normalised input, e.g.
-            :func:`~cam_tutorial.efficientnet_lite.efficientnet_lite0`.
-        photos: :class:`~cam_tutorial.photos.Photo` objects (see :func:`~cam_tutorial.photos.load_photos`).
+            :func:`~cam_tutorial.real.efficientnet_lite.efficientnet_lite0`.
+        photos: :class:`~cam_tutorial.real.photos.Photo` objects (see :func:`~cam_tutorial.real.photos.load_photos`).
         size: the network's input side: 224 (7x7 maps) or 448 (14x14), say.
         top_k: how many classes' maps to keep per photo.
 
@@ -164,7 +163,7 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
     if isinstance(photos, Photo):
         raise TypeError("photos must be a sequence of Photo objects; wrap one photo in a list: [photo]")
     if not photos:
-        raise ValueError("photos is empty; load some with cam_tutorial.photos.load_photos()")
+        raise ValueError("photos is empty; load some with cam_tutorial.real.photos.load_photos()")
     device = next(model.parameters()).device
     prepared = [crop_photo(p.image, size) for p in photos]
     batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(device)
@@ -349,7 +348,3 @@ def show_photo_cam_box(result: PhotoCAMs, categories: Sequence[str] | None = Non
     for ax in axes:
         _clean(ax)
     return fig
-
-
-# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
-__getattr__ = deprecated_constants(__name__, {"TRUE_BOX_COLOUR": "TRUE_BOX_COLOR", "CAM_BOX_COLOUR": "CAM_BOX_COLOR"}, globals())

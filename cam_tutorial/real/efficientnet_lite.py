@@ -39,10 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.models import GlobalPool
-from cam_tutorial.deprecation import deprecated_alias
 
 __all__ = [
-    "normalise_crop",  # deprecated
     "EfficientNetLite0",
     "CropGeometry",
     "LITE0_STAGES",
@@ -335,7 +333,3 @@ def preprocess(photo: Any, size: int = 224) -> tuple[torch.Tensor, CropGeometry]
 def normalize_crop(crop: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 ``(x - 127) / 128`` (exact: no rounding)."""
     return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().sub_(127.0).div_(128.0)
-
-
-# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
-normalise_crop = deprecated_alias(normalize_crop, "normalise_crop")

@@ -46,8 +46,8 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from .cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
-from .localize import (
+from cam_tutorial.cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
+from cam_tutorial.localize import (
     AreaFraction,
     LocalizationAccuracy,
     MaxBoxAccResult,
@@ -59,12 +59,10 @@ from .localize import (
     object_size_coverage,
     pointing_game,
 )
-from .config import Preset
-from .deprecation import deprecated_alias, deprecated_constants
-from .saliency import gradient_saliency
+from cam_tutorial.config import Preset
+from cam_tutorial.methods.saliency import gradient_saliency
 
 __all__ = [
-    "centre_baseline",  # deprecated
     "CAM_GAP",
     "CAM_GMP",
     "SALIENCY",
@@ -211,7 +209,7 @@ def saliency_for_dataset(
     classes: str = "label",
     progress: bool = True,
 ) -> DatasetMaps:
-    """Backprop saliency (:func:`~cam_tutorial.saliency.gradient_saliency`), min-max normalised
+    """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`), min-max normalised
     per image, and the logits, for every item of ``dataset`` (see
     :func:`~cam_tutorial.cam.maps_for_dataset`)."""
     if device is None:
@@ -302,7 +300,7 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
         (['GAP', 'GMP'], True)
     """
     if maps is None:
-        from .zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
+        from cam_tutorial.zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
 
         test_set = model_dataset("resnet18b_gap", "test", preset)
         if test_size is not None:
@@ -389,8 +387,3 @@ def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> Cali
     return CalibratedBoxAcc(iou_thresholds=test.iou_thresholds.copy(), chosen_threshold=taus[chosen].copy(),
                             calibrated=calibrated, test_best_threshold=test.best_cam_threshold.copy(),
                             test_max=test.max_box_acc.copy())
-
-
-# Deprecated British spellings of release 0.1, kept until 0.3 (see cam_tutorial.deprecation).
-centre_baseline = deprecated_alias(center_baseline, "centre_baseline")
-__getattr__ = deprecated_constants(__name__, {"CENTRE": "CENTER"}, globals())

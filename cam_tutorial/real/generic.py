@@ -4,7 +4,7 @@ The paper's claim: the features of a GAP network trained on ImageNet are good *g
 features, and a linear classifier trained on them for a new task (no fine-tuning) gives class
 activation maps that localize that task's objects, although the network never saw a box. The
 recipe, which this module implements for any network laid out as ``features -> pool ->
-classifier`` (the book's models and :mod:`cam_tutorial.efficientnet_lite`):
+classifier`` (the book's models and :mod:`cam_tutorial.real.efficientnet_lite`):
 
 1. freeze the network and compute the pooled features ``F = pool(features(x))``, shape ``(N, K)``,
    once for the new task's images (:func:`pooled_features`);
@@ -288,7 +288,7 @@ class TextScenes(Dataset):
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
-        from .lab import SyntheticShapes  # the lab's backgrounds, shapes included
+        from cam_tutorial.lab import SyntheticShapes  # the lab's backgrounds, shapes included
 
         lab = SyntheticShapes(self.split, length=index + 1, image_size=size, seed=self.seed + 7919)
         return lab.render(index)[0].copy()

@@ -53,7 +53,7 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32."""
     from PIL import Image, UnidentifiedImageError
 
-    from cam_tutorial.datasets import photo_to_tensor
+    from cam_tutorial.real.datasets import photo_to_tensor
 
     try:
         picture = Image.open(io.BytesIO(bytes(data)))

@@ -1,0 +1,1 @@
+"""CAM for any network: finding a CAM head (global pooling into one Linear) by hooks."""

@@ -1,0 +1,1 @@
+"""Other saliency maps and their checks: gradients, Grad-CAM, sanity checks, comparisons."""

@@ -1,0 +1,1 @@
+"""Real photographs and ImageNet networks, offline and on Colab."""
