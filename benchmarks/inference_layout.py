@@ -3,7 +3,7 @@
 For each shipped model of a preset: the test split's accuracy and loss in both layouts (they must
 give the same accuracy), the loss of repeated channels-last runs (they must agree to the last
 bit), and the time of each, best of ``--repeats``. This is what ``evaluate``'s
-``channels_last="auto"`` rests on (see :func:`cam_tutorial.train.inference_channels_last`).
+``channels_last="auto"`` rests on (see :func:`cam_tutorial.evaluation.inference_channels_last`).
 
 Run: ``python benchmarks/inference_layout.py [--preset cpu] [--images 1000] [--threads 1]``
 """
@@ -20,7 +20,7 @@ from torch.utils.data import Subset
 
 from cam_tutorial import zoo
 from cam_tutorial.config import get_preset
-from cam_tutorial.train import evaluate
+from cam_tutorial.evaluation import evaluate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,8 @@ import torch
 
 from cam_tutorial.config import default_device
 from cam_tutorial.models import ResNet18B
-from cam_tutorial.train import TrainConfig, measure_throughput, resolve_precision
+from cam_tutorial.evaluation import resolve_precision
+from cam_tutorial.train import TrainConfig, measure_throughput
 
 
 def _cpu_bf16_units() -> list[str]:

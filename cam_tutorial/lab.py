@@ -1041,7 +1041,7 @@ class LabTrainingImages(Dataset):
     The pixels are :meth:`SyntheticShapes.render`'s, as rendered (channels last), without the
     mask, box and float conversion that training never reads: a batch is a quarter of the float
     batch's bytes to collate and copy. :func:`~cam_tutorial.train.train` (and ``evaluate``)
-    normalise uint8 batches on the device with :func:`normalize_uint8`, which gives exactly the
+    normalise uint8 batches on the device with the dataset's :func:`normalize_uint8`, exactly the
     float32 values of the lab's ``__getitem__`` (in channels-last memory), so a model trains on
     the same numbers either way.
 
@@ -1067,6 +1067,10 @@ class LabTrainingImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         rgb, label = self.lab.render_image(index)
         return torch.from_numpy(rgb), label
+
+    def normalize_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch of these images as the model's input (training asks the dataset)."""
+        return normalize_uint8(images)
 
 
 class FreshEachEpoch(Dataset):
@@ -1103,6 +1107,7 @@ class FreshEachEpoch(Dataset):
                              "make the lab epochs * epoch_size items long")
         self.lab, self.epoch_size, self.epoch = lab, epoch_size, 0
         self._images = lab.training_view()  # the one place that says how training reads an item
+        self.normalize_uint8 = self._images.normalize_uint8
 
     @property
     def epochs(self) -> int:

@@ -345,7 +345,7 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
     """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``.
 
     Args:
-        matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.train.confusion_matrix`).
+        matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.evaluation.confusion_matrix`).
         class_names: ``C`` names for the axes.
         normalize: colour by the fraction of each true class (rows sum to 1); cells show counts.
         title: the figure's title (default states the overall accuracy).

@@ -73,21 +73,18 @@ from cam_tutorial import lab as lab_module
 from cam_tutorial.config import PRESETS, Preset, default_device, get_preset
 from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes
 from cam_tutorial.models import ResNet18B, vgg16_fc, vgg16_gap
-from cam_tutorial.train import (
+from cam_tutorial.checkpoints import (
     CHECKPOINT_NAME,
     CheckpointError,
-    History,
-    TrainConfig,
     atomic_save,
-    model_device,
-    stale_temporaries,
     check_format,
     check_writable_folder,
-    evaluate,
     identity_differences,
+    remove_stale_temporaries,
     safe_load,
-    train,
 )
+from cam_tutorial.evaluation import evaluate, model_device
+from cam_tutorial.train import History, TrainConfig, train
 
 __all__ = [
     "ModelRecipe",
@@ -778,7 +775,9 @@ def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | No
                                            disable=not progress):
         images[done:done + len(batch_labels)], labels[done:done + len(batch_labels)] = batch_images, batch_labels
         done += len(batch_labels)
-    return TensorDataset(images, labels)
+    cached = TensorDataset(images, labels)
+    cached.normalize_uint8 = view.normalize_uint8  # type: ignore[attr-defined]  # how training reads them
+    return cached
 
 
 def _render_workers(config: TrainConfig) -> int:
@@ -807,10 +806,7 @@ def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module
                                  eval_batch_size=eval_batch_size)
     # Before training, not after: a read-only cache would otherwise cost the whole run.
     check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
-    for stale in stale_temporaries(final_path):  # we hold the entry's lock: nobody else writes here
-        logger.info("removing %s, left by a process killed while saving", stale)
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+    remove_stale_temporaries(final_path)  # we hold the entry's lock: nobody else writes here
     if wanted.start is not None:  # its trained weights, not random ones, are where training starts
         model.load_state_dict(wanted.build(entry.parent.parent, device, progress).state_dict())
         logger.info("%s starts from %s's trained weights", wanted.name, wanted.start.name)

@@ -22,15 +22,9 @@ from torch.utils.data import TensorDataset
 import cam_tutorial.real.pretrained as pretrained_module
 from cam_tutorial import zoo
 from cam_tutorial.config import ENV_VAR, PRESETS, env_flag, get_preset
-from cam_tutorial.train import (
-    CHECKPOINT_NAME,
-    CheckpointError,
-    TrainConfig,
-    TrainingDiverged,
-    load_checkpoint,
-    resolve_precision,
-    train,
-)
+from cam_tutorial.checkpoints import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from cam_tutorial.evaluation import resolve_precision
+from cam_tutorial.train import TrainConfig, TrainingDiverged, train
 
 TINY = get_preset("ci").replace(image_size=32, width=2, vgg_width=2, train_size=40, val_size=20,
                                 test_size=20, epochs=1, batch_size=20)
@@ -216,12 +210,12 @@ def test_train_checkpoint_that_does_not_exist():
 
 
 def test_train_disk_full_while_saving(tmp_path, monkeypatch):
-    import cam_tutorial.train as train_module
+    import cam_tutorial.checkpoints as checkpoints
 
     def full(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(train_module.torch, "save", full)
+    monkeypatch.setattr(checkpoints.torch, "save", full)
     message = _expect(lambda: train(_model(), _data(), None, CONFIG, tmp_path), OSError, "disk full",
                       "free space there or choose another folder")
     assert str(tmp_path) in message

@@ -17,23 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from cam_tutorial.checkpoints import CHECKPOINT_NAME, CheckpointError, identity_differences, load_checkpoint
 from cam_tutorial.config import get_preset
-from cam_tutorial.train import (
-    CHECKPOINT_NAME,
-    CheckpointError,
-    History,
-    TrainConfig,
-    confusion_matrix,
-    evaluate,
-    identity_differences,
-    load_checkpoint,
-    measure_throughput,
-    predict,
-    TrainingDiverged,
-    inference_channels_last,
-    resolve_precision,
-    train,
-)
+from cam_tutorial.evaluation import confusion_matrix, evaluate, inference_channels_last, predict, resolve_precision
+from cam_tutorial.train import History, TrainConfig, TrainingDiverged, measure_throughput, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,6 +158,21 @@ def test_epoch_log_names_validation_only_when_there_is_a_validation_set(caplog):
     epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1")]
     assert len(epochs) == 2
     assert "| val loss " in epochs[0] and "val" not in epochs[1] and "nan" not in epochs[1]
+
+
+def test_uint8_images_are_normalised_by_their_dataset_or_refused():
+    # Training imports no dataset's statistics: the dataset that yields uint8 images says how.
+    images, labels = torch.randint(0, 256, (16, 4, 4, 3), dtype=torch.uint8), torch.arange(16) % 2
+    plain = TensorDataset(images, labels)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+    with pytest.raises(ValueError, match="TensorDataset yields uint8 images but has no normalize_uint8"):
+        train(model, plain, None, CONFIG.replace(epochs=1))
+    with pytest.raises(ValueError, match="give it one"):
+        evaluate(model, plain)
+    scaled = TensorDataset(images, labels)
+    scaled.normalize_uint8 = lambda batch: batch.permute(0, 3, 1, 2).float() / 255  # its own statistics
+    as_float = TensorDataset(images.permute(0, 3, 1, 2).float() / 255, labels)
+    assert evaluate(model, scaled, 8) == evaluate(model, as_float, 8)
 
 
 def test_measure_throughput_is_positive_and_logs_no_epochs(caplog):
@@ -472,6 +474,7 @@ def test_checkpoints_get_the_umask_mode(tmp_path, umask, mode):
 
 
 def test_an_unwritable_checkpoint_dir_fails_before_the_first_epoch(tmp_path, monkeypatch):
+    import cam_tutorial.checkpoints as checkpoints
     import cam_tutorial.train as train_module
 
     def no_training(*args, **kwargs):
@@ -488,7 +491,7 @@ def test_an_unwritable_checkpoint_dir_fails_before_the_first_epoch(tmp_path, mon
     def read_only(*args, **kwargs):  # the tests run as root, who may write anywhere: pretend
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(train_module.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", read_only)
     with pytest.raises(CheckpointError, match=r"cannot write to .*permission denied.*make it writable or choose "
                                               r"another checkpoint_dir"):
         train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path / "ro")
@@ -508,7 +511,7 @@ def test_temporaries_of_a_save_killed_midway_are_removed(tmp_path):
                                      RuntimeError("[enforce fail at inline_container.cc:783] . unexpected pos "
                                                   "1728 vs 1616")], ids=["ENOSPC", "torch-unexpected-pos"])
 def test_a_full_disk_says_so_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, failure):
-    import cam_tutorial.train as train_module
+    import cam_tutorial.checkpoints as checkpoints
 
     train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path, stop_after=1)
     kept = (tmp_path / CHECKPOINT_NAME).read_bytes()
@@ -517,7 +520,7 @@ def test_a_full_disk_says_so_and_keeps_the_last_checkpoint(tmp_path, monkeypatch
         f.write(b"partial")
         raise failure
 
-    monkeypatch.setattr(train_module.torch, "save", full_disk)
+    monkeypatch.setattr(checkpoints.torch, "save", full_disk)
     with pytest.raises(OSError, match=rf"disk full: cannot write last.pt to {tmp_path}.*free space there") as info:
         train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path)
     assert info.value.errno == 28

@@ -20,7 +20,9 @@ import torch
 from cam_tutorial import lab, zoo
 from cam_tutorial.config import Preset, get_preset
 from cam_tutorial.models import VGG, ResNet18B
-from cam_tutorial.train import FINGERPRINT_FIELDS, CheckpointError, evaluate, load_checkpoint, train
+from cam_tutorial.checkpoints import CheckpointError, load_checkpoint
+from cam_tutorial.evaluation import evaluate
+from cam_tutorial.train import FINGERPRINT_FIELDS, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = get_preset("ci").replace(image_size=32, width=2, vgg_width=2, train_size=40, val_size=20,
