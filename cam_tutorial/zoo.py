@@ -36,8 +36,11 @@ Several processes may ask for the same model at once (the book's notebooks run i
 CI): a file lock lets one of them train while the others wait, then read its result. Files are
 written atomically, so no process ever reads half a file. The lock lives in the machine's
 temporary folder, not next to the weights, because network drives (e.g. Google Drive's) may not
-support file locks; that folder is open to every user of the machine (mode ``1777``, like
-``/tmp``) and the weights get the umask's mode, so that several users can share one cache.
+support file locks: in a folder of this user's own (``cam_tutorial-locks-<uid>``, mode ``0700``,
+checked without following links), since a folder open to every user lets any of them plant links
+there. The weights get the umask's mode, so several users can share one cache; each takes its
+own locks, so two users who ask for the same missing model at once may both train it (to the
+same weights: files are replaced atomically, never half written).
 
 A cached ``final.pt`` is used only when it is the entry's model (its stored name and cache key
 are checked; it also stores the recipe's identity, so that a mismatch can say what differs), and
@@ -61,7 +64,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from filelock import FileLock
@@ -680,45 +683,66 @@ def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
                      test_acc=stored["test_acc"], region=stored["region"], source=source, path=str(path))
 
 
-#: Mode of the shared lock folder: writable by everyone, sticky (like ``/tmp``), so that every
-#: user of a machine can lock, and none can delete another's lock files.
-LOCK_FOLDER_MODE = 0o1777
-#: Mode of the lock files, so that another user can take a lock a first user created.
-LOCK_FILE_MODE = 0o666
-
-
 def _user_id() -> int:
     return os.geteuid() if hasattr(os, "geteuid") else 0  # POSIX; Windows has per-user temp folders
 
 
-def _lock_folder() -> Path:
-    """The machine-wide lock folder, made usable by every user; a per-user one when the shared
-    folder exists but this user cannot write to it (made by an older version, mode 0755)."""
-    folder = Path(tempfile.gettempdir()) / "cam_tutorial-locks"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=False)
-        os.chmod(folder, LOCK_FOLDER_MODE)  # mkdir's mode is cut by the umask; chmod's is not
-    except FileExistsError:
-        with contextlib.suppress(PermissionError):  # only its owner may chmod it
-            if folder.stat().st_uid == _user_id() and stat.S_IMODE(folder.stat().st_mode) != LOCK_FOLDER_MODE:
-                os.chmod(folder, LOCK_FOLDER_MODE)
-    if os.access(folder, os.W_OK | os.X_OK):
-        return folder
-    personal = folder.with_name(f"cam_tutorial-locks-{_user_id()}")
-    logger.info("%s belongs to another user and is not writable here; locking in %s instead", folder, personal)
-    personal.mkdir(mode=0o700, exist_ok=True)
-    return personal
+def lock_folder() -> Path:
+    """This user's lock folder in the machine's temporary folder: made with mode ``0700`` and
+    checked without following links (a link or another user's folder planted at its name is
+    refused, never followed: ``chmod`` through a link would change the link's target).
+
+    Raises:
+        CheckpointError: when something else stands at its path; the message names it and the fix.
+
+    Example:
+        >>> lock_folder().name.startswith("cam_tutorial-locks-")
+        True
+    """
+    folder = Path(tempfile.gettempdir()) / f"cam_tutorial-locks-{_user_id()}"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)  # mkdir never follows a link standing at `folder`
+    found = os.lstat(folder)
+    if not hasattr(os, "geteuid"):  # Windows: the temporary folder is the user's own
+        problem = "" if stat.S_ISDIR(found.st_mode) else "not a folder"
+    elif stat.S_ISLNK(found.st_mode) or not stat.S_ISDIR(found.st_mode):
+        problem = "a link" if stat.S_ISLNK(found.st_mode) else "not a folder"
+    elif found.st_uid != _user_id():
+        problem = f"owned by user {found.st_uid}, not by this user ({_user_id()})"
+    else:
+        problem = f"open to other users (mode {stat.S_IMODE(found.st_mode):04o})" if found.st_mode & 0o077 else ""
+    if problem:
+        raise CheckpointError(f"cannot keep the zoo's locks in {folder}: it is {problem}, where a folder only this "
+                              f"user can open (mode 0700) belongs: remove it if it is yours (rm -r '{folder}'), "
+                              "or set the TMPDIR environment variable to a folder of your own")
+    return folder
 
 
-def _lock_path(final_path: Path) -> Path:
-    # Locks stay on the local disk (see the module docstring); one per cache entry.
+def lock_path(final_path: Path) -> Path:
+    """The lock file of the cache entry whose model is ``final_path`` (locks stay on the local
+    disk: see the module docstring)."""
     digest = hashlib.sha256(str(final_path.resolve()).encode()).hexdigest()[:16]
-    return _lock_folder() / f"{final_path.stem}-{digest}.lock"
+    return lock_folder() / f"{final_path.stem}-{digest}.lock"
 
 
-def _entry_lock(final_path: Path) -> FileLock:
-    """The lock that lets one process train a cache entry while the others wait."""
-    return FileLock(str(_lock_path(final_path)), mode=LOCK_FILE_MODE)
+@contextlib.contextmanager
+def _entry_lock(final_path: Path, wanted: str = "the model") -> Iterator[None]:
+    """Hold the lock that lets one process train a cache entry while the others wait."""
+    path = lock_path(final_path)
+    lock = FileLock(str(path), mode=0o600)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except TimeoutError:
+            logger.info("another process is training %s; waiting for it", wanted)
+            lock.acquire()
+    except OSError as exc:  # a link (ELOOP: lock files are opened without following links), a folder...
+        raise CheckpointError(f"cannot lock {path} ({exc.strerror or exc}): remove it (rm -r '{path}'; "
+                              "a lock file is made anew)") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | None = None,
@@ -954,19 +978,11 @@ def _stored_model(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, e
         stored = _read_final(final_path, wanted)
         _remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
         return stored, "cache", final_path
-    lock = _entry_lock(final_path)
-    try:
-        lock.acquire(timeout=0)
-    except TimeoutError:
-        logger.info("another process is training %s; waiting for it", wanted.name)
-        lock.acquire()
-    try:
+    with _entry_lock(final_path, wanted.name):
         if final_path.exists():  # trained by the process we waited for
             return _read_final(final_path, wanted), "cache", final_path
         _explain_stale_shipped(wanted)
         return _train_and_store(wanted, eval_batch_size, model, entry, final_path, device, progress), "trained", final_path
-    finally:
-        lock.release()
 
 
 def model_info(name: str, preset: Preset | None = None, cache_dir: str | os.PathLike | None = None,

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -292,7 +293,7 @@ def test_two_processes_train_once(tmp_path):
         print(info.source, digest.hexdigest())
     '''))
     key = zoo.recipe("vgg16_gap_left", TINY).key
-    lock = zoo.FileLock(str(zoo._lock_path(tmp_path / "cache" / "models" / key / "final.pt")))
+    lock = zoo.FileLock(str(zoo.lock_path(tmp_path / "cache" / "models" / key / "final.pt")))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     logs = [tmp_path / f"err{i}.txt" for i in range(2)]
     with lock:
@@ -433,30 +434,69 @@ def test_a_file_of_another_model_in_an_entry_is_refused(gmp_cache, tmp_path):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
 
 
-def test_the_lock_folder_and_files_are_usable_by_every_user(tmp_path, monkeypatch):
+def test_the_lock_folder_is_this_users_own_and_the_lock_files_are_in_it(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path))
     previous = os.umask(0o022)
     try:
-        lock = zoo._entry_lock(tmp_path / "cache" / "final.pt")
-        with lock:
-            pass
+        with zoo._entry_lock(tmp_path / "cache" / "final.pt"):
+            path = zoo.lock_path(tmp_path / "cache" / "final.pt")
+            assert path.exists()
     finally:
         os.umask(previous)
-    folder = tmp_path / "cam_tutorial-locks"
-    assert folder.stat().st_mode & 0o7777 == 0o1777  # like /tmp: everyone writes, nobody deletes others'
-    assert Path(lock.lock_file).parent == folder
-    assert Path(lock.lock_file).stat().st_mode & 0o777 == 0o666
+    folder = tmp_path / f"cam_tutorial-locks-{os.geteuid()}"
+    assert path.parent == folder and folder.stat().st_mode & 0o7777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_lock_folder_this_user_cannot_write_gives_a_personal_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path))
-    shared = tmp_path / "cam_tutorial-locks"
-    shared.mkdir(mode=0o755)
-    real_access = os.access
-    # Root may write anywhere: pretend to be another user, for whom the 0755 folder is closed.
-    monkeypatch.setattr(zoo.os, "access", lambda path, mode: False if Path(path) == shared else real_access(path, mode))
-    path = zoo._lock_path(tmp_path / "cache" / "final.pt")
-    assert path.parent == tmp_path / f"cam_tutorial-locks-{os.geteuid()}"
+def _planted_lock_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    return tmp_path / "tmp" / f"cam_tutorial-locks-{os.geteuid()}"
+
+
+@pytest.mark.parametrize("plant, problem", [
+    ("link to a folder", "it is a link"), ("link to a file", "it is a link"), ("plain file", "it is not a folder"),
+    ("another user's folder", "owned by user 12345"), ("a folder open to all", "open to other users (mode 0777)")])
+def test_a_planted_lock_folder_changes_no_permissions_and_is_refused(tmp_path, monkeypatch, plant, problem):
+    """Issue 28 item 1: nothing at the lock folder's path is followed or chmod-ed."""
+    folder = _planted_lock_folder(tmp_path, monkeypatch)
+    victim = tmp_path / ("victim_folder" if plant == "link to a folder" else "victim_file")
+    if plant == "link to a folder":
+        victim.mkdir(mode=0o700)
+        folder.symlink_to(victim)
+    elif plant == "link to a file":
+        victim.write_text("a user's file, e.g. ~/.bashrc")
+        victim.chmod(0o600)
+        folder.symlink_to(victim)
+    elif plant == "plain file":
+        folder.write_text("x")
+        folder.chmod(0o600)
+    else:
+        folder.mkdir()
+        folder.chmod(0o777)
+        if plant == "another user's folder":
+            folder.chmod(0o700)
+            os.chown(folder, 12345, 12345)  # the tests run as root: play another user
+    watched = [path for path in (victim, folder) if os.path.lexists(path)]
+    modes = [os.lstat(path).st_mode for path in watched]
+    with pytest.raises(CheckpointError, match=re.escape(problem)) as info:
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path / "cache", progress=False)
+    message = str(info.value)
+    assert str(folder) in message and "TMPDIR" in message and "rm -r" in message
+    assert [os.lstat(path).st_mode for path in watched] == modes  # nothing chmod-ed, through a link or not
+    assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").rglob("*.pt"))
+
+
+def test_a_planted_link_as_a_lock_file_is_refused_not_followed(tmp_path, monkeypatch):
+    folder = _planted_lock_folder(tmp_path, monkeypatch)
+    final_path = tmp_path / "cache" / "models" / zoo.recipe("resnet18b_gap", TINY).key / "final.pt"
+    victim = tmp_path / "victim_file"
+    victim.write_text("keep me")
+    victim.chmod(0o600)
+    zoo.lock_path(final_path).symlink_to(victim)
+    with pytest.raises(CheckpointError, match=rf"cannot lock {folder}/.*\.lock .*: remove it \(rm -r"):
+        zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path / "cache", progress=False)
+    assert victim.read_text() == "keep me" and victim.stat().st_mode & 0o777 == 0o600
 
 
 def test_an_unwritable_cache_fails_before_training(tmp_path, monkeypatch):
