@@ -37,7 +37,7 @@ from cam_tutorial.config import get_preset
 from cam_tutorial.lab import SyntheticShapes
 from cam_tutorial.models import ResNet18B
 from cam_tutorial.train import TrainConfig, train
-from cam_tutorial.zoo import DATA_SEED
+from cam_tutorial.zoo_recipes import DATA_SEED
 
 gpu = get_preset("gpu")
 workers = min(8, os.cpu_count() or 1)

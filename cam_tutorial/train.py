@@ -135,7 +135,7 @@ class TrainConfig:
             waits for the GPU).
         progress: show tqdm progress bars.
         identity: what else makes this run the run it is, as a JSON-able dict (the zoo passes its
-            :class:`~cam_tutorial.zoo.ModelRecipe`'s ``identity()``: architecture, data and lab
+            :class:`~cam_tutorial.zoo_recipes.ModelRecipe`'s ``identity()``: architecture, data and lab
             version); it enters the resume fingerprint, so that a checkpoint written under any other
             identity is refused with the differing entries named. ``None``: the model, data and
             settings alone identify the run. Stored as its JSON round trip (tuples become lists);

@@ -52,8 +52,8 @@ INJECTED = f"""\
 # smoke_gpu_shape.py: the gpu preset's code paths at a few dozen images (not a real gpu run)
 from cam_tutorial import config as _config
 _config.PRESETS["gpu"] = _config.PRESETS["gpu"].replace(**{SMOKE!r})
-from cam_tutorial import zoo as _zoo
-_zoo.IN_MEMORY_BYTES = 0  # train on the uint8 view, as the real gpu sizes (3.6 GB as float32) do
+from cam_tutorial import zoo_recipes as _zoo_recipes
+_zoo_recipes.IN_MEMORY_BYTES = 0  # train on the uint8 view, as the real gpu sizes (3.6 GB as float32) do
 """
 
 #: The name the rewritten asserts call (a dunder name: never mangled inside a class body).

@@ -24,7 +24,7 @@ from cam_tutorial import zoo
 from cam_tutorial.config import ENV_VAR, PRESETS, env_flag, get_preset
 from cam_tutorial.checkpoints import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cam_tutorial.evaluation import resolve_precision
-from cam_tutorial.train import TrainConfig, TrainingDiverged, train
+from cam_tutorial.train import History, TrainConfig, TrainingDiverged, train
 
 TINY = get_preset("ci").replace(image_size=32, width=2, vgg_width=2, train_size=40, val_size=20,
                                 test_size=20, epochs=1, batch_size=20)
@@ -257,6 +257,15 @@ ZOO_FILE_CASES = {
     "python objects besides tensors": (lambda: dict(_zoo_stored(), history=argparse.Namespace()),
                                        "holds Python objects other than tensors", "could run code"),
     "a bare state_dict": (lambda: _zoo_stored()["model"], "is not a cam_tutorial zoo model", "it will be retrained"),
+    # Issue 28 item 4: damaged files that loaded as healthy models.
+    "weights changed after writing": (lambda: dict(_zoo_stored(), weights_sha256="0" * 64),
+                                      "are damaged (their digest is not the one stored", "it will be retrained"),
+    "all-NaN weights": (lambda: dict(_zoo_stored(), model={k: torch.full_like(v, float("nan")) if v.is_floating_point()
+                                                          else v for k, v in _zoo_stored()["model"].items()}),
+                        "hold NaN or infinite values", "it will be retrained"),
+    "a string test_acc": (lambda: dict(_zoo_stored(), test_acc="0.9"), "holds test_acc='0.9', not a finite number",
+                          "it will be retrained"),
+    "a NaN test_loss": (lambda: dict(_zoo_stored(), test_loss=float("nan")), "holds test_loss=nan", "it will be retrained"),
 }
 
 
@@ -281,7 +290,33 @@ ZOO_CALL_CASES = {
     "cache_dir that is a file": (lambda tmp: (tmp / "f").write_text("x") and zoo.trained_model(
         "resnet18b_gap", TINY, "cpu", tmp / "f", progress=False), CheckpointError, "is a file",
         "choose another cache_dir"),
+    # Issue 28 item 12: a model on the meta device has no weights.
+    "meta device": (lambda tmp: zoo.trained_model("resnet18b_gap", "ci", "meta", tmp), ValueError,
+                    "device='meta' holds shapes, not weights", "pass 'cpu' or 'cuda'"),
+    "a preset that is neither a Preset nor a name": (lambda tmp: zoo.recipe("resnet18b_gap", 3), TypeError,
+                                                     "preset must be a Preset, a preset's name or None, got int",
+                                                     "e.g. preset='ci'"),
+    # Issue 28 item 14: the advice for a wrapped model is to unwrap it, not to build another.
+    "store_run of a DataParallel model": (lambda tmp: zoo.store_run(
+        "resnet18b_gap", nn.DataParallel(zoo.build_model("resnet18b_gap", TINY)), _finished(), TINY, tmp), ValueError,
+        "not its DataParallel wrapper", "pass model.module"),
+    "store_run of a torch.compile'd model": (lambda tmp: zoo.store_run(
+        "resnet18b_gap", torch.compile(zoo.build_model("resnet18b_gap", TINY)), _finished(), TINY, tmp), ValueError,
+        "not its OptimizedModule wrapper", "pass model._orig_mod"),
 }
+
+
+def _finished() -> History:
+    return History(epoch=[1], val_acc=[0.5], epoch_seconds=[1.0], finished=True)
+
+
+def test_zoo_takes_a_preset_by_its_name(tmp_path):
+    """Issue 28 item 15: trained_model("resnet18b_gap", "ci") raised AttributeError."""
+    model, info = zoo.trained_model("resnet18b_gap", "ci", "cpu", tmp_path, progress=False, with_info=True)
+    assert info.source == "package" and info.preset == "ci" and not model.training
+    assert zoo.recipe("vgg16_fc_left", "cpu") == zoo.recipe("vgg16_fc_left", get_preset("cpu"))
+    assert zoo.train_config("vgg16_gap_left", "ci") == zoo.train_config("vgg16_gap_left", get_preset("ci"))
+    assert zoo.run_folder("resnet18b_gmp", "ci", tmp_path) == zoo.run_folder("resnet18b_gmp", get_preset("ci"), tmp_path)
 
 
 @pytest.mark.parametrize("case", ZOO_CALL_CASES, ids=list(ZOO_CALL_CASES))

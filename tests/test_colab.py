@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from cam_tutorial import zoo
+from cam_tutorial import zoo_cache
 from cam_tutorial.book import colab
 
 
@@ -23,29 +23,29 @@ def fake_colab(monkeypatch, tmp_path):
     google.colab = module  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "google", google)
     monkeypatch.setitem(sys.modules, "google.colab", module)
-    monkeypatch.delenv(zoo.CACHE_ENV, raising=False)
+    monkeypatch.delenv(zoo_cache.CACHE_ENV, raising=False)
     return types.SimpleNamespace(mounts=mounts, drive=drive, root=tmp_path / "drive")
 
 
 def test_outside_colab_nothing_happens(monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    monkeypatch.delenv(zoo.CACHE_ENV, raising=False)
+    monkeypatch.delenv(zoo_cache.CACHE_ENV, raising=False)
     assert not colab.in_colab() and colab.use_drive_cache() is None
-    assert zoo.CACHE_ENV not in __import__("os").environ
+    assert zoo_cache.CACHE_ENV not in __import__("os").environ
 
 
 def test_on_colab_drive_is_mounted_once_and_the_cache_points_at_it(fake_colab, monkeypatch):
     cache = colab.use_drive_cache(mount_point=str(fake_colab.root))
     assert cache == fake_colab.root / "MyDrive" / "cam_tutorial" and cache.is_dir()
-    assert zoo.default_cache_dir() == cache and fake_colab.mounts == [str(fake_colab.root)]
-    monkeypatch.delenv(zoo.CACHE_ENV)
+    assert zoo_cache.default_cache_dir() == cache and fake_colab.mounts == [str(fake_colab.root)]
+    monkeypatch.delenv(zoo_cache.CACHE_ENV)
     colab.use_drive_cache(mount_point=str(fake_colab.root))  # re-running the cell: already mounted
-    assert fake_colab.mounts == [str(fake_colab.root)] and zoo.default_cache_dir() == cache
+    assert fake_colab.mounts == [str(fake_colab.root)] and zoo_cache.default_cache_dir() == cache
 
 
 def test_declining_keeps_the_machine_cache(fake_colab):
     assert colab.use_drive_cache(False, mount_point=str(fake_colab.root)) is None
-    assert fake_colab.mounts == [] and zoo.default_cache_dir().name == "cam_tutorial"
+    assert fake_colab.mounts == [] and zoo_cache.default_cache_dir().name == "cam_tutorial"
 
 
 def test_a_refused_mount_warns_and_goes_on(fake_colab, caplog):
@@ -57,6 +57,6 @@ def test_a_refused_mount_warns_and_goes_on(fake_colab, caplog):
 
 
 def test_a_cache_chosen_by_the_reader_is_kept(fake_colab, monkeypatch, tmp_path):
-    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "mine"))
+    monkeypatch.setenv(zoo_cache.CACHE_ENV, str(tmp_path / "mine"))
     assert colab.use_drive_cache(mount_point=str(fake_colab.root)) is None
-    assert fake_colab.mounts == [] and zoo.default_cache_dir() == tmp_path / "mine"
+    assert fake_colab.mounts == [] and zoo_cache.default_cache_dir() == tmp_path / "mine"

@@ -84,11 +84,11 @@ def test_the_smoke_preset_is_shaped_like_gpu_and_valid():
     assert smoke.epochs == 1 and smoke.train_size <= 50 and smoke.train_size >= smoke.batch_size
     namespace: dict = {}
     exec(smoke_gpu_shape.INJECTED, namespace)  # what the smoke run prepends to every notebook
-    from cam_tutorial import config, zoo
+    from cam_tutorial import config, zoo_recipes
     try:
-        assert config.PRESETS["gpu"] == smoke and zoo.IN_MEMORY_BYTES == 0
+        assert config.PRESETS["gpu"] == smoke and zoo_recipes.IN_MEMORY_BYTES == 0
     finally:
-        config.PRESETS["gpu"], zoo.IN_MEMORY_BYTES = gpu, 1 << 30
+        config.PRESETS["gpu"], zoo_recipes.IN_MEMORY_BYTES = gpu, 1 << 30
 
 
 def test_a_networks_flops_counted_on_the_meta_device_are_those_of_a_real_forward_pass():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cam_tutorial import zoo
+from cam_tutorial import zoo_recipes
 from cam_tutorial.config import get_preset
 from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, _composite, normalize_uint8
 from cam_tutorial.train import TrainConfig, train
@@ -76,12 +76,12 @@ def test_normalize_uint8_refuses_float_or_planar_input():
 
 def test_cache_keeps_float_items_for_small_sets_and_goes_uint8_for_large_ones():
     lab = SyntheticShapes("val", length=20, image_size=32)
-    small = zoo.cache_in_memory(lab, progress=False)
+    small = zoo_recipes.cache_in_memory(lab, progress=False)
     assert small.tensors[0].dtype == torch.float32 and torch.equal(small.tensors[0][3], lab[3][0])
-    lean = zoo.cache_in_memory(lab, progress=False, max_bytes=0)
+    lean = zoo_recipes.cache_in_memory(lab, progress=False, max_bytes=0)
     assert lean.tensors[0].dtype == torch.uint8
     assert torch.equal(normalize_uint8(lean.tensors[0]), small.tensors[0])
-    rendered = zoo.cache_in_memory(lab, progress=False, max_bytes=0, max_uint8_bytes=0)
+    rendered = zoo_recipes.cache_in_memory(lab, progress=False, max_bytes=0, max_uint8_bytes=0)
     assert isinstance(rendered, LabTrainingImages)
 
 
@@ -90,7 +90,7 @@ def test_training_on_the_uint8_view_gives_the_same_weights_as_on_float_items():
     lab = SyntheticShapes("train", length=32, image_size=32)
     config = TrainConfig.from_preset(preset, epochs=1, batch_size=16, device="cpu", progress=False)
     runs = []
-    for data in (zoo.cache_in_memory(lab, progress=False), zoo.cache_in_memory(lab, False, max_bytes=0), lab.training_view()):
+    for data in (zoo_recipes.cache_in_memory(lab, progress=False), zoo_recipes.cache_in_memory(lab, False, max_bytes=0), lab.training_view()):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
                                     torch.nn.Linear(4, 10))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cam_tutorial import lab, zoo
+from cam_tutorial import lab, zoo, zoo_cache, zoo_recipes
 from cam_tutorial.config import Preset, get_preset
 from cam_tutorial.models import VGG, ResNet18B
 from cam_tutorial.checkpoints import CheckpointError, load_checkpoint
@@ -96,7 +96,7 @@ def _recipe_paths() -> list[tuple[str, str]]:
     return paths
 
 
-def _changed(recipe: zoo.ModelRecipe, path: str) -> zoo.ModelRecipe:
+def _changed(recipe: zoo_recipes.ModelRecipe, path: str) -> zoo_recipes.ModelRecipe:
     """``recipe`` with the one field at ``path`` changed."""
     head, _, rest = path.partition(".")
     if head == "architecture":
@@ -105,7 +105,7 @@ def _changed(recipe: zoo.ModelRecipe, path: str) -> zoo.ModelRecipe:
             return dataclasses.replace(recipe, architecture=dataclasses.replace(arch, builder=arch.builder + "_alias"))
         option = rest.partition(".")[2]
         options = dict(arch.kwargs, **{option: _other(option, arch.kwargs[option])})
-        return dataclasses.replace(recipe, architecture=zoo.Architecture.of(arch.builder, **options))
+        return dataclasses.replace(recipe, architecture=zoo_recipes.Architecture.of(arch.builder, **options))
     if rest:
         section = getattr(recipe, head)
         changed = dataclasses.replace(section, **{rest: _other(rest, getattr(section, rest))})
@@ -115,7 +115,7 @@ def _changed(recipe: zoo.ModelRecipe, path: str) -> zoo.ModelRecipe:
 
 @pytest.mark.parametrize("name, path", _recipe_paths(), ids=lambda x: x)
 def test_the_key_changes_with_every_recipe_field(name, path, monkeypatch):
-    monkeypatch.setitem(zoo.BUILDERS, "ResNet18B_alias", ResNet18B)  # a builder renamed, nothing else
+    monkeypatch.setitem(zoo_recipes.BUILDERS, "ResNet18B_alias", ResNet18B)  # a builder renamed, nothing else
     recipe = zoo.recipe(name, TINY)
     changed = _changed(recipe, path)
     assert changed != recipe and changed.key != recipe.key
@@ -152,7 +152,7 @@ def test_a_preset_field_changes_exactly_the_keys_of_the_models_it_shapes(field):
 def test_the_recipe_trains_with_every_weight_shaping_setting():
     """TrainingRecipe holds exactly the TrainConfig fields that train's fingerprint checks, and a
     recipe's TrainConfig refuses a run setting that would override one of them."""
-    assert tuple(f.name for f in dataclasses.fields(zoo.TrainingRecipe)) == FINGERPRINT_FIELDS
+    assert tuple(f.name for f in dataclasses.fields(zoo_recipes.TrainingRecipe)) == FINGERPRINT_FIELDS
     recipe = zoo.recipe("vgg16_fc_left", TINY)
     config = recipe.train_config(device="cpu", amp="off")
     assert {f: getattr(config, f) for f in FINGERPRINT_FIELDS} == dataclasses.asdict(recipe.training)
@@ -164,10 +164,10 @@ def test_the_recipe_trains_with_every_weight_shaping_setting():
 def test_build_is_seeded_and_the_identity_is_json():
     recipe = zoo.recipe("vgg16_fc_left", TINY)
     torch.manual_seed(123)
-    first = recipe.build()
+    first = zoo.build_recipe(recipe)
     torch.rand(5)
-    assert _weights_equal(first, recipe.build()) and _weights_equal(first, zoo.build_model("vgg16_fc_left", TINY))
-    other = dataclasses.replace(recipe, model_seed=1).build()
+    assert _weights_equal(first, zoo.build_recipe(recipe)) and _weights_equal(first, zoo.build_model("vgg16_fc_left", TINY))
+    other = zoo.build_recipe(dataclasses.replace(recipe, model_seed=1))
     assert not _weights_equal(first, other)
     identity = recipe.identity()
     assert json.loads(json.dumps(identity)) == identity and identity["lab"]["region"] == "left"
@@ -203,13 +203,13 @@ def test_the_lab_version_pins_the_lab_pixels():
 
 def test_a_resume_under_another_recipe_is_refused_naming_the_field(tmp_path):
     recipe = zoo.recipe("resnet18b_gap", TINY)
-    data = zoo.cache_in_memory(recipe.dataset("train"), False)
+    data = zoo_recipes.cache_in_memory(recipe.dataset("train"), False)
     folder = zoo.run_folder("resnet18b_gap", TINY, tmp_path)
-    train(recipe.build(), data, None, zoo.train_config("resnet18b_gap", TINY).replace(device="cpu"), folder)
+    train(zoo.build_recipe(recipe), data, None, zoo.train_config("resnet18b_gap", TINY).replace(device="cpu"), folder)
     # Another recipe whose model, training data and settings are the same: only the identity tells.
     other = dataclasses.replace(recipe, lab=dataclasses.replace(recipe.lab, seed=1))
     with pytest.raises(CheckpointError, match=r"identity\.lab\.seed: checkpoint 0 vs now 1"):
-        train(recipe.build(), data, None, other.train_config(device="cpu", progress=False), folder)
+        train(zoo.build_recipe(recipe), data, None, other.train_config(device="cpu", progress=False), folder)
 
 
 def test_finished_run_deletes_its_resume_checkpoint(tmp_path):
@@ -293,7 +293,7 @@ def test_two_processes_train_once(tmp_path):
         print(info.source, digest.hexdigest())
     '''))
     key = zoo.recipe("vgg16_gap_left", TINY).key
-    lock = zoo.FileLock(str(zoo.lock_path(tmp_path / "cache" / "models" / key / "final.pt")))
+    lock = zoo_cache.FileLock(str(zoo_cache.lock_path(tmp_path / "cache" / "models" / key / "final.pt")))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     logs = [tmp_path / f"err{i}.txt" for i in range(2)]
     with lock:
@@ -312,7 +312,7 @@ def test_two_processes_train_once(tmp_path):
 
 
 def _packaged() -> list[Path]:
-    return sorted(zoo.PACKAGED_DIR.glob("*.pt")) if zoo.PACKAGED_DIR.exists() else []
+    return sorted(zoo_cache.PACKAGED_DIR.glob("*.pt")) if zoo_cache.PACKAGED_DIR.exists() else []
 
 
 _NO_SHIPPED = pytest.mark.skipif(not _packaged(), reason="no checkpoints ship in cam_tutorial/checkpoints/")
@@ -328,7 +328,7 @@ def test_shipped_checkpoints_match_the_code(preset_name):
     for recipe in wanted:
         assert recipe.key in shipped, (f"{recipe.name}: no shipped checkpoint {recipe.key}.pt "
                                        f"(retrain: python -m cam_tutorial.zoo --preset {preset_name} --ship)")
-        assert (zoo.PACKAGED_DIR / f"{recipe.key}.pt").stat().st_size < 10 * 2**20
+        assert (zoo_cache.PACKAGED_DIR / f"{recipe.key}.pt").stat().st_size < 10 * 2**20
     assert shipped <= {r.key for r in wanted}, "stale shipped files"
 
 
@@ -356,9 +356,9 @@ def test_shipped_presets_need_every_model_and_presets_to_compare_add_the_current
     for name in zoo.available_models():
         (tmp_path / f"{name}-ci-000000000000.pt").touch()
     (tmp_path / "resnet18b_gap-cpu-000000000000.pt").touch()
-    monkeypatch.setattr(zoo, "PACKAGED_DIR", tmp_path)
+    monkeypatch.setattr(zoo_cache, "PACKAGED_DIR", tmp_path)
     assert zoo.shipped_presets() == ["ci"]
-    monkeypatch.setattr(zoo, "PACKAGED_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(zoo_cache, "PACKAGED_DIR", tmp_path / "nowhere")
     assert zoo.shipped_presets() == []
 
 
@@ -400,8 +400,8 @@ def test_a_shipped_file_of_another_recipe_is_ignored_saying_why(gmp_cache, tmp_p
     torch.save(older, shipped / f"{older['key']}.pt")
     torch.save({k: v for k, v in stored.items() if k != "identity"}, shipped / f"resnet18b_gmp-{TINY.name}-111111111111.pt")
     torch.save(stored, shipped / f"resnet18b_gap-{TINY.name}-000000000000.pt")  # another model: not mentioned
-    monkeypatch.setattr(zoo, "PACKAGED_DIR", shipped)
-    with caplog.at_level(logging.WARNING, logger="cam_tutorial.zoo"):
+    monkeypatch.setattr(zoo_cache, "PACKAGED_DIR", shipped)
+    with caplog.at_level(logging.WARNING, logger="cam_tutorial.zoo_cache"):
         _, info = zoo.trained_model("resnet18b_gmp", TINY, "cpu", tmp_path / "cache", progress=False, with_info=True)
     assert info.source == "trained" and info.key == zoo.recipe("resnet18b_gmp", TINY).key
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -428,18 +428,19 @@ def test_a_file_of_another_model_in_an_entry_is_refused(gmp_cache, tmp_path):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
     # A VGG's weights under the GAP entry's name and key: a clear error naming the file, not a raw one.
     vgg = zoo.build_model("vgg16_gap_left", TINY).state_dict()
-    planted = _plant(tmp_path, "resnet18b_gap", dict(stored, name="resnet18b_gap", model=vgg,
+    handmade = {k: v for k, v in stored.items() if k != "weights_sha256"}  # a file written by hand
+    planted = _plant(tmp_path, "resnet18b_gap", dict(handmade, name="resnet18b_gap", model=vgg,
                                                      key=zoo.recipe("resnet18b_gap", TINY).key))
     with pytest.raises(CheckpointError, match=rf"the weights in {planted} do not fit 'resnet18b_gap'.*delete"):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False)
 
 
 def test_the_lock_folder_is_this_users_own_and_the_lock_files_are_in_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(zoo_cache.tempfile, "gettempdir", lambda: str(tmp_path))
     previous = os.umask(0o022)
     try:
-        with zoo._entry_lock(tmp_path / "cache" / "final.pt"):
-            path = zoo.lock_path(tmp_path / "cache" / "final.pt")
+        with zoo_cache.entry_lock(tmp_path / "cache" / "final.pt"):
+            path = zoo_cache.lock_path(tmp_path / "cache" / "final.pt")
             assert path.exists()
     finally:
         os.umask(previous)
@@ -449,7 +450,7 @@ def test_the_lock_folder_is_this_users_own_and_the_lock_files_are_in_it(tmp_path
 
 
 def _planted_lock_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(zoo.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr(zoo_cache.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     return tmp_path / "tmp" / f"cam_tutorial-locks-{os.geteuid()}"
 
@@ -493,10 +494,45 @@ def test_a_planted_link_as_a_lock_file_is_refused_not_followed(tmp_path, monkeyp
     victim = tmp_path / "victim_file"
     victim.write_text("keep me")
     victim.chmod(0o600)
-    zoo.lock_path(final_path).symlink_to(victim)
+    zoo_cache.lock_path(final_path).symlink_to(victim)
     with pytest.raises(CheckpointError, match=rf"cannot lock {folder}/.*\.lock .*: remove it \(rm -r"):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path / "cache", progress=False)
     assert victim.read_text() == "keep me" and victim.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_manifest_lists_every_shipped_file_with_its_digest():
+    listed = zoo_cache.shipped_digests()
+    assert sorted(listed) == sorted(path.name for path in zoo_cache.PACKAGED_DIR.glob("*.pt"))
+    assert all(zoo_cache.file_digest(zoo_cache.PACKAGED_DIR / name) == digest for name, digest in listed.items())
+
+
+@pytest.mark.parametrize("damage", ["32 bytes flipped", "truncated", "not in the manifest"])
+def test_a_damaged_shipped_file_is_refused_asking_for_a_reinstall(tmp_path, monkeypatch, damage):
+    """Issue 28 items 4 and 14: a shipped file with flipped bytes loaded as a healthy model, and a
+    truncated one asked for another cache_dir, which cannot help."""
+    key = zoo.recipe("resnet18b_gap", "ci").key
+    shipped = tmp_path / "checkpoints"
+    shipped.mkdir()
+    data = bytearray((zoo_cache.PACKAGED_DIR / f"{key}.pt").read_bytes())
+    if damage == "32 bytes flipped":
+        data[len(data) // 2:len(data) // 2 + 32] = bytes(b ^ 0xFF for b in data[len(data) // 2:len(data) // 2 + 32])
+    elif damage == "truncated":
+        data = data[:1000]
+    (shipped / f"{key}.pt").write_bytes(data)
+    manifest = (zoo_cache.PACKAGED_DIR / zoo_cache.MANIFEST_NAME).read_text()
+    if damage == "not in the manifest":
+        manifest = "".join(line for line in manifest.splitlines(keepends=True) if key not in line)
+    (shipped / zoo_cache.MANIFEST_NAME).write_text(manifest)
+    monkeypatch.setattr(zoo_cache, "PACKAGED_DIR", shipped)
+    with pytest.raises(CheckpointError, match=rf"the shipped model {shipped}/{key}.pt is damaged or was replaced") as info:
+        zoo.trained_model("resnet18b_gap", "ci", "cpu", tmp_path / "cache", progress=False)
+    assert "reinstall cam_tutorial" in str(info.value) and "cache_dir" not in str(info.value)
+
+
+def test_a_cached_model_stores_the_digest_of_its_weights(gmp_cache):
+    _, final = gmp_cache
+    stored = torch.load(final, weights_only=True)
+    assert stored["weights_sha256"] == zoo_cache.weights_digest(stored["model"])
 
 
 def test_an_unwritable_cache_fails_before_training(tmp_path, monkeypatch):
@@ -512,7 +548,7 @@ def test_an_unwritable_cache_fails_before_training(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):  # the tests run as root, who may write anywhere: pretend
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(zoo.tempfile, "mkstemp", read_only)  # the same module object as train's
+    monkeypatch.setattr(zoo_cache.tempfile, "mkstemp", read_only)  # the same module object as train's
     with pytest.raises(CheckpointError, match=r"cannot write to .*permission denied.*choose another cache_dir"):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path / "ro", progress=False)
 
@@ -535,7 +571,7 @@ def test_a_run_trained_by_hand_in_the_run_folder_becomes_the_zoo_model(tmp_path)
     folder = zoo.run_folder("resnet18b_gap", TINY, tmp_path)
     model = zoo.build_model("resnet18b_gap", TINY)
     config = zoo.train_config("resnet18b_gap", TINY).replace(device="cpu")
-    data = [zoo.cache_in_memory(zoo.model_dataset("resnet18b_gap", s, TINY), False) for s in ("train", "val")]
+    data = [zoo_recipes.cache_in_memory(zoo.model_dataset("resnet18b_gap", s, TINY), False) for s in ("train", "val")]
     with pytest.raises(ValueError, match="finished run"):
         zoo.store_run("resnet18b_gap", model, History(), TINY, tmp_path)
     history = train(model, *data, config, checkpoint_dir=folder)
@@ -611,7 +647,7 @@ def test_under_a_creatures_preset_the_twins_read_new_images_every_epoch(tmp_path
 def test_a_started_model_trains_from_its_starts_trained_weights(tmp_path, caplog):
     gap = zoo.recipe("resnet18b_gap", TINY_CREATURES)
     # build() gives the start's trained weights (trained into the cache on first use) ...
-    built = gap.build(tmp_path, "cpu", False)
+    built = zoo.build_recipe(gap, tmp_path, "cpu", False)
     stored = torch.load(tmp_path / "models" / gap.start.key / "final.pt", weights_only=True)
     assert all(torch.equal(built.state_dict()[k], v) for k, v in stored["model"].items())
     assert not _weights_equal(built, gap.network())

@@ -15,7 +15,7 @@ import json
 import pytest
 import torch
 
-from cam_tutorial import zoo
+from cam_tutorial import zoo, zoo_cache
 from cam_tutorial.config import get_preset
 
 # (preset, name) -> (key, number of state_dict entries, digest of their [[name, shape], ...])
@@ -40,7 +40,7 @@ def _tensor_names(state: dict[str, torch.Tensor]) -> tuple[int, str]:
 
 
 def test_the_shipped_files_are_exactly_the_pinned_keys():
-    shipped = sorted(path.stem for path in zoo.PACKAGED_DIR.glob("*.pt"))
+    shipped = sorted(path.stem for path in zoo_cache.PACKAGED_DIR.glob("*.pt"))
     assert shipped == sorted(key for key, _, _ in SHIPPED.values())
 
 
@@ -53,7 +53,7 @@ def test_recipes_give_the_pinned_keys(preset):
 @pytest.mark.parametrize("where", sorted(SHIPPED), ids=lambda where: "-".join(where))
 def test_shipped_state_dict_names_are_pinned_and_fit_the_network(where):
     key, count, digest = SHIPPED[where]
-    stored = torch.load(zoo.PACKAGED_DIR / f"{key}.pt", map_location="cpu", weights_only=True)
+    stored = torch.load(zoo_cache.PACKAGED_DIR / f"{key}.pt", map_location="cpu", weights_only=True)
     assert _tensor_names(stored["model"]) == (count, digest)
     wanted = {r.name: r for r in zoo.preset_recipes(get_preset(where[0]))}[where[1]]
     assert _tensor_names(wanted.network().state_dict()) == (count, digest)

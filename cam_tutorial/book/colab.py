@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from cam_tutorial.zoo import CACHE_ENV
+from cam_tutorial.zoo_cache import CACHE_ENV
 
 __all__ = ["DRIVE_FOLDER", "MOUNT_POINT", "in_colab", "use_drive_cache"]
 
