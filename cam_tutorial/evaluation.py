@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import Any, Iterator, Sequence
 
@@ -182,6 +183,10 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
     Returns:
         ``(loss, accuracy)``; accuracy in ``[0, 1]``.
 
+    Raises:
+        ValueError: for an empty dataset, or a loss that is not finite (the message names the
+            weights to blame, :func:`broken_weights`, or else the precision or the inputs).
+
     Example:
         >>> from torch.utils.data import TensorDataset
         >>> data = TensorDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))
@@ -201,7 +206,35 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
         count += labels.numel()
     if count == 0:
         raise ValueError("evaluate got an empty dataset: pass a dataset with at least one item")
-    return total_loss.item() / count, correct.item() / count
+    loss = total_loss.item() / count
+    if not math.isfinite(loss):
+        broken = broken_weights(model)
+        cause = (f"the model's weights are broken: {', '.join(broken[:5])}; reload or retrain them" if broken else
+                 f"the weights are sound, so the forward pass overflowed in {amp}: evaluate with amp='off'"
+                 if resolve_precision(amp, device) is not None else
+                 "the weights are sound and the forward pass ran in float32: check the inputs for NaN, infinite "
+                 "or huge values")
+        raise ValueError(f"evaluate got a loss of {loss}: {cause}")
+    return loss, correct.item() / count
+
+
+def broken_weights(model: nn.Module) -> list[str]:
+    """The parameters and buffers of ``model`` that make its outputs NaN: non-finite values, and a
+    batch norm's negative running variance (eval mode takes its square root).
+
+    Example:
+        >>> norm = nn.BatchNorm1d(2)
+        >>> norm.running_var[0] = -1.0
+        >>> broken_weights(norm)
+        ['running_var (negative: a variance cannot be)']
+    """
+    found = []
+    for name, value in [*model.named_parameters(), *model.named_buffers()]:
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            found.append(f"{name} (NaN or infinite)")
+        elif name.rpartition(".")[2] == "running_var" and bool((value < 0).any()):
+            found.append(f"{name} (negative: a variance cannot be)")
+    return found
 
 
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: str | torch.device | None = None,

@@ -160,6 +160,23 @@ def test_epoch_log_names_validation_only_when_there_is_a_validation_set(caplog):
     assert "| val loss " in epochs[0] and "val" not in epochs[1] and "nan" not in epochs[1]
 
 
+def test_a_nan_loss_in_evaluate_blames_what_is_broken_not_float16():
+    """Issue 28 item 14: a batch norm's negative running variance was blamed on a float16 overflow."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    data = tiny_data(8, 0)
+    with torch.no_grad():
+        model[1].running_var[1] = -1.0
+    with pytest.raises(ValueError, match=r"weights are broken: 1.running_var \(negative: a variance cannot be\)") as info:
+        evaluate(model, data)
+    assert "float16" not in str(info.value) and "amp" not in str(info.value)
+    with torch.no_grad():
+        model[1].running_var.fill_(1.0)
+        model[0].weight.mul_(1e38)  # sound but huge: the float32 forward pass overflows
+    with pytest.raises(ValueError, match="weights are sound and the forward pass ran in float32: check the inputs"):
+        evaluate(model, data)
+
+
 def test_uint8_images_are_normalised_by_their_dataset_or_refused():
     # Training imports no dataset's statistics: the dataset that yields uint8 images says how.
     images, labels = torch.randint(0, 256, (16, 4, 4, 3), dtype=torch.uint8), torch.arange(16) % 2
