@@ -470,7 +470,7 @@ def _run_epoch(epoch: int, model: nn.Module, forward_model: nn.Module, train_set
     loader = make_loader(train_set, config.batch_size, setup.device, setup.num_workers, sampler=parts.sampler,
                        drop_last=True, seed=config.seed * 100_003 + epoch)
     try:
-        train_loss, train_acc, images, last_lr = _train_one_epoch(
+        train_loss, train_acc, images, last_lr = train_one_epoch(
             forward_model, loader, parts.optimizer, parts.scheduler, parts.scaler, config, setup.device,
             setup.dtype, setup.channels_last, desc=f"epoch {epoch + 1}/{config.epochs}",
         )
@@ -513,10 +513,12 @@ def _save_epoch(setup: _Setup, parts: _Optimisation, model: nn.Module, history: 
                  "history": history.to_dict(), "config": dataclasses.asdict(config)}, setup.checkpoint_path)
 
 
-def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                     config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
-                     channels_last: bool, desc: str) -> tuple[float, float, int, float]:
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                    config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
+                    channels_last: bool, desc: str) -> tuple[float, float, int, float]:
+    """One pass over ``loader`` (:func:`train`'s inner loop): ``(mean loss, accuracy, images, last
+    learning rate)``; :class:`TrainingDiverged` at the first non-finite or exploding loss."""
     model.train()
     # Running sums stay on the device: reading them every step would make the CPU wait for the GPU.
     total_loss = torch.zeros((), device=device, dtype=torch.float64)

@@ -65,8 +65,8 @@ ZOO_FORMAT = "cam_tutorial.zoo/1"
 #: What every trained-model file holds.
 FINAL_KEYS = ("format", "name", "preset", "key", "region", "model", "history", "test_loss", "test_acc")
 #: What to do about a damaged shipped file (no cache folder can help).
-REINSTALL = ("reinstall cam_tutorial (pip install --force-reinstall cam-tutorial; in a clone of the repository, "
-             "git checkout cam_tutorial/checkpoints)")
+REINSTALL = ("reinstall cam_tutorial (pip install --force-reinstall from where you installed it; in a clone of "
+             "the repository, git checkout cam_tutorial/checkpoints)")
 
 
 def default_cache_dir() -> Path:

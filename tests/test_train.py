@@ -463,7 +463,7 @@ def test_divergence_stops_training_and_says_so(tmp_path):
 def test_divergence_after_a_good_epoch_keeps_its_checkpoint(tmp_path, monkeypatch):
     import cam_tutorial.train as train_module
 
-    original = train_module._train_one_epoch
+    original = train_module.train_one_epoch
     calls = []
 
     def second_epoch_explodes(model, *args, **kwargs):
@@ -473,7 +473,7 @@ def test_divergence_after_a_good_epoch_keeps_its_checkpoint(tmp_path, monkeypatc
                 model[-1].weight.mul_(1e9)
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "_train_one_epoch", second_epoch_explodes)
+    monkeypatch.setattr(train_module, "train_one_epoch", second_epoch_explodes)
     with pytest.raises(TrainingDiverged, match=r"epoch 2/3, step 1/2: .*the last good checkpoint, after epoch 1, "
                                                r"stays in .*last.pt"):
         train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path)
@@ -497,7 +497,7 @@ def test_an_unwritable_checkpoint_dir_fails_before_the_first_epoch(tmp_path, mon
     def no_training(*args, **kwargs):
         raise AssertionError("an epoch ran before the folder was checked")
 
-    monkeypatch.setattr(train_module, "_train_one_epoch", no_training)
+    monkeypatch.setattr(train_module, "train_one_epoch", no_training)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the folder should be")
     with pytest.raises(CheckpointError, match=r"blocker.*move that file away or choose another checkpoint_dir"):
