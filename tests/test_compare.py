@@ -31,7 +31,8 @@ from cam_tutorial.methods.compare import (  # noqa: E402
 from cam_tutorial.localize import box_iou, localization_accuracy, max_box_acc  # noqa: E402
 from cam_tutorial.models import ResNet18B  # noqa: E402
 from cam_tutorial.methods.saliency import gradient_saliency  # noqa: E402
-from cam_tutorial.viz import plot_box_acc, show_map_rows  # noqa: E402
+from cam_tutorial.viz import show_map_rows  # noqa: E402
+from cam_tutorial.plots import plot_box_acc
 
 SIZE = 32
 
