@@ -1,11 +1,11 @@
 """From maps to boxes: the paper's box rule, IoU, top-1 localisation and the centre baselines.
 
-Chapters 5 and 7 use this module. Everything here works on plain maps and boxes (numpy arrays,
-or torch tensors which are moved to the CPU), with numpy and OpenCV only: nothing knows about a
-dataset or a model. The other localisation modules build on it: :mod:`cam_tutorial.metrics`
-(MaxBoxAcc and MaxBoxAccV2), :mod:`cam_tutorial.released_code` (the box rule of the authors'
-released code) and :mod:`cam_tutorial.coverage` (the pointing game, how much of the object a
-map covers).
+Chapters 5, 7 and 8 use this module. Everything here works on plain maps and boxes (numpy
+arrays, or torch tensors which are moved to the CPU), with numpy and OpenCV only: nothing knows
+about a dataset or a model. The other localisation modules build on it:
+:mod:`cam_tutorial.metrics` (MaxBoxAcc and MaxBoxAccV2), :mod:`cam_tutorial.released_code` (the
+box rule of the authors' released code) and :mod:`cam_tutorial.coverage` (the pointing game, how
+much of the object a map covers).
 
 **Box convention.** A box is ``(x0, y0, x1, y1)`` in pixel indices with ``x1`` and ``y1``
 *exclusive*: the box of the single pixel at column 3, row 4 is ``(3, 4, 4, 5)``. Its area is
@@ -170,6 +170,8 @@ def as_box_lists(gt_boxes: Any, n: int, name: str = "gt_boxes") -> list[np.ndarr
 
 
 def check_unit_interval(values: Any, name: str, *, allow_zero: bool = True) -> np.ndarray:
+    """One number or a 1-D sequence of fractions in [0, 1] (in (0, 1] without ``allow_zero``),
+    as a float64 array."""
     try:
         v = np.atleast_1d(np.asarray(to_numpy(values), dtype=np.float64))
     except (TypeError, ValueError):
@@ -199,6 +201,8 @@ def check_count(value: Any, name: str) -> int:
 
 
 def check_size(size: Any) -> tuple[int, int] | None:
+    """``size=`` as ``(height, width)``: a pair of whole numbers >= 1, one int for a square, or
+    ``None`` (no resize)."""
     if size is None:
         return None
     if isinstance(size, (int, np.integer)):

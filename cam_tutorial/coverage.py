@@ -1,7 +1,7 @@
 """Where a map lies on the object: the pointing game, and how much of the object (and which of
 its parts) the map covers.
 
-Chapter 6 (GAP against GMP) and the method comparison of chapters 7 and 8
+Chapters 5 and 6 (GAP against GMP) and the method comparison of chapter 7
 (:mod:`cam_tutorial.methods.compare`) use this module. Each function compares maps with the
 object's own pixels (a mask, a part map, or boxes made into masks) rather than with a box, so
 it says what a box hides: whether the map's peak is on the object, whether the map spreads

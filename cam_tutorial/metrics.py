@@ -58,7 +58,9 @@ MAX_BOX_ACC_PROTOCOLS: tuple[str, str] = ("clean", "wsolevaluation")
 
 
 # --------------------------------------------------------------------------------------------
-# MaxBoxAcc and MaxBoxAccV2
+# MaxBoxAcc and MaxBoxAccV2. The steps without an underscore (normalize_to_uint8, candidate_boxes,
+# candidate_ious, ...) are shared with the reference loop in tests/reference/localization.py;
+# they are not in __all__.
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)

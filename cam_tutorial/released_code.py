@@ -32,6 +32,9 @@ __all__ = ["RELEASED_CODE_LEVELS", "box_from_cam_released_code"]
 #: The three grey levels (of 255) of the released code's ``generate_bbox.m``.
 RELEASED_CODE_LEVELS: tuple[int, int, int] = (20, 100, 110)
 
+# The steps without an underscore (released_gray, released_erosion, check_released_*) are shared
+# with the reference loop in tests/reference/localization.py; they are not in __all__.
+
 
 def released_gray(m: np.ndarray) -> np.ndarray:
     """The 8-bit heat map the released pipeline writes, from a float map (step 1 below).
