@@ -106,7 +106,7 @@ def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], 
     """Grouped bars: each part's mean covered share, one bar per method.
 
     Args:
-        coverages: method name -> :class:`~cam_tutorial.localize.PartCoverage`.
+        coverages: method name -> :class:`~cam_tutorial.coverage.PartCoverage`.
         part_names: the parts' names, in label order.
         ax: draw into this axes (default: a new figure).
         title: the axes' title.
@@ -138,7 +138,7 @@ def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = No
     once for the whole dataset (Choe et al. 2020).
 
     Args:
-        results: name -> a :class:`cam_tutorial.localize.MaxBoxAccResult` (anything with
+        results: name -> a :class:`cam_tutorial.metrics.MaxBoxAccResult` (anything with
             ``cam_thresholds``, ``iou_thresholds``, ``box_acc`` ``(n_tau, n_delta)``).
         deltas: the IoU thresholds to draw (default: all of each result's).
         ax: axes to draw on (default: a new figure).

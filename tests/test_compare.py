@@ -28,7 +28,8 @@ from cam_tutorial.methods.compare import (  # noqa: E402
     method_maps,
     saliency_for_dataset,
 )
-from cam_tutorial.localize import box_iou, localization_accuracy, max_box_acc  # noqa: E402
+from cam_tutorial.boxes import box_iou, localization_accuracy  # noqa: E402
+from cam_tutorial.metrics import max_box_acc  # noqa: E402
 from cam_tutorial.models import ResNet18B  # noqa: E402
 from cam_tutorial.methods.saliency import gradient_saliency  # noqa: E402
 from cam_tutorial.viz import show_map_rows  # noqa: E402
@@ -63,7 +64,7 @@ def test_perfect_maps_score_one_everywhere_except_the_misclassified_image_at_top
     assert row["method"] == "perfect" and report.boxes.tolist()[0] == [4, 4, 20, 12]
 
 
-def test_report_numbers_are_those_of_the_localize_functions():
+def test_report_numbers_are_those_of_the_scoring_functions():
     found = _found(shift=5)
     report = localization_report(found, "shifted", threshold=0.2)
     boxes = found.boxes.numpy()
@@ -228,7 +229,7 @@ def test_a_box_along_the_image_edge_is_drawn_above_the_frame():
 def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
     from cam_tutorial.methods.compare import twin_measures
     from cam_tutorial.config import get_preset
-    from cam_tutorial.localize import object_size_coverage
+    from cam_tutorial.coverage import object_size_coverage
 
     maps = {"GAP": _found(), "GMP": _found(shift=3)}
     reports = {pool: localization_report(found, pool) for pool, found in maps.items()}
@@ -271,7 +272,7 @@ def _blob_maps(centres_and_halves, side=32):
 
 def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
     from cam_tutorial.methods.compare import calibrated_box_acc
-    from cam_tutorial.localize import max_box_acc
+    from cam_tutorial.metrics import max_box_acc
 
     maps = _blob_maps([(16, 4), (16, 4)])
     inner = [[12, 12, 20, 20]] * 2      # the bright core: a high tau finds it
@@ -290,7 +291,7 @@ def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
 
 def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
     from cam_tutorial.methods.compare import calibrated_box_acc
-    from cam_tutorial.localize import max_box_acc
+    from cam_tutorial.metrics import max_box_acc
 
     maps = _blob_maps([(16, 4), (12, 3), (18, 5)])
     boxes = [[12, 12, 20, 20], [6, 6, 18, 18], [13, 13, 23, 23]]
@@ -302,7 +303,7 @@ def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
 
 def test_calibrated_box_acc_refuses_mismatched_thresholds():
     from cam_tutorial.methods.compare import calibrated_box_acc
-    from cam_tutorial.localize import max_box_acc
+    from cam_tutorial.metrics import max_box_acc
 
     maps = _blob_maps([(16, 4)])
     a = max_box_acc(maps, [[12, 12, 20, 20]], cam_thresholds=np.linspace(0, 0.9, 10))

@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 import cam_tutorial.book.widgets as widgets_module  # noqa: E402
 from cam_tutorial.cam import CAMExtractor  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes  # noqa: E402
-from cam_tutorial.localize import box_from_cam, box_iou  # noqa: E402
+from cam_tutorial.boxes import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
 from cam_tutorial.book.widgets import cam_explorer, load_image_bytes  # noqa: E402
 

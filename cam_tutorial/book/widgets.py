@@ -239,7 +239,7 @@ class CAMExplorer(widgets.VBox):
         rank = self._classes.index(self.class_choice.value) if self.class_choice.value in self._classes else 0
         iou = None
         if self._gt_box is not None and self._box is not None:
-            from cam_tutorial.localize import box_iou
+            from cam_tutorial.boxes import box_iou
 
             iou = float(box_iou(self._box, self._gt_box)[0, 0])
         return {
@@ -257,7 +257,7 @@ class CAMExplorer(widgets.VBox):
         """Recompute the box for the chosen class and threshold; redraw the picture and scores."""
         if self._updating or self._maps is None or self.class_choice.value is None:
             return
-        from cam_tutorial.localize import box_from_cam  # localize pulls in OpenCV: only when drawing
+        from cam_tutorial.boxes import box_from_cam  # boxes pulls in OpenCV: only when drawing
 
         rank = self._classes.index(self.class_choice.value)
         cam = self._maps[rank]

@@ -4,16 +4,16 @@ A *map method* turns an image into a map of "where": CAM of a GAP model (Zhou et
 of the same network with global max pooling, backprop saliency (Simonyan et al. 2014; the
 "backprop" baseline of the CAM paper's Table 3) and a centre baseline that looks at no image
 (Choe et al. 2020). :func:`localization_report` scores one method's maps on a dataset with every
-measure of :mod:`cam_tutorial.localize`; :func:`method_maps` computes the four methods' maps;
-:func:`comparison_rows` turns the reports into rows for
-:func:`cam_tutorial.summary.markdown_table`. Notebook 07 and ``benchmarks/localization.py
+measure of :mod:`cam_tutorial.boxes`, :mod:`cam_tutorial.metrics` and :mod:`cam_tutorial.coverage`;
+:func:`method_maps` computes the four methods' maps; :func:`comparison_rows` turns the reports into
+rows for :func:`cam_tutorial.summary.markdown_table`. Notebook 07 and ``benchmarks/localization.py
 --models`` both build their table this way, so the book and the benchmark cannot disagree.
 
 The measures of one report (all fractions in [0, 1]):
 
 * ``top1_cls``: classification accuracy (for the centre baseline, the classifier it is
   paired with);
-* ``top1_loc`` and ``gt_known_loc``: the paper's rule (:func:`~cam_tutorial.localize.box_from_cam`
+* ``top1_loc`` and ``gt_known_loc``: the paper's rule (:func:`~cam_tutorial.boxes.box_from_cam`
   at 20% of the maximum), IoU >= 0.5, with and without the class having to be right;
 * ``max_box_acc``: MaxBoxAcc, delta 0.5, the largest contour, the best threshold for the whole
   dataset; ``max_box_acc_v2``: MaxBoxAccV2, the mean over delta 0.3, 0.5, 0.7 of all contours
@@ -47,18 +47,9 @@ from torch import nn
 from torch.utils.data import Subset
 
 from cam_tutorial.cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
-from cam_tutorial.localize import (
-    AreaFraction,
-    LocalizationAccuracy,
-    MaxBoxAccResult,
-    boxes_from_cams,
-    cam_area_fraction,
-    center_gaussian_maps,
-    localization_accuracy,
-    max_box_acc_both,
-    object_size_coverage,
-    pointing_game,
-)
+from cam_tutorial.boxes import LocalizationAccuracy, boxes_from_cams, center_gaussian_maps, localization_accuracy
+from cam_tutorial.coverage import AreaFraction, cam_area_fraction, object_size_coverage, pointing_game
+from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc_both
 from cam_tutorial.config import Preset
 from cam_tutorial.methods.saliency import gradient_saliency
 
@@ -169,7 +160,7 @@ def localization_report(
         name: the method's name in the table.
         threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
         predictions: the predicted classes for top-1 (default ``found.predictions``).
-        workers: threads for :func:`~cam_tutorial.localize.max_box_acc_both`.
+        workers: threads for :func:`~cam_tutorial.metrics.max_box_acc_both`.
 
     Returns:
         A :class:`LocalizationReport`.
@@ -227,7 +218,7 @@ def saliency_for_dataset(
 
 def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
     """The same items with every map replaced by a centred Gaussian
-    (:func:`~cam_tutorial.localize.center_gaussian_maps`): the baseline that looks at no image.
+    (:func:`~cam_tutorial.boxes.center_gaussian_maps`): the baseline that looks at no image.
     Scores and ground truth are kept, so its "classification" is that of ``found``'s model."""
     n, height, width = found.maps.shape
     bumps = torch.from_numpy(center_gaussian_maps(n, height, width, sigma)).float()
@@ -288,7 +279,7 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
 
     One :meth:`LocalizationReport.row` per pooling (keys ``"GAP"`` and ``"GMP"``), plus
     ``"matched"``: the mean share of the object covered by its map's ``|object|`` highest pixels
-    (:func:`~cam_tutorial.localize.object_size_coverage`). The twins come from the zoo (cached or
+    (:func:`~cam_tutorial.coverage.object_size_coverage`). The twins come from the zoo (cached or
     shipped) unless this run's ``maps`` (and ``reports`` of them) are given. ``test_size``: measure
     them on the test split's first ``test_size`` images only (default: all of them), e.g. another
     preset's twins on no more images than this run has.
@@ -358,7 +349,7 @@ def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> Cali
     threshold with the test boxes, an optimistic number; this is the protocol's version.
 
     Args:
-        held_out: :func:`~cam_tutorial.localize.max_box_acc` on the held-out (validation) maps.
+        held_out: :func:`~cam_tutorial.metrics.max_box_acc` on the held-out (validation) maps.
         test: the same measure, with the same thresholds, on the test maps.
 
     Returns:
@@ -369,7 +360,7 @@ def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> Cali
 
     Example:
         >>> import numpy as np
-        >>> from cam_tutorial.localize import max_box_acc
+        >>> from cam_tutorial.metrics import max_box_acc
         >>> cams = np.zeros((1, 32, 32)); cams[0, 4:12, 4:20] = 1
         >>> same = max_box_acc(cams, [[4, 4, 20, 12]], iou_thresholds=(0.5,))
         >>> calibrated_box_acc(same, same).calibrated.tolist()

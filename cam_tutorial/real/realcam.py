@@ -33,7 +33,8 @@ from torch import nn
 
 from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
 from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
-from cam_tutorial.localize import MaxBoxAccResult, box_from_cam, box_iou, max_box_acc
+from cam_tutorial.boxes import box_from_cam, box_iou
+from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc
 from cam_tutorial.real.photos import Photo
 from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
 
@@ -202,7 +203,7 @@ def box_score_rows(results: Sequence[PhotoCAMs], categories: Sequence[str] | Non
 
 
 def photo_max_box_acc(results: Sequence[PhotoCAMs], **kwargs: object) -> MaxBoxAccResult:
-    """MaxBoxAccV2 (:func:`~cam_tutorial.localize.max_box_acc`) of the top-1 maps against the
+    """MaxBoxAccV2 (:func:`~cam_tutorial.metrics.max_box_acc`) of the top-1 maps against the
     annotated boxes, all in crop coordinates. ``kwargs`` go to ``max_box_acc``."""
     maps = np.stack([r.maps[0].numpy() for r in results])
     return max_box_acc(maps, [r.true_boxes for r in results], **kwargs)
