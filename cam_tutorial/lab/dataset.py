@@ -97,7 +97,6 @@ def _parse_region(region: Any) -> tuple[float, float, float, float]:
     return values
 
 
-
 def _check_options(split: str, length: int, image_size: int, seed: int, scale: tuple[float, float],
                    clutter: float, rotation: float) -> None:
     if split not in SPLITS:
@@ -276,12 +275,12 @@ class SyntheticShapes(Dataset):
         canvas, label, _ = self._render(self._check_index(index), with_parts=False)
         return canvas, label
 
-    def training_view(self) -> "LabTrainingImages":
+    def training_view(self) -> LabTrainingImages:
         """This dataset as training reads it: uint8 ``(H, W, 3)`` images and labels, normalised on
         the device by :func:`normalize_uint8` (see :class:`LabTrainingImages`)."""
         return LabTrainingImages(self)
 
-    def fresh_each_epoch(self, epoch_size: int) -> "FreshEachEpoch":
+    def fresh_each_epoch(self, epoch_size: int) -> FreshEachEpoch:
         """This dataset read ``epoch_size`` new images per epoch (see :class:`FreshEachEpoch`)."""
         return FreshEachEpoch(self, epoch_size)
 
@@ -294,6 +293,7 @@ class SyntheticShapes(Dataset):
         if parts is not None and not parts.any():  # cannot happen at scale >= 0.05 and 32 px
             raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
         return canvas, label, parts
+
 
 def integral_index(index: object) -> int:
     """``index`` as an int: Python and numpy integers pass, ``1.7`` or ``"3"`` is a ``TypeError``.

@@ -134,7 +134,8 @@ def _place_shape(lab: SyntheticShapes, label: int, u: Sequence[float]) -> Polygo
     oy = ry0 + 0.5 - vmin[1] * shrink + (avail_h - height * shrink) * u[6]
     one = 1 << SUBPIXEL_BITS
     scale, offset = shrink * one, np.array([ox * one, oy * one])
-    return fixed_point(outline_px, scale, offset), None if hole is None else fixed_point(hole @ transform, scale, offset)
+    hole_px = None if hole is None else fixed_point(hole @ transform, scale, offset)
+    return fixed_point(outline_px, scale, offset), hole_px
 
 
 # ----------------------------------------------------------------------------------------------
