@@ -195,7 +195,7 @@ def test_the_lab_version_pins_the_lab_pixels():
     found = digest.hexdigest()[:16]
     assert LAB_PIXELS.get(lab.LAB_VERSION) == found, (
         f"the lab's items are {found} under LAB_VERSION {lab.LAB_VERSION}: if the generator changed, bump "
-        f"LAB_VERSION in cam_tutorial/lab.py; then record {{{lab.LAB_VERSION}: {found!r}}} in LAB_PIXELS")
+        f"LAB_VERSION in cam_tutorial/lab/dataset.py; then record {{{lab.LAB_VERSION}: {found!r}}} in LAB_PIXELS")
 
 
 def test_a_resume_under_another_recipe_is_refused_naming_the_field(tmp_path):
