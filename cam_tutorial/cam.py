@@ -214,7 +214,8 @@ def _layout_problem(model: nn.Module) -> str:
     layout = (f"its classifier is {' -> '.join(type(m).__name__ for m in head.children())}"
               if isinstance(head, nn.Sequential) else
               "it is not laid out as model.features -> model.pool -> model.classifier (one nn.Linear)")
-    return (f"compute_cams needs global pooling of model.features straight into one nn.Linear, but {layout}. "
+    return (f"CAM does not apply to this model: compute_cams needs global pooling of model.features "
+            f"straight into one nn.Linear, but {layout}. "
             "For another layout use cam_tutorial.anymodel.extractor.CAMExtractor (it finds the layers and "
             "checks the head), or a gradient method such as Grad-CAM")
 

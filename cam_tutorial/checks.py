@@ -263,6 +263,9 @@ def check_features(features: object, fc_weight: torch.Tensor) -> None:
         raise ValueError(f"features must have shape (B, K, h, w), got {got}")
     if not features.is_floating_point():
         raise TypeError(f"features must be floating point, got {features.dtype}; use .float()")
+    if fc_weight.ndim != 2:
+        raise ValueError(f"the classifier's weight must have shape (C, K), got {tuple(fc_weight.shape)}: "
+                         "read it by name (model.classifier.weight), not by its place in model.parameters()")
     if fc_weight.shape[1] != features.shape[1]:
         raise ValueError(
             f"the classifier has {fc_weight.shape[1]} inputs per class but features have {features.shape[1]} "

@@ -240,6 +240,8 @@ def test_the_kernel_checks_nothing_and_compute_cams_checks_its_inputs():
         check_features(f, torch.rand(5, 3))
     with pytest.raises(TypeError, match="floating point"):
         check_features(f.long(), W)
+    with pytest.raises(ValueError, match=r"must have shape \(C, K\), got \(4,\): read it by name"):
+        check_features(f, W[0])  # chapter 5's pitfall 2: a vector read by its place in parameters()
     with pytest.raises(ValueError, match="valid indices are 0 to 4"):
         requested_classes(5, None, batch=2, num_classes=5, device=f.device)
     assert class_activation_maps(f, W, classes=torch.tensor([[0, 4], [1, 2]])).shape == (2, 2, 3, 3)
