@@ -250,6 +250,9 @@ def requested_classes(classes: ClassIndices, top_k: int | None, batch: int, num_
 def check_features(features: object, fc_weight: torch.Tensor) -> None:
     """Raise unless ``features`` are floating ``(B, K, h, w)`` maps, ``K`` the classifier's inputs, ``h*w > 1``.
 
+    What :func:`cam_tutorial.cam.compute_cams` checks before the kernel (chapter 5, pitfall 2: a
+    weight read by its place in ``model.parameters()``).
+
     Example:
         >>> import torch
         >>> check_features(torch.rand(2, 4, 3, 3), torch.rand(5, 4))

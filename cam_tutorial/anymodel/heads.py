@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.cam import CAMNotApplicableError
-from cam_tutorial.checks import module_name, resolve_submodule
+from cam_tutorial.checks import resolve_submodule
 
 __all__ = [
     "CAM_ADVICE",
