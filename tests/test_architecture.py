@@ -147,3 +147,22 @@ def test_no_test_or_script_edits_sys_path() -> None:
     edits = sorted(str(p.relative_to(ROOT)) for p in files
                    if "sys.path.insert" in p.read_text(encoding="utf-8") and p.name != "test_architecture.py")
     assert edits == [], "import through the package (python -m scripts.x; pytest's pythonpath) instead"
+
+
+def package_imports(path: Path) -> set[str]:
+    """The ``cam_tutorial`` modules a file imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cam_tutorial"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("cam_tutorial")}
+    return found
+
+
+def test_the_cam_module_is_one_screen_of_reading_on_configuration_and_checks():
+    """Issue 27: the CAM module a learner reads whole, 300 lines at most, docstrings included,
+    importing nothing from the package but configuration and input checks."""
+    cam = PACKAGE / "cam.py"
+    assert len(cam.read_text(encoding="utf-8").splitlines()) <= 300
+    assert package_imports(cam) <= {"cam_tutorial.config", "cam_tutorial.checks"}

@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import cam_tutorial.methods.compare as compare_module  # noqa: E402
-from cam_tutorial.cam import DatasetMaps, cams_for_dataset, normalize_maps  # noqa: E402
+from cam_tutorial.cam import normalize_maps  # noqa: E402
+from cam_tutorial.dataset_maps import DatasetMaps, cams_for_dataset  # noqa: E402
 from cam_tutorial.methods.compare import (  # noqa: E402
     CAM_GAP,
     CAM_GMP,
@@ -244,7 +245,7 @@ def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
 def test_twin_measures_on_the_first_test_images_only():
     """``test_size`` measures the shipped twins on the first items of the test split: the same
     rows as their maps of exactly those items."""
-    from cam_tutorial.cam import cams_for_dataset
+    from cam_tutorial.dataset_maps import cams_for_dataset
     from cam_tutorial.methods.compare import twin_measures
     from cam_tutorial.config import get_preset
     from cam_tutorial.lab import SyntheticShapes

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import cam_tutorial.real.efficientnet_lite as lite
-from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.real.efficientnet_lite import (Conv2dSame, CropGeometry, crop_photo, efficientnet_lite0,
                                             imagenet_categories, load_lite0_state_dict, lite0_weights_path,
                                             preprocess)

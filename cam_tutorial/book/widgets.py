@@ -2,8 +2,9 @@
 
 Pick an image (an index into a dataset, or a photograph you upload), one of the model's top-5
 classes, the overlay's opacity and the box threshold; the map, the box and the scores update as
-you move the controls. The model runs once per image (one :class:`~cam_tutorial.cam.CAMExtractor`
-call with ``top_k=5``); changing the class, the opacity or the threshold only redraws.
+you move the controls. The model runs once per image (one call of
+:class:`~cam_tutorial.anymodel.extractor.CAMExtractor` with ``top_k=5``, so any CAM network works);
+changing the class, the opacity or the threshold only redraws.
 
 The picture is an ``ipywidgets.Image`` holding PNG bytes, not a matplotlib ``Output``: its state is
 saved with the notebook, so the static book shows the last picture instead of an empty box. For
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.checks import check_model
 from cam_tutorial.viz import draw_box, overlay
 

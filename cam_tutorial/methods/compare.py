@@ -24,7 +24,7 @@ The measures of one report (all fractions in [0, 1]):
 
 Example:
     >>> import torch
-    >>> from cam_tutorial.cam import DatasetMaps
+    >>> from cam_tutorial.dataset_maps import DatasetMaps
     >>> maps = torch.zeros(2, 32, 32); maps[0, 4:12, 4:20] = 1; maps[1, 20:30, 0:8] = 1
     >>> found = DatasetMaps(logits=torch.eye(2), maps=maps, classes=torch.arange(2),
     ...                     labels=torch.arange(2), boxes=torch.tensor([[4., 4, 20, 12], [0, 20, 8, 30]]))
@@ -46,9 +46,10 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from cam_tutorial.cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
 from cam_tutorial.boxes import LocalizationAccuracy, boxes_from_cams, center_gaussian_maps, localization_accuracy
+from cam_tutorial.cam import normalize_maps
 from cam_tutorial.coverage import AreaFraction, cam_area_fraction, object_size_coverage, pointing_game
+from cam_tutorial.dataset_maps import DatasetMaps, cams_for_dataset, maps_for_dataset
 from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc_both
 from cam_tutorial.config import Preset
 from cam_tutorial.methods.saliency import gradient_saliency
@@ -155,7 +156,7 @@ def localization_report(
     """Score one method's maps against the dataset's boxes (and masks) with every measure.
 
     Args:
-        found: the maps, scores and ground truth (:func:`~cam_tutorial.cam.cams_for_dataset`
+        found: the maps, scores and ground truth (:func:`~cam_tutorial.dataset_maps.cams_for_dataset`
             and friends); it needs boxes.
         name: the method's name in the table.
         threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
@@ -202,7 +203,7 @@ def saliency_for_dataset(
 ) -> DatasetMaps:
     """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`), min-max normalised
     per image, and the logits, for every item of ``dataset`` (see
-    :func:`~cam_tutorial.cam.maps_for_dataset`)."""
+    :func:`~cam_tutorial.dataset_maps.maps_for_dataset`)."""
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")

@@ -51,7 +51,7 @@ _GRADIENT_FIX = ("the backward pass overflowed (run the model in float32, not fl
 
 
 def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Validate model and images the way CAMExtractor does; return a (B, C, H, W) batch."""
+    """Validate model and images the way compute_cams does; return a (B, C, H, W) batch."""
     check_model(model)
     return check_image_batch(images)
 
@@ -125,7 +125,7 @@ def grad_cam(
         target_layer: the layer whose output is ``f`` (module or dotted name such as ``"layer4"``);
             default ``model.features`` (the book's models).
         upsample: resize the maps to ``(H, W)`` (bilinear, ``align_corners=False``), as
-            :class:`~cam_tutorial.cam.CAMExtractor` does.
+            :func:`~cam_tutorial.cam.compute_cams` does.
         normalize: min-max normalise each map to ``[0, 1]`` (after upsampling); a map that is all
             zeros (every position negative before the ReLU) stays zeros.
 
@@ -142,11 +142,10 @@ def grad_cam(
     Example:
         >>> import torch
         >>> from cam_tutorial.models import ResNet18B
-        >>> from cam_tutorial.cam import CAMExtractor
+        >>> from cam_tutorial.cam import compute_cams
         >>> model = ResNet18B(num_classes=3, width=4).eval()
         >>> images = torch.rand(2, 3, 64, 64)
-        >>> with CAMExtractor(model) as cam:
-        ...     out = cam(images, upsample=False, normalize=False)
+        >>> out = compute_cams(model, images, upsample=False, normalize=False)
         >>> Z = out.maps.shape[-1] * out.maps.shape[-2]
         >>> torch.allclose(grad_cam(model, images), out.maps.clamp(min=0) / Z, atol=1e-6)
         True

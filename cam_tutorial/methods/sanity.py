@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 _MAPS_FIX = ("find where the NaN/Inf come from (the images, the model's weights, a float16 overflow; "
-             "CAMExtractor and grad_cam name which) or replace them first with torch.nan_to_num")
+             "compute_cams and grad_cam name which) or replace them first with torch.nan_to_num")
 
 
 # --------------------------------------------------------------------------------------------

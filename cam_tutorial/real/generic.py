@@ -12,7 +12,7 @@ classifier`` (the book's models and :mod:`cam_tutorial.real.efficientnet_lite`):
    (:func:`fit_linear_head`; full-batch L-BFGS, deterministic);
 3. put it behind the frozen layers (:class:`LinearProbe`): the result is again a GAP network with
    one linear layer, so ``M_c = sum_k w_k^c f_k`` is its class activation map and
-   :class:`~cam_tutorial.cam.CAMExtractor` applies unchanged.
+   :func:`~cam_tutorial.cam.compute_cams` applies unchanged.
 
 The section's second example, a text detector, needs images with text and an exact box around
 it: :class:`TextScenes` renders words with OpenCV's Hershey fonts onto crops of photographs that
@@ -169,7 +169,7 @@ class LinearProbe(nn.Module):
     """A frozen network's ``features`` and ``pool`` with a new linear ``classifier``.
 
     The parts are shared with ``backbone`` (not copied) and frozen; the probe is in eval mode.
-    Its layout is the book's, so :class:`~cam_tutorial.cam.CAMExtractor` finds its head.
+    Its layout is the book's, so :func:`~cam_tutorial.cam.compute_cams` reads its head.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:

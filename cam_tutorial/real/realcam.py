@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
+from cam_tutorial.cam import compute_cams, normalize_maps, upsample_maps
 from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
 from cam_tutorial.boxes import box_from_cam, box_iou
 from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc
@@ -152,8 +152,8 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
     """Run ``model`` once on the photos (one batch) and return each photo's top-k CAMs.
 
     Args:
-        model: a CAM classifier in eval mode taking TF-Lite-normalised input, e.g.
-            :func:`~cam_tutorial.real.efficientnet_lite.efficientnet_lite0`.
+        model: a ``features -> pool -> classifier`` network in eval mode taking TF-Lite-normalised
+            input, e.g. :func:`~cam_tutorial.real.efficientnet_lite.efficientnet_lite0`.
         photos: :class:`~cam_tutorial.real.photos.Photo` objects (see :func:`~cam_tutorial.real.photos.load_photos`).
         size: the network's input side: 224 (7x7 maps) or 448 (14x14), say.
         top_k: how many classes' maps to keep per photo.
@@ -168,9 +168,8 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
     device = next(model.parameters()).device
     prepared = [crop_photo(p.image, size) for p in photos]
     batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(device)
-    with CAMExtractor(model) as extractor:
-        out = extractor(batch, top_k=top_k, upsample=False, normalize=False)
-        fc = extractor.fc
+    out = compute_cams(model, batch, top_k=top_k, upsample=False, normalize=False)
+    fc = model.classifier
     raw = out.maps.float().cpu()
     maps = normalize_maps(upsample_maps(raw, size))
     bias = fc.bias.detach().float().cpu() if fc.bias is not None else torch.zeros(fc.out_features)
