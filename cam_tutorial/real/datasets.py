@@ -58,15 +58,9 @@ def _resize_centre_crop(image: "Any", size: int, nearest: bool) -> "Any":
     width, height = image.size
     factor = size / min(width, height)
     new_w, new_h = max(size, round(width * factor)), max(size, round(height * factor))
-    resample = Image.NEAREST if nearest else Image.BILINEAR
-    image = image.resize((new_w, new_h), resample=resample)
+    image = image.resize((new_w, new_h), resample=Image.NEAREST if nearest else Image.BILINEAR)
     left, top = (new_w - size) // 2, (new_h - size) // 2
     return image.crop((left, top, left + size, top + size))
-
-
-def _normalise_pil(image: "Any") -> torch.Tensor:
-    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-    return torch.from_numpy(cv2.LUT(rgb, normalization_table())).permute(2, 0, 1).contiguous()
 
 
 def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:
@@ -78,7 +72,8 @@ def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:
         >>> photo_to_tensor(Image.new("RGB", (40, 30)), 32).shape
         torch.Size([3, 32, 32])
     """
-    return _normalise_pil(_resize_centre_crop(image.convert("RGB"), image_side(size), nearest=False))
+    rgb = np.asarray(_resize_centre_crop(image.convert("RGB"), image_side(size), nearest=False), dtype=np.uint8)
+    return torch.from_numpy(cv2.LUT(np.ascontiguousarray(rgb), normalization_table())).permute(2, 0, 1).contiguous()
 
 
 def _box_of(mask: np.ndarray) -> torch.Tensor:
@@ -143,7 +138,7 @@ def _source(name: str, root: Path, image_size: int, split: str) -> tuple[Path, s
         return root / f"imagenette2-{size[:-2]}", tv_split, lambda where: tvd.Imagenette(
             str(where), split=tv_split, size=size, download=True)
     tv_split = "trainval" if split == "train" else "test"
-    return root / "oxford-iiit-pet", tv_split, lambda where: tvd.OxfordIIITPet(str(where), split=tv_split, download=True)
+    return root / "oxford-iiit-pet", tv_split, lambda where: tvd.OxfordIIITPet(str(where), tv_split, download=True)
 
 
 def _imagenette_items(folder: Path, split: str) -> tuple[list[tuple[Path, int, None]], list[str]]:
@@ -173,8 +168,8 @@ def _pets_items(folder: Path, split: str) -> tuple[list[tuple[Path, int, Path]],
     if bad:
         raise ValueError(f"{listing}, line {bad[0]}: expected '<image id> <class> <species> <breed id>', got "
                          f"{' '.join(bad[1])!r}; download the dataset again")
-    items = [(folder / "images" / f"{row[0]}.jpg", int(row[1]) - 1, folder / "annotations" / "trimaps" / f"{row[0]}.png")
-             for _, row in rows]
+    items = [(folder / "images" / f"{id_}.jpg", int(label) - 1, folder / "annotations" / "trimaps" / f"{id_}.png")
+             for _, (id_, label, *_rest) in rows]
     names = dict(sorted({(label, path.stem.rsplit("_", 1)[0]) for path, label, _ in items}))
     return items, [" ".join(part.title() for part in names[k].split("_")) for k in sorted(names)]
 

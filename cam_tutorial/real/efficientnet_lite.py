@@ -42,17 +42,9 @@ from cam_tutorial.models import GlobalPool
 from cam_tutorial.real.inputs import image_side, rgb_photo
 
 __all__ = [
-    "EfficientNetLite0",
-    "CropGeometry",
-    "LITE0_STAGES",
-    "MODEL_LICENCE",
-    "efficientnet_lite0",
-    "imagenet_categories",
-    "load_lite0_state_dict",
-    "crop_photo",
-    "lite0_weights_path",
-    "normalize_crop",
-    "preprocess",
+    "EfficientNetLite0", "CropGeometry", "LITE0_STAGES", "MODEL_LICENCE", "efficientnet_lite0",
+    "imagenet_categories", "load_lite0_state_dict", "crop_photo", "lite0_weights_path",
+    "normalize_crop", "preprocess",
 ]
 
 logger = logging.getLogger(__name__)
@@ -244,17 +236,12 @@ def efficientnet_lite0() -> EfficientNetLite0:
     return model.to(memory_format=torch.channels_last).eval()
 
 
-@lru_cache(maxsize=1)
-def _categories() -> tuple[str, ...]:
-    import torchvision
-
-    return tuple(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-
-
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet-1k class names in index order (torchvision's, on disk: no download);
     e.g. ``967`` is ``"espresso"``, ``282`` ``"tiger cat"``."""
-    return list(_categories())
+    import torchvision
+
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def finite_boxes(boxes: Any) -> np.ndarray:

@@ -50,12 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from cam_tutorial.real.inputs import image_side, whole_number
 
 __all__ = [
-    "pooled_features",
-    "fit_linear_head",
-    "LinearProbe",
-    "Rendered",
-    "TextScenes",
-    "TEXT_FONTS",
+    "pooled_features", "fit_linear_head", "LinearProbe", "Rendered", "TextScenes", "TEXT_FONTS",
 ]
 
 logger = logging.getLogger(__name__)

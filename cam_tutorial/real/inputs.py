@@ -1,12 +1,4 @@
-"""Where inputs enter the real room: a count, an image side, a photo. One check each, shared.
-
-Example:
-    >>> import numpy as np
-    >>> whole_number(np.int64(3), "length"), image_side(224)
-    (3, 224)
-    >>> rgb_photo(np.zeros((4, 5), np.uint8)).shape
-    (4, 5, 3)
-"""
+"""Where inputs enter the real room: a count, an image side, a photo. One check each, shared."""
 
 from __future__ import annotations
 
@@ -16,14 +8,13 @@ import numpy as np
 
 __all__ = ["MAX_IMAGE_SIDE", "image_side", "rgb_photo", "whole_number"]
 
-#: The largest square side accepted: 64x64 maps for a stride-32 network, about 50 MB of input.
-#: (8000 px would allocate 1.2-1.7 GB before the network even starts.)
+#: The largest square side accepted: 64x64 maps at stride 32 (8000 px would allocate 1.2-1.7 GB).
 MAX_IMAGE_SIDE = 2048
 
 
 def whole_number(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     """``value`` as an int in ``[minimum, maximum]``: Python and numpy integers pass; a bool, a
-    float (``2.7`` would be truncated) or a string is refused with a message naming ``name``.
+    float (``2.7`` would be truncated) or a string is refused, naming ``name``.
 
     Example:
         >>> whole_number(True, "length")

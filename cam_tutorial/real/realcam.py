@@ -38,19 +38,9 @@ from cam_tutorial.real.photos import Photo
 from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
 
 __all__ = [
-    "PhotoCAMs",
-    "photo_cams",
-    "box_score_rows",
-    "photo_max_box_acc",
-    "confidence_summary",
-    "check_results",
-    "show_top_classes",
-    "show_photo_cams",
-    "show_resolutions",
-    "show_photo_cam_box",
-    "display_jpeg",
-    "TRUE_BOX_COLOR",
-    "CAM_BOX_COLOR",
+    "PhotoCAMs", "photo_cams", "box_score_rows", "photo_max_box_acc", "confidence_summary",
+    "check_results", "show_top_classes", "show_photo_cams", "show_resolutions",
+    "show_photo_cam_box", "display_jpeg", "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
 ]
 
 logger = logging.getLogger(__name__)
