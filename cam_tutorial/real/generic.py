@@ -126,6 +126,10 @@ def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: i
     Returns:
         A ``nn.Linear(K, num_classes)`` in float32 on the CPU.
 
+    Raises:
+        ValueError, TypeError: fewer than two samples, non-finite features, fractional labels or
+            counts, a negative or non-finite ``weight_decay``, ``max_iter < 1``.
+
     Example:
         >>> F_ = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]])
         >>> head = fit_linear_head(F_, torch.tensor([0, 1, 0, 1]))

@@ -25,14 +25,14 @@ def whole_number(value: Any, name: str, minimum: int = 1, maximum: int | None = 
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
-        span = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{name} must be {span}, got {value}")
+        most = "" if maximum is None else f" and at most {maximum}"
+        raise ValueError(f"{name} must be at least {minimum}{most}, got {value}")
     return int(value)
 
 
 def image_side(size: Any, name: str = "size") -> int:
     """A square image side in pixels: an int from 32 (the networks' stride) to :data:`MAX_IMAGE_SIDE`."""
-    return whole_number(size, f"{name} (px; at least 32, the networks' stride)", 32, MAX_IMAGE_SIDE)
+    return whole_number(size, f"{name} (pixels; the networks' stride is 32)", 32, MAX_IMAGE_SIDE)
 
 
 def rgb_photo(photo: Any) -> np.ndarray:

@@ -219,7 +219,8 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
     Keys: ``mean_top_probability`` (mean softmax of the top class), ``plausible`` (share of the
     photos with plausible classes whose top class is one of them), ``n_judged`` (how many photos
     have plausible classes), and ``gap`` = ``mean_top_probability - plausible`` over those photos:
-    near 0 for a calibrated model, negative when it is less sure than it is right.
+    near 0 for a calibrated model, negative when it is less sure than it is right (``plausible``
+    and ``gap`` are NaN when no photo has plausible classes: nothing to judge).
     """
     results = check_results(results)
     judged = [r for r in results if r.top_is_plausible() is not None]
@@ -319,7 +320,7 @@ def show_resolutions(by_size: Mapping[int, Sequence[PhotoCAMs]], categories: Seq
     titled with the class, its probability and the raw map's size (7x7, 14x14)."""
     categories = list(categories) if categories is not None else imagenet_categories()
     sizes = list(by_size)
-    chosen = [check_results([r for r in by_size[s] if names is None or r.name in names], f"by_size[{s}] (named)")
+    chosen = [check_results([r for r in by_size[s] if names is None or r.name in names], f"by_size[{s}]")
               for s in sizes]
     if not chosen:
         raise ValueError("by_size is empty: give {size: photo_cams(model, photos, size)} for one size or more")
