@@ -3,9 +3,9 @@
 A preset is a plain dataclass of sizes. Its fields shape the models and their data (what the zoo's
 recipes read); ``preset.chapter`` holds each chapter's own sizes (:class:`ChapterSizes`: images of a
 demonstration, timed steps...). Notebooks and benchmarks read every size from it, so the same code
-runs small in CI and full size on a GPU, and no chapter asks which preset it runs under. The preset comes from the environment variable
-``CAM_TUTORIAL_PRESET`` (``ci``, ``cpu`` or ``gpu``); without it, ``gpu`` when CUDA is available,
-else ``cpu``.
+runs small in CI and full size on a GPU, and no chapter asks which preset it runs under. The preset
+comes from the environment variable ``CAM_TUTORIAL_PRESET`` (``ci``, ``cpu`` or ``gpu``); without it,
+``gpu`` when CUDA is available, else ``cpu``.
 
 * ``ci``: the smallest run that still shows every effect the book claims (CI sets it).
 * ``cpu``: what the committed notebook outputs are produced with (minutes per notebook, 2 cores).

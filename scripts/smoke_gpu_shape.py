@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                        "OMP_WAIT_POLICY": "PASSIVE",
                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
-    print(f"gpu-shaped smoke run: {SMOKE}, chapter sizes {SMOKE_CHAPTER}\nexecuted copies in {out}; zoo cache {cache}", flush=True)
+    print(f"gpu-shaped smoke run: {SMOKE}, chapter sizes {SMOKE_CHAPTER}\nexecuted copies in {out}; "
+          f"zoo cache {cache}", flush=True)
     failed = total = unmet = 0
     for path in paths:
         outcome = run_one(path.resolve(), out.resolve(), args.timeout)
