@@ -117,11 +117,13 @@ def test_bad_chapter_sizes_are_refused(field, value, message):
 
 
 def test_preset_objects_are_the_labs_kinds_and_enter_the_recipe():
-    from cam_tutorial.config import _OBJECT_KINDS
     from cam_tutorial.lab import OBJECTS
     from cam_tutorial.zoo import recipe
 
-    assert _OBJECT_KINDS == tuple(OBJECTS)  # the config's copy cannot drift from the lab's list
+    # the config's copy cannot drift from the lab's list: it accepts each, and names exactly those
+    assert [PRESETS["ci"].replace(objects=kind).objects for kind in OBJECTS] == list(OBJECTS)
+    with pytest.raises(ValueError, match=rf"preset objects must be one of {', '.join(map(repr, OBJECTS))}, got"):
+        PRESETS["ci"].replace(objects="blob")
     # The book's outputs are on the lab with parts at 10x10 maps or finer; ci stays small, on shapes.
     assert PRESETS["cpu"].objects == "creatures" and PRESETS["cpu"].image_size >= 160
     assert PRESETS["ci"].objects == "shapes"

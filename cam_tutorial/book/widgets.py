@@ -40,7 +40,7 @@ from cam_tutorial.cam import CAMExtractor
 from cam_tutorial.checks import check_model
 from cam_tutorial.viz import draw_box, overlay
 
-__all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes"]
+__all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes", "uploaded_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +64,17 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     return photo_to_tensor(picture, size)
 
 
-def _uploaded_files(value: Any) -> list[tuple[str, bytes]]:
-    """``(name, bytes)`` of each file in a ``FileUpload.value``, whichever ipywidgets made it.
+def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of each file in a ``FileUpload.value``, whichever ipywidgets made it (what
+    the explorer's upload button reads, chapter 8).
 
     ipywidgets 8 gives a tuple of dicts ``{"name", "type", "size", "content" (memoryview), ...}``;
     ipywidgets 7 (Colab) gives a dict ``{name: {"metadata": {...}, "content": bytes}}``.
 
     Example:
-        >>> _uploaded_files(({"name": "a.png", "content": memoryview(b"PNG")},))
+        >>> uploaded_files(({"name": "a.png", "content": memoryview(b"PNG")},))
         [('a.png', b'PNG')]
-        >>> _uploaded_files({"b.png": {"metadata": {"name": "b.png"}, "content": b"PNG"}})
+        >>> uploaded_files({"b.png": {"metadata": {"name": "b.png"}, "content": b"PNG"}})
         [('b.png', b'PNG')]
     """
     if not value:
@@ -194,7 +195,7 @@ class CAMExplorer(widgets.VBox):
         self._set_image(load_image_bytes(data, self.image_size), f"uploaded {name}", None)
 
     def _on_upload(self, change: dict) -> None:
-        files = _uploaded_files(change["new"])
+        files = uploaded_files(change["new"])
         if files:
             name, data = files[-1]  # one file (multiple=False); the latest if a version keeps several
             self.show_bytes(data, name)
