@@ -90,28 +90,24 @@ def stage_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]
     for :func:`markdown_table`. Runs one forward pass on zeros in eval mode, then gives every
     submodule back its mode.
     """
-    with _evaluating(model):
-        return _stage_rows(model, image_size)
-
-
-def _stage_rows(model: nn.Module, image_size: int) -> list[dict[str, Any]]:
     x = torch.zeros(1, 3, image_size, image_size)
     rows = []
     seen: list[nn.Module] = []
-    for name, child in model.features.named_children():
-        flops = count_flops(child, x)
-        with torch.no_grad():
-            x = child(x)
-        seen.append(child)
-        if count_parameters(child) == 0 and name == "check":
-            continue
-        rows.append({
-            "name": name,
-            "output": _shape(x),
-            "params": count_parameters(child),
-            "mflops": flops / 1e6,
-            "receptive_field": receptive_field(nn.Sequential(*seen)),
-        })
+    with _evaluating(model):
+        for name, child in model.features.named_children():
+            flops = count_flops(child, x)
+            with torch.no_grad():
+                x = child(x)
+            seen.append(child)
+            if count_parameters(child) == 0 and name == "check":
+                continue
+            rows.append({
+                "name": name,
+                "output": _shape(x),
+                "params": count_parameters(child),
+                "mflops": flops / 1e6,
+                "receptive_field": receptive_field(nn.Sequential(*seen)),
+            })
     return rows
 
 
