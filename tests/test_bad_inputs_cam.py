@@ -32,7 +32,7 @@ from cam_tutorial.models import GlobalPool, ResNet18B, vgg16_fc, vgg16_gap  # no
 from cam_tutorial.methods.saliency import grad_cam, gradient_saliency  # noqa: E402
 from cam_tutorial.methods.sanity import deletion_insertion_curves, spearman_per_map  # noqa: E402
 from cam_tutorial.viz import overlay, show_gallery, show_map_rows  # noqa: E402
-from cam_tutorial.book.widgets import _uploaded_files, cam_explorer  # noqa: E402
+from cam_tutorial.book.widgets import cam_explorer, uploaded_files  # noqa: E402
 
 SIZE = 32
 NAN, INF = float("nan"), float("inf")
@@ -300,9 +300,9 @@ WIDGETS_ERRORS = [
      ValueError, r"training mode: call model.eval\(\)"),
     ("no dataset and no size", lambda: cam_explorer(_resnet()),
      ValueError, r"give a dataset or, for uploads only, the model's image_size"),
-    ("upload value of an unknown shape", lambda: _uploaded_files("photo.png"),
+    ("upload value of an unknown shape", lambda: uploaded_files("photo.png"),
      TypeError, r"a tuple \(ipywidgets 8\) or a dict \(ipywidgets 7\).*upgrade ipywidgets"),
-    ("upload entry without content", lambda: _uploaded_files({"a.png": {"metadata": {}}}),
+    ("upload entry without content", lambda: uploaded_files({"a.png": {"metadata": {}}}),
      ValueError, r"'a.png' has no 'content'.*show_bytes"),
 ]
 

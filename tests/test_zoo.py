@@ -68,6 +68,8 @@ def _other(field: str, value):
         return "creatures" if value == "shapes" else "shapes"
     if field == "start":  # a recipe that starts from another model's trained weights
         return zoo.recipe("resnet18b_gap", TINY_CREATURES).start if value is None else None
+    if field == "chapter":  # the chapters' sizes (config.ChapterSizes)
+        return value.replace(sanity_images=value.sanity_images + 1)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -167,11 +168,16 @@ def localization_report(
         A :class:`LocalizationReport`.
 
     Raises:
-        ValueError: when ``found`` carries no ground-truth boxes.
+        ValueError: when ``found`` carries no ground-truth boxes, or some are missing (NaN).
     """
-    if found.boxes is None:
-        raise ValueError("these maps carry no ground-truth boxes: localisation needs a dataset whose items "
-                         "are (image, label, box[, mask])")
+    missing = torch.isnan(found.boxes).any(dim=1) if found.boxes is not None else None
+    if missing is None or missing.all():
+        raise ValueError("these maps carry no ground-truth boxes (Imagenette's are all NaN): localisation needs a "
+                         "dataset with boxes, e.g. the lab or load_dataset('pets', ...); without boxes, compare "
+                         "classification only, e.g. (found.predictions == found.labels).float().mean()")
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} of the {len(found)} ground-truth boxes are missing (NaN): score the "
+                         "others with localization_report(found.subset(~found.boxes.isnan().any(dim=1)), ...)")
     start = time.perf_counter()
     maps = found.maps.numpy()
     gt_boxes = found.boxes.numpy()
@@ -291,15 +297,19 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
         >>> sorted(rows), "matched" in rows["GAP"]  # doctest: +SKIP
         (['GAP', 'GMP'], True)
     """
+    if test_size is not None and maps is not None:
+        raise ValueError("test_size chooses the zoo twins' test images: with maps given, give maps of the images "
+                         "you want instead")
+    whole = isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool)
+    if test_size is not None and not (whole and 1 <= test_size <= preset.test_size):
+        raise ValueError(f"test_size must lie in [1, {preset.test_size}] (a whole number of the {preset.name} test "
+                         f"split's images; None for all of them), got {test_size!r}")
     if maps is None:
         from cam_tutorial.zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
 
         test_set = model_dataset("resnet18b_gap", "test", preset)
         if test_size is not None:
-            if not 1 <= test_size <= len(test_set):
-                raise ValueError(f"test_size must lie in [1, {len(test_set)}] (the {preset.name} test split), "
-                                 f"got {test_size}")
-            test_set = Subset(test_set, range(test_size))
+            test_set = Subset(test_set, range(int(test_size)))
         maps = {pool: cams_for_dataset(trained_model(f"resnet18b_{pool.lower()}", preset, device=device,
                                                      progress=False),
                                        test_set, preset.eval_batch_size, device)

@@ -151,16 +151,36 @@ def grad_cam(
         True
     """
     images = _check_inputs(model, images)
-    if target_layer is None:
-        layer = getattr(model, "features", None)
-        if not isinstance(layer, nn.Module):
-            raise ValueError(
-                "the model has no .features module: pass target_layer, the layer whose output are the last "
-                "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
-            )
-    else:
-        layer = resolve_submodule(model, target_layer, "target_layer")
+    f, grad = _maps_and_gradient(model, _target_layer(model, target_layer), images, classes)
+    check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
+    dtype = torch.promote_types(f.dtype, torch.float32)
+    f, grad = f.detach().to(dtype), grad.to(dtype)
+    alpha = grad.mean(dim=(2, 3))  # (B, K)
+    maps = F.relu(torch.einsum("bk,bkhw->bhw", alpha, f))
+    if upsample:
+        maps = upsample_maps(maps, tuple(images.shape[-2:]))
+    if normalize:
+        maps = normalize_maps(maps, inplace=True)
+    return maps
 
+
+def _target_layer(model: nn.Module, target_layer: nn.Module | str | None) -> nn.Module:
+    """The layer whose output Grad-CAM weighs: ``target_layer``, or by default ``model.features``."""
+    if target_layer is not None:
+        return resolve_submodule(model, target_layer, "target_layer")
+    layer = getattr(model, "features", None)
+    if not isinstance(layer, nn.Module):
+        raise ValueError(
+            "the model has no .features module: pass target_layer, the layer whose output are the last "
+            "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
+        )
+    return layer
+
+
+def _maps_and_gradient(model: nn.Module, layer: nn.Module, images: torch.Tensor,
+                       classes: ClassIndices) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer``'s output ``f`` (B, K, h, w) in one forward pass, and the gradient of the chosen
+    classes' scores with respect to it."""
     captured: list[torch.Tensor] = []
 
     def hook(module: nn.Module, inputs: tuple, output: object) -> None:
@@ -187,14 +207,4 @@ def grad_cam(
             (grad,) = torch.autograd.grad(score, f)
     finally:
         handle.remove()
-
-    check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
-    dtype = torch.promote_types(f.dtype, torch.float32)
-    f, grad = f.detach().to(dtype), grad.to(dtype)
-    alpha = grad.mean(dim=(2, 3))  # (B, K)
-    maps = F.relu(torch.einsum("bk,bkhw->bhw", alpha, f))
-    if upsample:
-        maps = upsample_maps(maps, tuple(images.shape[-2:]))
-    if normalize:
-        maps = normalize_maps(maps, inplace=True)
-    return maps
+    return f, grad
