@@ -20,7 +20,7 @@ import torch
 from cam_tutorial import zoo
 from cam_tutorial.book import colab
 from cam_tutorial.book.widgets import cam_explorer
-from cam_tutorial.cam import DatasetMaps
+from cam_tutorial.dataset_maps import DatasetMaps
 from cam_tutorial.config import PRESETS, get_preset
 from cam_tutorial.lab import SyntheticShapes
 from cam_tutorial.methods.compare import localization_report, twin_measures
