@@ -20,7 +20,7 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
-from cam_tutorial.cam import compute_cams, has_cam_layout
+from cam_tutorial.cam import compute_cams
 
 __all__ = ["DatasetMaps", "cams_for_dataset", "maps_for_dataset"]
 
@@ -173,16 +173,21 @@ def cams_for_dataset(
     classes: str = "label",
     progress: bool = True,
     num_workers: int = 0,
-    target_layer: nn.Module | str | None = None,
-    fc_layer: nn.Module | str | None = None,
     upsample: bool = True,
 ) -> DatasetMaps:
     """Class activation maps (upsampled, normalised) and logits for every item of a dataset.
 
-    One forward pass per batch: :func:`~cam_tutorial.cam.compute_cams` for a ``features -> pool ->
-    classifier`` network (the book's), else (or when ``target_layer`` or ``fc_layer`` is given) one
-    :class:`~cam_tutorial.anymodel.extractor.CAMExtractor`. See :func:`maps_for_dataset` for the
-    items, ``classes`` and what is returned. Chapters 5, 6, 7 and 8.
+    One :func:`~cam_tutorial.cam.compute_cams` per batch, for a ``features -> pool -> classifier``
+    network (every model the book builds). See :func:`maps_for_dataset` for the items, ``classes``
+    and what is returned. For another network, give :func:`maps_for_dataset` a
+    :class:`~cam_tutorial.anymodel.extractor.CAMExtractor`::
+
+        def compute(images, classes):
+            result = extract(images, classes=classes)
+            return result.logits, result.maps
+
+        with CAMExtractor(net) as extract:
+            found = maps_for_dataset(compute, data)
 
     Args:
         model: a CAM classifier in eval mode.
@@ -192,7 +197,6 @@ def cams_for_dataset(
         classes: ``"label"`` (true class) or ``"predicted"``.
         progress: show a ``tqdm`` bar.
         num_workers: DataLoader workers.
-        target_layer, fc_layer: as for :class:`~cam_tutorial.anymodel.extractor.CAMExtractor`.
         upsample: resize the maps to the images' size (bilinear); ``False`` keeps them at the
             feature maps' resolution (normalised), e.g. for a protocol that upsamples its own way
             (:func:`~cam_tutorial.metrics.max_box_acc` with ``size=``).
@@ -210,20 +214,9 @@ def cams_for_dataset(
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
-    if target_layer is None and fc_layer is None and has_cam_layout(model):
-        def compute(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-            result = compute_cams(model, images, wanted, upsample=upsample)
-            return result.logits, result.maps
+    def compute(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        result = compute_cams(model, images, wanted, upsample=upsample)
+        return result.logits, result.maps
 
-        return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,
-                                num_workers=num_workers, desc="class activation maps")
-    from cam_tutorial.anymodel.extractor import CAMExtractor  # any other network: hooks find the layers
-
-    with CAMExtractor(model, target_layer, fc_layer) as extractor:
-
-        def compute_any(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-            result = extractor(images, classes=wanted, upsample=upsample)
-            return result.logits, result.maps
-
-        return maps_for_dataset(compute_any, dataset, batch_size, device, classes=classes, progress=progress,
-                                num_workers=num_workers, desc="class activation maps")
+    return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,
+                            num_workers=num_workers, desc="class activation maps")

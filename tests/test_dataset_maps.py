@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from cam_tutorial.anymodel.extractor import CAMExtractor
-from cam_tutorial.cam import compute_cams
+from cam_tutorial.cam import CAMNotApplicableError, compute_cams
 from cam_tutorial.dataset_maps import DatasetMaps, cams_for_dataset, maps_for_dataset
 from cam_tutorial.models import ResNet18B, vgg16_gap
 
@@ -141,17 +141,23 @@ def test_the_books_models_give_the_extractors_maps_bit_for_bit(build):
     model = build().eval()
     data = _boxed_dataset(5)
     direct = cams_for_dataset(model, data, batch_size=2, progress=False)
-    hooked = cams_for_dataset(model, data, batch_size=2, progress=False, target_layer="features")
+    with CAMExtractor(model, target_layer="features") as extract:
+        hooked = maps_for_dataset(lambda x, c: (lambda r: (r.logits, r.maps))(extract(x, classes=c)), data,
+                                  batch_size=2, progress=False)
     for name in ("logits", "maps", "classes", "labels", "boxes", "masks"):
         assert torch.equal(getattr(direct, name), getattr(hooked, name)), name
     assert _no_hooks(model)
 
 
-def test_another_network_falls_back_to_the_extractor():
+def test_another_network_is_refused_with_the_extractor_named():
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=NUM_CLASSES).eval()
     data = _boxed_dataset(3)
-    found = cams_for_dataset(net, data, batch_size=2, progress=False)
+    with pytest.raises(CAMNotApplicableError, match="CAMExtractor"):
+        cams_for_dataset(net, data, batch_size=2, progress=False)
+    with CAMExtractor(net) as extract:  # what the docstring says to do instead
+        found = maps_for_dataset(lambda x, c: (lambda r: (r.logits, r.maps))(extract(x, classes=c)), data,
+                                 batch_size=2, progress=False)
     with CAMExtractor(net) as cam:
         whole = cam(data.tensors[0], classes=data.tensors[1])
     assert found.maps.shape == (3, 64, 64)
