@@ -46,3 +46,34 @@ def test_map_rows_wrap_the_images_and_repeat_each_method_row():
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert labels == ["CAM", "saliency", "CAM", "saliency"]  # two blocks of four images
     assert measure_figure(fig).overlaps == []
+
+
+def _rows_and_columns(axes) -> tuple[int, int]:
+    return (len({round(ax.get_position().y0, 3) for ax in axes}),
+            len({round(ax.get_position().x0, 3) for ax in axes}))
+
+
+def test_six_images_make_two_rows_of_three_and_no_blank_cell_is_left():
+    """Six images wrapped 4 + 2 with a blank block (chapter 8's map rows, chapter 6's parts)."""
+    from cam_tutorial.lab import PART_NAMES, SyntheticShapes
+    from cam_tutorial.viz import show_parts
+
+    images = torch.rand(6, 3, 16, 16)
+    gallery = show_gallery(images, labels=list(range(6)))
+    assert len(gallery.axes) == 6 and _rows_and_columns(gallery.axes) == (2, 3)
+    rows = show_map_rows(images, {"CAM": torch.rand(6, 4, 4), "saliency": torch.rand(6, 4, 4)})
+    assert len(rows.axes) == 12 and all(ax.images for ax in rows.axes)
+    assert _rows_and_columns(rows.axes) == (4, 3)
+    lab = SyntheticShapes("val", length=6, image_size=32)
+    parts = show_parts([lab[i][0] for i in range(6)], lab.part_maps(), PART_NAMES)
+    assert len(parts.axes) == 12 and all(ax.images for ax in parts.axes)
+    assert _rows_and_columns(parts.axes) == (4, 3)
+    assert measure_figure(parts).overlaps == []
+
+
+def test_rows_that_cannot_be_even_leave_no_axes_behind():
+    images = torch.rand(7, 3, 16, 16)
+    gallery = show_gallery(images, labels=list(range(7)))
+    assert len(gallery.axes) == 7 and _rows_and_columns(gallery.axes) == (2, 4)
+    rows = show_map_rows(images[:5], {"CAM": torch.rand(5, 4, 4)})
+    assert len(rows.axes) == 5 and _rows_and_columns(rows.axes) == (2, 3)
