@@ -77,3 +77,31 @@ def test_rows_that_cannot_be_even_leave_no_axes_behind():
     assert len(gallery.axes) == 7 and _rows_and_columns(gallery.axes) == (2, 4)
     rows = show_map_rows(images[:5], {"CAM": torch.rand(5, 4, 4)})
     assert len(rows.axes) == 5 and _rows_and_columns(rows.axes) == (2, 3)
+
+
+def test_training_curves_share_one_legend_below_the_panels_and_the_rate_axis_starts_at_0():
+    """Chapter 3: the legends sat on the curves and hid half of a "0.000" tick."""
+    from cam_tutorial.plots import plot_history
+
+    epochs = list(range(1, 9))
+    history = {"epoch": epochs, "train_loss": [2.0, 0.9, 0.5, 0.3, 0.2, 0.15, 0.1, 0.08],
+               "val_loss": [1.2, 1.8, 1.2, 0.9, 0.4, 0.2, 0.1, 0.09],
+               "train_acc": [0.41, 0.69, 0.82, 0.89, 0.93, 0.95, 0.96, 0.97],
+               "val_acc": [0.56, 0.49, 0.65, 0.71, 0.86, 0.94, 0.97, 0.97],
+               "lr": [2e-3, 4e-3, 3.7e-3, 3e-3, 2e-3, 1e-3, 3e-4, 4e-8]}
+    fig = plot_history(history, title="t")
+    assert fig.get_size_inches()[0] <= MAX_FIGURE_WIDTH + 1e-9
+    assert [ax.get_legend() for ax in fig.axes] == [None, None, None]
+    [legend] = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["train (running, during the epoch)",
+                                                          "validation (after the epoch)"]
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    box = legend.get_window_extent(renderer)
+    assert all(box.y1 < ax.get_window_extent(renderer).y0 for ax in fig.axes)  # below every panel
+    rate = fig.axes[2]
+    shown = [t.get_text() for t in rate.get_yticklabels() if t.get_visible() and t.get_text()]
+    assert shown[0] == "$\\mathdefault{0}$" and not any("0.000" in t for t in shown), shown
+    assert "10^{\u22123}" in rate.yaxis.get_offset_text().get_text()  # a minus sign, not a hyphen
+    metrics = measure_figure(fig)
+    assert metrics.overlaps == [] and metrics.min_text_px >= 12
