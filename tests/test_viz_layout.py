@@ -105,3 +105,29 @@ def test_training_curves_share_one_legend_below_the_panels_and_the_rate_axis_sta
     assert "10^{\u22123}" in rate.yaxis.get_offset_text().get_text()  # a minus sign, not a hyphen
     metrics = measure_figure(fig)
     assert metrics.overlaps == [] and metrics.min_text_px >= 12
+
+
+def test_chapter_1s_parameter_bars_are_not_covered_by_their_legend(monkeypatch):
+    """The legend sat on the VGG16 (FC head) bar; the chapter's own cell is run on its numbers."""
+    import json
+    from pathlib import Path
+
+    notebook = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "01_fc_vs_gap.ipynb").read_text())
+    [source] = ["".join(c["source"]) for c in notebook["cells"]
+                if c["cell_type"] == "code" and "Where VGG16's parameters are" in "".join(c["source"])]
+    tables = {name: [{"part": "features", "params": 14.7e6}, {"part": "pool", "params": 0},
+                     {"part": "classifier", "params": classifier}]
+              for name, classifier in (("VGG16 (FC head)", 123.6e6), ("VGG16-GAP", 0.5e6))}
+    monkeypatch.setattr(plt, "show", lambda: None)
+    exec(source, {"plt": plt, "tables": tables})
+    fig = plt.gcf()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    bars = [patch.get_window_extent(renderer) for patch in fig.axes[0].patches]
+    assert legends and bars
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not any(box.overlaps(bar) for bar in bars)
+    assert fig.get_size_inches()[0] <= MAX_FIGURE_WIDTH + 1e-9
+    assert measure_figure(fig).overlaps == []
