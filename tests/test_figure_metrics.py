@@ -190,3 +190,33 @@ def test_the_execute_scripts_kernel_stores_measurements_in_every_figure():
     third = fm.read_figure_metrics(jpeg)
     assert third["min_text_px"] == pytest.approx(8 * 100 / 72, abs=0.01)
     assert any("'a very long title that runs on' covers" in o for o in third["overlaps"]), third
+
+
+def test_the_markdown_pages_images_carry_their_measurements_and_no_overlap():
+    """book/images/*, made by scripts/make_figures.py: the intro's JPEG had two titles running together."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    images = sorted((Path(__file__).resolve().parents[1] / "book" / "images").glob("*.*"))
+    assert {p.suffix for p in images} >= {".png", ".jpg"}
+    for path in images:
+        found = fm.read_figure_metrics(path.read_bytes())
+        assert found is not None, f"{path.name}: remake it with python -m scripts.make_figures"
+        assert found["overlaps"] == [], path.name
+        with Image.open(path) as image:
+            shown = min(1.0, 690 / image.width)  # the book's text column at a 1280 px window
+        assert found["min_text_px"] * shown >= 9, (path.name, found)
+
+
+def test_make_figures_refuses_a_figure_whose_titles_overlap_and_stores_a_jpegs_measurements(tmp_path):
+    from scripts.make_figures import save_measured
+
+    with pytest.raises(ValueError, match=r"titles.jpg: not written, its texts overlap: 'a very long title"):
+        save_measured(_titles_running_into_each_other(), tmp_path / "titles.jpg")
+    assert not list(tmp_path.iterdir())
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set_title("one title", fontsize=9)
+    save_measured(fig, tmp_path / "fine.jpg", pil_kwargs={"quality": 90})
+    found = fm.read_figure_metrics((tmp_path / "fine.jpg").read_bytes())
+    assert found["overlaps"] == [] and found["min_text_px"] == pytest.approx(9 * 100 / 72, abs=0.01)
