@@ -22,6 +22,10 @@ __all__ = ["plot_history", "plot_confusion_matrix", "plot_box_acc", "plot_part_c
 def plot_history(history: object, title: str | None = None) -> plt.Figure:
     """Training curves: loss, accuracy and learning rate per epoch, train and validation.
 
+    One legend, below the panels, names the train and validation curves of both panels: a legend
+    inside a panel sits on its curves. The learning rate's axis counts in units of its power of ten
+    (``x 1e-3`` above it), so its lowest tick reads 0, not "0.000".
+
     Args:
         history: a :class:`cam_tutorial.train.History` or a dict with the same lists
             (``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``, optional ``lr``).
@@ -29,34 +33,39 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
 
     Returns:
         The matplotlib figure (three panels, or two without ``lr``).
+
+    Example:
+        >>> fig = plot_history({"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [1.5, 1.2],
+        ...                     "train_acc": [0.4, 0.7], "val_acc": [0.5, 0.6], "lr": [4e-3, 1e-4]})
+        >>> len(fig.axes), len(fig.legends), [ax.get_legend() for ax in fig.axes]
+        (3, 1, [None, None, None])
     """
     get = history.get if isinstance(history, dict) else lambda k, d=None: getattr(history, k, d)
     epochs = list(get("epoch") or [])
     if not epochs:
         raise ValueError("plot_history needs a history with at least one epoch")
     lr = list(get("lr", None) or [])
-    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(MAX_FIGURE_WIDTH if lr else 7.5, 3.4))
+    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(MAX_FIGURE_WIDTH, 3.2), layout="constrained")
     for ax, metric, label in ((axes[0], "loss", "cross-entropy"), (axes[1], "acc", "accuracy")):
         ax.plot(epochs, get(f"train_{metric}"), "o-", label="train (running, during the epoch)")
         ax.plot(epochs, get(f"val_{metric}"), "s-", label="validation (after the epoch)")
-        ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(label)
-        ax.grid(alpha=0.3)
     axes[1].set_ylim(0, 1.02)
-    axes[1].legend(fontsize=10, loc="lower right")
     if lr:
-        axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the epoch's last step")
-        axes[2].set_xlabel("epoch")
-        axes[2].set_ylabel("learning rate")
+        axes[2].plot(epochs, lr, "o-", color="tab:green")
+        axes[2].set_ylabel("at the epoch's last step")
         axes[2].set_title("one-cycle learning rate")
-        axes[2].legend(fontsize=10)
-        axes[2].grid(alpha=0.3)
+        axes[2].set_ylim(bottom=0)
+        axes[2].ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useMathText=True)
     for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
+               fontsize=LABEL_SIZE, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

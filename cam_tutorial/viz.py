@@ -134,7 +134,8 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         pred_boxes: predicted boxes per image.
         class_names: names for ``labels``.
         ncols: images per row, at most as many as fit at :data:`MIN_PANEL_SIZE` inches each
-            (four): more images wrap onto more rows.
+            (four): more images wrap onto rows of even length (:func:`balanced_columns`: six
+            images make two rows of three).
         title: the figure's title.
         size: inches per image, at most; smaller when ``ncols`` images would make the figure wider
             than :data:`MAX_FIGURE_WIDTH`.
@@ -152,14 +153,13 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         raise ValueError(f"{len(labels)} labels for {n} images: give one label per image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
-    ncols = max(1, min(ncols, n, _max_columns()))
+    ncols = balanced_columns(n, min(ncols, _max_columns()))
     nrows = -(-n // ncols)
     legend = pred_boxes is not None and boxes is not None
     fig, axes = _grid(nrows, ncols, size, bool(title), legend)
-    for i, ax in enumerate(axes.flat):
+    _remove_unused(axes.flat[n:])
+    for i, ax in enumerate(axes.flat[:n]):
         ax.axis("off")
-        if i >= n:
-            continue
         _show(ax, _to_display(images[i]))
         if titles is not None:
             ax.set_title(titles[i], fontsize=LABEL_SIZE)
@@ -170,6 +170,28 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         if pred_boxes is not None:
             draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
     return _finish_grid(fig, title, legend)
+
+
+def balanced_columns(count: int, most: int) -> int:
+    """Columns for ``count`` panels, at most ``most`` a row, in as few rows as fit and rows as even as can be.
+
+    The fewest rows that hold ``count`` panels at ``most`` a row, then the fewest columns that fill
+    those rows: six panels at most four a row make two rows of three, not four and two.
+
+    Example:
+        >>> [balanced_columns(n, 4) for n in (1, 4, 5, 6, 7, 8, 9, 16)]
+        [1, 4, 3, 3, 4, 4, 3, 4]
+    """
+    if count < 1 or most < 1:
+        raise ValueError(f"balanced_columns needs at least one panel and one column, got {count} and {most}")
+    rows = -(-count // most)
+    return -(-count // rows)
+
+
+def _remove_unused(axes: Sequence[plt.Axes]) -> None:
+    """Take the grid's cells past the last panel out of the figure, so that nothing is drawn there."""
+    for ax in axes:
+        ax.remove()
 
 
 def _max_columns(margin: float = 0.0) -> int:
@@ -305,8 +327,8 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
                   colormap: str = "jet") -> plt.Figure:
     """Maps of several methods on the same images: one row per method, one column per image.
 
-    More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap: the rows of every
-    method repeat for the next images, below.
+    More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap into blocks of even width
+    (:func:`balanced_columns`): the rows of every method repeat for the next images, below.
 
     Each cell is :func:`overlay` of the row's map on the column's image, with the ground-truth box
     (green) and the row's predicted box (red).
@@ -333,17 +355,13 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         if len(maps[name]) != n:
             raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
     legend = boxes is not None and bool(pred_boxes)
-    columns = min(n, _max_columns(margin=0.4))
+    columns = balanced_columns(n, _max_columns(margin=0.4))
     chunks = -(-n // columns)
     fig, axes = _grid(len(names) * chunks, columns, size, bool(title), legend, margin=0.4)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_frame_on(False)
+    _remove_unused(axes[-len(names):, n - (chunks - 1) * columns:].flat)
     for r, name in enumerate(names):
         for i in range(n):
             ax = axes[(i // columns) * len(names) + r, i % columns]
-            ax.set_frame_on(True)
             ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=alpha, colormap=colormap))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -387,9 +405,10 @@ def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequ
     if len(part_names) + 1 > len(PART_COLORS):
         raise ValueError(f"show_parts colours at most {len(PART_COLORS) - 1} parts, got {len(part_names)}")
     palette = np.array([matplotlib.colors.to_rgb(c) for c in PART_COLORS[:len(part_names) + 1]])
-    columns = min(n, _max_columns())
+    columns = balanced_columns(n, _max_columns())
     chunks = -(-n // columns)
     fig, axes = _grid(2 * chunks, columns, size, bool(title), True)
+    _remove_unused(axes[-2:, n - (chunks - 1) * columns:].flat)
     for ax in axes.flat:
         ax.set_axis_off()
     for i in range(n):
