@@ -49,10 +49,6 @@ def real_photo_cam(path: Path, photo: str = "coffee") -> None:
 
     [result] = photo_cams(efficientnet_lite0(), load_photos([photo]), size=224, top_k=1)
     fig = show_photo_cam_box(result)
-    # Three one-line titles at a third of the column each run into the next panel's: break them
-    # before their parenthesis or "with" (the measurement below refuses the figure otherwise).
-    for ax in fig.axes:
-        ax.set_title(ax.get_title().replace(" (", "\n(").replace(" with ", "\nwith "), fontsize=ax.title.get_fontsize())
     save_measured(fig, path, pil_kwargs={"quality": 90})
 
 

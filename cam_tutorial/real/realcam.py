@@ -36,12 +36,12 @@ from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, imagen
 from cam_tutorial.boxes import box_from_cam, box_iou
 from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc
 from cam_tutorial.real.photos import Photo
-from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
+from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, balanced_columns, draw_box, overlay
 
 __all__ = [
     "PhotoCAMs", "photo_cams", "box_score_rows", "photo_max_box_acc", "confidence_summary",
     "check_results", "show_top_classes", "show_photo_cams", "show_resolutions",
-    "show_photo_cam_box", "display_jpeg", "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
+    "show_photo_cam_box", "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
 ]
 
 logger = logging.getLogger(__name__)
@@ -239,19 +239,6 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def display_jpeg(fig: plt.Figure, quality: int = 85, dpi: int = 100) -> None:
-    """Show a figure in a notebook as a JPEG and close it: photographs and smooth maps compress
-    to a fraction of a PNG's size, which keeps the committed notebooks small."""
-    import io
-
-    from IPython.display import Image, display
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="jpeg", dpi=dpi, pil_kwargs={"quality": quality})
-    plt.close(fig)
-    display(Image(data=buffer.getvalue(), format="jpeg"))
-
-
 def _label(categories: Sequence[str], c: int, p: float, width: int = 18) -> str:
     name = categories[c]
     name = name if len(name) <= width else name[: width - 1] + "…"
@@ -291,6 +278,7 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
     from the CAM (red); titles give the class, its probability and the box's IoU."""
     categories = list(categories) if categories is not None else imagenet_categories()
     results = check_results(results)
+    columns = balanced_columns(len(results), columns)  # six photos: two rows of three, no blank cell
     rows = -(-len(results) // columns)
     side = MAX_FIGURE_WIDTH / columns
     fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.7) + (0.55 if title else 0)),
@@ -345,17 +333,19 @@ def show_photo_cam_box(result: PhotoCAMs, categories: Sequence[str] | None = Non
     fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH, MAX_FIGURE_WIDTH / 3 + 0.5), layout="constrained")
     name = categories[result.top_class]
     axes[0].imshow(result.crop)
-    axes[0].set_title(f"{result.photo.title} ({result.size} px crop)", fontsize=LABEL_SIZE + 1)
+    # Two-line titles: one line at a third of the column runs into the next panel's title.
+    axes[0].set_title(f"{result.photo.title}\n({result.size} px crop)", fontsize=LABEL_SIZE + 1)
     axes[1].imshow(overlay(result.crop, result.maps[0]))
     h, w = result.map_size
-    axes[1].set_title(f"CAM of \"{name}\" (p = {result.probability():.2f}, {h}x{w} map)",
+    axes[1].set_title(f"CAM of \"{name}\"\n(p = {result.probability():.2f}, {h}x{w} map)",
                       fontsize=LABEL_SIZE + 1)
     axes[2].imshow(result.crop)
     for box in result.true_boxes:
         draw_box(axes[2], box, TRUE_BOX_COLOR, label="annotated", linewidth=2.5)
     draw_box(axes[2], result.paper_box(), CAM_BOX_COLOR, label="from the CAM (20% of max)", linewidth=2.5)
-    axes[2].set_title(f"its box: IoU {result.paper_box_iou():.2f} with the annotation", fontsize=LABEL_SIZE + 1)
-    axes[2].legend(loc="lower left", fontsize=LABEL_SIZE - 1, framealpha=0.85)
+    axes[2].set_title(f"its box: IoU {result.paper_box_iou():.2f}\nwith the annotation", fontsize=LABEL_SIZE + 1)
+    fig.legend(*axes[2].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=LABEL_SIZE,
+               frameon=False)  # below the panels: inside, it covered both boxes' lower edges
     for ax in axes:
         _clean(ax)
     return fig
