@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Colab-like check, run by hand (not in CI; about 10 minutes on 2 cores):
+# A Colab-like check, run by hand (not in CI; 10 to 35 minutes on 2 cores, by their load):
 #   bash scripts/colab_check.sh [notebooks/NN_name.ipynb ...]
 # 1. builds a venv from Colab's Python (3.13) with Colab's own versions of torch and of the packages
 #    the book touches (scripts/colab_pins.txt);
@@ -57,7 +57,10 @@ notebooks=("$@"); [ ${#notebooks[@]} -gt 0 ] || notebooks=(notebooks/[0-9]*.ipyn
 for nb in "${notebooks[@]}"; do
   lone="$work/$(basename "$nb" .ipynb)"; mkdir -p "$lone"; cp "$nb" "$lone/"
   start=$(date +%s)
+  # PYDEVD_DISABLE_FILE_VALIDATION: ipykernel 6.17's debugger otherwise warns about Python 3.13's
+  # frozen modules at every kernel start (noise only: nothing here debugs).
   if (cd "$lone" && CAM_TUTORIAL_PRESET=ci CAM_TUTORIAL_CACHE="$work/cache" PYTHONPATH= \
+        PYDEVD_DISABLE_FILE_VALIDATION=1 \
         "$venv/bin/python" - "$(basename "$nb")" <<'PY'
 import sys
 import nbformat
