@@ -47,8 +47,14 @@ from cam_tutorial.checks import (
     requested_classes,
 )
 
-__all__ = ["CAMNotApplicableError", "CAMResult", "class_activation_maps", "compute_cams", "has_cam_layout",
-           "normalize_maps", "upsample_maps"]
+__all__ = [
+    "class_activation_maps",
+    "compute_cams",
+    "CAMResult",
+    "CAMNotApplicableError",
+    "upsample_maps",
+    "normalize_maps",
+]
 
 
 class CAMNotApplicableError(ValueError):

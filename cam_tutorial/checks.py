@@ -22,20 +22,7 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 
-__all__ = [
-    "ClassIndices",
-    "as_class_tensor",
-    "check_finite",
-    "check_finite_logits",
-    "check_features",
-    "check_image_batch",
-    "check_model",
-    "check_on_device_of",
-    "module_name",
-    "nonfinite_parameters",
-    "requested_classes",
-    "resolve_submodule",
-]
+__all__ = ["check_model", "check_image_batch", "check_finite"]
 
 ClassIndices = Union[int, Sequence[int], torch.Tensor, None]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Preset", "ChapterSizes", "PRESETS", "ENV_VAR", "get_preset", "default_device", "map_size", "env_flag"]
+__all__ = ["Preset", "ChapterSizes", "get_preset", "default_device", "map_size"]
 
 logger = logging.getLogger(__name__)
 

@@ -34,12 +34,11 @@ import numpy as np
 from cam_tutorial.boxes import as_box_lists, as_maps, box_iou, check_size, check_unit_interval, resize_map
 
 __all__ = [
-    "DEFAULT_CAM_THRESHOLDS",
-    "FINE_CAM_THRESHOLDS",
-    "MAX_BOX_ACC_PROTOCOLS",
-    "MaxBoxAccResult",
     "max_box_acc",
     "max_box_acc_both",
+    "MaxBoxAccResult",
+    "DEFAULT_CAM_THRESHOLDS",
+    "FINE_CAM_THRESHOLDS",
 ]
 
 #: The threshold grid 0.00, 0.01, ..., 0.99 (read-only): that of Choe et al.'s ``evaluation.py``

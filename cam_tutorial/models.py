@@ -25,17 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "BuildingBlock",
-    "check_input",
-    "shortcut_module",
-    "GlobalPool",
-    "ResNet18B",
-    "vgg16_fc",
-    "vgg16_gap",
-    "VGG",
-    "MIN_INPUT_SIZE",
-]
+__all__ = ["BuildingBlock", "ResNet18B", "GlobalPool", "shortcut_module", "vgg16_fc", "vgg16_gap"]
 
 #: The smallest input side the ResNet18B accepts: its total stride is 16, so 32 px leaves
 #: 2x2 maps, the least on which "where" still means something.
