@@ -6,7 +6,7 @@ not depend on training), at each batch size, as the median of ``--repeats`` time
 every method alike:
 
 * ``forward``: ``model(images)`` under ``torch.no_grad``: the floor.
-* ``cam (package)``: :class:`cam_tutorial.cam.CAMExtractor`, end to end: logits, top-1 maps from
+* ``cam (package)``: :func:`cam_tutorial.cam.compute_cams`, end to end: logits, top-1 maps from
   the same pass, upsampled to the input size (bilinear) and min-max normalised per image.
 * ``slides loop``: the slide deck's recipe, per image: the prediction from ``model(image)``, the
   features from a separate ``nn.Sequential`` of the backbone (so the backbone runs twice), a numpy
@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.cam import CAMExtractor, class_activation_maps, normalize_maps, upsample_maps
+from cam_tutorial.cam import class_activation_maps, compute_cams, normalize_maps, upsample_maps
 from cam_tutorial.models import ResNet18B
 
 
@@ -160,9 +160,9 @@ def optional_methods(model: nn.Module, images: torch.Tensor) -> tuple[list[Metho
     return methods, missing
 
 
-def check_agreement(model: nn.Module, cam: CAMExtractor, images: torch.Tensor) -> float:
+def check_agreement(model: nn.Module, images: torch.Tensor) -> float:
     """Largest difference between the package's raw maps and the loop's float maps (same class)."""
-    out = cam(images[:2], upsample=False, normalize=False)
+    out = compute_cams(model, images[:2], upsample=False, normalize=False)
     with torch.no_grad():
         features = nn.Sequential(*model.features.children())(images[:2])
     weight = model.classifier.weight.detach().cpu().numpy()
@@ -212,48 +212,44 @@ def main(argv: list[str] | None = None) -> None:
           f"median of {args.repeats or ('20' if on_cuda else '10 (batch <= 2) or 3')} runs after {warmup} warm-up; "
           f"torch {torch.__version__}")
 
-    cam = CAMExtractor(model)
     results: dict[int, dict[str, float]] = {}
     fastest: dict[int, dict[str, float]] = {}  # min over repeats: less sensitive to a loaded machine
     missing: list[str] = []
-    try:
-        for batch in batches:
-            images = torch.rand(batch, 3, args.image_size, args.image_size, device=device)
-            diff = check_agreement(model, cam, images)
+    for batch in batches:
+        images = torch.rand(batch, 3, args.image_size, args.image_size, device=device)
+        diff = check_agreement(model, images)
 
-            def forward() -> torch.Tensor:
-                with torch.no_grad():
-                    return model(images)
+        def forward() -> torch.Tensor:
+            with torch.no_grad():
+                return model(images)
 
-            stored = cam(images, upsample=False, normalize=False)  # features and logits, computed once
+        stored = compute_cams(model, images, upsample=False, normalize=False)  # features and logits, computed once
 
-            def post_run() -> torch.Tensor:  # only what CAM adds after the forward pass
-                maps = class_activation_maps(stored.features, model.classifier.weight, stored.logits.argmax(dim=1))
-                return normalize_maps(upsample_maps(maps, tuple(images.shape[-2:])), inplace=True)
+        def post_run() -> torch.Tensor:  # only what CAM adds after the forward pass
+            maps = class_activation_maps(stored.features, model.classifier.weight, stored.logits.argmax(dim=1))
+            return normalize_maps(upsample_maps(maps, tuple(images.shape[-2:])), inplace=True)
 
-            methods = [
-                Method("forward", forward),
-                Method("cam (package)", lambda: cam(images)),
-                Method("  of which after forward", post_run, inner=10),
-            ]
-            if not args.skip_loop:
-                methods += [Method("slides loop", lambda: slides_loop(model, images)),
-                            Method("slides loop, 1 pass", lambda: slides_loop(model, images, two_passes=False))]
-            extra, missing = optional_methods(model, images)
-            methods += extra
-            for method in methods:
-                for _ in range(warmup):
-                    method.once(device)
-            times: dict[str, list[float]] = {m.name: [] for m in methods}
-            for r in range(repeats_for(batch)):
-                # Rotate the order each round so that no method always runs first (or after GradCAM).
-                for method in methods[r % len(methods):] + methods[:r % len(methods)]:
-                    times[method.name].append(method.once(device))
-            results[batch] = {n: statistics.median(t) for n, t in times.items()}
-            fastest[batch] = {n: min(t) for n, t in times.items()}
-            print(f"batch {batch}: package vs loop raw maps agree (max diff {diff:.2g})")
-    finally:
-        cam.close()
+        methods = [
+            Method("forward", forward),
+            Method("cam (package)", lambda: compute_cams(model, images)),
+            Method("  of which after forward", post_run, inner=10),
+        ]
+        if not args.skip_loop:
+            methods += [Method("slides loop", lambda: slides_loop(model, images)),
+                        Method("slides loop, 1 pass", lambda: slides_loop(model, images, two_passes=False))]
+        extra, missing = optional_methods(model, images)
+        methods += extra
+        for method in methods:
+            for _ in range(warmup):
+                method.once(device)
+        times: dict[str, list[float]] = {m.name: [] for m in methods}
+        for r in range(repeats_for(batch)):
+            # Rotate the order each round so that no method always runs first (or after GradCAM).
+            for method in methods[r % len(methods):] + methods[:r % len(methods)]:
+                times[method.name].append(method.once(device))
+        results[batch] = {n: statistics.median(t) for n, t in times.items()}
+        fastest[batch] = {n: min(t) for n, t in times.items()}
+        print(f"batch {batch}: package vs loop raw maps agree (max diff {diff:.2g})")
 
     print()
     print(f"{'batch':>5}  {'method':<26}{'ms/batch':>10}{'images/s':>10}{'x forward':>11}{'min ms':>10}")

@@ -76,8 +76,9 @@ class ChapterWork:
 
 def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, read like a constant)
     """The work of every chapter under preset ``p`` (read off the notebooks' cells)."""
-    test, probe = p.test_size, p.probe_train_size + p.probe_test_size
-    throughput = {"ci": 2, "cpu": 4, "gpu": 20}.get(p.name, 20) * p.batch_size * 2 * 3  # 3 settings, 2 epochs
+    test, probe = p.test_size, p.chapter.probe_train_size + p.chapter.probe_test_size
+    throughput = p.chapter.throughput_steps * p.batch_size * 2 * 3  # 3 settings, 2 epochs
+    finetune = p.chapter.finetune_epochs
     return {
         "01_fc_vs_gap": ChapterWork(models=("vgg16_fc_left", "vgg16_gap_left"),
                                     forward=(("vgg16_fc_left", 2 * test), ("vgg16_gap_left", 2 * test))),
@@ -96,10 +97,10 @@ def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, r
         "08_beyond_the_paper": ChapterWork(
             models=("resnet18b_gap",), forward=(("lite0", 2 * probe), ("resnet18b_gap", 2 * test)),
             backward=(("resnet18b_gap", test // 4),),
-            # On Colab under gpu: Imagenette (9,469 JPEGs) + ImageNet weights, 3 epochs of fine-tuning
-            # bound by JPEG decoding (assumed 400 img/s on 2 vCPUs).
-            fixed_minutes=1.5 + 3 * 9469 / 400 / 60 if p.name == "gpu" else 0.0,
-            notes=("includes the Imagenette fine-tuning (Colab, gpu only)",) if p.name == "gpu" else ()),
+            # On Colab under gpu: Imagenette (9,469 JPEGs) + ImageNet weights, finetune_epochs epochs of
+            # fine-tuning bound by JPEG decoding (assumed 400 img/s on 2 vCPUs).
+            fixed_minutes=1.5 + finetune * 9469 / 400 / 60 if finetune else 0.0,
+            notes=("includes the Imagenette fine-tuning (Colab, gpu only)",) if finetune else ()),
     }
 
 
@@ -111,7 +112,7 @@ def forward_gflops(network: str, preset: Preset) -> float:
     arithmetic done, the same count (the full-width VGG16 in 0.1 s instead of 2.7 s on a CPU core).
     """
     if network == "lite0":
-        model, device, size = efficientnet_lite0(), "cpu", preset.probe_image_size
+        model, device, size = efficientnet_lite0(), "cpu", preset.chapter.probe_image_size
     else:
         with torch.device("meta"):
             model = recipe(network, preset).network()

@@ -4,8 +4,8 @@
 Gaussian bumps, ``--size`` px) with one or two random boxes each, scored with 100 thresholds
 (0.00 .. 0.99; ``--grid fine``: the 1000 of wsolevaluation's training runs, 0.000 .. 0.999) under
 ``--protocol`` (``clean``, or ``wsolevaluation`` for their code's numbers) by
-:func:`cam_tutorial.localize.max_box_acc` and by the straightforward loop
-:func:`cam_tutorial.localize.max_box_acc_reference`, side by side in one run, for MaxBoxAccV2
+:func:`cam_tutorial.metrics.max_box_acc` and by the straightforward loop
+:func:`tests.reference.localization.max_box_acc_reference`, side by side in one run, for MaxBoxAccV2
 (all contours) and MaxBoxAcc (largest contour). Before any timing the two are checked to give
 the same numbers (every per-image, per-threshold IoU, bit for bit); the script stops with exit
 status 1 if they do not. The runs are interleaved (reference, fast, fast with threads, then
@@ -25,20 +25,20 @@ printed: how fast each method's maps are computed and scored. No number is typed
 is measured when it runs.
 
 **Part 3, the released code's boxes (``--released``).**
-:func:`cam_tutorial.localize.box_from_cam_released_code` (first box, and ``return_all``)
+:func:`cam_tutorial.released_code.box_from_cam_released_code` (first box, and ``return_all``)
 against the statement-by-statement loop it replaced,
-``localize._box_from_cam_released_code_reference`` (which runs the O(boxes x kept) merge even
-for the first box), on the map of issue 12 (uniform noise, ``--size`` px: thousands of
-contours) and on ``--n`` smooth maps. Every box is checked equal first (exit status 1 if not);
+:func:`tests.reference.localization.box_from_cam_released_code_reference` (which runs the
+O(boxes x kept) merge even for the first box), on the map of issue 12 (uniform noise,
+``--size`` px: thousands of contours) and on ``--n`` smooth maps. Every box is checked equal first (exit status 1 if not);
 then each is timed once (the loop on noise takes tens of seconds) and the ratios printed.
 
-How to run (from the repository root)::
+How to run (from the repository root, as a module: the reference loops live in ``tests/``)::
 
-    .venv/bin/python benchmarks/localization.py                   # 200 maps of 224 px
-    .venv/bin/python benchmarks/localization.py --n 50 --repeats 5
-    .venv/bin/python benchmarks/localization.py --protocol wsolevaluation --grid fine --n 50
-    .venv/bin/python benchmarks/localization.py --models --preset cpu
-    .venv/bin/python benchmarks/localization.py --released --n 20
+    .venv/bin/python -m benchmarks.localization                   # 200 maps of 224 px
+    .venv/bin/python -m benchmarks.localization --n 50 --repeats 5
+    .venv/bin/python -m benchmarks.localization --protocol wsolevaluation --grid fine --n 50
+    .venv/bin/python -m benchmarks.localization --models --preset cpu
+    .venv/bin/python -m benchmarks.localization --released --n 20
 """
 
 from __future__ import annotations
@@ -52,17 +52,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cam_tutorial import localize
-from cam_tutorial.localize import (
+from cam_tutorial.metrics import (
     DEFAULT_CAM_THRESHOLDS,
     FINE_CAM_THRESHOLDS,
     MAX_BOX_ACC_PROTOCOLS,
     MaxBoxAccResult,
-    box_from_cam_released_code,
     max_box_acc,
     max_box_acc_both,
-    max_box_acc_reference,
 )
+from cam_tutorial.released_code import box_from_cam_released_code
+from tests.reference.localization import box_from_cam_released_code_reference, max_box_acc_reference
 
 # ------------------------------------------------------------------------------------------
 # Part 1: metric throughput
@@ -251,7 +250,7 @@ def released_code_speed(n: int, size: int, seed: int) -> None:
         loop_s = first_s = all_s = 0.0
         kept = 0
         for cam in maps:
-            expected, seconds = _timed(lambda: localize._box_from_cam_released_code_reference(
+            expected, seconds = _timed(lambda: box_from_cam_released_code_reference(
                 cam, return_all=True))
             loop_s += seconds
             first, seconds = _timed(lambda: box_from_cam_released_code(cam))

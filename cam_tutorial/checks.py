@@ -22,35 +22,68 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 
-__all__ = [
-    "ClassIndices",
-    "as_class_tensor",
-    "check_finite",
-    "check_finite_logits",
-    "check_image_batch",
-    "check_model",
-    "module_name",
-    "nonfinite_parameters",
-    "resolve_submodule",
-]
+__all__ = ["check_model", "check_image_batch", "check_finite"]
 
 ClassIndices = Union[int, Sequence[int], torch.Tensor, None]
 
-_TRAINING_MODE = ("the model is in training mode: call model.eval() first (dropout would change the scores "
-                  "and batch norm would update its statistics)")
+_TRAINING_MODE = ("training mode: call model.eval() first (dropout would change the scores and batch norm "
+                  "would update its running statistics on every call)")
 
 
 def check_model(model: object, eval_mode: bool = True) -> None:
-    """Raise unless ``model`` is an ``nn.Module`` (in eval mode, when ``eval_mode``).
+    """Raise unless ``model`` is an ``nn.Module`` (with every submodule in eval mode, when ``eval_mode``).
+
+    One submodule in training mode is enough to change the maps and, for a batch norm, its
+    running statistics for good: the error names the first such submodule.
 
     Example:
         >>> from torch import nn
         >>> check_model(nn.Linear(2, 2).train(), eval_mode=False)
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).eval()
+        >>> _ = model[1].train()  # one batch norm switched back to training
+        >>> check_model(model)
+        Traceback (most recent call last):
+        ...
+        ValueError: the model's submodule '1' (BatchNorm2d) is in training mode: call model.eval() first ...
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if eval_mode and model.training:
-        raise ValueError(_TRAINING_MODE)
+    if not eval_mode:
+        return
+    for name, module in model.named_modules():
+        if module.training:
+            what = f"the model's submodule {name!r} ({type(module).__name__})" if name else "the model"
+            raise ValueError(f"{what} is in {_TRAINING_MODE}")
+
+
+def _autocast_on(device: torch.device) -> bool:
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except TypeError:  # torch < 2.4: no device argument
+        if device.type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
+def check_on_device_of(images: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """Return ``images`` if they are on ``param``'s device and in its dtype (or under autocast).
+
+    Example:
+        >>> import torch
+        >>> check_on_device_of(torch.zeros(1, 3, 4, 4), torch.zeros(2)).shape
+        torch.Size([1, 3, 4, 4])
+    """
+    if images.device != param.device:
+        raise ValueError(
+            f"images are on {images.device} but the model is on {param.device}: "
+            f"use images.to({str(param.device)!r})"
+        )
+    if images.dtype != param.dtype and not _autocast_on(images.device):
+        raise TypeError(
+            f"images are {images.dtype} but the model is {param.dtype}: use images.to({param.dtype}) "
+            "(or run under torch.autocast)"
+        )
+    return images
 
 
 def check_finite(values: torch.Tensor, what: str, fix: str) -> None:
@@ -175,6 +208,62 @@ def _index_tensor(classes: object, batch: int, device: torch.device) -> torch.Te
             f"got shape {tuple(idx.shape)} for a batch of {batch}"
         )
     return idx.long()
+
+
+def requested_classes(classes: ClassIndices, top_k: int | None, batch: int, num_classes: int,
+                      device: torch.device) -> torch.Tensor | None:
+    """Validate ``top_k`` (or ``classes``, one per image) against the classifier; the classes as a tensor.
+
+    Example:
+        >>> import torch
+        >>> requested_classes([2, 0], None, batch=2, num_classes=3, device=torch.device("cpu")).tolist()
+        [2, 0]
+    """
+    if classes is not None and top_k is not None:
+        raise ValueError("give either classes or top_k, not both")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
+            raise ValueError(
+                f"top_k must be an int from 1 to {num_classes} (the number of classes), got {top_k!r}"
+            )
+    if classes is not None:
+        classes = as_class_tensor(classes, batch, num_classes, device)
+        if classes.ndim != 1:
+            raise ValueError(f"classes must hold one index per image, got shape {tuple(classes.shape)}; "
+                             "for several classes per image use top_k or class_activation_maps")
+    return classes
+
+
+def check_features(features: object, fc_weight: torch.Tensor) -> None:
+    """Raise unless ``features`` are floating ``(B, K, h, w)`` maps, ``K`` the classifier's inputs, ``h*w > 1``.
+
+    What :func:`cam_tutorial.cam.compute_cams` checks before the kernel (chapter 5, pitfall 2: a
+    weight read by its place in ``model.parameters()``).
+
+    Example:
+        >>> import torch
+        >>> check_features(torch.rand(2, 4, 3, 3), torch.rand(5, 4))
+        >>> check_features(torch.rand(2, 4, 3, 3), torch.rand(5, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: the classifier has 3 inputs per class but features have 4 channels: ...
+    """
+    if not isinstance(features, torch.Tensor) or features.ndim != 4:
+        got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ValueError(f"features must have shape (B, K, h, w), got {got}")
+    if not features.is_floating_point():
+        raise TypeError(f"features must be floating point, got {features.dtype}; use .float()")
+    if fc_weight.ndim != 2:
+        raise ValueError(f"the classifier's weight must have shape (C, K), got {tuple(fc_weight.shape)}: "
+                         "read it by name (model.classifier.weight), not by its place in model.parameters()")
+    if fc_weight.shape[1] != features.shape[1]:
+        raise ValueError(
+            f"the classifier has {fc_weight.shape[1]} inputs per class but features have {features.shape[1]} "
+            "channels: the classifier must be the linear layer right after the global pooling of these features"
+        )
+    if features.shape[2] * features.shape[3] < 2:
+        raise ValueError(f"the features are {features.shape[2]}x{features.shape[3]}: a map needs more than "
+                         "one position; use larger images")
 
 
 def module_name(model: nn.Module, module: nn.Module) -> str:

@@ -1,9 +1,11 @@
 """Presets: how big a run is, chosen in one place.
 
-A preset is a plain dataclass of sizes. Notebooks and benchmarks read every size from it, so the
-same code runs small in CI and full size on a GPU. The preset comes from the environment variable
-``CAM_TUTORIAL_PRESET`` (``ci``, ``cpu`` or ``gpu``); without it, ``gpu`` when CUDA is available,
-else ``cpu``.
+A preset is a plain dataclass of sizes. Its fields shape the models and their data (what the zoo's
+recipes read); ``preset.chapter`` holds each chapter's own sizes (:class:`ChapterSizes`: images of a
+demonstration, timed steps...). Notebooks and benchmarks read every size from it, so the same code
+runs small in CI and full size on a GPU, and no chapter asks which preset it runs under. The preset
+comes from the environment variable ``CAM_TUTORIAL_PRESET`` (``ci``, ``cpu`` or ``gpu``); without it,
+``gpu`` when CUDA is available, else ``cpu``.
 
 * ``ci``: the smallest run that still shows every effect the book claims (CI sets it).
 * ``cpu``: what the committed notebook outputs are produced with (minutes per notebook, 2 cores).
@@ -11,8 +13,8 @@ else ``cpu``.
 
 Example:
     >>> from cam_tutorial.config import get_preset
-    >>> get_preset("gpu").image_size
-    224
+    >>> get_preset("gpu").image_size, get_preset("ci").chapter.sanity_images
+    (224, 8)
 """
 
 from __future__ import annotations
@@ -26,23 +28,83 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Preset", "PRESETS", "ENV_VAR", "get_preset", "default_device", "map_size", "env_flag"]
+__all__ = ["Preset", "ChapterSizes", "get_preset", "default_device", "map_size"]
 
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "CAM_TUTORIAL_PRESET"
 # A preset's name becomes part of file and folder names (the zoo's cache key), so it is limited
 # to characters that cannot climb out of a folder or name another one.
-_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("0", "false", "no", "off")
 # The lab's kinds (cam_tutorial.lab.OBJECTS; not imported: the lab imports OpenCV, the config must not).
 _OBJECT_KINDS = ("shapes", "creatures")
 
 
+def _check_counts(owner: str, values: object, names: tuple[str, ...], least: int) -> None:
+    """Refuse any of ``values``' fields ``names`` that is not an integer of at least ``least``."""
+    for name in names:
+        value = getattr(values, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            kind = "a non-negative" if least == 0 else "a positive"
+            raise ValueError(f"{owner} {name} must be {kind} integer, got {value!r}: e.g. {name}=32")
+
+
+@dataclass(frozen=True)
+class ChapterSizes:
+    """The chapters' own knobs under one preset: how big each demonstration is.
+
+    None of them shapes a zoo model, so none enters a recipe or a cache key; no package code reads
+    them, only the chapters (``preset.chapter.sanity_images``).
+
+    Attributes:
+        shortcut_run_images: training images of chapter 2's short run of each shortcut option.
+        throughput_steps: timed training steps per setting in chapter 3's throughput table.
+        sanity_images: lab test images of chapter 8's cascading-randomisation check.
+        curve_images: lab test images of chapter 8's deletion/insertion curves.
+        curve_steps: points on each of those curves.
+        probe_image_size: input side of the frozen ImageNet network in chapter 8's
+            generic-features experiments (224 is its training size, smaller is faster).
+        probe_train_size: images the linear head of those experiments is fitted on, per task.
+        probe_test_size: images they are scored on, per task.
+        download_weights: whether chapter 8 may try to download ImageNet weights (``ci`` never
+            downloads).
+        finetune_epochs: epochs of chapter 8's ResNet18B fine-tuning on Imagenette, run on Colab
+            only; 0 skips it (it downloads the data set and needs a GPU).
+
+    Example:
+        >>> ChapterSizes(sanity_images=4).replace(curve_steps=8).curve_steps
+        8
+    """
+
+    shortcut_run_images: int = 2000
+    throughput_steps: int = 4
+    sanity_images: int = 16
+    curve_images: int = 48
+    curve_steps: int = 32
+    probe_image_size: int = 224
+    probe_train_size: int = 500
+    probe_test_size: int = 300
+    download_weights: bool = True
+    finetune_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts("chapter size", self, ("shortcut_run_images", "throughput_steps", "sanity_images",
+                                             "curve_images", "curve_steps", "probe_image_size",
+                                             "probe_train_size", "probe_test_size"), least=1)
+        _check_counts("chapter size", self, ("finetune_epochs",), least=0)
+        if not isinstance(self.download_weights, bool):
+            raise ValueError(f"chapter size download_weights must be True or False, got {self.download_weights!r}")
+
+    def replace(self, **changes: object) -> "ChapterSizes":
+        """A copy with some sizes changed, e.g. ``preset.chapter.replace(sanity_images=4)``."""
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
 class Preset:
-    """Sizes of one kind of run.
+    """Sizes of one kind of run: what shapes the models and their data, and the chapters' sizes.
 
     Attributes:
         name: ``"ci"``, ``"cpu"`` or ``"gpu"``.
@@ -55,32 +117,20 @@ class Preset:
         epochs: training epochs.
         batch_size: training batch size.
         lr: peak learning rate of the one-cycle schedule.
+        objects: the lab's kind of object (:data:`cam_tutorial.lab.OBJECTS`): ``"creatures"``,
+            whose objects have parts (the book's outputs and Colab), or ``"shapes"``, single-part
+            shapes that a small network learns in a few epochs (``ci``).
         pretrain_epochs: under a creatures preset, the epochs of training on the shapes lab that
             every zoo model starts from (0: from random weights; see
             :attr:`cam_tutorial.zoo.ModelRecipe.start`).
         pretrain_image_size: the image side of the ResNets' shapes-lab training (0: ``image_size``).
             Smaller than ``image_size``, so that the shapes have about the size of a creature's
             parts: at 96 px the shapes span 43-86 px, a creature's head at 160 px 50-95 px.
-        objects: the lab's kind of object (:data:`cam_tutorial.lab.OBJECTS`): ``"creatures"``,
-            whose objects have parts (the book's outputs and Colab), or ``"shapes"``, single-part
-            shapes that a small network learns in a few epochs (``ci``).
         eval_batch_size: batch size for evaluation and CAM extraction.
-        probe_image_size: input side of the frozen ImageNet network in the generic-features
-            experiments (chapter 8; 224 is its training size, smaller is faster).
-        probe_train_size: images the linear head of those experiments is fitted on, per task.
-        probe_test_size: images they are scored on, per task.
-        throughput_steps: timed training steps per setting in chapter 3's throughput table.
-        shortcut_run_images: training images of chapter 2's short run of each shortcut option.
-        sanity_images: lab test images of chapter 8's cascading-randomisation check.
-        curve_images: lab test images of chapter 8's deletion/insertion curves.
-        curve_steps: points on each of those curves.
-        download_weights: whether chapter 8 may try to download ImageNet weights (``ci`` never
-            downloads).
-        finetune_epochs: epochs of chapter 8's ResNet18B fine-tuning on Imagenette, run on Colab
-            only; 0 skips it (it downloads the data set and needs a GPU).
+        chapter: the chapters' own sizes (:class:`ChapterSizes`).
 
-    None of the chapter-size fields (from ``eval_batch_size`` on) shape a zoo model, so they are
-    outside its recipe and cache key (:func:`cam_tutorial.zoo.recipe` reads only the others).
+    Neither ``eval_batch_size`` nor ``chapter`` shapes a zoo model, so they are outside its
+    recipe and cache key (:func:`cam_tutorial.zoo.recipe` reads only the others).
     """
 
     name: str
@@ -97,41 +147,27 @@ class Preset:
     pretrain_epochs: int = 0
     pretrain_image_size: int = 0
     eval_batch_size: int = 128
-    probe_image_size: int = 224
-    probe_train_size: int = 500
-    probe_test_size: int = 300
-    throughput_steps: int = 4
-    shortcut_run_images: int = 2000
-    sanity_images: int = 16
-    curve_images: int = 48
-    curve_steps: int = 32
-    download_weights: bool = True
-    finetune_epochs: int = 0
+    chapter: ChapterSizes = ChapterSizes()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
+        if not isinstance(self.name, str) or not _PRESET_NAME.fullmatch(self.name):
             raise ValueError(
                 f"preset name {self.name!r} is not allowed: it becomes part of file names, so use "
-                "1-64 letters, digits, '_' or '-' starting with a letter or digit (no '/', '.' or spaces), "
-                "e.g. 'ci_small'"
+                "1-64 letters, digits, '_' or '-' starting with a letter or digit (no '/', '.', spaces or "
+                "line breaks), e.g. 'ci_small'"
             )
-        for name in ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
-                     "batch_size", "eval_batch_size", "probe_image_size", "probe_train_size", "probe_test_size",
-                     "throughput_steps", "shortcut_run_images", "sanity_images", "curve_images", "curve_steps", "finetune_epochs",
-                     "pretrain_epochs", "pretrain_image_size"):
-            value, least = getattr(self, name), 0 if name in ("finetune_epochs", "pretrain_epochs",
-                                                                "pretrain_image_size") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                kind = "a non-negative" if least == 0 else "a positive"
-                raise ValueError(f"preset {name} must be {kind} integer, got {value!r}: e.g. {name}=32")
+        _check_counts("preset", self, ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
+                                       "epochs", "batch_size", "eval_batch_size"), least=1)
+        _check_counts("preset", self, ("pretrain_epochs", "pretrain_image_size"), least=0)
         if self.objects not in _OBJECT_KINDS:
             raise ValueError(f"preset objects must be one of {', '.join(map(repr, _OBJECT_KINDS))}, "
                              f"got {self.objects!r}: e.g. objects='creatures'")
-        if not isinstance(self.download_weights, bool):
-            raise ValueError(f"preset download_weights must be True or False, got {self.download_weights!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
                 math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"preset lr must be a finite positive number, got {self.lr!r}: e.g. lr=4e-3")
+        if not isinstance(self.chapter, ChapterSizes):
+            raise ValueError(f"preset chapter must be a ChapterSizes, got {type(self.chapter).__name__}: e.g. "
+                             "chapter=preset.chapter.replace(sanity_images=4)")
 
     def replace(self, **changes: object) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.replace(epochs=1)``."""
@@ -141,13 +177,14 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
-                 probe_image_size=160, probe_train_size=120, probe_test_size=80,
-                 throughput_steps=2, shortcut_run_images=1000, sanity_images=8, curve_images=12, curve_steps=12, download_weights=False),
+                 chapter=ChapterSizes(shortcut_run_images=1000, throughput_steps=2, sanity_images=8,
+                                      curve_images=12, curve_steps=12, probe_image_size=160,
+                                      probe_train_size=120, probe_test_size=80, download_weights=False)),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
     # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo.ModelRecipe.start.
     "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,
                   test_size=1000, epochs=8, batch_size=64, lr=4e-3, objects="creatures", pretrain_epochs=6,
-                  pretrain_image_size=96),
+                  pretrain_image_size=96, chapter=ChapterSizes()),
     # Sized for a free Colab T4 by benchmarks/estimate.py: 224 px and full width (14x14 maps),
     # fewer images and epochs (on the shapes, then on the creatures), so that chapter 1's two
     # VGG16s train within its 15 minutes at 15 effective TFLOP/s and the book runs in under an hour
@@ -155,7 +192,8 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset("gpu", image_size=224, width=64, vgg_width=64, train_size=6000, val_size=1000,
                   test_size=1000, epochs=5, batch_size=128, lr=4e-3, objects="creatures", pretrain_epochs=3,
                   pretrain_image_size=128, eval_batch_size=256,
-                  probe_train_size=2000, probe_test_size=1000, throughput_steps=20, finetune_epochs=3),
+                  chapter=ChapterSizes(throughput_steps=20, probe_train_size=2000, probe_test_size=1000,
+                                       finetune_epochs=3)),
 }
 
 

@@ -25,16 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "BuildingBlock",
-    "shortcut_module",
-    "GlobalPool",
-    "ResNet18B",
-    "vgg16_fc",
-    "vgg16_gap",
-    "VGG",
-    "MIN_INPUT_SIZE",
-]
+__all__ = ["BuildingBlock", "ResNet18B", "GlobalPool", "shortcut_module", "vgg16_fc", "vgg16_gap"]
 
 #: The smallest input side the ResNet18B accepts: its total stride is 16, so 32 px leaves
 #: 2x2 maps, the least on which "where" still means something.
@@ -187,20 +178,32 @@ def _check_layout(x: torch.Tensor) -> None:
                          "repeat a grey channel (x.expand(-1, 3, -1, -1)) or drop an alpha one (x[:, :3])")
 
 
+def check_input(x: torch.Tensor, min_size: int) -> None:
+    """Fail early, with the fix in the message, unless ``x`` is a ``(B, 3, H, W)`` batch whose sides
+    are at least ``min_size`` (chapter 2: the first line of ``ResNet18B.forward``).
+
+    Example:
+        >>> import torch
+        >>> check_input(torch.zeros(1, 3, 32, 32), min_size=32)
+    """
+    _check_layout(x)
+    if min(x.shape[-2:]) < min_size:
+        raise ValueError(
+            f"input of {x.shape[-2]}x{x.shape[-1]} px is too small to pool: this network needs at "
+            f"least {min_size}x{min_size} px; resize the images up"
+        )
+
+
 class _CheckInputSize(nn.Module):
-    """Fails early, with the fix in the message, on inputs too small for the network."""
+    """:func:`check_input` as the first layer of VGG16-GAP's ``features`` (kept there: removing it
+    would shift the index, so the name, of every weight after it)."""
 
     def __init__(self, min_size: int) -> None:
         super().__init__()
         self.min_size = min_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_layout(x)
-        if min(x.shape[-2:]) < self.min_size:
-            raise ValueError(
-                f"input of {x.shape[-2]}x{x.shape[-1]} px is too small to pool: this network needs at "
-                f"least {self.min_size}x{self.min_size} px; resize the images up"
-            )
+        check_input(x, self.min_size)
         return x
 
 
@@ -247,7 +250,6 @@ class ResNet18B(nn.Module):
         )
         self.features = nn.Sequential(
             OrderedDict(
-                check=_CheckInputSize(MIN_INPUT_SIZE),
                 gate=gate,
                 conv2_1=BuildingBlock(w, w, 1, shortcut),
                 conv2_2=BuildingBlock(w, w, 1, shortcut),
@@ -269,6 +271,7 @@ class ResNet18B(nn.Module):
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, MIN_INPUT_SIZE)
         return self.classifier(self.pool(self.features(x)))
 
 

@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import contextlib
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -70,30 +71,43 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(str(d) for d in t.shape[1:])
 
 
+@contextlib.contextmanager
+def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block; every submodule's own mode restored after it (a
+    model half in train mode, e.g. a frozen backbone under a training head, stays so)."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield model.eval()
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def stage_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
     """One row per child of ``model.features``: output shape, parameters, FLOPs, receptive field.
 
     Rows are plain dicts (``name``, ``output``, ``params``, ``mflops``, ``receptive_field``), ready
-    for :func:`markdown_table`. Runs one forward pass on zeros in eval mode.
+    for :func:`markdown_table`. Runs one forward pass on zeros in eval mode, then gives every
+    submodule back its mode.
     """
-    model = model.eval()
     x = torch.zeros(1, 3, image_size, image_size)
     rows = []
     seen: list[nn.Module] = []
-    for name, child in model.features.named_children():
-        flops = count_flops(child, x)
-        with torch.no_grad():
-            x = child(x)
-        seen.append(child)
-        if count_parameters(child) == 0 and name == "check":
-            continue
-        rows.append({
-            "name": name,
-            "output": _shape(x),
-            "params": count_parameters(child),
-            "mflops": flops / 1e6,
-            "receptive_field": receptive_field(nn.Sequential(*seen)),
-        })
+    with _evaluating(model):
+        for name, child in model.features.named_children():
+            flops = count_flops(child, x)
+            with torch.no_grad():
+                x = child(x)
+            seen.append(child)
+            if count_parameters(child) == 0 and name == "check":
+                continue
+            rows.append({
+                "name": name,
+                "output": _shape(x),
+                "params": count_parameters(child),
+                "mflops": flops / 1e6,
+                "receptive_field": receptive_field(nn.Sequential(*seen)),
+            })
     return rows
 
 
@@ -101,17 +115,18 @@ def part_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
     """Parameters and FLOPs of each part of a model (``features``, ``pool``, ``classifier``).
 
     Also gives each part's share of the whole, which is how the FC head of VGG16 shows itself:
-    it holds most of the parameters but few of the FLOPs.
+    it holds most of the parameters but few of the FLOPs. Runs in eval mode, like :func:`stage_table`.
     """
-    model = model.eval()
     x = torch.zeros(1, 3, image_size, image_size)
     rows = []
-    for part in ("features", "pool", "classifier"):
-        module = getattr(model, part)
-        flops = count_flops(module, x)
-        with torch.no_grad():
-            x = module(x)
-        rows.append({"part": part, "output": _shape(x), "params": count_parameters(module), "gflops": flops / 1e9})
+    with _evaluating(model):
+        for part in ("features", "pool", "classifier"):
+            module = getattr(model, part)
+            flops = count_flops(module, x)
+            with torch.no_grad():
+                x = module(x)
+            rows.append({"part": part, "output": _shape(x), "params": count_parameters(module),
+                         "gflops": flops / 1e9})
     total_params = sum(r["params"] for r in rows)
     total_flops = sum(r["gflops"] for r in rows)
     for r in rows:
@@ -124,12 +139,17 @@ def _format(value: Any, spec: str | None) -> str:
     if value is None:  # a cell with nothing to say (e.g. a baseline that does not classify)
         return "–"
     if spec is not None:
-        return spec.format(value)
+        return _cell(spec.format(value))
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return _cell(str(value))
+
+
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
+    return text.replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None,
@@ -142,6 +162,9 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None
         headers: column titles (default: the keys).
         formats: ``str.format`` specs per key, e.g. ``{"share": "{:.1%}"}``; by default floats
             print with two decimals and ints with thousands separators.
+
+    A ``|`` in a value or a header is escaped and a line break becomes ``<br>``, so that a cell
+    stays one cell.
 
     Example:
         >>> print(markdown_table([{"a": 1234, "b": 0.5}], formats={"b": "{:.0%}"}))
@@ -156,6 +179,6 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None
     if len(headers) != len(columns):
         raise ValueError(f"{len(headers)} headers for {len(columns)} columns")
     formats = formats or {}
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(_cell(str(h)) for h in headers) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_format(r[c], formats.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

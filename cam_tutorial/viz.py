@@ -1,4 +1,6 @@
-"""Figures for the book: galleries with boxes, CAM overlays, training curves.
+"""Pictures of images and maps: galleries with boxes, CAM overlays, maps of several methods, parts.
+
+Curves and charts of measurements are in :mod:`cam_tutorial.plots`.
 
 Everything here returns or draws matplotlib figures and takes tensors or arrays as the rest of the
 package produces them; nothing here computes a result the book measures.
@@ -16,10 +18,8 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
-__all__ = ["show_gallery", "draw_box", "overlay", "plot_history", "plot_confusion_matrix",
-           "show_map_rows", "show_jpeg", "flattest_stretch", "show_quantization_profile",
-           "plot_deletion_insertion", "plot_box_acc", "show_parts", "plot_part_coverage", "PART_COLORS",
-           "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
+__all__ = ["show_gallery", "draw_box", "overlay", "show_map_rows", "show_parts", "show_jpeg",
+           "PART_COLORS", "MAX_FIGURE_WIDTH", "LABEL_SIZE"]
 
 #: Widest figure, in inches, of the grids here. The book's text column is about 690 px wide at a
 #: 1280 px window and notebooks draw at 100 px per inch, so a wider figure is shrunk and its labels
@@ -134,7 +134,8 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         pred_boxes: predicted boxes per image.
         class_names: names for ``labels``.
         ncols: images per row, at most as many as fit at :data:`MIN_PANEL_SIZE` inches each
-            (four): more images wrap onto more rows.
+            (four): more images wrap onto rows of even length (:func:`balanced_columns`: six
+            images make two rows of three).
         title: the figure's title.
         size: inches per image, at most; smaller when ``ncols`` images would make the figure wider
             than :data:`MAX_FIGURE_WIDTH`.
@@ -152,14 +153,13 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         raise ValueError(f"{len(labels)} labels for {n} images: give one label per image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
-    ncols = max(1, min(ncols, n, _max_columns()))
+    ncols = balanced_columns(n, min(ncols, _max_columns()))
     nrows = -(-n // ncols)
     legend = pred_boxes is not None and boxes is not None
     fig, axes = _grid(nrows, ncols, size, bool(title), legend)
-    for i, ax in enumerate(axes.flat):
+    _remove_unused(axes.flat[n:])
+    for i, ax in enumerate(axes.flat[:n]):
         ax.axis("off")
-        if i >= n:
-            continue
         _show(ax, _to_display(images[i]))
         if titles is not None:
             ax.set_title(titles[i], fontsize=LABEL_SIZE)
@@ -170,6 +170,28 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         if pred_boxes is not None:
             draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
     return _finish_grid(fig, title, legend)
+
+
+def balanced_columns(count: int, most: int) -> int:
+    """Columns for ``count`` panels, at most ``most`` a row, in as few rows as fit and rows as even as can be.
+
+    The fewest rows that hold ``count`` panels at ``most`` a row, then the fewest columns that fill
+    those rows: six panels at most four a row make two rows of three, not four and two.
+
+    Example:
+        >>> [balanced_columns(n, 4) for n in (1, 4, 5, 6, 7, 8, 9, 16)]
+        [1, 4, 3, 3, 4, 4, 3, 4]
+    """
+    if count < 1 or most < 1:
+        raise ValueError(f"balanced_columns needs at least one panel and one column, got {count} and {most}")
+    rows = -(-count // most)
+    return -(-count // rows)
+
+
+def _remove_unused(axes: Sequence[plt.Axes]) -> None:
+    """Take the grid's cells past the last panel out of the figure, so that nothing is drawn there."""
+    for ax in axes:
+        ax.remove()
 
 
 def _max_columns(margin: float = 0.0) -> int:
@@ -299,96 +321,14 @@ def _unit_range(x: np.ndarray, what: str, fix: str) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
-def plot_history(history: object, title: str | None = None) -> plt.Figure:
-    """Training curves: loss, accuracy and learning rate per epoch, train and validation.
-
-    Args:
-        history: a :class:`cam_tutorial.train.History` or a dict with the same lists
-            (``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``, optional ``lr``).
-        title: the figure's title.
-
-    Returns:
-        The matplotlib figure (three panels, or two without ``lr``).
-    """
-    get = history.get if isinstance(history, dict) else lambda k, d=None: getattr(history, k, d)
-    epochs = list(get("epoch") or [])
-    if not epochs:
-        raise ValueError("plot_history needs a history with at least one epoch")
-    lr = list(get("lr", None) or [])
-    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(MAX_FIGURE_WIDTH if lr else 7.5, 3.4))
-    for ax, metric, label in ((axes[0], "loss", "cross-entropy"), (axes[1], "acc", "accuracy")):
-        ax.plot(epochs, get(f"train_{metric}"), "o-", label="train (running, during the epoch)")
-        ax.plot(epochs, get(f"val_{metric}"), "s-", label="validation (after the epoch)")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-    axes[1].set_ylim(0, 1.02)
-    axes[1].legend(fontsize=10, loc="lower right")
-    if lr:
-        axes[2].plot(epochs, lr, "o-", color="tab:green", label="at the epoch's last step")
-        axes[2].set_xlabel("epoch")
-        axes[2].set_ylabel("learning rate")
-        axes[2].set_title("one-cycle learning rate")
-        axes[2].legend(fontsize=10)
-        axes[2].grid(alpha=0.3)
-    for ax in axes:
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None,
-                          normalize: bool = True, title: str | None = None) -> plt.Figure:
-    """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``.
-
-    Args:
-        matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.evaluation.confusion_matrix`).
-        class_names: ``C`` names for the axes.
-        normalize: colour by the fraction of each true class (rows sum to 1); cells show counts.
-        title: the figure's title (default states the overall accuracy).
-
-    Returns:
-        The matplotlib figure.
-    """
-    counts = np.asarray(matrix.cpu() if isinstance(matrix, torch.Tensor) else matrix)
-    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
-        raise ValueError(f"a confusion matrix is square (C, C), got shape {counts.shape}")
-    c = counts.shape[0]
-    names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
-    if len(names) != c:
-        raise ValueError(f"{len(names)} class names for a {c}x{c} matrix: pass one name per class")
-    shown = counts / np.maximum(counts.sum(1, keepdims=True), 1) if normalize else counts
-    fig, ax = plt.subplots(figsize=(0.45 * c + 2.5, 0.45 * c + 2))
-    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                 label="fraction of the true class" if normalize else "count")
-    for i in range(c):
-        for j in range(c):
-            if counts[i, j]:
-                dark = shown[i, j] > 0.6 * (shown.max() or 1)
-                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")
-    ax.set_xticks(range(c), names, rotation=60, ha="right", fontsize=9)
-    ax.set_yticks(range(c), names, fontsize=9)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    accuracy = np.trace(counts) / max(counts.sum(), 1)
-    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.1%})")
-    fig.tight_layout()
-    return fig
-
-
 def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxes: Any = None,
                   pred_boxes: Mapping[str, Any] | None = None, titles: Mapping[str, Sequence[str]] | None = None,
                   size: float = 1.6, title: str | None = None, alpha: float = 0.4,
                   colormap: str = "jet") -> plt.Figure:
     """Maps of several methods on the same images: one row per method, one column per image.
 
-    More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap: the rows of every
-    method repeat for the next images, below.
+    More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap into blocks of even width
+    (:func:`balanced_columns`): the rows of every method repeat for the next images, below.
 
     Each cell is :func:`overlay` of the row's map on the column's image, with the ground-truth box
     (green) and the row's predicted box (red).
@@ -415,17 +355,13 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         if len(maps[name]) != n:
             raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
     legend = boxes is not None and bool(pred_boxes)
-    columns = min(n, _max_columns(margin=0.4))
+    columns = balanced_columns(n, _max_columns(margin=0.4))
     chunks = -(-n // columns)
     fig, axes = _grid(len(names) * chunks, columns, size, bool(title), legend, margin=0.4)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_frame_on(False)
+    _remove_unused(axes[-len(names):, n - (chunks - 1) * columns:].flat)
     for r, name in enumerate(names):
         for i in range(n):
             ax = axes[(i // columns) * len(names) + r, i % columns]
-            ax.set_frame_on(True)
             ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=alpha, colormap=colormap))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -469,9 +405,10 @@ def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequ
     if len(part_names) + 1 > len(PART_COLORS):
         raise ValueError(f"show_parts colours at most {len(PART_COLORS) - 1} parts, got {len(part_names)}")
     palette = np.array([matplotlib.colors.to_rgb(c) for c in PART_COLORS[:len(part_names) + 1]])
-    columns = min(n, _max_columns())
+    columns = balanced_columns(n, _max_columns())
     chunks = -(-n // columns)
     fig, axes = _grid(2 * chunks, columns, size, bool(title), True)
+    _remove_unused(axes[-2:, n - (chunks - 1) * columns:].flat)
     for ax in axes.flat:
         ax.set_axis_off()
     for i in range(n):
@@ -486,84 +423,6 @@ def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequ
         fig.suptitle(title)
     fig.legend(loc="outside lower center", ncol=len(part_names), fontsize=LABEL_SIZE, frameon=False)
     return fig
-
-
-def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], ax: plt.Axes | None = None,
-                       title: str | None = None) -> plt.Figure:
-    """Grouped bars: each part's mean covered share, one bar per method.
-
-    Args:
-        coverages: method name -> :class:`~cam_tutorial.localize.PartCoverage`.
-        part_names: the parts' names, in label order.
-        ax: draw into this axes (default: a new figure).
-        title: the axes' title.
-    """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
-    fig = ax.figure
-    names = list(coverages)
-    x = np.arange(len(part_names))
-    width = 0.8 / max(len(names), 1)
-    for k, name in enumerate(names):
-        shares = coverages[name].mean_covered()
-        bars = ax.bar(x + (k - (len(names) - 1) / 2) * width, shares, width, label=name)
-        ax.bar_label(bars, labels=[f"{v:.0%}" for v in shares], fontsize=LABEL_SIZE, padding=1)
-    ax.set_xticks(x, part_names, fontsize=LABEL_SIZE)
-    ax.set_ylim(0, 1.3)  # room for the labels above bars near 100% and the legend
-    ax.set_ylabel("share of the part covered", fontsize=LABEL_SIZE)
-    ax.legend(fontsize=LABEL_SIZE, frameon=False, ncol=len(names), loc="upper center")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return fig
-
-
-def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,
-                 title: str | None = None) -> plt.Figure:
-    """BoxAcc as a function of the map threshold tau, one curve per method and IoU threshold delta.
-
-    The best tau of each curve is marked: its height is MaxBoxAcc(delta), the threshold chosen
-    once for the whole dataset (Choe et al. 2020).
-
-    Args:
-        results: name -> a :class:`cam_tutorial.localize.MaxBoxAccResult` (anything with
-            ``cam_thresholds``, ``iou_thresholds``, ``box_acc`` ``(n_tau, n_delta)``).
-        deltas: the IoU thresholds to draw (default: all of each result's).
-        ax: axes to draw on (default: a new figure).
-        title: the axes' title.
-
-    Returns:
-        The matplotlib figure.
-    """
-    if not results:
-        raise ValueError("plot_box_acc needs at least one result")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    styles = ["-", "--", ":", "-."]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    curve = 0
-    for k, (name, result) in enumerate(results.items()):
-        taus = np.asarray(result.cam_thresholds)
-        box_acc = np.asarray(result.box_acc)
-        for j, delta in enumerate(np.asarray(result.iou_thresholds).tolist()):
-            if deltas is not None and not any(abs(delta - d) < 1e-9 for d in deltas):
-                continue
-            colour = colours[curve % len(colours)]
-            curve += 1
-            best = int(np.argmax(box_acc[:, j]))
-            ax.plot(taus, box_acc[:, j], styles[k % len(styles)], color=colour,
-                    label=f"{name}, δ={delta:g}: max {box_acc[best, j]:.1%} at τ={taus[best]:.2f}")
-            ax.plot(taus[best], box_acc[best, j], "o", color=colour)
-    if curve == 0:
-        raise ValueError(f"none of the results has the IoU thresholds {list(deltas or [])}")
-    ax.set_xlabel("map threshold τ (fraction of the maximum)")
-    ax.set_ylabel("BoxAcc (fraction of images)")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title or "BoxAcc(τ): one threshold for the whole dataset; the dots are MaxBoxAcc")
-    ax.figure.tight_layout()
-    return ax.figure
 
 
 def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
@@ -583,95 +442,3 @@ def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
     display(Image(buffer.getvalue(), format="jpeg"))
 
 
-def flattest_stretch(values: np.ndarray, span: int, min_range: float = 2 / 255) -> tuple[int, int]:
-    """``(row, left)`` of the run of ``span`` pixels along a row of ``values`` whose range is the
-    smallest of those spanning at least ``min_range`` (so there is something to see).
-
-    Example:
-        >>> ramp = np.tile(np.linspace(0, 1, 8), (3, 1)) * np.array([[1.0], [0.1], [0.5]])
-        >>> flattest_stretch(ramp, 4, min_range=0.01)
-        (1, 0)
-    """
-    stretches = np.lib.stride_tricks.sliding_window_view(values, span, axis=1)
-    ranges = stretches.max(axis=-1) - stretches.min(axis=-1)
-    ranges[ranges < min_range] = np.inf
-    row, left = (int(v) for v in np.unravel_index(np.argmin(ranges), ranges.shape))
-    return row, left
-
-
-def show_quantization_profile(float_map: np.ndarray, uint8_map: np.ndarray, span: int,
-                              title: str) -> tuple[plt.Figure, np.ndarray, np.ndarray]:
-    """A map resized in float beside the same map cast to 8 bits first: the map with the row
-    profiled, the error in levels of 255, and the row's flattest stretch of ``span`` pixels
-    (:func:`flattest_stretch`) against the 256 levels. Legends at 10 pt: the figure is 10 inches
-    wide, so the book shows it at about 0.7 of its size.
-
-    Returns:
-        The figure and the two profiles ``(float, 8-bit)`` along that stretch.
-
-    Example:
-        >>> smooth = np.tile(np.linspace(0.2, 0.25, 32), (32, 1))
-        >>> fig, a, b = show_quantization_profile(smooth, np.floor(smooth * 255) / 255, 8, "demo")
-        >>> len(np.unique(b)) < len(np.unique(a))
-        True
-        >>> plt.close(fig)
-    """
-    side = float_map.shape[-1]
-    row, left = flattest_stretch(float_map, span)
-    columns = np.arange(left, left + span)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.6]},
-                             layout="constrained")
-    shown_map = axes[0].imshow(float_map, cmap="viridis", vmin=0, vmax=1)
-    axes[0].add_patch(Rectangle((left - 0.5, row - 0.5), span, 1, fill=False,
-                                edgecolor="red", label="row profiled"))
-    axes[0].set_title(f"float map, {side}x{side}")
-    axes[0].legend(loc="lower left", fontsize=10)
-    fig.colorbar(shown_map, ax=axes[0], fraction=0.046, label="normalised map")
-    shown_error = axes[1].imshow((uint8_map - float_map) * 255, cmap="RdBu_r", vmin=-2, vmax=2)
-    axes[1].set_title("8-bit first minus float")
-    fig.colorbar(shown_error, ax=axes[1], fraction=0.046, label="error (levels of 255)")
-    for ax in axes[:2]:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    profile_float, profile_uint8 = float_map[row, columns], uint8_map[row, columns]
-    lowest, highest = np.floor(profile_uint8.min() * 255), np.ceil(profile_float.max() * 255)
-    for level in np.arange(lowest, highest + 1) / 255:
-        axes[2].axhline(level, color="0.85", lw=0.6, zorder=0)
-    axes[2].plot(columns, profile_float, "o-", ms=3, label="float")
-    axes[2].plot(columns, profile_uint8, "s-", ms=3, drawstyle="steps-mid", label="8-bit first")
-    axes[2].set_xlabel("column (pixels)")
-    axes[2].set_ylabel("map value")
-    axes[2].set_title(f"row {row}: its flattest stretch of {span} pixels")
-    axes[2].legend(fontsize=10)
-    fig.suptitle(title)
-    return fig, profile_float, profile_uint8
-
-
-def plot_deletion_insertion(curves: Mapping[str, Any], title: str) -> plt.Figure:
-    """Mean deletion and insertion curves of several map methods, side by side, each labelled
-    with its mean area under the curve (results of
-    :func:`cam_tutorial.methods.sanity.deletion_insertion_curves`).
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> r = SimpleNamespace(fractions=np.linspace(0, 1, 3), deletion=np.ones((2, 3)),
-        ...                     insertion=np.ones((2, 3)), deletion_auc=np.ones(2), insertion_auc=np.ones(2))
-        >>> fig = plot_deletion_insertion({"CAM": r}, "demo")
-        >>> [ax.get_title() for ax in fig.axes]
-        ['deletion: lower is better', 'insertion: higher is better']
-        >>> plt.close(fig)
-    """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, result in curves.items():
-        axes[0].plot(result.fractions, result.deletion.mean(0),
-                     label=f"{name} (AUC {result.deletion_auc.mean():.3f})")
-        axes[1].plot(result.fractions, result.insertion.mean(0),
-                     label=f"{name} (AUC {result.insertion_auc.mean():.3f})")
-    for ax, panel in zip(axes, ["deletion: lower is better", "insertion: higher is better"]):
-        ax.set_xlabel("fraction of pixels deleted / inserted")
-        ax.set_ylabel("probability of the predicted class")
-        ax.set_title(panel)
-        ax.legend(fontsize=10)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

@@ -9,13 +9,82 @@ scripts/execute_notebooks.py measured and recorded in its metadata. Exits non-ze
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 from scripts.book_settings import colab_url
 from scripts.execute_notebooks import time_line
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Issue 29's budget for chapters 1-8's main paths: prose words in all and per chapter, tables
+#: per chapter, shown code lines in all.
+BUDGET = {"words": 9000, "words_per_chapter": 1400, "tables_per_chapter": 2, "code_lines": 1100}
+EXERCISES = re.compile(r"\s*#+\s*(\d+(\.\d+)*\s*)?(exercises|questions)\b", re.I)
+MARKDOWN_TABLE = re.compile(r"^\s*\|.*\|\s*\n\s*\|[\s:|-]+\|\s*$", re.M)
+HIDDEN = ("hide-input", "hide-cell", "remove-input", "remove-cell")
+_NOT_PROSE = re.compile(r"<details>.*?</details>|```.*?```|\$\$.*?\$\$|\$[^$\n]+\$|\]\([^)]*\)", re.S)
+
+
+def main_path(cells: list[dict]) -> dict[str, int]:
+    r"""What a reader meets before the exercises: prose words, tables, shown code lines, figures.
+
+    A prose word is an alphabetic token of a Markdown cell outside fenced code, ``$...$`` math,
+    link targets and ``<details>`` blocks; a table is a Markdown table in prose or in a Markdown
+    output, or an HTML table in an output; a shown code line is a non-blank line of a code cell
+    without a hide or remove tag; a figure is a PNG or JPEG output.
+
+    Example:
+        >>> cells = [{"cell_type": "markdown", "source": "Two words $x + y$ [here](https://a.b)."},
+        ...          {"cell_type": "code", "source": "a = 1\n\nb = 2", "metadata": {}, "outputs": [
+        ...              {"data": {"text/html": "<table></table>", "image/png": "..."}}]},
+        ...          {"cell_type": "markdown", "source": "## Exercises\nNot counted."}]
+        >>> main_path(cells)
+        {'words': 3, 'tables': 1, 'code_lines': 2, 'figures': 1}
+    """
+    found = {"words": 0, "tables": 0, "code_lines": 0, "figures": 0}
+    for cell in cells:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            if EXERCISES.match(source):
+                break
+            found["tables"] += len(MARKDOWN_TABLE.findall(source))
+            found["words"] += len(re.findall(r"[A-Za-z][A-Za-z'-]*", _NOT_PROSE.sub(" ", source)))
+            continue
+        if cell["cell_type"] != "code":
+            continue
+        if not set(cell.get("metadata", {}).get("tags", [])) & set(HIDDEN):
+            found["code_lines"] += sum(1 for line in source.splitlines() if line.strip())
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            found["tables"] += len(MARKDOWN_TABLE.findall("".join(data.get("text/markdown", ""))))
+            found["tables"] += "".join(data.get("text/html", "")).count("<table")
+            found["figures"] += ("image/png" in data) + ("image/jpeg" in data)
+    return found
+
+
+def budget_report(paths: list[Path]) -> tuple[str, list[str]]:
+    """A Markdown table of each chapter's main path, and the budget's lines it breaks."""
+    rows, over = [], []
+    total = {"words": 0, "tables": 0, "code_lines": 0, "figures": 0}
+    for path in paths:
+        found = main_path(json.loads(path.read_text())["cells"])
+        rows.append(f"| {path.stem} | {found['words']} | {found['tables']} | {found['code_lines']} | "
+                    f"{found['figures']} |")
+        total = {k: total[k] + found[k] for k in total}
+        if found["words"] > BUDGET["words_per_chapter"]:
+            over.append(f"{path.stem}: {found['words']} prose words (budget {BUDGET['words_per_chapter']})")
+        if found["tables"] > BUDGET["tables_per_chapter"]:
+            over.append(f"{path.stem}: {found['tables']} tables (budget {BUDGET['tables_per_chapter']})")
+    rows.append(f"| all | {total['words']} | {total['tables']} | {total['code_lines']} | {total['figures']} |")
+    if total["words"] > BUDGET["words"]:
+        over.append(f"all chapters: {total['words']} prose words (budget {BUDGET['words']})")
+    if total["code_lines"] > BUDGET["code_lines"]:
+        over.append(f"all chapters: {total['code_lines']} shown code lines (budget {BUDGET['code_lines']})")
+    table = "| main path | prose words | tables | shown code lines | figures |\n|---|---|---|---|---|\n"
+    return table + "\n".join(rows), over
 
 
 def problems_of(path: Path, toc: str) -> list[str]:
@@ -54,7 +123,12 @@ def problems_of(path: Path, toc: str) -> list[str]:
     return found
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check the notebooks against the book's conventions.")
+    parser.add_argument("--main-path", action="store_true",
+                        help="also print each chapter's main path (words, tables, code lines, figures) "
+                             "against issue 29's budget; it is reported, not yet enforced")
+    args = parser.parse_args(argv)
     toc = (ROOT / "_toc.yml").read_text()
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if not notebooks:
@@ -66,6 +140,10 @@ def main() -> int:
             print(f"{path.relative_to(ROOT)} {problem}")
             bad += 1
     print(f"checked {len(notebooks)} notebooks: {bad} problem(s)")
+    if args.main_path:
+        table, over = budget_report([p for p in notebooks if p.stem[:2].isdigit() and p.stem[:2] != "00"])
+        print(table)
+        print("over the budget: " + ("; ".join(over) if over else "nothing"))
     return 1 if bad else 0
 
 

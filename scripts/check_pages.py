@@ -17,10 +17,11 @@ Jupyter). A page passes when
   ``text/markdown`` shows as rows of pipes when the book renders output Markdown as CommonMark);
 * every figure of its text is legible at the width the page gives it: its smallest text, which
   the notebook's kernel measured when it drew the figure (``scripts.figure_metrics``, stored
-  in the PNG's text chunks by ``scripts/execute_notebooks.py``), times the image's CSS width over
+  in a PNG's text chunks or a JPEG's comment by ``scripts/execute_notebooks.py``, and by
+  ``scripts/make_figures.py`` for the Markdown pages' images), times the image's CSS width over
   its natural width, is at least ``--min-text-px`` (9) CSS pixels, and no title, label or tick
-  label of one panel covers another panel; a PNG without measurements fails (made outside the
-  execute script) unless ``--allow-unmeasured``;
+  label of one panel covers another panel; a PNG or JPEG without measurements fails (made outside
+  those scripts) unless ``--allow-unmeasured``;
 * no code block (``pre``, hidden cells opened) is wider than the column: a line that does not fit
   makes the reader scroll sideways.
 
@@ -196,10 +197,14 @@ LAYOUT_JS = """(() => {
 })()"""
 
 
+# Figures the notebooks' kernel (and scripts/make_figures.py) stores measurements in; an SVG is not checked.
+MEASURED_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_text_px: float,
                     allow_unmeasured: bool) -> tuple[list[str], list[str]]:
     """Problems of the page's own figures as shown: text below ``min_text_px``, overlaps, no measurements."""
-    from scripts.figure_metrics import read_png_metrics
+    from scripts.figure_metrics import read_figure_metrics
 
     problems: list[str] = []
     smallest: list[float] = []
@@ -210,12 +215,14 @@ def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_tex
             continue  # not ours, broken (reported above) or not shown
         path = build_dir / urllib.parse.unquote(urllib.parse.urlsplit(src).path).lstrip("/")
         name = urllib.parse.urlsplit(src).path.rsplit("/", 1)[-1]
-        metrics = read_png_metrics(path.read_bytes()) if path.suffix.lower() == ".png" and path.is_file() else None
+        measurable = path.suffix.lower() in MEASURED_SUFFIXES and path.is_file()
+        metrics = read_figure_metrics(path.read_bytes()) if measurable else None
         if metrics is None:
             unmeasured += 1
-            if not allow_unmeasured and path.suffix.lower() == ".png":
-                problems.append(f"figure {name} carries no text measurements (execute its notebook "
-                                "with scripts/execute_notebooks.py, or pass --allow-unmeasured)")
+            if not allow_unmeasured and measurable:
+                problems.append(f"figure {name} carries no text measurements (execute its notebook with "
+                                "scripts/execute_notebooks.py, make a Markdown page's image with "
+                                "scripts/make_figures.py, or pass --allow-unmeasured)")
             continue
         scale = figure["css"] / figure["natural"]
         if metrics["min_text_px"] is not None:
@@ -336,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-text-px", type=float, default=9.0,
                         help="smallest legible figure text, in CSS pixels (default 9)")
     parser.add_argument("--allow-unmeasured", action="store_true",
-                        help="pass PNG figures that carry no text measurements (made outside the execute script)")
+                        help="pass PNG and JPEG figures that carry no text measurements (made outside the execute script)")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a PNG of each page here")
     parser.add_argument("--jobs", type=int, default=3, help="pages checked at once, each in its own browser (default 3)")
     args = parser.parse_args(argv)

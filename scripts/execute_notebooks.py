@@ -13,7 +13,7 @@ Each run's wall time, and the machine it ran on, are kept in the notebook's meta
 rewritten from them, so the time a reader is promised is the one measured, never typed in.
 The line ends with the notebook's own remark, ``cam_tutorial.time_note`` in its metadata.
 
-Every figure's PNG carries the size of its smallest text and any titles that cover another panel
+Every figure's PNG or JPEG carries the size of its smallest text and any titles that cover another panel
 (``scripts.figure_metrics``, installed in the kernel before the first cell), which
 ``scripts/check_pages.py`` reads back to fail figures that the page shrinks below legibility.
 
@@ -37,11 +37,11 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run in the kernel before the first cell: every figure's PNG records its text sizes and overlaps.
+# Run in the kernel before the first cell: every figure's PNG or JPEG records its text sizes and overlaps.
 # The book's tooling lives in scripts/, outside the package: the kernel finds it from the repository root.
 KERNEL_SETUP = (f"__import__('sys').path.append({str(ROOT)!r}); "
-                "__import__('scripts.figure_metrics', fromlist=['install_png_formatter'])"
-                ".install_png_formatter()")
+                "__import__('scripts.figure_metrics', fromlist=['install_figure_measurements'])"
+                ".install_figure_measurements()")
 PRESETS = ("ci", "cpu", "gpu")
 TIME_LINE = re.compile(r"^\*\*Time:\*\*.*$", re.M)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -1,14 +1,16 @@
-"""Measure what a reader will see of a figure, and store it in the figure's PNG.
+"""Measure what a reader will see of a figure, and store it in the figure's PNG or JPEG.
 
-A PNG cannot tell how large its text is, and the page check (``scripts/check_pages.py``) needs to
+An image cannot tell how large its text is, and the page check (``scripts/check_pages.py``) needs to
 know: a figure drawn 1,500 px wide and shown 690 px wide shrinks its 9-pt titles to 5 px. So the
 numbers are taken when the figure is drawn: :func:`measure_figure` draws it once, records every
 text that matplotlib actually draws (size in output pixels) and every title, label or tick label
-that lands on another panel or on another panel's text, and :func:`install_png_formatter` makes
-IPython's PNG output of every figure carry those numbers as PNG text chunks (keys
-:data:`MIN_TEXT_KEY`, :data:`SMALLEST_TEXT_KEY`, :data:`OVERLAPS_KEY`). The book's execute script
-installs it in each notebook's kernel; the page check reads the chunks back and scales them by the
-width the browser gives the image.
+that lands on another panel or on another panel's text, and :func:`install_figure_measurements`
+makes every figure a kernel shows carry those numbers: IPython's PNG output as PNG text chunks
+(keys :data:`MIN_TEXT_KEY`, :data:`SMALLEST_TEXT_KEY`, :data:`OVERLAPS_KEY`), and every JPEG that
+``Figure.savefig`` writes (``cam_tutorial.viz.show_jpeg`` shows photographs that way) as the same
+keys, in JSON, in the JPEG's comment segment. The book's execute script installs it in each
+notebook's kernel; the page check reads them back (:func:`read_figure_metrics`) and scales them by
+the width the browser gives the image.
 
 Example:
     >>> import matplotlib
@@ -21,14 +23,21 @@ Example:
     (True, [])
     >>> sorted(metrics.png_metadata())
     ['cam_tutorial:min_text_px', 'cam_tutorial:overlaps', 'cam_tutorial:smallest_text']
+    >>> import io
+    >>> jpeg = io.BytesIO()
+    >>> fig.savefig(jpeg, format="jpeg", pil_kwargs={"comment": metrics.jpeg_comment()})
+    >>> read_figure_metrics(jpeg.getvalue())["overlaps"]
+    []
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib
 from matplotlib.backends.backend_agg import RendererAgg
@@ -36,7 +45,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-__all__ = ["FigureMetrics", "measure_figure", "figure_png", "install_png_formatter", "read_png_metrics",
+__all__ = ["FigureMetrics", "measure_figure", "figure_png", "install_figure_measurements", "measuring_savefig",
+           "read_figure_metrics",
            "MIN_TEXT_KEY", "SMALLEST_TEXT_KEY", "OVERLAPS_KEY"]
 
 logger = logging.getLogger(__name__)
@@ -56,7 +66,7 @@ class FigureMetrics:
         min_text_px: the smallest drawn font size, in pixels of the saved PNG (``None``: no text).
         smallest_text: that text, with its size in points, to name it in a report.
         overlaps: one line per text that covers another panel or another panel's text.
-        dpi: the pixels per inch the PNG is saved at.
+        dpi: the pixels per inch the image is saved at.
     """
 
     min_text_px: float | None
@@ -71,6 +81,10 @@ class FigureMetrics:
             SMALLEST_TEXT_KEY: self.smallest_text[:200],
             OVERLAPS_KEY: json.dumps(self.overlaps[:20]),
         }
+
+    def jpeg_comment(self) -> str:
+        """The JPEG comment (``savefig(..., pil_kwargs={"comment": ...})``): the PNG chunks as JSON."""
+        return json.dumps(self.png_metadata())
 
 
 def _short(text: str) -> str:
@@ -211,24 +225,67 @@ def figure_png(fig: Figure, **print_kwargs: Any) -> str | None:
     return print_figure(fig, "png", base64=True, metadata=metadata, **print_kwargs)
 
 
+def _measured(fig: Figure, dpi: float) -> FigureMetrics:
+    """:func:`measure_figure` at the ``dpi`` the figure is about to be saved at."""
+    shown_dpi = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        return measure_figure(fig)
+    finally:
+        fig.set_dpi(shown_dpi)
+
+
+def _saves_jpeg(fname: Any, savefig_kwargs: dict[str, Any]) -> bool:
+    """Whether ``Figure.savefig(fname, **savefig_kwargs)`` writes a JPEG (the format, else the name's suffix)."""
+    fmt = savefig_kwargs.get("format")
+    if fmt is None and isinstance(fname, (str, os.PathLike)):
+        fmt = os.path.splitext(os.fspath(fname))[1][1:] or None
+    return str(fmt or matplotlib.rcParams["savefig.format"]).lower() in ("jpg", "jpeg")
+
+
+def measuring_savefig(savefig: Callable[..., Any]) -> Callable[..., Any]:
+    """``Figure.savefig`` that stores :func:`measure_figure`'s numbers in every JPEG it writes.
+
+    The JPEG's comment (Pillow's ``comment`` save option) holds :meth:`FigureMetrics.jpeg_comment`,
+    measured at the dpi of the save; a ``comment`` the caller gives in ``pil_kwargs`` is kept.
+    """
+    @functools.wraps(savefig)
+    def savefig_measuring_jpeg(self: Figure, fname: Any, **kwargs: Any) -> Any:
+        pil_kwargs = dict(kwargs.get("pil_kwargs") or {})
+        if _saves_jpeg(fname, kwargs) and "comment" not in pil_kwargs:
+            dpi = kwargs.get("dpi", matplotlib.rcParams["savefig.dpi"])
+            try:
+                pil_kwargs["comment"] = _measured(self, self.dpi if dpi == "figure" else float(dpi)).jpeg_comment()
+                kwargs["pil_kwargs"] = pil_kwargs
+            except Exception as error:  # a figure that cannot be measured is still saved
+                logger.warning("could not measure the figure's text (%s: %s)", type(error).__name__, error)
+        return savefig(self, fname, **kwargs)
+
+    savefig_measuring_jpeg.measures_jpeg = True  # type: ignore[attr-defined]
+    return savefig_measuring_jpeg
+
+
 def _set_formatter(shell: Any) -> None:
     formatter = shell.display_formatter.formatters["image/png"]
     if formatter.type_printers.get(Figure) is not figure_png:
         formatter.for_type(Figure, figure_png)
 
 
-def install_png_formatter(shell: Any = None) -> bool:
-    """Make every figure this IPython kernel shows a PNG that carries its text measurements.
+def install_figure_measurements(shell: Any = None) -> bool:
+    """Make every figure this IPython kernel shows carry its text measurements, as PNG or as JPEG.
 
-    The inline backend installs its own PNG formatter when pyplot is first imported (and again on
+    PNG: IPython's formatter for figures is replaced by :func:`figure_png`. The inline backend
+    installs its own PNG formatter when pyplot is first imported (and again on
     ``%matplotlib inline``), so pyplot is imported first and the formatter is set again before the
-    figures of every cell are shown.
+    figures of every cell are shown. JPEG: a figure shown as JPEG is saved by ``Figure.savefig``
+    and displayed as bytes (``cam_tutorial.viz.show_jpeg``), so ``Figure.savefig`` is wrapped by
+    :func:`measuring_savefig` in this process (the package itself knows nothing of the book's tooling).
 
     Args:
         shell: the IPython shell (default: the running one).
 
     Returns:
-        False when there is no IPython shell (a plain Python process), else True.
+        False when there is no IPython shell (a plain Python process: nothing is installed), else True.
     """
     if shell is None:
         from IPython import get_ipython
@@ -238,6 +295,8 @@ def install_png_formatter(shell: Any = None) -> bool:
         return False
     import matplotlib.pyplot as plt
 
+    if not getattr(Figure.savefig, "measures_jpeg", False):
+        Figure.savefig = measuring_savefig(Figure.savefig)  # type: ignore[method-assign]
     # pyplot loads its backend on the first figure, and the inline backend sets its formatter then:
     # load it now, so that a first figure shown by plt.show() inside a cell goes through ours.
     plt.switch_backend(matplotlib.rcParams["backend"])
@@ -253,8 +312,8 @@ def install_png_formatter(shell: Any = None) -> bool:
     return True
 
 
-def read_png_metrics(data: bytes) -> dict[str, Any] | None:
-    """The measurements stored in a PNG's text chunks, or None when it carries none.
+def read_figure_metrics(data: bytes) -> dict[str, Any] | None:
+    """The measurements stored in a PNG's text chunks or a JPEG's comment, or None when it carries none.
 
     Returns:
         ``{"min_text_px": float | None, "smallest_text": str, "overlaps": list[str]}``.
@@ -265,6 +324,13 @@ def read_png_metrics(data: bytes) -> dict[str, Any] | None:
 
     with Image.open(io.BytesIO(data)) as image:
         chunks = dict(getattr(image, "text", {}) or {})
+        comment = image.info.get("comment", b"") if image.format == "JPEG" else b""
+    if comment:
+        try:
+            stored = json.loads(comment.decode("utf-8") if isinstance(comment, bytes) else comment)
+        except (UnicodeDecodeError, json.JSONDecodeError):  # a comment some other tool wrote
+            stored = None
+        chunks = stored if isinstance(stored, dict) else {}
     if MIN_TEXT_KEY not in chunks:
         return None
     value = chunks[MIN_TEXT_KEY]

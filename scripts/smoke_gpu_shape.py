@@ -46,12 +46,15 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The tiny gpu-shaped sizes: 224 px and full width as under ``gpu``; a few dozen images, one
 #: epoch, small batches (chapter 3's throughput table trains 20 steps of each setting).
 SMOKE = dict(image_size=224, width=64, vgg_width=64, train_size=40, val_size=20, test_size=20, epochs=1,
-             batch_size=4, eval_batch_size=20, probe_image_size=224, probe_train_size=20, probe_test_size=20)
+             batch_size=4, eval_batch_size=20)
+#: The chapters' sizes changed likewise (``preset.chapter``): chapter 8's probes on a few images.
+SMOKE_CHAPTER = dict(probe_image_size=224, probe_train_size=20, probe_test_size=20)
 
 INJECTED = f"""\
 # smoke_gpu_shape.py: the gpu preset's code paths at a few dozen images (not a real gpu run)
 from cam_tutorial import config as _config
-_config.PRESETS["gpu"] = _config.PRESETS["gpu"].replace(**{SMOKE!r})
+_config.PRESETS["gpu"] = _config.PRESETS["gpu"].replace(
+    **{SMOKE!r}, chapter=_config.PRESETS["gpu"].chapter.replace(**{SMOKE_CHAPTER!r}))
 from cam_tutorial import zoo_recipes as _zoo_recipes
 _zoo_recipes.IN_MEMORY_BYTES = 0  # train on the uint8 view, as the real gpu sizes (3.6 GB as float32) do
 """
@@ -212,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                        "OMP_WAIT_POLICY": "PASSIVE",
                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
-    print(f"gpu-shaped smoke run: {SMOKE}\nexecuted copies in {out}; zoo cache {cache}", flush=True)
+    print(f"gpu-shaped smoke run: {SMOKE}, chapter sizes {SMOKE_CHAPTER}\nexecuted copies in {out}; "
+          f"zoo cache {cache}", flush=True)
     failed = total = unmet = 0
     for path in paths:
         outcome = run_one(path.resolve(), out.resolve(), args.timeout)

@@ -41,7 +41,8 @@ trap report EXIT
 stage "set-up" bash scripts/setup.sh
 
 stage "notebook conventions" "$py" -m scripts.check_notebooks
-# One pytest run for the package tests and nbval over every notebook: scripts/pytest_order.py keeps
+# One pytest run for the package tests, every docstring example in the package (--doctest-modules)
+# and nbval over every notebook: scripts/pytest_order.py keeps
 # each notebook's cells in one process and starts the longest work first, so that neither test
 # process waits for the other at the end (run as two stages, they waited twice: 54 s of 425 s,
 # measured on 2 CPU cores).
@@ -52,7 +53,7 @@ stage "notebook conventions" "$py" -m scripts.check_notebooks
 threads=$(( $(nproc) / 2 )); [ "$threads" -ge 1 ] || threads=1
 stage "package tests and notebooks (nbval, ci preset)" env OMP_NUM_THREADS="$threads" \
   "$py" -m pytest -q -p no:cacheprovider \
-  -p scripts.pytest_order --nbval-lax --nbval-current-env -n 2 notebooks tests
+  -p scripts.pytest_order --nbval-lax --nbval-current-env -n 2 --doctest-modules notebooks tests cam_tutorial
 # Beside the tests, the book's stages were no faster: both are bound by the two cores.
 stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
 stage "pages in headless Chromium" "$py" scripts/check_pages.py

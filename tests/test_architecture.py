@@ -3,7 +3,7 @@
 The limits come from issue 16: no function over 80 lines and no class over 150 lines in
 ``cam_tutorial`` (docstrings not counted); no ``from .x import _private`` nor ``module._private``
 across modules; no notebook code cell that branches on a preset's name (sizes that differ per
-preset are :class:`cam_tutorial.config.Preset` fields).
+preset are :class:`cam_tutorial.config.Preset` fields, or a chapter's own sizes in ``preset.chapter``).
 """
 
 from __future__ import annotations
@@ -132,14 +132,19 @@ def test_no_notebook_branches_on_a_preset_name(path: Path) -> None:
     found = {i: preset_name_branches("".join(cell["source"])) for i, cell in enumerate(cells)
              if cell["cell_type"] == "code"}
     found = {i: hits for i, hits in found.items() if hits}
-    assert found == {}, "make the size a Preset field (cam_tutorial/config.py) instead"
+    assert found == {}, "make the size a Preset or ChapterSizes field (cam_tutorial/config.py) instead"
 
 
 def test_the_readme_lists_every_module() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
-    missing = sorted(m for m in modules if f"`cam_tutorial.{m}`" not in readme)
-    assert missing == [], "add a row for each to the module table in README.md"
+    core = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    missing = sorted(m for m in core if f"`cam_tutorial.{m}`" not in readme)
+    rooms = {path.parent.name: sorted(p.stem for p in path.parent.glob("*.py") if p.stem != "__init__")
+             for path in PACKAGE.glob("*/__init__.py")}
+    for room, modules in rooms.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `cam_tutorial.{room}` |")), "")
+        missing += [f"{room}.{m}" for m in modules if f"`{m}`" not in row]
+    assert missing == [], "add each to the module tables (the core's, or its room's row) in README.md"
 
 
 def test_no_test_or_script_edits_sys_path() -> None:
@@ -147,3 +152,22 @@ def test_no_test_or_script_edits_sys_path() -> None:
     edits = sorted(str(p.relative_to(ROOT)) for p in files
                    if "sys.path.insert" in p.read_text(encoding="utf-8") and p.name != "test_architecture.py")
     assert edits == [], "import through the package (python -m scripts.x; pytest's pythonpath) instead"
+
+
+def package_imports(path: Path) -> set[str]:
+    """The ``cam_tutorial`` modules a file imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cam_tutorial"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("cam_tutorial")}
+    return found
+
+
+def test_the_cam_module_is_one_screen_of_reading_on_configuration_and_checks():
+    """Issue 27: the CAM module a learner reads whole, 300 lines at most, docstrings included,
+    importing nothing from the package but configuration and input checks."""
+    cam = PACKAGE / "cam.py"
+    assert len(cam.read_text(encoding="utf-8").splitlines()) <= 300
+    assert package_imports(cam) <= {"cam_tutorial.config", "cam_tutorial.checks"}

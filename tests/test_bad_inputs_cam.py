@@ -22,21 +22,17 @@ from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 from cam_tutorial.real import datasets as data_module  # noqa: E402
-from cam_tutorial.cam import (  # noqa: E402
-    CAMExtractor,
-    CAMNotApplicableError,
-    check_image_batch,
-    class_activation_maps,
-    maps_for_dataset,
-    normalize_maps,
-)
+from cam_tutorial.anymodel.extractor import CAMExtractor  # noqa: E402
+from cam_tutorial.cam import CAMNotApplicableError, compute_cams, normalize_maps  # noqa: E402
+from cam_tutorial.checks import check_image_batch  # noqa: E402
+from cam_tutorial.dataset_maps import maps_for_dataset  # noqa: E402
 from cam_tutorial.real.datasets import default_data_root  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes, denormalize  # noqa: E402
 from cam_tutorial.models import GlobalPool, ResNet18B, vgg16_fc, vgg16_gap  # noqa: E402
 from cam_tutorial.methods.saliency import grad_cam, gradient_saliency  # noqa: E402
 from cam_tutorial.methods.sanity import deletion_insertion_curves, spearman_per_map  # noqa: E402
 from cam_tutorial.viz import overlay, show_gallery, show_map_rows  # noqa: E402
-from cam_tutorial.book.widgets import _uploaded_files, cam_explorer  # noqa: E402
+from cam_tutorial.book.widgets import cam_explorer, uploaded_files  # noqa: E402
 
 SIZE = 32
 NAN, INF = float("nan"), float("inf")
@@ -102,6 +98,14 @@ def _not_pooled_model() -> nn.Module:
                          nn.Linear(16, 3)).eval()
 
 
+class _WrongWidth(nn.Module):
+    """features -> pool -> classifier, but the classifier takes 5 inputs and the features have 4 channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features, self.pool, self.classifier = nn.Conv2d(3, 4, 3), GlobalPool(), nn.Linear(5, 2)
+
+
 def _pairs(n: int = 2) -> torch.utils.data.TensorDataset:
     return torch.utils.data.TensorDataset(_images(n), torch.tensor([0, 1, 2, 3][:n]))
 
@@ -154,8 +158,24 @@ CAM_ERRORS = [
      ValueError, r"class index 4 is out of range: valid indices are 0 to 3"),
     ("float classes", lambda: CAMExtractor(_resnet())(_images(), classes=torch.tensor([0.0, 1.0])),
      TypeError, r"must be integers.*\.long\(\)"),
-    ("maps for a K mismatch", lambda: class_activation_maps(torch.rand(1, 4, 3, 3), torch.rand(2, 5)),
+    ("maps for a K mismatch", lambda: compute_cams(_WrongWidth().eval(), _images()),
      ValueError, r"5 inputs per class but features have 4 channels"),
+    ("compute_cams: empty batch", lambda: compute_cams(_resnet(), torch.zeros(0, 3, SIZE, SIZE)),
+     ValueError, r"holds 0 images.*give at least one image"),
+    ("compute_cams: NaN image", lambda: compute_cams(_resnet(), _with(_images(), NAN)),
+     ValueError, r"input images contain non-finite values \(1 NaN, 0 infinite.*nan_to_num"),
+    ("compute_cams: NaN classifier weight", lambda: compute_cams(_broken_classifier(NAN), _images()),
+     ValueError, r"weights of the classifier 'classifier' contain non-finite.*reload a good checkpoint"),
+    ("compute_cams: NaN conv weight", lambda: compute_cams(_broken_conv(NAN), _images()),
+     ValueError, r"the logits contain non-finite.*non-finite parameters or buffers: features\.gate\.0\.weight"),
+    ("compute_cams: channels-last", lambda: compute_cams(_resnet(), torch.rand(2, SIZE, SIZE, 3)),
+     ValueError, r"channels-last.*images.permute\(0, 3, 1, 2\)"),
+    ("compute_cams: FC head (VGG16)", lambda: compute_cams(_fc_model(), _images()),
+     CAMNotApplicableError, r"Linear -> ReLU -> Dropout.*cam_tutorial.anymodel.extractor.CAMExtractor"),
+    ("compute_cams: no features/pool/classifier", lambda: compute_cams(_mlp_head_model(), _images()),
+     CAMNotApplicableError, r"not laid out as model.features -> model.pool -> model.classifier"),
+    ("compute_cams: 1x1 features", lambda: compute_cams(_resnet(), _images(size=16)),
+     ValueError, r"features are 1x1: a map needs more than one position; use larger images"),
     ("maps_for_dataset, bad batch size", lambda: maps_for_dataset(lambda x, c: None, _pairs(), batch_size=0),
      ValueError, r"batch_size must be a positive int"),
 ]
@@ -280,9 +300,9 @@ WIDGETS_ERRORS = [
      ValueError, r"training mode: call model.eval\(\)"),
     ("no dataset and no size", lambda: cam_explorer(_resnet()),
      ValueError, r"give a dataset or, for uploads only, the model's image_size"),
-    ("upload value of an unknown shape", lambda: _uploaded_files("photo.png"),
+    ("upload value of an unknown shape", lambda: uploaded_files("photo.png"),
      TypeError, r"a tuple \(ipywidgets 8\) or a dict \(ipywidgets 7\).*upgrade ipywidgets"),
-    ("upload entry without content", lambda: _uploaded_files({"a.png": {"metadata": {}}}),
+    ("upload entry without content", lambda: uploaded_files({"a.png": {"metadata": {}}}),
      ValueError, r"'a.png' has no 'content'.*show_bytes"),
 ]
 
@@ -419,6 +439,30 @@ VALUE_CASES = [
     ("widgets", "labels past class_names show the index", lambda: _names_beyond(["zero", "one"]),
      "class 3 / class -1 / zero"),
 ]
+
+
+def _entry_points() -> list:
+    def extractor(model: nn.Module, images: torch.Tensor) -> Any:
+        with CAMExtractor(model) as cam:
+            return cam(images)
+
+    return [pytest.param(compute_cams, id="compute_cams"), pytest.param(extractor, id="CAMExtractor"),
+            pytest.param(gradient_saliency, id="gradient_saliency")]
+
+
+@pytest.mark.parametrize("entry", _entry_points())
+def test_a_submodule_left_in_training_mode_is_refused_and_its_statistics_stay(entry):
+    """Issue 28 item 3: eval(), then one batch norm back in train(): every call used to change its
+    running statistics for good (and the maps); now it is refused, by name, and nothing changes."""
+    model = _resnet()
+    model.features.conv3_1.bn1.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"submodule 'features\.conv3_1\.bn1' \(BatchNorm2d\) is in training "
+                                         r"mode: call model.eval\(\)"):
+        entry(model, _images())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    entry(model.eval(), _images())  # after model.eval(), it runs
 
 
 @pytest.mark.parametrize("call, expected", [pytest.param(call, expected, id=f"{module}: {name}")

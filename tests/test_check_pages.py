@@ -163,6 +163,36 @@ def test_overlapping_titles_and_unmeasured_figures_fail(tmp_path):
     assert code == 0 and "1 figure(s) without measurements" in out
 
 
+def test_a_jpeg_figure_is_measured_like_a_png(tmp_path):
+    """The intro's first figure, a JPEG, had two titles running into each other and passed unmeasured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scripts.figure_metrics import measure_figure
+
+    site = _site(tmp_path)
+    fig, axes = plt.subplots(1, 2, figsize=(4, 2), gridspec_kw={"wspace": 0.05})
+    for ax, title in zip(axes, ['CAM of "espresso" (p = 0.95, 7x7 map)', "its box: IoU 0.83"]):
+        ax.imshow([[0, 1]])
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+    fig.savefig(site / "_images" / "titles.jpg", format="jpeg",
+                pil_kwargs={"comment": measure_figure(fig).jpeg_comment()})
+    plt.close(fig)
+    page = _figure_page(site, "jpeg.html", "<img src='../_images/titles.jpg'>")
+    code, out = _run("--build-dir", str(site), page)
+    assert code == 1
+    assert "figure titles.jpg: 'CAM of \"espresso\" (p = 0.95, 7x7 map)' covers 'its box: IoU 0.83'" in out
+    Image.new("RGB", (12, 8)).save(site / "_images" / "plain.jpg", comment=b"a camera's comment")
+    plain = _figure_page(site, "plain_jpeg.html", "<img src='../_images/plain.jpg'>")
+    code, out = _run("--build-dir", str(site), plain)
+    assert code == 1 and "figure plain.jpg carries no text measurements" in out
+    code, out = _run("--build-dir", str(site), "--allow-unmeasured", plain)
+    assert code == 0 and "1 figure(s) without measurements" in out
+
+
 def test_a_code_line_wider_than_the_column_fails_even_in_a_hidden_cell(tmp_path):
     site = _site(tmp_path)
     style = "<style>article { width: 400px } pre { font-family: monospace; font-size: 13px }</style>"

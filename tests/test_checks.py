@@ -23,15 +23,27 @@ def test_check_model_refuses_non_modules_and_training_mode():
     check_model(nn.Linear(2, 2).train(), eval_mode=False)
 
 
+def test_check_model_names_a_submodule_left_in_training_mode():
+    """Issue 28 item 3: model.eval() then one batch norm back in train(): refused, by name."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())).eval()
+    model[1][0].train()
+    with pytest.raises(ValueError, match=r"submodule '1\.0' \(BatchNorm2d\) is in training mode: call model.eval\(\)"):
+        check_model(model)
+    check_model(model, eval_mode=False)
+    check_model(model.eval())
+
+
 def test_every_map_method_words_training_mode_the_same_way():
-    from cam_tutorial.cam import CAMExtractor
+    from cam_tutorial.anymodel.extractor import CAMExtractor
+    from cam_tutorial.cam import compute_cams
     from cam_tutorial.models import ResNet18B
     from cam_tutorial.methods.saliency import gradient_saliency
 
     model = ResNet18B(num_classes=3, width=2).train()
     images = torch.rand(1, 3, 32, 32)
     messages = []
-    for call in (lambda: CAMExtractor(model)(images), lambda: gradient_saliency(model, images)):
+    for call in (lambda: CAMExtractor(model)(images), lambda: compute_cams(model, images),
+                 lambda: gradient_saliency(model, images)):
         with pytest.raises(ValueError) as caught:
             call()
         messages.append(str(caught.value))

@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import cam_tutorial.methods.compare as compare_module  # noqa: E402
-from cam_tutorial.cam import DatasetMaps, cams_for_dataset, normalize_maps  # noqa: E402
+from cam_tutorial.cam import normalize_maps  # noqa: E402
+from cam_tutorial.dataset_maps import DatasetMaps, cams_for_dataset  # noqa: E402
 from cam_tutorial.methods.compare import (  # noqa: E402
     CAM_GAP,
     CAM_GMP,
@@ -28,10 +29,12 @@ from cam_tutorial.methods.compare import (  # noqa: E402
     method_maps,
     saliency_for_dataset,
 )
-from cam_tutorial.localize import box_iou, localization_accuracy, max_box_acc  # noqa: E402
+from cam_tutorial.boxes import box_iou, localization_accuracy  # noqa: E402
+from cam_tutorial.metrics import max_box_acc  # noqa: E402
 from cam_tutorial.models import ResNet18B  # noqa: E402
 from cam_tutorial.methods.saliency import gradient_saliency  # noqa: E402
-from cam_tutorial.viz import plot_box_acc, show_map_rows  # noqa: E402
+from cam_tutorial.viz import show_map_rows  # noqa: E402
+from cam_tutorial.plots import plot_box_acc
 
 SIZE = 32
 
@@ -62,7 +65,7 @@ def test_perfect_maps_score_one_everywhere_except_the_misclassified_image_at_top
     assert row["method"] == "perfect" and report.boxes.tolist()[0] == [4, 4, 20, 12]
 
 
-def test_report_numbers_are_those_of_the_localize_functions():
+def test_report_numbers_are_those_of_the_scoring_functions():
     found = _found(shift=5)
     report = localization_report(found, "shifted", threshold=0.2)
     boxes = found.boxes.numpy()
@@ -227,7 +230,7 @@ def test_a_box_along_the_image_edge_is_drawn_above_the_frame():
 def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
     from cam_tutorial.methods.compare import twin_measures
     from cam_tutorial.config import get_preset
-    from cam_tutorial.localize import object_size_coverage
+    from cam_tutorial.coverage import object_size_coverage
 
     maps = {"GAP": _found(), "GMP": _found(shift=3)}
     reports = {pool: localization_report(found, pool) for pool, found in maps.items()}
@@ -242,7 +245,7 @@ def test_twin_measures_are_the_comparison_rows_plus_object_size_coverage():
 def test_twin_measures_on_the_first_test_images_only():
     """``test_size`` measures the shipped twins on the first items of the test split: the same
     rows as their maps of exactly those items."""
-    from cam_tutorial.cam import cams_for_dataset
+    from cam_tutorial.dataset_maps import cams_for_dataset
     from cam_tutorial.methods.compare import twin_measures
     from cam_tutorial.config import get_preset
     from cam_tutorial.lab import SyntheticShapes
@@ -270,7 +273,7 @@ def _blob_maps(centres_and_halves, side=32):
 
 def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
     from cam_tutorial.methods.compare import calibrated_box_acc
-    from cam_tutorial.localize import max_box_acc
+    from cam_tutorial.metrics import max_box_acc
 
     maps = _blob_maps([(16, 4), (16, 4)])
     inner = [[12, 12, 20, 20]] * 2      # the bright core: a high tau finds it
@@ -289,7 +292,7 @@ def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
 
 def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
     from cam_tutorial.methods.compare import calibrated_box_acc
-    from cam_tutorial.localize import max_box_acc
+    from cam_tutorial.metrics import max_box_acc
 
     maps = _blob_maps([(16, 4), (12, 3), (18, 5)])
     boxes = [[12, 12, 20, 20], [6, 6, 18, 18], [13, 13, 23, 23]]
@@ -301,7 +304,7 @@ def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():
 
 def test_calibrated_box_acc_refuses_mismatched_thresholds():
     from cam_tutorial.methods.compare import calibrated_box_acc
-    from cam_tutorial.localize import max_box_acc
+    from cam_tutorial.metrics import max_box_acc
 
     maps = _blob_maps([(16, 4)])
     a = max_box_acc(maps, [[12, 12, 20, 20]], cam_thresholds=np.linspace(0, 0.9, 10))

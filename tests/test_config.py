@@ -69,47 +69,61 @@ def test_preset_sizes_must_be_positive_integers():
 
 
 CHAPTER_FIELDS = ("throughput_steps", "shortcut_run_images", "sanity_images", "curve_images", "curve_steps", "download_weights",
-                  "finetune_epochs")
+                  "finetune_epochs", "probe_image_size", "probe_train_size", "probe_test_size")
+MODEL_FIELDS = ("name", "image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
+                "batch_size", "lr", "objects", "pretrain_epochs", "pretrain_image_size", "eval_batch_size", "chapter")
 
 
-def test_chapter_sizes_are_preset_fields_with_the_values_the_notebooks_used():
-    from cam_tutorial.config import PRESETS
+def test_a_preset_holds_model_and_data_sizes_and_one_table_of_chapter_sizes():
+    import dataclasses
 
-    values = {name: tuple(getattr(p, f) for f in CHAPTER_FIELDS) for name, p in PRESETS.items()}
-    assert values == {"ci": (2, 1000, 8, 12, 12, False, 0), "cpu": (4, 2000, 16, 48, 32, True, 0),
-                      "gpu": (20, 2000, 16, 48, 32, True, 3)}
+    from cam_tutorial.config import ChapterSizes, Preset
+
+    assert tuple(f.name for f in dataclasses.fields(Preset)) == MODEL_FIELDS
+    assert sorted(f.name for f in dataclasses.fields(ChapterSizes)) == sorted(CHAPTER_FIELDS)
+    assert all(isinstance(p.chapter, ChapterSizes) for p in PRESETS.values())
+    with pytest.raises(ValueError, match="preset chapter must be a ChapterSizes, got dict"):
+        PRESETS["ci"].replace(chapter={"sanity_images": 4})
+
+
+def test_chapter_sizes_are_chosen_by_the_preset_with_the_values_the_notebooks_used():
+    values = {name: tuple(getattr(p.chapter, f) for f in CHAPTER_FIELDS) for name, p in PRESETS.items()}
+    assert values == {"ci": (2, 1000, 8, 12, 12, False, 0, 160, 120, 80),
+                      "cpu": (4, 2000, 16, 48, 32, True, 0, 224, 500, 300),
+                      "gpu": (20, 2000, 16, 48, 32, True, 3, 224, 2000, 1000)}
 
 
 def test_chapter_sizes_stay_outside_the_zoo_cache_key():
-    from cam_tutorial.config import PRESETS
     from cam_tutorial.zoo import available_models, recipe
 
     ci = PRESETS["ci"]
-    changed = ci.replace(throughput_steps=3, shortcut_run_images=999, sanity_images=9, curve_images=13, curve_steps=13,
-                         download_weights=True, finetune_epochs=1)
-    assert all(getattr(changed, f) != getattr(ci, f) for f in CHAPTER_FIELDS)
+    changed = ci.replace(chapter=ci.chapter.replace(
+        throughput_steps=3, shortcut_run_images=999, sanity_images=9, curve_images=13, curve_steps=13,
+        download_weights=True, finetune_epochs=1, probe_image_size=64, probe_train_size=7, probe_test_size=7))
+    assert all(getattr(changed.chapter, f) != getattr(ci.chapter, f) for f in CHAPTER_FIELDS)
     assert [recipe(n, changed).key for n in available_models()] == [recipe(n, ci).key for n in available_models()]
 
 
 @pytest.mark.parametrize("field, value, message", [
     ("curve_steps", 0, "curve_steps must be a positive integer"),
     ("shortcut_run_images", 0, "shortcut_run_images must be a positive integer"),
+    ("probe_image_size", 1.5, "probe_image_size must be a positive integer"),
     ("finetune_epochs", -1, "finetune_epochs must be a non-negative integer"),
     ("download_weights", "yes", "download_weights must be True or False"),
 ])
 def test_bad_chapter_sizes_are_refused(field, value, message):
-    from cam_tutorial.config import PRESETS
-
     with pytest.raises(ValueError, match=message):
-        PRESETS["ci"].replace(**{field: value})
+        PRESETS["ci"].chapter.replace(**{field: value})
 
 
 def test_preset_objects_are_the_labs_kinds_and_enter_the_recipe():
-    from cam_tutorial.config import _OBJECT_KINDS
     from cam_tutorial.lab import OBJECTS
     from cam_tutorial.zoo import recipe
 
-    assert _OBJECT_KINDS == tuple(OBJECTS)  # the config's copy cannot drift from the lab's list
+    # the config's copy cannot drift from the lab's list: it accepts each, and names exactly those
+    assert [PRESETS["ci"].replace(objects=kind).objects for kind in OBJECTS] == list(OBJECTS)
+    with pytest.raises(ValueError, match=rf"preset objects must be one of {', '.join(map(repr, OBJECTS))}, got"):
+        PRESETS["ci"].replace(objects="blob")
     # The book's outputs are on the lab with parts at 10x10 maps or finer; ci stays small, on shapes.
     assert PRESETS["cpu"].objects == "creatures" and PRESETS["cpu"].image_size >= 160
     assert PRESETS["ci"].objects == "shapes"

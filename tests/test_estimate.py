@@ -79,9 +79,10 @@ def test_the_smoke_preset_is_shaped_like_gpu_and_valid():
     from scripts import smoke_gpu_shape
 
     gpu = get_preset("gpu")
-    smoke = gpu.replace(**smoke_gpu_shape.SMOKE)
+    smoke = gpu.replace(**smoke_gpu_shape.SMOKE, chapter=gpu.chapter.replace(**smoke_gpu_shape.SMOKE_CHAPTER))
     assert (smoke.name, smoke.image_size, smoke.width, smoke.vgg_width) == ("gpu", 224, 64, 64)
     assert smoke.epochs == 1 and smoke.train_size <= 50 and smoke.train_size >= smoke.batch_size
+    assert smoke.chapter.probe_train_size <= 50 and smoke.chapter.throughput_steps == gpu.chapter.throughput_steps
     namespace: dict = {}
     exec(smoke_gpu_shape.INJECTED, namespace)  # what the smoke run prepends to every notebook
     from cam_tutorial import config, zoo_recipes

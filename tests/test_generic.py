@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 import cam_tutorial.real.generic as generic
-from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.lab import SyntheticShapes
 from cam_tutorial.real.generic import LinearProbe, Rendered, TextScenes, fit_linear_head, pooled_features
 from cam_tutorial.models import ResNet18B

@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from cam_tutorial.anymodel.heads import (
-    CAMNotApplicableError,
     choose_feature_layer,
     default_feature_layer,
     find_classifier,
@@ -13,6 +12,7 @@ from cam_tutorial.anymodel.heads import (
     match_head,
     verify_head,
 )
+from cam_tutorial.cam import CAMNotApplicableError
 from cam_tutorial.models import ResNet18B
 
 
@@ -69,7 +69,7 @@ def test_choose_takes_the_last_output_that_verifies():
 
 
 def test_an_extractor_given_an_example_is_settled_at_construction():
-    from cam_tutorial.cam import CAMExtractor
+    from cam_tutorial.anymodel.extractor import CAMExtractor
 
     model = _gap_net().eval()
     with CAMExtractor(model) as lazy:

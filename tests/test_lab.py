@@ -10,12 +10,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from cam_tutorial.config import get_preset
 from cam_tutorial.lab import (
     CLASS_NAMES,
     CLASS_PARTS,
     LAB_VERSION,
+    MAX_IMAGE_SIZE,
     MEAN,
     PART_NAMES,
+    SPLITS,
     STD,
     SyntheticShapes,
     denormalize,
@@ -242,15 +245,15 @@ def test_the_lab_version_is_part_of_the_identity() -> None:
 def test_each_draw_decides_one_thing() -> None:
     """Changing one named draw changes what it names and nothing it does not: the object's
     position moves the mask, not the background's colours."""
-    from cam_tutorial import lab
+    from cam_tutorial.lab.render import background, draw_scene, place
 
     ds = SyntheticShapes("val", length=3, image_size=64, clutter=0.0, objects="creatures")
-    scene = lab._draw_scene(ds, 1)
+    scene = draw_scene(ds, ds.label(1), np.random.default_rng([ds.seed, SPLITS[ds.split], 1]))
     moved = scene._replace(draws=scene.draws._replace(x=1.0 - scene.draws.x))
-    before = lab._place(ds, scene).polygons[0][0]
-    after = lab._place(ds, moved).polygons[0][0]
+    before = place(ds, scene).polygons[0][0]
+    after = place(ds, moved).polygons[0][0]
     assert not np.array_equal(before, after)
-    assert np.array_equal(lab._background(scene, 64, 0.0), lab._background(moved, 64, 0.0))
+    assert np.array_equal(background(scene, 64, 0.0), background(moved, 64, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +283,15 @@ def test_each_draw_decides_one_thing() -> None:
 def test_bad_arguments_fail_clearly(kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
         SyntheticShapes(**{"length": 10, **kwargs})
+
+
+def test_an_image_size_past_the_bound_is_refused_where_it_enters() -> None:
+    """Issue 28 item 13: ``image_size=6000`` took about 0.7 GB an item, without a bound or a word."""
+    with pytest.raises(ValueError, match=r"image_size=6000 is too large: .* use image_size <= 1024 \(the gpu"):
+        SyntheticShapes("train", length=1, image_size=6000)
+    assert get_preset("gpu").image_size <= MAX_IMAGE_SIZE == 1024
+    largest = SyntheticShapes("train", length=1, image_size=MAX_IMAGE_SIZE)  # the bound itself renders
+    assert largest.render_image(0)[0].shape == (1024, 1024, 3)
 
 
 def test_index_out_of_range() -> None:

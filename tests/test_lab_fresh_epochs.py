@@ -98,6 +98,8 @@ def test_train_refuses_more_epochs_than_the_lab_holds():
 def test_the_lab_modules_examples_run():
     import doctest
 
-    from cam_tutorial import lab as lab_module
-    failures, tried = doctest.testmod(lab_module)
-    assert tried >= 8 and failures == 0
+    from cam_tutorial import lab
+    from cam_tutorial.lab import dataset, geometry, pixels, render
+    results = {module.__name__: doctest.testmod(module) for module in (lab, geometry, pixels, render, dataset)}
+    assert all(result.attempted > 0 and result.failed == 0 for result in results.values()), results
+    assert sum(result.attempted for result in results.values()) >= 8

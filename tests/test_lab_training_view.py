@@ -11,7 +11,8 @@ import torch
 
 from cam_tutorial import zoo_recipes
 from cam_tutorial.config import get_preset
-from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, _composite, normalize_uint8
+from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, normalize_uint8
+from cam_tutorial.lab.pixels import composite
 from cam_tutorial.train import TrainConfig, train
 
 # sha256 of 60 items' (image, label, box, mask) bytes, computed with the renderer as it was before
@@ -45,10 +46,10 @@ def test_composite_matches_the_integer_formula_for_every_value():
     fill = np.ascontiguousarray(under3[::-1, ::-1])
     expected = ((under3.astype(np.int64) * (255 - alpha[..., None]) + fill.astype(np.int64) * alpha[..., None] + 127)
                 // 255)
-    assert np.array_equal(_composite(under3, alpha, fill), expected)
+    assert np.array_equal(composite(under3, alpha, fill), expected)
     flat = np.array([7, 128, 255], dtype=np.uint16)
     expected_flat = (under3.astype(np.int64) * (255 - alpha[..., None]) + flat * alpha[..., None].astype(np.int64) + 127) // 255
-    assert np.array_equal(_composite(under3, alpha, flat), expected_flat)
+    assert np.array_equal(composite(under3, alpha, flat), expected_flat)
 
 
 @pytest.mark.parametrize("size,options", [(224, {}), (64, {"region": "left", "clutter": 0.5})])

@@ -164,3 +164,15 @@ def test_identity_where_shapes_match_whatever_the_option():
         assert isinstance(shortcut_module(8, 8, 1, option), torch.nn.Identity)
     with pytest.raises(ValueError, match="unknown shortcut 'C'.*'concat'"):
         shortcut_module(8, 16, 2, "C")
+
+
+def test_resnet18b_checks_its_input_in_forward_not_in_a_submodule():
+    """Chapter 2 writes ResNet18B out: features is the gate and eight blocks, nothing else, and the
+    input check is the first line of forward."""
+    model = ResNet18B(width=2).eval()
+    assert [name for name, _ in model.features.named_children()] == [
+        "gate", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1", "conv5_2"]
+    with pytest.raises(ValueError, match="16x16 px is too small"):
+        model(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"looks channels-last.*permute"):
+        model(torch.zeros(1, 64, 64, 3))

@@ -11,7 +11,8 @@ import torchvision
 from torch import nn
 
 import cam_tutorial.methods.saliency as saliency_module
-from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
+from cam_tutorial.anymodel.extractor import CAMExtractor
+from cam_tutorial.cam import compute_cams, normalize_maps, upsample_maps
 from cam_tutorial.models import ResNet18B, vgg16_fc
 from cam_tutorial.methods.saliency import grad_cam, gradient_saliency
 
@@ -47,8 +48,7 @@ def test_doctests_pass():
 @pytest.mark.parametrize("classes", [None, 2, [0, 4, 1]])
 def test_grad_cam_equals_relu_cam_over_z(model, classes):
     images = _images()
-    with CAMExtractor(model) as cam:
-        out = cam(images, classes=classes, upsample=False, normalize=False)
+    out = compute_cams(model, images, classes, upsample=False, normalize=False)
     z = out.maps.shape[-2] * out.maps.shape[-1]
     got = grad_cam(model, images, classes=classes)
     assert got.shape == out.maps.shape == (3, 4, 4)
@@ -59,8 +59,7 @@ def test_grad_cam_equals_relu_cam_over_z(model, classes):
 
 def test_grad_cam_upsampled_and_normalised_matches_the_extractors_pipeline(model):
     images = _images()
-    with CAMExtractor(model) as cam:
-        raw = cam(images, classes=[1, 1, 3], upsample=False, normalize=False).maps
+    raw = compute_cams(model, images, [1, 1, 3], upsample=False, normalize=False).maps
     expected = normalize_maps(upsample_maps(raw.clamp(min=0), 64))
     got = grad_cam(model, images, classes=[1, 1, 3], upsample=True, normalize=True)
     assert got.shape == (3, 64, 64)

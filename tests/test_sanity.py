@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import cam_tutorial.methods.sanity as sanity_module
-from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.cam import compute_cams
 from cam_tutorial.models import ResNet18B
 from cam_tutorial.methods.sanity import (
     cascading_randomization,
@@ -92,8 +92,7 @@ def _tiny_resnet() -> ResNet18B:
 
 
 def _cam_maps(model, images, classes):
-    with CAMExtractor(model) as cam:
-        return cam(images, classes=classes).maps
+    return compute_cams(model, images, classes).maps
 
 
 def test_order_is_top_down():

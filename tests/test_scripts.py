@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import doctest
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -161,3 +164,21 @@ def test_smoke_run_counts_unmet_asserts_per_statement():
     lines = report("07_x.ipynb", outcome)
     assert lines[0].startswith("pass 07_x.ipynb") and "2 asserts evaluated (4 times), 1 unmet" in lines[0]
     assert lines[1] == "     unmet: cell 7 line 2: assert v < 2 (1 of 3 times)  -- 2"
+
+
+@pytest.mark.skipif(sys.version_info[:2] == (3, 13), reason="this Python is 3.13: the check would build its venv")
+def test_colab_check_without_python_313_says_what_to_install_and_builds_nothing(tmp_path):
+    # Only `dirname` on PATH, no pyenv under HOME, and a Python of another version named: the
+    # check must refuse before it makes a venv (on any machine, whatever Pythons it has).
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "dirname").symlink_to(shutil.which("dirname"))
+    venv = tmp_path / "venv"
+    env = {"PATH": str(tools), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "no-pyenv"),
+           "COLAB_PYTHON": sys.executable, "COLAB_VENV": str(venv)}
+    done = subprocess.run([shutil.which("bash"), str(ROOT / "scripts" / "colab_check.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "needs Python 3.13" in done.stderr and "pyenv install 3.13" in done.stderr
+    assert "COLAB_PYTHON=/path/to/python3.13" in done.stderr
+    assert not venv.exists()

@@ -382,7 +382,7 @@ def _lab(region=None, length=48):
 @functools.lru_cache(maxsize=1)
 def _rendered_lab():
     """The lab's items rendered once: rendering on every access would dominate these tests."""
-    from cam_tutorial.zoo import cache_in_memory
+    from cam_tutorial.zoo_recipes import cache_in_memory
 
     return cache_in_memory(_lab(), progress=False)
 

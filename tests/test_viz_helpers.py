@@ -8,15 +8,9 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
-from cam_tutorial.viz import (  # noqa: E402
-    draw_box,
-    flattest_stretch,
-    plot_deletion_insertion,
-    show_jpeg,
-    show_quantization_profile,
-)
+from cam_tutorial.plots import flattest_stretch, plot_deletion_insertion, show_quantization_profile  # noqa: E402
+from cam_tutorial.viz import show_jpeg  # noqa: E402
 
 
 def test_the_flattest_stretch_skips_stretches_with_nothing_to_see():

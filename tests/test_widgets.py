@@ -18,9 +18,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import cam_tutorial.book.widgets as widgets_module  # noqa: E402
-from cam_tutorial.cam import CAMExtractor  # noqa: E402
+from cam_tutorial.cam import compute_cams  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes  # noqa: E402
-from cam_tutorial.localize import box_from_cam, box_iou  # noqa: E402
+from cam_tutorial.boxes import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
 from cam_tutorial.book.widgets import cam_explorer, load_image_bytes  # noqa: E402
 
@@ -53,8 +53,7 @@ def test_doctests_pass():
 def test_initial_state_is_the_top_class_of_item_zero(model, dataset):
     explorer = cam_explorer(model, dataset, index=0)
     image = dataset[0][0]
-    with CAMExtractor(model) as cam:
-        out = cam(image[None], top_k=5)
+    out = compute_cams(model, image[None], top_k=5)
     assert [v for _, v in explorer.class_choice.options] == out.classes[0].tolist()
     assert explorer.class_choice.value == int(out.classes[0, 0])
     state = explorer.current
@@ -94,8 +93,7 @@ def test_the_slider_changes_the_image(model, dataset):
     explorer.index.value = 3
     assert explorer.current["source"].startswith("lab image 3")
     assert explorer.index.max == len(dataset) - 1
-    with CAMExtractor(model) as cam:
-        top = cam(dataset[3][0][None], top_k=5).classes[0].tolist()
+    top = compute_cams(model, dataset[3][0][None], top_k=5).classes[0].tolist()
     assert [v for _, v in explorer.class_choice.options] == top
 
 

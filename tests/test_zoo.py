@@ -71,6 +71,8 @@ def _other(field: str, value):
         return "creatures" if value == "shapes" else "shapes"
     if field == "start":  # a recipe that starts from another model's trained weights
         return zoo.recipe("resnet18b_gap", TINY_CREATURES).start if value is None else None
+    if field == "chapter":  # the chapters' sizes (config.ChapterSizes)
+        return value.replace(sanity_images=value.sanity_images + 1)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -198,7 +200,7 @@ def test_the_lab_version_pins_the_lab_pixels():
     found = digest.hexdigest()[:16]
     assert LAB_PIXELS.get(lab.LAB_VERSION) == found, (
         f"the lab's items are {found} under LAB_VERSION {lab.LAB_VERSION}: if the generator changed, bump "
-        f"LAB_VERSION in cam_tutorial/lab.py; then record {{{lab.LAB_VERSION}: {found!r}}} in LAB_PIXELS")
+        f"LAB_VERSION in cam_tutorial/lab/dataset.py; then record {{{lab.LAB_VERSION}: {found!r}}} in LAB_PIXELS")
 
 
 def test_a_resume_under_another_recipe_is_refused_naming_the_field(tmp_path):
@@ -284,7 +286,7 @@ def test_two_processes_train_once(tmp_path):
     script.write_text(textwrap.dedent(f'''
         import hashlib, logging, sys
         from cam_tutorial import zoo
-        from cam_tutorial.config import get_preset
+        from cam_tutorial.config import ChapterSizes, get_preset  # the repr of TINY.chapter names it
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         tiny = get_preset("ci").replace(**{ {k: getattr(TINY, k) for k in TINY.__dataclass_fields__ if k != "name"}!r})
         model, info = zoo.trained_model("vgg16_gap_left", tiny, "cpu", {str(tmp_path / "cache")!r},

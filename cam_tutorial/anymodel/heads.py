@@ -10,7 +10,7 @@ This module answers the two questions that come before any map, with no hooks of
   :func:`choose_feature_layer`): ``logits == pool(act(f)) @ W.T + b`` within float tolerance,
   for average or max pooling, with or without a functional ReLU.
 
-:class:`cam_tutorial.cam.CAMExtractor` owns the hooks that capture ``f`` and calls these.
+:class:`cam_tutorial.anymodel.extractor.CAMExtractor` owns the hooks that capture ``f`` and calls these.
 
 Example:
     >>> import torch
@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.checks import module_name, resolve_submodule
+from cam_tutorial.cam import CAMNotApplicableError
+from cam_tutorial.checks import resolve_submodule
 
 __all__ = [
     "CAM_ADVICE",
-    "CAMNotApplicableError",
     "choose_feature_layer",
     "default_feature_layer",
     "find_classifier",
@@ -60,10 +60,6 @@ _ACTIVATIONS = tuple(
 )
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
-
-
-class CAMNotApplicableError(ValueError):
-    """The model's head is not global pooling followed by one linear layer, so CAM does not apply."""
 
 
 def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePosixPath
 
 from cam_tutorial.zoo_cache import CACHE_ENV
 
@@ -40,17 +41,26 @@ def use_drive_cache(enabled: bool = True, mount_point: str = MOUNT_POINT,
 
     One decision: ``enabled=False`` keeps models on the Colab machine (lost with the session).
     A cache folder you set yourself (``$CAM_TUTORIAL_CACHE``) is kept as it is. If mounting
-    fails (permission refused, no Drive), the chapter goes on with the machine's cache and says so.
+    fails (permission refused, no Drive) or the folder cannot be written (Drive read-only, a file
+    of that name), the chapter goes on with the machine's cache and says so.
 
     Args:
         enabled: whether to use Drive.
         mount_point: where Drive is mounted.
-        folder: the cache folder inside "My Drive".
+        folder: the cache folder inside "My Drive": a relative path such as ``"cam_tutorial"``
+            or ``"models/cam"``, never the Drive's root nor a path that leaves it.
+
+    Raises:
+        ValueError: a ``folder`` that is empty, absolute or climbs out of "My Drive" (``..``).
 
     Returns:
         The cache folder on Drive, or ``None`` when nothing changed (not on Colab, disabled,
         a cache already chosen, or Drive unavailable).
     """
+    parts = PurePosixPath(folder).parts if isinstance(folder, str) else ()
+    if not parts or parts[0] == "/" or ".." in parts:
+        raise ValueError(f"use_drive_cache(folder={folder!r}): the folder must be a relative path inside My Drive "
+                         "that does not climb out of it with '..', e.g. folder='cam_tutorial'")
     if not in_colab():
         return None
     if not enabled:
@@ -73,7 +83,14 @@ def use_drive_cache(enabled: bool = True, mount_point: str = MOUNT_POINT,
         logger.warning("%s is not there after mounting: models stay on this machine", my_drive)
         return None
     cache = my_drive / folder
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache):  # Drive mounted read-only lets the folder be, not written
+            pass
+    except OSError as exc:
+        logger.warning("cannot write the Drive folder %s (%s): models stay on this machine; to keep them, make "
+                       "it a writable folder or pass another folder=", cache, exc)
+        return None
     os.environ[CACHE_ENV] = str(cache)
     logger.info("trained models are cached on Drive in %s: later chapters and sessions reuse them", cache)
     return cache

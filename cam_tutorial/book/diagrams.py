@@ -94,8 +94,6 @@ def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int
     shapes: OrderedDict[str, tuple[int, ...]] = OrderedDict(input=(3, image_size, image_size))
     hooks = []
     for name, child in model.features.named_children():
-        if name == "check":
-            continue
         stage = name.split("_")[0] + "_x" if name.startswith("conv") and "_" in name else name
 
         def record(_module: nn.Module, _inputs: object, output: torch.Tensor, stage: str = stage) -> None:

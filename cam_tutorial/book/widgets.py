@@ -2,8 +2,9 @@
 
 Pick an image (an index into a dataset, or a photograph you upload), one of the model's top-5
 classes, the overlay's opacity and the box threshold; the map, the box and the scores update as
-you move the controls. The model runs once per image (one :class:`~cam_tutorial.cam.CAMExtractor`
-call with ``top_k=5``); changing the class, the opacity or the threshold only redraws.
+you move the controls. The model runs once per image (one call of
+:class:`~cam_tutorial.anymodel.extractor.CAMExtractor` with ``top_k=5``, so any CAM network works);
+changing the class, the opacity or the threshold only redraws.
 
 The picture is an ``ipywidgets.Image`` holding PNG bytes, not a matplotlib ``Output``: its state is
 saved with the notebook, so the static book shows the last picture instead of an empty box. For
@@ -27,6 +28,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+import numbers
 from typing import Any, Sequence
 
 import ipywidgets as widgets
@@ -35,11 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cam_tutorial.cam import CAMExtractor
+from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.checks import check_model
 from cam_tutorial.viz import draw_box, overlay
 
-__all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes"]
+__all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes", "uploaded_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +65,17 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     return photo_to_tensor(picture, size)
 
 
-def _uploaded_files(value: Any) -> list[tuple[str, bytes]]:
-    """``(name, bytes)`` of each file in a ``FileUpload.value``, whichever ipywidgets made it.
+def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of each file in a ``FileUpload.value``, whichever ipywidgets made it (what
+    the explorer's upload button reads, chapter 8).
 
     ipywidgets 8 gives a tuple of dicts ``{"name", "type", "size", "content" (memoryview), ...}``;
     ipywidgets 7 (Colab) gives a dict ``{name: {"metadata": {...}, "content": bytes}}``.
 
     Example:
-        >>> _uploaded_files(({"name": "a.png", "content": memoryview(b"PNG")},))
+        >>> uploaded_files(({"name": "a.png", "content": memoryview(b"PNG")},))
         [('a.png', b'PNG')]
-        >>> _uploaded_files({"b.png": {"metadata": {"name": "b.png"}, "content": b"PNG"}})
+        >>> uploaded_files({"b.png": {"metadata": {"name": "b.png"}, "content": b"PNG"}})
         [('b.png', b'PNG')]
     """
     if not value:
@@ -140,29 +143,17 @@ class CAMExplorer(widgets.VBox):
             raise ValueError("give a dataset or, for uploads only, the model's image_size")
         if dataset is not None and len(dataset) == 0:
             raise ValueError("the dataset is empty")
-        self.model = model
-        self.dataset = dataset
+        index = _item_index(index, len(dataset)) if dataset is not None else 0
+        self.model, self.dataset = model, dataset
         self.image_size = int(image_size or getattr(dataset, "image_size", 0) or _dataset_item(dataset, 0)[0].shape[-1])
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         self.class_names = list(names) if names is not None else None
-        self.display_size = int(display_size)
+        self.display_size = _display_size(display_size)
         self._device = next((p.device for p in model.parameters()), torch.device("cpu"))
 
-        style = {"description_width": "80px"}
-        layout = widgets.Layout(width="420px")
-        self.index = widgets.IntSlider(value=index, min=0, max=max(0, len(dataset) - 1) if dataset is not None else 0,
-                                       description="lab image", style=style, layout=layout,
-                                       continuous_update=False, disabled=dataset is None)
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
-        self.class_choice = widgets.Dropdown(description="class", style=style, layout=layout)
-        self.opacity = widgets.FloatSlider(value=opacity, min=0.0, max=1.0, step=0.05, description="opacity",
-                                           style=style, layout=layout, readout_format=".2f")
-        self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.05, description="threshold",
-                                             style=style, layout=layout, readout_format=".2f")
-        self.image = widgets.Image(format="png", width=self.display_size, height=self.display_size)
-        self.scores = widgets.HTML()
-        legend = widgets.HTML("<span style='color:#e02828'>&#9632;</span> CAM box (largest region above "
-                              "threshold &times; max) &nbsp; <span style='color:#28e628'>&#9632;</span> ground truth")
+        self.index, self.upload, self.class_choice, self.opacity, self.threshold, self.image, self.scores, legend = (
+            _controls(len(dataset) if dataset is not None else 0, index, _fraction(threshold, "threshold"),
+                      _fraction(opacity, "opacity"), self.display_size))
         super().__init__([
             widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
             self.image, self.scores, legend,
@@ -172,37 +163,40 @@ class CAMExplorer(widgets.VBox):
         self._tensor: torch.Tensor | None = None
         self._gt_box: np.ndarray | None = None
         self._maps: np.ndarray | None = None  # (k, H, W) normalised maps of the top-k classes
-        self._classes: list[int] = []
-        self._probs: list[float] = []
-        self._logits: list[float] = []
+        self._classes: list[int] = []  # the top-k classes, then their probabilities and logits
+        self._probs, self._logits = [], []
         self._box: np.ndarray | None = None
         self._updating = False
 
         self.index.observe(lambda change: self.show_item(change["new"]), names="value")
         self.upload.observe(self._on_upload, names="value")
-        self.class_choice.observe(lambda change: self.redraw(), names="value")
-        self.opacity.observe(lambda change: self.redraw(), names="value")
-        self.threshold.observe(lambda change: self.redraw(), names="value")
+        for control in (self.class_choice, self.opacity, self.threshold):
+            control.observe(lambda change: self.redraw(), names="value")
         if dataset is not None:
             self.show_item(index)
 
     # -- inputs ----------------------------------------------------------------------------------
 
     def show_item(self, index: int) -> None:
-        """Explain item ``index`` of the dataset (what the slider does).
+        """Explain item ``index`` of the dataset (what the slider does; a negative index counts from
+        the end, as in Python, and moves the slider there).
 
         Items without a box (``(image, label)``) or with an unknown one (NaNs) draw no ground truth.
         """
-        image, label, box = _dataset_item(self.dataset, index)
+        position = _item_index(index, len(self.dataset))
+        if self.index.value != position:  # e.g. index -1: move the slider, whose observer shows the item
+            self.index.value = position
+            return
+        image, label, box = _dataset_item(self.dataset, position)
         gt = box if box is not None and np.isfinite(box).all() else None
-        self._set_image(image, f"lab image {int(index)} (true class: {self._name(label)})", gt)
+        self._set_image(image, f"lab image {position} (true class: {self._name(label)})", gt)
 
     def show_bytes(self, data: bytes, name: str = "upload") -> None:
         """Explain an uploaded image given as file bytes (what the upload button does)."""
         self._set_image(load_image_bytes(data, self.image_size), f"uploaded {name}", None)
 
     def _on_upload(self, change: dict) -> None:
-        files = _uploaded_files(change["new"])
+        files = uploaded_files(change["new"])
         if files:
             name, data = files[-1]  # one file (multiple=False); the latest if a version keeps several
             self.show_bytes(data, name)
@@ -239,7 +233,7 @@ class CAMExplorer(widgets.VBox):
         rank = self._classes.index(self.class_choice.value) if self.class_choice.value in self._classes else 0
         iou = None
         if self._gt_box is not None and self._box is not None:
-            from cam_tutorial.localize import box_iou
+            from cam_tutorial.boxes import box_iou
 
             iou = float(box_iou(self._box, self._gt_box)[0, 0])
         return {
@@ -257,7 +251,7 @@ class CAMExplorer(widgets.VBox):
         """Recompute the box for the chosen class and threshold; redraw the picture and scores."""
         if self._updating or self._maps is None or self.class_choice.value is None:
             return
-        from cam_tutorial.localize import box_from_cam  # localize pulls in OpenCV: only when drawing
+        from cam_tutorial.boxes import box_from_cam  # boxes pulls in OpenCV: only when drawing
 
         rank = self._classes.index(self.class_choice.value)
         cam = self._maps[rank]
@@ -277,6 +271,51 @@ class CAMExplorer(widgets.VBox):
         Use it right after displaying the widget, so pages that cannot run widgets show the same.
         """
         return _explorer_figure(self.current, self._rgb_image(), float(self.opacity.value), figsize)
+
+
+def _item_index(index: Any, count: int) -> int:
+    """``index`` as a position in ``0..count - 1``; a negative one counts from the end, as in Python."""
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not -count <= index < count:
+        raise ValueError(f"index must be an integer in [{-count}, {count - 1}] (the dataset has {count} items; "
+                         f"a negative index counts from the end), got {index!r}")
+    return int(index) % count
+
+
+def _fraction(value: Any, name: str) -> float:
+    """A slider's start value, refused outside the slider's range [0, 1] instead of clipped to it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        example = {"threshold": "0.2 (20% of the map's maximum)", "opacity": "0.5"}[name]
+        raise ValueError(f"{name} must be a number in [0, 1] (its slider's range), got {value!r}: "
+                         f"e.g. {name}={example}")
+    return float(value)
+
+
+def _display_size(value: Any) -> int:
+    """The picture's side in screen pixels, refused unless a whole number in [1, 4096]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 4096:
+        raise ValueError(f"display_size must be a whole number of pixels in [1, 4096], got {value!r}: "
+                         "e.g. display_size=320")
+    return int(value)
+
+
+def _controls(count: int, index: int, threshold: float, opacity: float, display_size: int) -> tuple[Any, ...]:
+    """The explorer's widgets: index, upload, class, opacity, threshold, image, scores, legend."""
+    style = {"description_width": "80px"}
+    layout = widgets.Layout(width="420px")
+    return (
+        widgets.IntSlider(value=index, min=0, max=max(0, count - 1), description="lab image", style=style,
+                          layout=layout, continuous_update=False, disabled=count == 0),
+        widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo"),
+        widgets.Dropdown(description="class", style=style, layout=layout),
+        widgets.FloatSlider(value=opacity, min=0.0, max=1.0, step=0.05, description="opacity", style=style,
+                            layout=layout, readout_format=".2f"),
+        widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.05, description="threshold",
+                            style=style, layout=layout, readout_format=".2f"),
+        widgets.Image(format="png", width=display_size, height=display_size),
+        widgets.HTML(),
+        widgets.HTML("<span style='color:#e02828'>&#9632;</span> CAM box (largest region above "
+                     "threshold &times; max) &nbsp; <span style='color:#28e628'>&#9632;</span> ground truth"),
+    )
 
 
 def _scores_html(state: dict[str, Any]) -> str:

@@ -4,16 +4,16 @@ A *map method* turns an image into a map of "where": CAM of a GAP model (Zhou et
 of the same network with global max pooling, backprop saliency (Simonyan et al. 2014; the
 "backprop" baseline of the CAM paper's Table 3) and a centre baseline that looks at no image
 (Choe et al. 2020). :func:`localization_report` scores one method's maps on a dataset with every
-measure of :mod:`cam_tutorial.localize`; :func:`method_maps` computes the four methods' maps;
-:func:`comparison_rows` turns the reports into rows for
-:func:`cam_tutorial.summary.markdown_table`. Notebook 07 and ``benchmarks/localization.py
+measure of :mod:`cam_tutorial.boxes`, :mod:`cam_tutorial.metrics` and :mod:`cam_tutorial.coverage`;
+:func:`method_maps` computes the four methods' maps; :func:`comparison_rows` turns the reports into
+rows for :func:`cam_tutorial.summary.markdown_table`. Notebook 07 and ``benchmarks/localization.py
 --models`` both build their table this way, so the book and the benchmark cannot disagree.
 
 The measures of one report (all fractions in [0, 1]):
 
 * ``top1_cls``: classification accuracy (for the centre baseline, the classifier it is
   paired with);
-* ``top1_loc`` and ``gt_known_loc``: the paper's rule (:func:`~cam_tutorial.localize.box_from_cam`
+* ``top1_loc`` and ``gt_known_loc``: the paper's rule (:func:`~cam_tutorial.boxes.box_from_cam`
   at 20% of the maximum), IoU >= 0.5, with and without the class having to be right;
 * ``max_box_acc``: MaxBoxAcc, delta 0.5, the largest contour, the best threshold for the whole
   dataset; ``max_box_acc_v2``: MaxBoxAccV2, the mean over delta 0.3, 0.5, 0.7 of all contours
@@ -24,7 +24,7 @@ The measures of one report (all fractions in [0, 1]):
 
 Example:
     >>> import torch
-    >>> from cam_tutorial.cam import DatasetMaps
+    >>> from cam_tutorial.dataset_maps import DatasetMaps
     >>> maps = torch.zeros(2, 32, 32); maps[0, 4:12, 4:20] = 1; maps[1, 20:30, 0:8] = 1
     >>> found = DatasetMaps(logits=torch.eye(2), maps=maps, classes=torch.arange(2),
     ...                     labels=torch.arange(2), boxes=torch.tensor([[4., 4, 20, 12], [0, 20, 8, 30]]))
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -46,19 +47,11 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from cam_tutorial.cam import DatasetMaps, cams_for_dataset, maps_for_dataset, normalize_maps
-from cam_tutorial.localize import (
-    AreaFraction,
-    LocalizationAccuracy,
-    MaxBoxAccResult,
-    boxes_from_cams,
-    cam_area_fraction,
-    center_gaussian_maps,
-    localization_accuracy,
-    max_box_acc_both,
-    object_size_coverage,
-    pointing_game,
-)
+from cam_tutorial.boxes import LocalizationAccuracy, boxes_from_cams, center_gaussian_maps, localization_accuracy
+from cam_tutorial.cam import normalize_maps
+from cam_tutorial.coverage import AreaFraction, cam_area_fraction, object_size_coverage, pointing_game
+from cam_tutorial.dataset_maps import DatasetMaps, cams_for_dataset, maps_for_dataset
+from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc_both
 from cam_tutorial.config import Preset
 from cam_tutorial.methods.saliency import gradient_saliency
 
@@ -164,22 +157,27 @@ def localization_report(
     """Score one method's maps against the dataset's boxes (and masks) with every measure.
 
     Args:
-        found: the maps, scores and ground truth (:func:`~cam_tutorial.cam.cams_for_dataset`
+        found: the maps, scores and ground truth (:func:`~cam_tutorial.dataset_maps.cams_for_dataset`
             and friends); it needs boxes.
         name: the method's name in the table.
         threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
         predictions: the predicted classes for top-1 (default ``found.predictions``).
-        workers: threads for :func:`~cam_tutorial.localize.max_box_acc_both`.
+        workers: threads for :func:`~cam_tutorial.metrics.max_box_acc_both`.
 
     Returns:
         A :class:`LocalizationReport`.
 
     Raises:
-        ValueError: when ``found`` carries no ground-truth boxes.
+        ValueError: when ``found`` carries no ground-truth boxes, or some are missing (NaN).
     """
-    if found.boxes is None:
-        raise ValueError("these maps carry no ground-truth boxes: localisation needs a dataset whose items "
-                         "are (image, label, box[, mask])")
+    missing = torch.isnan(found.boxes).any(dim=1) if found.boxes is not None else None
+    if missing is None or missing.all():
+        raise ValueError("these maps carry no ground-truth boxes (Imagenette's are all NaN): localisation needs a "
+                         "dataset with boxes, e.g. the lab or load_dataset('pets', ...); without boxes, compare "
+                         "classification only, e.g. (found.predictions == found.labels).float().mean()")
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} of the {len(found)} ground-truth boxes are missing (NaN): score the "
+                         "others with localization_report(found.subset(~found.boxes.isnan().any(dim=1)), ...)")
     start = time.perf_counter()
     maps = found.maps.numpy()
     gt_boxes = found.boxes.numpy()
@@ -211,7 +209,7 @@ def saliency_for_dataset(
 ) -> DatasetMaps:
     """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`), min-max normalised
     per image, and the logits, for every item of ``dataset`` (see
-    :func:`~cam_tutorial.cam.maps_for_dataset`)."""
+    :func:`~cam_tutorial.dataset_maps.maps_for_dataset`)."""
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
@@ -227,7 +225,7 @@ def saliency_for_dataset(
 
 def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
     """The same items with every map replaced by a centred Gaussian
-    (:func:`~cam_tutorial.localize.center_gaussian_maps`): the baseline that looks at no image.
+    (:func:`~cam_tutorial.boxes.center_gaussian_maps`): the baseline that looks at no image.
     Scores and ground truth are kept, so its "classification" is that of ``found``'s model."""
     n, height, width = found.maps.shape
     bumps = torch.from_numpy(center_gaussian_maps(n, height, width, sigma)).float()
@@ -288,7 +286,7 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
 
     One :meth:`LocalizationReport.row` per pooling (keys ``"GAP"`` and ``"GMP"``), plus
     ``"matched"``: the mean share of the object covered by its map's ``|object|`` highest pixels
-    (:func:`~cam_tutorial.localize.object_size_coverage`). The twins come from the zoo (cached or
+    (:func:`~cam_tutorial.coverage.object_size_coverage`). The twins come from the zoo (cached or
     shipped) unless this run's ``maps`` (and ``reports`` of them) are given. ``test_size``: measure
     them on the test split's first ``test_size`` images only (default: all of them), e.g. another
     preset's twins on no more images than this run has.
@@ -299,15 +297,19 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
         >>> sorted(rows), "matched" in rows["GAP"]  # doctest: +SKIP
         (['GAP', 'GMP'], True)
     """
+    if test_size is not None and maps is not None:
+        raise ValueError("test_size chooses the zoo twins' test images: with maps given, give maps of the images "
+                         "you want instead")
+    whole = isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool)
+    if test_size is not None and not (whole and 1 <= test_size <= preset.test_size):
+        raise ValueError(f"test_size must lie in [1, {preset.test_size}] (a whole number of the {preset.name} test "
+                         f"split's images; None for all of them), got {test_size!r}")
     if maps is None:
         from cam_tutorial.zoo import model_dataset, trained_model  # the zoo trains; only load it when needed
 
         test_set = model_dataset("resnet18b_gap", "test", preset)
         if test_size is not None:
-            if not 1 <= test_size <= len(test_set):
-                raise ValueError(f"test_size must lie in [1, {len(test_set)}] (the {preset.name} test split), "
-                                 f"got {test_size}")
-            test_set = Subset(test_set, range(test_size))
+            test_set = Subset(test_set, range(int(test_size)))
         maps = {pool: cams_for_dataset(trained_model(f"resnet18b_{pool.lower()}", preset, device=device,
                                                      progress=False),
                                        test_set, preset.eval_batch_size, device)
@@ -358,7 +360,7 @@ def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> Cali
     threshold with the test boxes, an optimistic number; this is the protocol's version.
 
     Args:
-        held_out: :func:`~cam_tutorial.localize.max_box_acc` on the held-out (validation) maps.
+        held_out: :func:`~cam_tutorial.metrics.max_box_acc` on the held-out (validation) maps.
         test: the same measure, with the same thresholds, on the test maps.
 
     Returns:
@@ -369,7 +371,7 @@ def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> Cali
 
     Example:
         >>> import numpy as np
-        >>> from cam_tutorial.localize import max_box_acc
+        >>> from cam_tutorial.metrics import max_box_acc
         >>> cams = np.zeros((1, 32, 32)); cams[0, 4:12, 4:20] = 1
         >>> same = max_box_acc(cams, [[4, 4, 20, 12]], iou_thresholds=(0.5,))
         >>> calibrated_box_acc(same, same).calibrated.tolist()

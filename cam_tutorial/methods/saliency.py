@@ -51,7 +51,7 @@ _GRADIENT_FIX = ("the backward pass overflowed (run the model in float32, not fl
 
 
 def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Validate model and images the way CAMExtractor does; return a (B, C, H, W) batch."""
+    """Validate model and images the way compute_cams does; return a (B, C, H, W) batch."""
     check_model(model)
     return check_image_batch(images)
 
@@ -125,7 +125,7 @@ def grad_cam(
         target_layer: the layer whose output is ``f`` (module or dotted name such as ``"layer4"``);
             default ``model.features`` (the book's models).
         upsample: resize the maps to ``(H, W)`` (bilinear, ``align_corners=False``), as
-            :class:`~cam_tutorial.cam.CAMExtractor` does.
+            :func:`~cam_tutorial.cam.compute_cams` does.
         normalize: min-max normalise each map to ``[0, 1]`` (after upsampling); a map that is all
             zeros (every position negative before the ReLU) stays zeros.
 
@@ -142,26 +142,45 @@ def grad_cam(
     Example:
         >>> import torch
         >>> from cam_tutorial.models import ResNet18B
-        >>> from cam_tutorial.cam import CAMExtractor
+        >>> from cam_tutorial.cam import compute_cams
         >>> model = ResNet18B(num_classes=3, width=4).eval()
         >>> images = torch.rand(2, 3, 64, 64)
-        >>> with CAMExtractor(model) as cam:
-        ...     out = cam(images, upsample=False, normalize=False)
+        >>> out = compute_cams(model, images, upsample=False, normalize=False)
         >>> Z = out.maps.shape[-1] * out.maps.shape[-2]
         >>> torch.allclose(grad_cam(model, images), out.maps.clamp(min=0) / Z, atol=1e-6)
         True
     """
     images = _check_inputs(model, images)
-    if target_layer is None:
-        layer = getattr(model, "features", None)
-        if not isinstance(layer, nn.Module):
-            raise ValueError(
-                "the model has no .features module: pass target_layer, the layer whose output are the last "
-                "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
-            )
-    else:
-        layer = resolve_submodule(model, target_layer, "target_layer")
+    f, grad = _maps_and_gradient(model, _target_layer(model, target_layer), images, classes)
+    check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
+    dtype = torch.promote_types(f.dtype, torch.float32)
+    f, grad = f.detach().to(dtype), grad.to(dtype)
+    alpha = grad.mean(dim=(2, 3))  # (B, K)
+    maps = F.relu(torch.einsum("bk,bkhw->bhw", alpha, f))
+    if upsample:
+        maps = upsample_maps(maps, tuple(images.shape[-2:]))
+    if normalize:
+        maps = normalize_maps(maps, inplace=True)
+    return maps
 
+
+def _target_layer(model: nn.Module, target_layer: nn.Module | str | None) -> nn.Module:
+    """The layer whose output Grad-CAM weighs: ``target_layer``, or by default ``model.features``."""
+    if target_layer is not None:
+        return resolve_submodule(model, target_layer, "target_layer")
+    layer = getattr(model, "features", None)
+    if not isinstance(layer, nn.Module):
+        raise ValueError(
+            "the model has no .features module: pass target_layer, the layer whose output are the last "
+            "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
+        )
+    return layer
+
+
+def _maps_and_gradient(model: nn.Module, layer: nn.Module, images: torch.Tensor,
+                       classes: ClassIndices) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer``'s output ``f`` (B, K, h, w) in one forward pass, and the gradient of the chosen
+    classes' scores with respect to it."""
     captured: list[torch.Tensor] = []
 
     def hook(module: nn.Module, inputs: tuple, output: object) -> None:
@@ -188,14 +207,4 @@ def grad_cam(
             (grad,) = torch.autograd.grad(score, f)
     finally:
         handle.remove()
-
-    check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
-    dtype = torch.promote_types(f.dtype, torch.float32)
-    f, grad = f.detach().to(dtype), grad.to(dtype)
-    alpha = grad.mean(dim=(2, 3))  # (B, K)
-    maps = F.relu(torch.einsum("bk,bkhw->bhw", alpha, f))
-    if upsample:
-        maps = upsample_maps(maps, tuple(images.shape[-2:]))
-    if normalize:
-        maps = normalize_maps(maps, inplace=True)
-    return maps
+    return f, grad

@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 _MAPS_FIX = ("find where the NaN/Inf come from (the images, the model's weights, a float16 overflow; "
-             "CAMExtractor and grad_cam name which) or replace them first with torch.nan_to_num")
+             "compute_cams and grad_cam name which) or replace them first with torch.nan_to_num")
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,30 +236,9 @@ def cascading_randomization(
     check_model(model)
     if not callable(map_fn):
         raise TypeError("map_fn must be a function map_fn(model, images, classes) -> (B, H, W) maps")
-    names = list(layers) if layers is not None else randomization_order(model)
-    for name in names:
-        try:
-            model.get_submodule(name)
-        except AttributeError as err:
-            raise ValueError(f"the model has no submodule {name!r} to randomise; "
-                             f"the default order is {randomization_order(model)}") from err
-    batch = images.shape[0]
-    num_classes = None
-    for m in reversed(list(model.modules())):
-        if isinstance(m, nn.Linear):
-            num_classes = m.out_features
-            break
-    class_idx = (as_class_tensor(classes, batch, num_classes, images.device) if num_classes is not None
-                 else torch.as_tensor(classes, device=images.device))
-
-    def maps_of(net: nn.Module) -> torch.Tensor:
-        out = map_fn(net, images, class_idx)
-        if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != batch:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"map_fn must return maps of shape (B, H, W) = ({batch}, H, W), got {got}")
-        return out.detach().float()
-
-    original = maps_of(model)
+    names = _layer_names(model, layers)
+    class_idx = _class_indices(model, classes, images)
+    original = _checked_maps(map_fn, model, images, class_idx)
     work = copy.deepcopy(model).eval()
     cuda_devices = sorted({p.device.index or 0 for p in work.parameters() if p.device.type == "cuda"})
     correlations, kept = [], []
@@ -267,7 +246,7 @@ def cascading_randomization(
         torch.manual_seed(seed)
         for name in names:
             _randomize_(work.get_submodule(name))
-            maps = maps_of(work)
+            maps = _checked_maps(map_fn, work, images, class_idx)
             correlations.append(spearman_per_map(original, maps).cpu().numpy())
             if keep_maps:
                 kept.append(maps.cpu())
@@ -278,6 +257,40 @@ def cascading_randomization(
         original_maps=original.cpu(),
         maps=torch.stack(kept) if keep_maps else None,
     )
+
+
+def _layer_names(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
+    """``layers`` (default :func:`randomization_order`), each checked to name a submodule."""
+    names = list(layers) if layers is not None else randomization_order(model)
+    for name in names:
+        try:
+            model.get_submodule(name)
+        except AttributeError as err:
+            raise ValueError(f"the model has no submodule {name!r} to randomise; "
+                             f"the default order is {randomization_order(model)}") from err
+    return names
+
+
+def _class_indices(model: nn.Module, classes: ClassIndices, images: torch.Tensor) -> torch.Tensor:
+    """``classes`` as one index per image, checked against the model's last linear layer if any."""
+    num_classes = None
+    for m in reversed(list(model.modules())):
+        if isinstance(m, nn.Linear):
+            num_classes = m.out_features
+            break
+    if num_classes is None:
+        return torch.as_tensor(classes, device=images.device)
+    return as_class_tensor(classes, images.shape[0], num_classes, images.device)
+
+
+def _checked_maps(map_fn: MapFunction, net: nn.Module, images: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
+    """``map_fn(net, images, class_idx)``, refused unless ``(B, H, W)``; detached, float32."""
+    batch = images.shape[0]
+    out = map_fn(net, images, class_idx)
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != batch:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"map_fn must return maps of shape (B, H, W) = ({batch}, H, W), got {got}")
+    return out.detach().float()
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +401,35 @@ def deletion_insertion_curves(
         ValueError: a model in training mode, maps not ``(B, H, W)`` at the image size, ``steps`` < 1,
             an unknown substrate, a class out of range, NaN/Inf in the maps or the images.
     """
+    _check_curve_inputs(model, images, maps, steps, batch_size)
+    batch, _, height, width = images.shape
+    deleted_to = _substrate(images, deletion_substrate, blur_sigma)
+    inserted_onto = _substrate(images, insertion_substrate, blur_sigma)
+
+    pixels = height * width
+    counts = torch.round(torch.linspace(0, pixels, steps + 1, dtype=torch.float64)).long().to(images.device)
+    # rank[b, y, x] = position of the pixel in decreasing order of saliency (0 = most salient).
+    order = maps.detach().reshape(batch, -1).float().argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(pixels, device=order.device).expand(batch, -1))
+    rank = rank.reshape(batch, 1, height, width).to(images.device)
+
+    probabilities = _class_probabilities(model, images, classes, {"deletion": deleted_to, "insertion": inserted_onto},
+                                         rank, counts, batch_size)
+    deletion, insertion = (torch.cat(probabilities[kind]).reshape(batch, steps + 1).cpu().double()
+                           for kind in ("deletion", "insertion"))
+    fractions = counts.cpu().double() / pixels
+    return CurvesResult(
+        fractions=fractions.numpy(),
+        deletion=deletion.numpy(),
+        insertion=insertion.numpy(),
+        deletion_auc=torch.trapezoid(deletion, fractions, dim=1).numpy(),
+        insertion_auc=torch.trapezoid(insertion, fractions, dim=1).numpy(),
+    )
+
+
+def _check_curve_inputs(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, steps: int,
+                        batch_size: int) -> None:
+    """Refuse what :func:`deletion_insertion_curves` cannot measure, naming the argument."""
     check_model(model)
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4:
         raise ValueError("images must be a float tensor of shape (B, 3, H, W)")
@@ -405,25 +447,23 @@ def deletion_insertion_curves(
                   "with torch.nan_to_num")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    deleted_to = _substrate(images, deletion_substrate, blur_sigma)
-    inserted_onto = _substrate(images, insertion_substrate, blur_sigma)
 
-    pixels = height * width
-    counts = torch.round(torch.linspace(0, pixels, steps + 1, dtype=torch.float64)).long().to(images.device)
-    # rank[b, y, x] = position of the pixel in decreasing order of saliency (0 = most salient).
-    order = maps.detach().reshape(batch, -1).float().argsort(dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(pixels, device=order.device).expand(batch, -1))
-    rank = rank.reshape(batch, 1, height, width).to(images.device)
 
-    probabilities = {"deletion": [], "insertion": []}
+def _class_probabilities(model: nn.Module, images: torch.Tensor, classes: ClassIndices,
+                         substrates: dict[str, torch.Tensor], rank: torch.Tensor, counts: torch.Tensor,
+                         batch_size: int) -> dict[str, list[torch.Tensor]]:
+    """Per kind (``"deletion"``, ``"insertion"``), the probability of each image's class for every
+    (image, step) variant, in order, as chunks of ``batch_size``."""
+    batch, steps = images.shape[0], len(counts) - 1
+    probabilities: dict[str, list[torch.Tensor]] = {"deletion": [], "insertion": []}
     jobs = torch.cartesian_prod(torch.arange(batch), torch.arange(steps + 1)).to(images.device)  # (B*(S+1), 2)
     class_idx = None
     with torch.no_grad():
         for start in range(0, len(jobs), batch_size):
             b, k = jobs[start:start + batch_size].unbind(1)
             changed = rank[b] < counts[k][:, None, None, None]  # (n, 1, H, W): the top pixels
-            for kind, variant in (("deletion", torch.where(changed, deleted_to[b], images[b])),
-                                  ("insertion", torch.where(changed, images[b], inserted_onto[b]))):
+            for kind, variant in (("deletion", torch.where(changed, substrates["deletion"][b], images[b])),
+                                  ("insertion", torch.where(changed, images[b], substrates["insertion"][b]))):
                 logits = model(variant)
                 if class_idx is None:
                     class_idx = as_class_tensor(classes, batch, logits.shape[1], images.device)
@@ -431,13 +471,4 @@ def deletion_insertion_curves(
                         raise ValueError("classes must hold one index per image")
                 probs = logits.float().softmax(dim=1).gather(1, class_idx[b][:, None])[:, 0]
                 probabilities[kind].append(probs)
-    deletion = torch.cat(probabilities["deletion"]).reshape(batch, steps + 1).cpu().double()
-    insertion = torch.cat(probabilities["insertion"]).reshape(batch, steps + 1).cpu().double()
-    fractions = counts.cpu().double() / pixels
-    return CurvesResult(
-        fractions=fractions.numpy(),
-        deletion=deletion.numpy(),
-        insertion=insertion.numpy(),
-        deletion_auc=torch.trapezoid(deletion, fractions, dim=1).numpy(),
-        insertion_auc=torch.trapezoid(insertion, fractions, dim=1).numpy(),
-    )
+    return probabilities

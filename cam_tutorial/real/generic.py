@@ -12,7 +12,7 @@ classifier`` (the book's models and :mod:`cam_tutorial.real.efficientnet_lite`):
    (:func:`fit_linear_head`; full-batch L-BFGS, deterministic);
 3. put it behind the frozen layers (:class:`LinearProbe`): the result is again a GAP network with
    one linear layer, so ``M_c = sum_k w_k^c f_k`` is its class activation map and
-   :class:`~cam_tutorial.cam.CAMExtractor` applies unchanged.
+   :func:`~cam_tutorial.cam.compute_cams` applies unchanged.
 
 The section's second example, a text detector, needs images with text and an exact box around
 it: :class:`TextScenes` renders words with OpenCV's Hershey fonts onto crops of photographs that
@@ -34,8 +34,10 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
+import numbers
 from typing import Any, Callable, Sequence
 
 import cv2
@@ -45,13 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from cam_tutorial.real.inputs import image_side, whole_number
+
 __all__ = [
-    "pooled_features",
-    "fit_linear_head",
-    "LinearProbe",
-    "Rendered",
-    "TextScenes",
-    "TEXT_FONTS",
+    "pooled_features", "fit_linear_head", "LinearProbe", "Rendered", "TextScenes", "TEXT_FONTS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,6 +126,10 @@ def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: i
     Returns:
         A ``nn.Linear(K, num_classes)`` in float32 on the CPU.
 
+    Raises:
+        ValueError, TypeError: fewer than two samples, non-finite features, fractional labels or
+            counts, a negative or non-finite ``weight_decay``, ``max_iter < 1``.
+
     Example:
         >>> F_ = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]])
         >>> head = fit_linear_head(F_, torch.tensor([0, 1, 0, 1]))
@@ -135,14 +138,22 @@ def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: i
     """
     if not isinstance(features, torch.Tensor) or features.ndim != 2 or not features.is_floating_point():
         raise ValueError(f"features must be a float tensor (N, K), got {getattr(features, 'shape', type(features))}")
-    labels = torch.as_tensor(labels).long()
-    if labels.shape != features.shape[:1]:
-        raise ValueError(f"labels must be (N,) = ({features.shape[0]},), got {tuple(labels.shape)}")
+    if len(features) < 2:
+        raise ValueError(f"features hold {len(features)} sample(s): a linear head needs at least two to fit")
     if not torch.isfinite(features).all():
         raise ValueError("features contain NaN or infinity: check the images and the network")
-    classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    labels = torch.as_tensor(labels)
+    if labels.shape != features.shape[:1]:
+        raise ValueError(f"labels must be (N,) = ({features.shape[0]},), got {tuple(labels.shape)}")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError(f"labels must be whole class indices, got {labels[labels != labels.round()][0].item():g}")
+    labels = labels.long()
+    classes = int(labels.max()) + 1 if num_classes is None else whole_number(num_classes, "num_classes", 1)
     if labels.min() < 0 or labels.max() >= classes:
         raise ValueError(f"labels must lie in [0, {classes}), got {int(labels.min())}..{int(labels.max())}")
+    if not (isinstance(weight_decay, numbers.Real) and 0 <= weight_decay < float("inf")):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    max_iter = whole_number(max_iter, "max_iter", 1)
     x = features.double()
     mu, sigma = x.mean(0), x.std(0).clamp_min(1e-6)
     z = (x - mu) / sigma
@@ -168,8 +179,9 @@ def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: i
 class LinearProbe(nn.Module):
     """A frozen network's ``features`` and ``pool`` with a new linear ``classifier``.
 
-    The parts are shared with ``backbone`` (not copied) and frozen; the probe is in eval mode.
-    Its layout is the book's, so :class:`~cam_tutorial.cam.CAMExtractor` finds its head.
+    The parts are copies of ``backbone``'s, frozen and in eval mode: the caller's network keeps
+    every module's mode and its trainable weights. Its layout is the book's, so
+    :func:`~cam_tutorial.cam.compute_cams` reads its head.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:
@@ -177,7 +189,8 @@ class LinearProbe(nn.Module):
         _require_layout(backbone)
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be an nn.Linear, got {type(head).__name__}")
-        self.features, self.pool, self.classifier = backbone.features, backbone.pool, head
+        self.features, self.pool = copy.deepcopy(backbone.features), copy.deepcopy(backbone.pool)
+        self.classifier = head
         for p in self.parameters():
             p.requires_grad_(False)
         device = next(backbone.parameters()).device
@@ -260,14 +273,11 @@ class TextScenes(Dataset):
                  photo_share: float = 0.5) -> None:
         if split not in _SPLITS:
             raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, _SPLITS))}")
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-            raise ValueError(f"length must be a positive int, got {length!r}")
-        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 32:
-            raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
-        if not 0.0 <= photo_share <= 1.0:
-            raise ValueError(f"photo_share must lie in [0, 1], got {photo_share!r}")
-        self.split, self.length, self.image_size = split, int(length), int(image_size)
-        self.seed, self.photo_share = int(seed), float(photo_share)
+        if isinstance(photo_share, bool) or not (isinstance(photo_share, numbers.Real) and 0 <= photo_share <= 1):
+            raise ValueError(f"photo_share must be a number in [0, 1], got {photo_share!r}")
+        self.split, self.length = split, whole_number(length, "length")
+        self.image_size, self.seed = image_side(image_size, "image_size"), whole_number(seed, "seed", 0)
+        self.photo_share = float(photo_share)
 
     def __len__(self) -> int:
         return self.length

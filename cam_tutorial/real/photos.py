@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["PHOTO_NAMES", "Photo", "load_photo", "load_photos", "photo_records"]
+__all__ = ["PHOTO_NAMES", "PHOTOS_JSON", "Photo", "load_photo", "load_photos", "photo_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,38 @@ class Photo:
     licence: str
 
 
-@lru_cache(maxsize=1)
+#: The photographs' metadata: sources, licences and boxes (read and checked once).
+PHOTOS_JSON = resources.files("cam_tutorial") / "data" / "photos.json"
+_FIELDS = ("title", "package", "loader", "credit", "licence", "objects", "boxes", "plausible_classes")
+
+
 def _records() -> dict[str, dict[str, Any]]:
-    text = resources.files("cam_tutorial").joinpath("data/photos.json").read_text(encoding="utf-8")
-    return json.loads(text)["photos"]
+    return _read_records(PHOTOS_JSON)
+
+
+@lru_cache(maxsize=2)
+def _read_records(path: Any) -> dict[str, dict[str, Any]]:
+    records = json.loads(path.read_text(encoding="utf-8"))["photos"]
+    for name, record in records.items():
+        problem = _record_problem(record)
+        if problem:
+            raise ValueError(f"{path}: the entry {name!r} {problem}; fix it (boxes are [x0, y0, x1, y1] in "
+                             "whole pixels, x0 < x1 and y0 < y1, one per object; classes are 0-999)")
+    return records
+
+
+def _record_problem(record: Any) -> str:
+    missing = [f for f in _FIELDS if f not in record] if isinstance(record, dict) else list(_FIELDS)
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    boxes, classes = record["boxes"], record["plausible_classes"]
+    whole = [isinstance(v, int) and not isinstance(v, bool) and v >= 0 for b in boxes for v in b]
+    if not (all(whole) and all(len(b) == 4 and b[0] < b[2] and b[1] < b[3] for b in boxes)
+            and len(boxes) == len(record["objects"])):
+        return f"has boxes {boxes!r} for the objects {record['objects']!r}"
+    if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1000 for c in classes):
+        return f"has plausible_classes {classes!r}, not ImageNet-1k indices"
+    return ""
 
 
 def photo_records() -> dict[str, dict[str, Any]]:
@@ -113,6 +141,10 @@ def load_photo(name: str) -> Photo:
     record = records[name]
     image = np.ascontiguousarray(np.asarray(_read_pixels(name), dtype=np.uint8)[..., :3])
     boxes = np.asarray(record["boxes"], dtype=np.int64).reshape(-1, 4)
+    height, width = image.shape[:2]
+    if (boxes[:, 2] > width).any() or (boxes[:, 3] > height).any():
+        raise ValueError(f"{PHOTOS_JSON}: the entry {name!r} has boxes {record['boxes']} past the photo's "
+                         f"{width}x{height} pixels; fix the entry")
     return Photo(
         name=name, image=image, boxes=boxes, objects=tuple(record["objects"]),
         plausible_classes=tuple(int(c) for c in record["plausible_classes"]), title=record["title"],

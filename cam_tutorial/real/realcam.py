@@ -31,25 +31,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from cam_tutorial.cam import CAMExtractor, normalize_maps, upsample_maps
+from cam_tutorial.cam import compute_cams, normalize_maps, upsample_maps
 from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
-from cam_tutorial.localize import MaxBoxAccResult, box_from_cam, box_iou, max_box_acc
+from cam_tutorial.boxes import box_from_cam, box_iou
+from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc
 from cam_tutorial.real.photos import Photo
-from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, draw_box, overlay
+from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, balanced_columns, draw_box, overlay
 
 __all__ = [
-    "PhotoCAMs",
-    "photo_cams",
-    "box_score_rows",
-    "photo_max_box_acc",
-    "confidence_summary",
-    "show_top_classes",
-    "show_photo_cams",
-    "show_resolutions",
-    "show_photo_cam_box",
-    "display_jpeg",
-    "TRUE_BOX_COLOR",
-    "CAM_BOX_COLOR",
+    "PhotoCAMs", "photo_cams", "box_score_rows", "photo_max_box_acc", "confidence_summary",
+    "check_results", "show_top_classes", "show_photo_cams", "show_resolutions",
+    "show_photo_cam_box", "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
 ]
 
 logger = logging.getLogger(__name__)
@@ -151,8 +143,8 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
     """Run ``model`` once on the photos (one batch) and return each photo's top-k CAMs.
 
     Args:
-        model: a CAM classifier in eval mode taking TF-Lite-normalised input, e.g.
-            :func:`~cam_tutorial.real.efficientnet_lite.efficientnet_lite0`.
+        model: a ``features -> pool -> classifier`` network in eval mode taking TF-Lite-normalised
+            input, e.g. :func:`~cam_tutorial.real.efficientnet_lite.efficientnet_lite0`.
         photos: :class:`~cam_tutorial.real.photos.Photo` objects (see :func:`~cam_tutorial.real.photos.load_photos`).
         size: the network's input side: 224 (7x7 maps) or 448 (14x14), say.
         top_k: how many classes' maps to keep per photo.
@@ -164,12 +156,15 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
         raise TypeError("photos must be a sequence of Photo objects; wrap one photo in a list: [photo]")
     if not photos:
         raise ValueError("photos is empty; load some with cam_tutorial.real.photos.load_photos()")
-    device = next(model.parameters()).device
+    param = next(model.parameters())
+    if param.is_meta:
+        raise ValueError("the model's weights are meta tensors (shapes without values): load real weights "
+                         "first, e.g. model = efficientnet_lite0()")
     prepared = [crop_photo(p.image, size) for p in photos]
-    batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(device)
-    with CAMExtractor(model) as extractor:
-        out = extractor(batch, top_k=top_k, upsample=False, normalize=False)
-        fc = extractor.fc
+    # The images are built here, so they follow the model: its device and its dtype (.half() too).
+    batch = torch.stack([normalize_crop(crop) for crop, _ in prepared]).to(param.device, param.dtype)
+    out = compute_cams(model, batch, top_k=top_k, upsample=False, normalize=False)
+    fc = model.classifier
     raw = out.maps.float().cpu()
     maps = normalize_maps(upsample_maps(raw, size))
     bias = fc.bias.detach().float().cpu() if fc.bias is not None else torch.zeros(fc.out_features)
@@ -178,6 +173,15 @@ def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k
         classes = out.classes[i].cpu()
         results.append(PhotoCAMs(photo, crop, geometry, out.logits[i].float().cpu(), classes, raw[i],
                                  bias[classes], maps[i], _true_boxes_in_crop(photo, geometry)))
+    return results
+
+
+def check_results(results: Sequence[PhotoCAMs], what: str = "results") -> list[PhotoCAMs]:
+    """``results`` as a non-empty list of :class:`PhotoCAMs` (what every summary and figure here takes)."""
+    results = [results] if isinstance(results, PhotoCAMs) else list(results)
+    if not results or not all(isinstance(r, PhotoCAMs) for r in results):
+        raise ValueError(f"{what} must be a non-empty list of PhotoCAMs, got {results!r:.80}: make them with "
+                         "photo_cams(model, load_photos())")
     return results
 
 
@@ -202,8 +206,9 @@ def box_score_rows(results: Sequence[PhotoCAMs], categories: Sequence[str] | Non
 
 
 def photo_max_box_acc(results: Sequence[PhotoCAMs], **kwargs: object) -> MaxBoxAccResult:
-    """MaxBoxAccV2 (:func:`~cam_tutorial.localize.max_box_acc`) of the top-1 maps against the
+    """MaxBoxAccV2 (:func:`~cam_tutorial.metrics.max_box_acc`) of the top-1 maps against the
     annotated boxes, all in crop coordinates. ``kwargs`` go to ``max_box_acc``."""
+    results = check_results(results)
     maps = np.stack([r.maps[0].numpy() for r in results])
     return max_box_acc(maps, [r.true_boxes for r in results], **kwargs)
 
@@ -214,8 +219,10 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
     Keys: ``mean_top_probability`` (mean softmax of the top class), ``plausible`` (share of the
     photos with plausible classes whose top class is one of them), ``n_judged`` (how many photos
     have plausible classes), and ``gap`` = ``mean_top_probability - plausible`` over those photos:
-    near 0 for a calibrated model, negative when it is less sure than it is right.
+    near 0 for a calibrated model, negative when it is less sure than it is right (``plausible``
+    and ``gap`` are NaN when no photo has plausible classes: nothing to judge).
     """
+    results = check_results(results)
     judged = [r for r in results if r.top_is_plausible() is not None]
     confidence_judged = float(np.mean([r.probability() for r in judged])) if judged else float("nan")
     plausible = float(np.mean([bool(r.top_is_plausible()) for r in judged])) if judged else float("nan")
@@ -230,19 +237,6 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
-
-
-def display_jpeg(fig: plt.Figure, quality: int = 85, dpi: int = 100) -> None:
-    """Show a figure in a notebook as a JPEG and close it: photographs and smooth maps compress
-    to a fraction of a PNG's size, which keeps the committed notebooks small."""
-    import io
-
-    from IPython.display import Image, display
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="jpeg", dpi=dpi, pil_kwargs={"quality": quality})
-    plt.close(fig)
-    display(Image(data=buffer.getvalue(), format="jpeg"))
 
 
 def _label(categories: Sequence[str], c: int, p: float, width: int = 18) -> str:
@@ -283,6 +277,8 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
     """Each photo with the CAM of its top class, the annotated boxes (green) and the paper's box
     from the CAM (red); titles give the class, its probability and the box's IoU."""
     categories = list(categories) if categories is not None else imagenet_categories()
+    results = check_results(results)
+    columns = balanced_columns(len(results), columns)  # six photos: two rows of three, no blank cell
     rows = -(-len(results) // columns)
     side = MAX_FIGURE_WIDTH / columns
     fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.7) + (0.55 if title else 0)),
@@ -312,7 +308,10 @@ def show_resolutions(by_size: Mapping[int, Sequence[PhotoCAMs]], categories: Seq
     titled with the class, its probability and the raw map's size (7x7, 14x14)."""
     categories = list(categories) if categories is not None else imagenet_categories()
     sizes = list(by_size)
-    chosen = [[r for r in by_size[s] if names is None or r.name in names] for s in sizes]
+    chosen = [check_results([r for r in by_size[s] if names is None or r.name in names], f"by_size[{s}]")
+              for s in sizes]
+    if not chosen:
+        raise ValueError("by_size is empty: give {size: photo_cams(model, photos, size)} for one size or more")
     columns = len(chosen[0])
     side = min(2.5, MAX_FIGURE_WIDTH / (columns + 0.3))
     fig, axes = plt.subplots(len(sizes), columns, figsize=(side * columns + 0.3, len(sizes) * (side + 0.5)),
@@ -334,17 +333,19 @@ def show_photo_cam_box(result: PhotoCAMs, categories: Sequence[str] | None = Non
     fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH, MAX_FIGURE_WIDTH / 3 + 0.5), layout="constrained")
     name = categories[result.top_class]
     axes[0].imshow(result.crop)
-    axes[0].set_title(f"{result.photo.title} ({result.size} px crop)", fontsize=LABEL_SIZE + 1)
+    # Two-line titles: one line at a third of the column runs into the next panel's title.
+    axes[0].set_title(f"{result.photo.title}\n({result.size} px crop)", fontsize=LABEL_SIZE + 1)
     axes[1].imshow(overlay(result.crop, result.maps[0]))
     h, w = result.map_size
-    axes[1].set_title(f"CAM of \"{name}\" (p = {result.probability():.2f}, {h}x{w} map)",
+    axes[1].set_title(f"CAM of \"{name}\"\n(p = {result.probability():.2f}, {h}x{w} map)",
                       fontsize=LABEL_SIZE + 1)
     axes[2].imshow(result.crop)
     for box in result.true_boxes:
         draw_box(axes[2], box, TRUE_BOX_COLOR, label="annotated", linewidth=2.5)
     draw_box(axes[2], result.paper_box(), CAM_BOX_COLOR, label="from the CAM (20% of max)", linewidth=2.5)
-    axes[2].set_title(f"its box: IoU {result.paper_box_iou():.2f} with the annotation", fontsize=LABEL_SIZE + 1)
-    axes[2].legend(loc="lower left", fontsize=LABEL_SIZE - 1, framealpha=0.85)
+    axes[2].set_title(f"its box: IoU {result.paper_box_iou():.2f}\nwith the annotation", fontsize=LABEL_SIZE + 1)
+    fig.legend(*axes[2].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=LABEL_SIZE,
+               frameon=False)  # below the panels: inside, it covered both boxes' lower edges
     for ax in axes:
         _clean(ax)
     return fig

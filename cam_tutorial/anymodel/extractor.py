@@ -1,0 +1,383 @@
+"""CAM for any network: hooks, head discovery and a check of the head, for torchvision's models.
+
+:func:`cam_tutorial.cam.compute_cams` reads ``model.features``, ``model.pool`` and
+``model.classifier`` directly. Other networks hide their last convolutional maps inside
+``forward``: :class:`CAMExtractor` hooks the layer that outputs them (found by a probe of every
+module when not given), takes the classifier that returns the logits (not the Linears of a
+squeeze-excitation block, :mod:`cam_tutorial.anymodel.heads`), checks once that
+``logits == pool(f) @ W.T + b``, and then computes the same maps with the same kernel,
+:func:`cam_tutorial.cam.class_activation_maps`.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+    ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)).eval()
+    >>> with CAMExtractor(model, target_layer="1") as cam:
+    ...     out = cam(torch.rand(2, 3, 32, 32))
+    >>> out.maps.shape, out.classes.shape, out.logits.shape
+    (torch.Size([2, 32, 32]), torch.Size([2]), torch.Size([2, 5]))
+    >>> float(out.maps.amin()), float(out.maps.amax())
+    (0.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cam_tutorial.anymodel.heads import (
+    CAM_ADVICE,
+    choose_feature_layer,
+    default_feature_layer,
+    find_classifier,
+    verify_head,
+)
+from cam_tutorial.cam import (
+    CAMNotApplicableError,
+    CAMResult,
+    class_activation_maps,
+    normalize_maps,
+    upsample_maps,
+)
+from cam_tutorial.checks import (
+    ClassIndices,
+    check_finite,
+    check_finite_logits,
+    check_image_batch,
+    check_model,
+    check_on_device_of,
+    module_name,
+    requested_classes,
+    resolve_submodule,
+)
+
+__all__ = ["CAMExtractor"]
+
+logger = logging.getLogger(__name__)
+
+
+class _FeatureStore:
+    """Holds what the hooks capture; kept apart from the extractor so hooks do not pin it.
+
+    Its methods are the hooks: :meth:`capture` on the feature layer, :meth:`record_linear` on
+    candidate classifiers, :meth:`probe_hook` on every module while the feature layer is unknown.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.output: torch.Tensor | None = None
+        self.calls = 0
+        self.probe: list[tuple[str, torch.Tensor]] = []
+        self.linear_outputs: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def reset(self) -> None:
+        self.output, self.calls, self.probe, self.linear_outputs = None, 0, [], []
+
+    def capture(self, module: nn.Module, inputs: tuple, output: object) -> None:
+        if self.active:
+            self.output = output if isinstance(output, torch.Tensor) else None
+            self.calls += 1
+
+    def record_linear(self, module: nn.Module, inputs: tuple, output: object) -> None:
+        if self.active and isinstance(output, torch.Tensor):
+            self.linear_outputs.append((module, output))
+
+    def probe_hook(self, name: str, channels: set[int]) -> Callable:
+        """A hook keeping what could be ``f``: 4-D, ``K`` channels, more than one position."""
+        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+            if (self.active and isinstance(output, torch.Tensor) and output.ndim == 4
+                    and output.shape[1] in channels and output.shape[2] * output.shape[3] > 1):
+                self.probe.append((name, output))
+        return hook
+
+    def captured_features(self, target_name: str | None) -> torch.Tensor:
+        """The feature layer's output of the last pass, checked: one tensor, once, finite."""
+        features = self.output
+        if features is None:
+            raise ValueError(
+                f"the target layer {target_name!r} did not output a tensor during the forward pass; "
+                "pick the layer whose output feeds the global pooling"
+            )
+        if self.calls > 1:
+            raise ValueError(
+                f"the target layer {target_name!r} ran {self.calls} times in one forward pass; "
+                "pick a layer that runs once (the one whose output feeds the global pooling)"
+            )
+        if features.is_floating_point():
+            check_finite(features, f"the features of {target_name!r}",
+                         "the model overflowed before its head (run it in float32, check its weights)")
+        return features
+
+
+def _remove_handles(handles: list) -> None:
+    for handle in handles:
+        handle.remove()
+    handles.clear()
+
+
+def _check_logits(model: nn.Module, fc: nn.Linear, fc_name: str, logits: object, batch: int) -> None:
+    """Logits of shape ``(B, C)``; NaN/Inf in the classifier or the logits named before anything else."""
+    num_classes = fc.weight.shape[0]
+    if not isinstance(logits, torch.Tensor) or logits.shape != (batch, num_classes):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise CAMNotApplicableError(
+            f"CAM does not apply to this model: it should return logits of shape ({batch}, {num_classes}), "
+            f"got {got}. {CAM_ADVICE}."
+        )
+    for value in [fc.weight] + ([fc.bias] if fc.bias is not None else []):
+        check_finite(value, f"the weights of the classifier {fc_name!r}",
+                     "the model is broken (a diverged training run?): reload a good checkpoint, or "
+                     "retrain with a lower learning rate")
+    check_finite_logits(model, logits)
+
+
+def _log_verified(pooling: str, activation: str, target_name: str | None, fc: nn.Linear, fc_name: str) -> None:
+    """The one INFO line of a verified head (and a warning when the check was vacuous)."""
+    extra = ", after a functional ReLU" if activation == "relu" else ""
+    logger.info("CAMExtractor: verified logits == %s-pool(f%s) @ W.T + b at %r (classifier %r)",
+                {"avg": "global average", "max": "global max"}[pooling], extra, target_name, fc_name)
+    if pooling == "max":
+        logger.info("CAMExtractor: global max pooling: maps are computed the same way, but the score "
+                    "is sum_k w_k max f_k + b, not the map's mean plus b")
+    if not bool(fc.weight.detach().any()):
+        logger.warning("CAMExtractor: the classifier's weight is all zeros, so the check is vacuous")
+
+
+class CAMExtractor:
+    """Class activation maps and logits from one forward pass of any GAP (or GMP) classifier (chapter 8).
+
+    It hooks the layer whose output ``f`` feeds the global pooling, reads the weight ``W`` of the
+    linear layer after it (from the live model at each call), and returns ``M_c = sum_k w_k^c f_k``
+    for the classes asked for, upsampled and normalised.
+
+    Finding the layers (when not given; :mod:`cam_tutorial.anymodel.heads` does the finding and checking):
+
+    * the classifier: ``model.classifier`` if it is an ``nn.Linear`` (the book's models), else an
+      ``nn.Linear`` of the model that can be a CAM head: one that does not sit in an
+      ``nn.Sequential`` with another weighted layer, an activation or a normalisation (so not the
+      Linears of a squeeze-excitation block or an MLP). Of those, the shallowest (then the last
+      registered) is taken at construction, and when there are several the first call confirms it:
+      the Linear whose output *is* the returned logits wins. If no Linear can be a head
+      (mobilenet_v3's Linear-Hardswish-Dropout-Linear, VGG16's FC stack, convnext's LayerNorm),
+      CAM does not apply: :class:`CAMNotApplicableError`. Dropout, Identity, Flatten and pooling
+      around it are fine (dropout is the identity in eval).
+    * the feature layer: ``model.features`` for the book's models (``.features``, ``.pool``,
+      ``.classifier``); otherwise, on the first call, every 4-D output with ``K`` channels and
+      more than one position is recorded, and the last one whose pooling reproduces the logits is
+      chosen (``layer4`` for resnet, ``features`` for densenet/efficientnet, ``inception5b``
+      for googlenet, ``conv5`` for shufflenet, ``trunk_output`` for regnet).
+
+    Give ``example`` (a batch the model accepts) to settle all of this at construction: the
+    extractor runs one pass then, and :attr:`target_name`, :attr:`fc_name` and :attr:`pooling`
+    are known before the first real call.
+
+    Non-finite values (NaN, Inf) in the images, the classifier's weight, the logits, the features or
+    the maps raise ``ValueError`` naming which, at every call: a NaN map is never returned.
+
+    Verification (first call): ``logits == pool(f) @ W.T + b`` within float tolerance, with
+    ``pool`` global average or global max pooling (recorded in :attr:`pooling`); a functional ReLU
+    between ``f`` and the pooling is recognised too. Otherwise :class:`CAMNotApplicableError`
+    says why. The chosen layers are logged with ``logging.info``.
+
+    Hooks are removed by :meth:`close`, on leaving a ``with`` block (also on an exception), or
+    when the extractor is garbage collected.
+
+    Args:
+        model: a classifier in eval mode, returning logits ``(B, C)``.
+        target_layer: the layer whose output is ``f`` (module or dotted name); found if ``None``.
+        fc_layer: the ``nn.Linear`` after the pooling (module or dotted name); found if ``None``.
+        example: optional images to run once at construction, so the layers and the pooling are
+            found and verified there rather than on the first call.
+
+    Example:
+        >>> import torch
+        >>> from cam_tutorial.models import ResNet18B
+        >>> model = ResNet18B(num_classes=4, width=4).eval()
+        >>> images = torch.rand(3, 3, 64, 64)
+        >>> with CAMExtractor(model) as cam:
+        ...     out = cam(images, top_k=2)
+        >>> out.maps.shape, out.classes.shape
+        (torch.Size([3, 2, 64, 64]), torch.Size([3, 2]))
+        >>> torch.equal(out.classes, out.logits.topk(2, dim=1).indices)
+        True
+        >>> import torchvision
+        >>> net = torchvision.models.resnet18(num_classes=3).eval()
+        >>> with CAMExtractor(net, example=torch.rand(1, 3, 64, 64)) as cam:
+        ...     print(cam.target_name, cam.fc_name, cam.pooling)
+        layer4 fc avg
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: nn.Module | str | None = None,
+        fc_layer: nn.Module | str | None = None,
+        example: torch.Tensor | None = None,
+    ) -> None:
+        check_model(model, eval_mode=False)
+        self.model = model
+        # Linears that could each be the classifier; the first call settles which (see _settle_fc).
+        self.fc, self._fc_candidates = find_classifier(model, fc_layer)
+        self._name_classifier()
+        self.pooling: str | None = None  # "avg" or "max", once verified
+        self.activation: str | None = None  # "none" or "relu" between f and the pooling
+        self._store = _FeatureStore()
+        self._closed = False
+        self._handles: list = []
+        self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
+        self._fc_handles = [linear.register_forward_hook(self._store.record_linear)
+                            for linear in self._fc_candidates]
+        self._handles.extend(self._fc_handles)  # so that close() and the finaliser remove them too
+        self.target_layer: nn.Module | None = None
+        self.target_name: str | None = None
+        if target_layer is not None:
+            self._set_target(resolve_submodule(model, target_layer, "target_layer"), "given")
+        elif default_feature_layer(model) is not None:
+            self._set_target(default_feature_layer(model), "the model's .features")
+        else:
+            self._install_probe()
+        # The layers found are debug detail; the one INFO line is the verification (_accept).
+        logger.debug("CAMExtractor: classifier %r (%d classes, %d channels)", self.fc_name, self.num_classes,
+                     self.num_channels)
+        if example is not None:
+            self(example)  # settles the classifier, the feature layer and the pooling now
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def _name_classifier(self) -> None:
+        self.fc_name = module_name(self.model, self.fc)
+        self.num_classes, self.num_channels = self.fc.weight.shape
+
+    def _settle_fc(self, logits: object) -> None:
+        """First call with several candidate classifiers: take the one whose output is the logits."""
+        produced = [m for m, out in self._store.linear_outputs if out is logits]
+        _remove_handles(self._fc_handles)
+        self._fc_candidates, self._store.linear_outputs = [], []
+        if produced and produced[-1] is not self.fc:
+            self.fc = produced[-1]
+            self._name_classifier()
+            logger.debug("CAMExtractor: classifier %r returns the logits (%d classes, %d channels)",
+                         self.fc_name, self.num_classes, self.num_channels)
+
+    def _set_target(self, layer: nn.Module, how: str) -> None:
+        self.target_layer = layer
+        self.target_name = module_name(self.model, layer)
+        self._handles.append(layer.register_forward_hook(self._store.capture))
+        logger.debug("CAMExtractor: feature layer %r (%s)", self.target_name, how)
+
+    def _install_probe(self) -> None:
+        # Until the first call settles the classifier, any candidate's input width could be K.
+        channels = {self.num_channels} | {m.in_features for m in self._fc_candidates}
+        for name, module in self.model.named_modules():
+            if module is not self.model:
+                self._handles.append(module.register_forward_hook(self._store.probe_hook(name, channels)))
+
+    def close(self) -> None:
+        """Remove every hook this extractor put on the model (safe to call twice)."""
+        self._closed = True
+        _remove_handles(self._handles)
+
+    def __enter__(self) -> "CAMExtractor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"CAMExtractor(target_layer={self.target_name!r}, fc_layer={self.fc_name!r}, "
+                f"pooling={self.pooling!r})")
+
+    # -- the call ----------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        classes: ClassIndices = None,
+        top_k: int | None = None,
+        upsample: bool = True,
+        normalize: bool = True,
+    ) -> CAMResult:
+        """Run the model once; return logits and the class activation maps.
+
+        Args:
+            images: ``(B, 3, H, W)`` float tensor (normalised as the model expects), on the model's
+                device; a single ``(3, H, W)`` image is treated as a batch of one.
+            classes: ``None`` for each image's predicted class; an int for the same class for all;
+                one index per image (sequence or ``(B,)`` tensor).
+            top_k: maps for the ``k`` best-scoring classes of each image (not with ``classes``).
+            upsample: resize the maps to ``(H, W)`` (bilinear, ``align_corners=False``).
+            normalize: min-max normalise each map to ``[0, 1]`` (in float, after upsampling);
+                ``False`` keeps the raw ``M_c``.
+
+        Returns:
+            A :class:`CAMResult`. The forward pass runs without gradients (CAM needs none).
+
+        Raises:
+            TypeError: non-float images, non-integer classes.
+            ValueError: wrong shapes, device or class range; an empty batch; both ``classes`` and
+                ``top_k``; ``top_k`` outside ``1..C``; a model in training mode; NaN or Inf in the
+                images, the classifier's weight, the logits, the features or the maps (the message
+                says which).
+            CAMNotApplicableError: the model's head is not pooling + one linear layer.
+        """
+        if self._closed:
+            raise RuntimeError("this CAMExtractor is closed (its hooks were removed); create a new one")
+        images = check_on_device_of(check_image_batch(images), self.fc.weight)
+        batch = images.shape[0]
+        settling = bool(self._fc_candidates)  # the class count is known once the classifier is
+        if not settling:
+            classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
+        check_model(self.model)
+        logits = self._forward(images)
+        if settling:
+            self._settle_fc(logits)
+            classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
+        _check_logits(self.model, self.fc, self.fc_name, logits, batch)
+        features = self._features(logits)
+        if top_k is not None:
+            classes = logits.topk(top_k, dim=1).indices
+        elif classes is None:
+            classes = logits.argmax(dim=1)
+        maps = class_activation_maps(features, self.fc.weight, classes)
+        check_finite(maps, "the class activation maps", "the features times the classifier's weight "
+                     "overflowed; run the model in float32")
+        if upsample:
+            maps = upsample_maps(maps, tuple(images.shape[-2:]))
+        if normalize:
+            maps = normalize_maps(maps, inplace=True)
+        return CAMResult(logits=logits, classes=classes, maps=maps, features=features)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's output, with the hooks recording (and only then)."""
+        self._store.reset()
+        self._store.active = True
+        try:
+            with torch.no_grad():
+                return self.model(images)
+        finally:
+            self._store.active = False
+
+    def _features(self, logits: torch.Tensor) -> torch.Tensor:
+        """``f`` of this pass (verified on the first call), after the head's ReLU if it has one."""
+        if self.target_layer is None:
+            name, features, match = choose_feature_layer(self._store.probe, logits, self.fc, self.fc_name)
+            _remove_handles(self._handles)
+            self._set_target(self.model.get_submodule(name), "found by matching the logits")
+            self._accept(*match)
+        else:
+            features = self._store.captured_features(self.target_name)
+            if self.pooling is None:
+                self._accept(*verify_head(features, logits, self.fc, self.target_name, self.fc_name))
+        self._store.output, self._store.probe = None, []
+        return F.relu(features) if self.activation == "relu" else features
+
+    def _accept(self, pooling: str, activation: str) -> None:
+        self.pooling, self.activation = pooling, activation
+        _log_verified(pooling, activation, self.target_name, self.fc, self.fc_name)

@@ -1,0 +1,60 @@
+"""Each public function's and class's docstring names the chapters that use it (scripts/chapter_links.py)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from scripts.chapter_links import NO_CHAPTER, chapter_code, rewrite, usage_line
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_public_docstring_names_the_chapters_whose_code_uses_it():
+    code = chapter_code()
+    wrong = []
+    for path in sorted((ROOT / "cam_tutorial").rglob("*.py")):
+        _, changed = rewrite(path.read_text(), code)
+        wrong += [f"{path.relative_to(ROOT)}: {line}" for line in changed]
+    assert not wrong, ("usage lines missing or wrong (run `python -m scripts.chapter_links --write`):\n"
+                       + "\n".join(wrong[:20]))
+
+
+def test_the_usage_line_lists_chapters_in_order_and_matches_whole_words():
+    code = {"1": "from m import cam", "5": "x = cams(images)", "7": "cam(x)", "the quick start": "cam(y)"}
+    assert usage_line("cam", code) == "Used in chapters 1 and 7, and the quick start."
+    assert usage_line("cams", code) == "Used in chapter 5."
+    assert usage_line("nothing", code) == NO_CHAPTER
+
+
+def test_rewrite_inserts_the_line_as_the_second_paragraph_and_keeps_examples_intact():
+    source = '''__all__ = ["one", "two", "Three"]
+
+
+def one():
+    """Short."""
+
+
+def two():
+    """Summary over
+    two lines.
+
+    Example:
+        >>> two()
+    """
+
+
+class Three:
+    """Summary.
+
+    Used in chapter 9.
+    """
+'''
+    new, changed = rewrite(source, {"2": "one() two() Three()"})
+    assert len(changed) == 3
+    tree = ast.parse(new)
+    docs = {n.name: ast.get_docstring(n) for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert docs["one"] == "Short.\n\nUsed in chapter 2."
+    assert docs["two"] == "Summary over\ntwo lines.\n\nUsed in chapter 2.\n\nExample:\n    >>> two()"
+    assert docs["Three"] == "Summary.\n\nUsed in chapter 2."
+    assert rewrite(new, {"2": "one() two() Three()"})[1] == []  # once right, nothing changes
