@@ -240,23 +240,19 @@ def _umask() -> int:
     return mask
 
 
-def stale_temporaries(path: Path) -> list[Path]:
-    """Temporary files :func:`atomic_save` left for ``path`` (a process killed while saving).
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files that saves of ``path`` killed midway left (:func:`atomic_save`);
+    only while nobody else writes there (one run per ``checkpoint_dir``, the zoo's lock per entry).
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> (folder / ".last.pt.abc.tmp").touch()
-        >>> [p.name for p in stale_temporaries(folder / "last.pt")]
-        ['.last.pt.abc.tmp']
+        >>> remove_stale_temporaries(folder / "last.pt")
+        >>> list(folder.iterdir())
+        []
     """
-    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Delete what killed saves of ``path`` left; only while nobody else writes there (one run per
-    ``checkpoint_dir``, the zoo's lock per cache entry)."""
-    for stale in stale_temporaries(path):
+    for stale in sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []:
         logger.info("removing %s, left by a process killed while saving", stale)
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
@@ -286,8 +282,8 @@ def atomic_save(obj: Any, path: Path) -> None:
         >>> import tempfile
         >>> target = Path(tempfile.mkdtemp()) / "last.pt"
         >>> atomic_save({"epoch": 1}, target)
-        >>> torch.load(target)["epoch"], stale_temporaries(target)
-        (1, [])
+        >>> torch.load(target)["epoch"], [p.name for p in target.parent.iterdir()]
+        (1, ['last.pt'])
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -29,7 +29,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
-from cam_tutorial.config import default_device
 
 __all__ = ["evaluate", "predict", "confusion_matrix", "resolve_precision", "inference_channels_last", "model_device"]
 
@@ -91,16 +90,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    """``"fp32"``, ``"bf16"`` or ``"fp16"`` (what :class:`~cam_tutorial.train.History` records)."""
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device``, or :func:`~cam_tutorial.config.default_device` for ``None``."""
-    return torch.device(device) if device is not None else default_device()
 
 
 def batch_to_device(images: torch.Tensor, device: torch.device, channels_last: bool, dataset: Dataset) -> torch.Tensor:

@@ -71,7 +71,7 @@ from cam_tutorial.checkpoints import (
     seed_everything,
     training_state,
 )
-from cam_tutorial.config import Preset
+from cam_tutorial.config import Preset, default_device
 from cam_tutorial.evaluation import (
     AMP_CHOICES,
     autocast,
@@ -80,8 +80,6 @@ from cam_tutorial.evaluation import (
     evaluate,
     make_loader,
     progress_bar,
-    precision_name,
-    resolve_device,
     resolve_precision,
 )
 
@@ -180,14 +178,13 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
             setattr(self, name, float(value))
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}: e.g. lr=4e-3")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay!r}: e.g. weight_decay=5e-4")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
-        if not 0 < self.pct_start < 1:
-            raise ValueError(f"pct_start must lie in (0, 1), got {self.pct_start!r}")
+        for name, fits, rule, example in (
+                ("lr", self.lr > 0, "be positive", ": e.g. lr=4e-3"),
+                ("weight_decay", self.weight_decay >= 0, "be 0 or more", ": e.g. weight_decay=5e-4"),
+                ("label_smoothing", 0 <= self.label_smoothing < 1, "lie in [0, 1)", ""),
+                ("pct_start", 0 < self.pct_start < 1, "lie in (0, 1)", "")):
+            if not fits:
+                raise ValueError(f"{name} must {rule}, got {getattr(self, name)!r}{example}")
 
     @classmethod
     def from_preset(cls, preset: Preset, **changes: Any) -> "TrainConfig":
@@ -198,12 +195,8 @@ class TrainConfig:
             >>> TrainConfig.from_preset(get_preset("ci"), seed=1).seed
             1
         """
-        values: dict[str, Any] = dict(
-            epochs=preset.epochs, batch_size=preset.batch_size, lr=preset.lr,
-            eval_batch_size=preset.eval_batch_size,
-        )
-        values.update(changes)
-        return cls(**values)
+        return cls(**{"epochs": preset.epochs, "batch_size": preset.batch_size, "lr": preset.lr,
+                      "eval_batch_size": preset.eval_batch_size, **changes})
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed."""
@@ -350,18 +343,13 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     parts = _Optimisation.of(model, train_set, config, setup)
     history, start_epoch = _seed_or_resume(model, parts, checkpoint, config, setup)
     end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
-    epochs_bar = tqdm(range(start_epoch, end_epoch), desc="epochs", initial=start_epoch, total=config.epochs,
-                      disable=not config.progress)
-    for epoch in epochs_bar:
-        try:
+    with tqdm(range(start_epoch, end_epoch), desc="epochs", initial=start_epoch, total=config.epochs,
+              disable=not config.progress) as epochs_bar:  # closed however the loop ends
+        for epoch in epochs_bar:
             _run_epoch(epoch, model, forward_model, train_set, val_set, config, setup, parts, history)
-        except TrainingDiverged:
-            epochs_bar.close()
-            raise
-        epochs_bar.set_postfix(val_acc=f"{history.val_acc[-1]:.3f}", refresh=False)
-        if setup.checkpoint_path is not None:
-            _save_epoch(setup, parts, model, history, config, epoch)
-    epochs_bar.close()
+            epochs_bar.set_postfix(val_acc=f"{history.val_acc[-1]:.3f}", refresh=False)
+            if setup.checkpoint_path is not None:
+                _save_epoch(setup, parts, model, history, config, epoch)
     model.eval()
     return history
 
@@ -399,7 +387,7 @@ class _Setup:
     @classmethod
     def of(cls, model: nn.Module, train_set: Dataset, config: TrainConfig,
            checkpoint_dir: str | os.PathLike | None) -> "_Setup":
-        device = resolve_device(config.device)
+        device = torch.device(config.device) if config.device is not None else default_device()
         return cls(
             device=device,
             dtype=resolve_precision(config.amp, device),
@@ -455,7 +443,8 @@ def _seed_or_resume(model: nn.Module, parts: _Optimisation, checkpoint: dict[str
         start_epoch = int(checkpoint["epoch"])
         logger.info("resuming from %s after epoch %d of %d", setup.checkpoint_path, start_epoch, config.epochs)
     history.starts.append(start_epoch)
-    history.device, history.precision = str(setup.device), precision_name(setup.dtype)
+    history.device = str(setup.device)
+    history.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[setup.dtype]
     history.channels_last, history.compiled = setup.channels_last, bool(config.compile)
     return history, start_epoch
 

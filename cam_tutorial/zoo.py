@@ -55,7 +55,7 @@ from cam_tutorial import lab as lab_module
 from cam_tutorial import zoo_cache
 from cam_tutorial.checkpoints import CHECKPOINT_NAME, check_writable_folder, remove_stale_temporaries
 from cam_tutorial.config import PRESETS, Preset, default_device, get_preset
-from cam_tutorial.evaluation import evaluate, model_device
+from cam_tutorial.evaluation import default_workers, evaluate, model_device
 from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes
 from cam_tutorial.train import History, TrainConfig, train
 from cam_tutorial.zoo_cache import (
@@ -375,7 +375,7 @@ def _render_workers(config: TrainConfig) -> int:
     what :func:`~cam_tutorial.train.train` would pick (none on the CPU, a few on a GPU)."""
     if config.num_workers is not None:
         return config.num_workers
-    return min(4, os.cpu_count() or 1) if torch.device(config.device or default_device()).type == "cuda" else 0
+    return default_workers(torch.device(config.device or default_device()))
 
 
 def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, entry: Path, final_path: Path,
