@@ -80,6 +80,7 @@ def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, r
     throughput = p.chapter.throughput_steps * p.batch_size * 2 * 3  # 3 settings, 2 epochs
     finetune = p.chapter.finetune_epochs
     return {
+        "00_quick_start": ChapterWork(forward=(("lite0", 2),)),  # one photo pair, 224 x 448 px
         "01_fc_vs_gap": ChapterWork(models=("vgg16_fc_left", "vgg16_gap_left"),
                                     forward=(("vgg16_fc_left", 2 * test), ("vgg16_gap_left", 2 * test))),
         "02_building_resnet18b": ChapterWork(),

@@ -128,26 +128,30 @@ def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option
 class BuildingBlock(nn.Module):
     """The two-layer residual block of ResNet-18: ``relu(bn(conv(relu(bn(conv(x))))) + s(x))``.
 
+    Chapter 2 writes this class out; ``tests/test_chapter_code.py`` checks the two are the same code.
+
     Args:
         in_channels: channels of the input.
         out_channels: channels of the output.
         stride: stride of the first 3x3 convolution (and of the shortcut).
         shortcut: ``"B"`` projects with a 1x1 convolution and batch norm when the shape changes;
             ``"A"`` uses the parameter-free identity with zero padding; ``"B-noBN"`` and
-            ``"concat"`` are the variants of :func:`shortcut_module`.
+            ``"concat"`` are the variants of :func:`shortcut_module` (which refuses any other).
 
     Convolutions carry no bias: the batch norm after each would cancel it.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "B") -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 shortcut: str = "B") -> None:
         super().__init__()
-        if shortcut not in _SHORTCUTS:
-            raise ValueError(f"unknown shortcut {shortcut!r}: {_SHORTCUT_ADVICE}")
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride,
+                               padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1,
+                               padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = shortcut_module(in_channels, out_channels, stride, shortcut)
+        self.shortcut: nn.Module = shortcut_module(in_channels, out_channels,
+                                                   stride, shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -222,25 +226,21 @@ class ResNet18B(nn.Module):
             variants ``"B-noBN"`` and ``"concat"`` (see :func:`shortcut_module`).
         bias: whether the classifier has a bias (the slides' model has none).
 
+    Chapter 2 writes this class out; ``tests/test_chapter_code.py`` checks the two are the same code.
+
     Example:
         >>> import torch
         >>> ResNet18B(width=16)(torch.zeros(2, 3, 64, 64)).shape
         torch.Size([2, 10])
     """
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        width: int = 64,
-        pooling: str = "avg",
-        shortcut: str = "B",
-        bias: bool = False,
-    ) -> None:
+    def __init__(self, num_classes: int = 10, width: int = 64,
+                 pooling: str = "avg", shortcut: str = "B",
+                 bias: bool = False) -> None:
         super().__init__()
-        if shortcut not in _SHORTCUTS:
-            raise ValueError(f"unknown shortcut {shortcut!r}: {_SHORTCUT_ADVICE}")
         if num_classes < 1 or width < 1:
-            raise ValueError(f"num_classes and width must be positive, got {num_classes} and {width}")
+            raise ValueError("num_classes and width must be positive, "
+                             f"got {num_classes} and {width}")
         w = width
         gate = nn.Sequential(
             nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False),
@@ -248,27 +248,26 @@ class ResNet18B(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2, padding=1),
         )
-        self.features = nn.Sequential(
-            OrderedDict(
-                gate=gate,
-                conv2_1=BuildingBlock(w, w, 1, shortcut),
-                conv2_2=BuildingBlock(w, w, 1, shortcut),
-                conv3_1=BuildingBlock(w, 2 * w, 2, shortcut),
-                conv3_2=BuildingBlock(2 * w, 2 * w, 1, shortcut),
-                conv4_1=BuildingBlock(2 * w, 4 * w, 2, shortcut),
-                conv4_2=BuildingBlock(4 * w, 4 * w, 1, shortcut),
-                # The one change from ResNet-18: stride 1 here keeps 14x14 maps at 224 px.
-                conv5_1=BuildingBlock(4 * w, 8 * w, 1, shortcut),
-                conv5_2=BuildingBlock(8 * w, 8 * w, 1, shortcut),
-            )
-        )
+        self.features = nn.Sequential(OrderedDict(
+            gate=gate,
+            conv2_1=BuildingBlock(w, w, 1, shortcut),
+            conv2_2=BuildingBlock(w, w, 1, shortcut),
+            conv3_1=BuildingBlock(w, 2 * w, 2, shortcut),
+            conv3_2=BuildingBlock(2 * w, 2 * w, 1, shortcut),
+            conv4_1=BuildingBlock(2 * w, 4 * w, 2, shortcut),
+            conv4_2=BuildingBlock(4 * w, 4 * w, 1, shortcut),
+            # The one change from ResNet-18: stride 1, not 2, so the maps
+            # stay at conv4_x's resolution (14x14 at 224 px, not 7x7).
+            conv5_1=BuildingBlock(4 * w, 8 * w, 1, shortcut),
+            conv5_2=BuildingBlock(8 * w, 8 * w, 1, shortcut),
+        ))
         self.pool = GlobalPool(pooling)
         self.classifier = nn.Linear(8 * w, num_classes, bias=bias)
         self.num_classes = num_classes
         self.width = width
         self.pooling = pooling
         self.shortcut = shortcut
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, MIN_INPUT_SIZE)
@@ -284,7 +283,7 @@ class VGG(nn.Module):
         self.pool = pool
         self.classifier = classifier
         self.head = head
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)))
@@ -371,7 +370,7 @@ class _CheckExactSize(nn.Module):
         return x
 
 
-def _init_weights(model: nn.Module) -> None:
+def init_weights(model: nn.Module) -> None:
     """He initialisation for convolutions, unit/zero for norms, small normal for linears."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
