@@ -582,3 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ship:
         write_manifest()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -508,6 +508,16 @@ def test_the_manifest_lists_every_shipped_file_with_its_digest():
     assert all(zoo_cache.file_digest(zoo_cache.PACKAGED_DIR / name) == digest for name, digest in listed.items())
 
 
+def test_write_manifest_reproduces_the_committed_one(tmp_path, monkeypatch):
+    """What ``python -m cam_tutorial.zoo --ship`` writes after shipping is the manifest committed today."""
+    committed = zoo_cache.PACKAGED_DIR
+    for path in committed.glob("*.pt"):
+        (tmp_path / path.name).symlink_to(path)
+    monkeypatch.setattr(zoo_cache, "PACKAGED_DIR", tmp_path)
+    zoo_cache.write_manifest()
+    assert (tmp_path / zoo_cache.MANIFEST_NAME).read_text() == (committed / zoo_cache.MANIFEST_NAME).read_text()
+
+
 @pytest.mark.parametrize("damage", ["32 bytes flipped", "truncated", "not in the manifest"])
 def test_a_damaged_shipped_file_is_refused_asking_for_a_reinstall(tmp_path, monkeypatch, damage):
     """Issue 28 items 4 and 14: a shipped file with flipped bytes loaded as a healthy model, and a
