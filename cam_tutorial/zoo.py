@@ -472,7 +472,8 @@ def trained_model(name: str, preset: Preset | str | None = None, device: str | t
 
     Args:
         name: one of :func:`available_models`.
-        preset: sizes and training settings; default :func:`~cam_tutorial.config.get_preset`.
+        preset: sizes and training settings, or a preset's name (``"ci"``); default
+            :func:`~cam_tutorial.config.get_preset`.
         device: where to put the model (and to train it); default CUDA, then MPS, then the CPU.
         cache_dir: folder of trained models; default ``$CAM_TUTORIAL_CACHE`` or
             ``~/.cache/cam_tutorial`` (on Colab a Drive folder keeps them across sessions).
@@ -483,10 +484,11 @@ def trained_model(name: str, preset: Preset | str | None = None, device: str | t
         The model, or ``(model, info)`` with ``with_info=True``.
 
     Raises:
-        ValueError: for an unknown name (the message lists the known ones), or an empty
-            ``cache_dir``.
-        CheckpointError: when a cached file is unreadable or holds another model, or the cache
-            cannot be written; the message names the file or folder and the fix.
+        ValueError: for an unknown name (the message lists the known ones), an empty
+            ``cache_dir`` or the meta device (a model there holds no weights).
+        ~cam_tutorial.checkpoints.CheckpointError: when a stored file is unreadable, damaged or
+            holds another model, or the cache cannot be written; the message names the file or
+            folder and the fix.
 
     Example:
         >>> from cam_tutorial.config import get_preset
