@@ -103,16 +103,23 @@ def check_finite(values: torch.Tensor, what: str, fix: str) -> None:
         )
 
 
-def nonfinite_parameters(model: nn.Module) -> list[str]:
-    """Names of the parameters and buffers of ``model`` that hold a NaN or an infinity.
+def broken_weights(model: nn.Module) -> list[str]:
+    """The parameters and buffers of ``model`` that make its outputs NaN: non-finite values, and a
+    batch norm's negative running variance (eval mode takes its square root).
 
     Example:
-        >>> from torch import nn
-        >>> nonfinite_parameters(nn.Linear(2, 2))
-        []
+        >>> norm = nn.BatchNorm1d(2)
+        >>> norm.running_var[0] = -1.0
+        >>> broken_weights(norm)
+        ['running_var (negative: a variance cannot be)']
     """
-    named = list(model.named_parameters()) + list(model.named_buffers())
-    return [name for name, value in named if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    found = []
+    for name, value in [*model.named_parameters(), *model.named_buffers()]:
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            found.append(f"{name} (NaN or infinite)")
+        elif name.rpartition(".")[2] == "running_var" and bool((value < 0).any()):
+            found.append(f"{name} (negative: a variance cannot be)")
+    return found
 
 
 def check_finite_logits(model: nn.Module, logits: torch.Tensor) -> None:
@@ -124,8 +131,8 @@ def check_finite_logits(model: nn.Module, logits: torch.Tensor) -> None:
         >>> check_finite_logits(nn.Linear(2, 2), torch.zeros(1, 2))
     """
     if logits.is_floating_point() and not bool(torch.isfinite(logits.detach()).all()):
-        broken = nonfinite_parameters(model)
-        where = (f"non-finite parameters or buffers: {', '.join(broken[:5])}" if broken else
+        broken = broken_weights(model)
+        where = (f"broken weights: {', '.join(broken[:5])}" if broken else
                  "its parameters are finite, so the forward pass overflowed (run it in float32, not float16, "
                  "and check the input scale)")
         check_finite(logits, "the logits", f"the model produced them ({where}); fix the model before "

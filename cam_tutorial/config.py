@@ -122,7 +122,7 @@ class Preset:
             shapes that a small network learns in a few epochs (``ci``).
         pretrain_epochs: under a creatures preset, the epochs of training on the shapes lab that
             every zoo model starts from (0: from random weights; see
-            :attr:`cam_tutorial.zoo.ModelRecipe.start`).
+            :attr:`cam_tutorial.zoo_recipes.ModelRecipe.start`).
         pretrain_image_size: the image side of the ResNets' shapes-lab training (0: ``image_size``).
             Smaller than ``image_size``, so that the shapes have about the size of a creature's
             parts: at 96 px the shapes span 43-86 px, a creature's head at 160 px 50-95 px.
@@ -181,7 +181,7 @@ PRESETS: dict[str, Preset] = {
                                       curve_images=12, curve_steps=12, probe_image_size=160,
                                       probe_train_size=120, probe_test_size=80, download_weights=False)),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
-    # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo.ModelRecipe.start.
+    # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo_recipes.ModelRecipe.start.
     "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,
                   test_size=1000, epochs=8, batch_size=64, lr=4e-3, objects="creatures", pretrain_epochs=6,
                   pretrain_image_size=96, chapter=ChapterSizes()),

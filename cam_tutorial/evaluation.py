@@ -29,6 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
+from cam_tutorial.checks import broken_weights
+
 
 __all__ = ["evaluate", "predict", "confusion_matrix", "resolve_precision", "inference_channels_last", "model_device"]
 
@@ -205,25 +207,6 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
                  "or huge values")
         raise ValueError(f"evaluate got a loss of {loss}: {cause}")
     return loss, correct.item() / count
-
-
-def broken_weights(model: nn.Module) -> list[str]:
-    """The parameters and buffers of ``model`` that make its outputs NaN: non-finite values, and a
-    batch norm's negative running variance (eval mode takes its square root).
-
-    Example:
-        >>> norm = nn.BatchNorm1d(2)
-        >>> norm.running_var[0] = -1.0
-        >>> broken_weights(norm)
-        ['running_var (negative: a variance cannot be)']
-    """
-    found = []
-    for name, value in [*model.named_parameters(), *model.named_buffers()]:
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            found.append(f"{name} (NaN or infinite)")
-        elif name.rpartition(".")[2] == "running_var" and bool((value < 0).any()):
-            found.append(f"{name} (negative: a variance cannot be)")
-    return found
 
 
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: str | torch.device | None = None,

@@ -10,7 +10,7 @@ from cam_tutorial.checks import (
     check_finite_logits,
     check_image_batch,
     check_model,
-    nonfinite_parameters,
+    broken_weights,
     resolve_submodule,
 )
 
@@ -65,8 +65,8 @@ def test_non_finite_values_are_named():
     broken = nn.Linear(2, 2)
     with torch.no_grad():
         broken.bias[0] = float("inf")
-    assert nonfinite_parameters(broken) == ["bias"]
-    with pytest.raises(ValueError, match="non-finite parameters or buffers: bias"):
+    assert broken_weights(broken) == ["bias (NaN or infinite)"]
+    with pytest.raises(ValueError, match=r"broken weights: bias \(NaN or infinite\)"):
         check_finite_logits(broken, torch.tensor([[float("inf"), 0.0]]))
 
 
@@ -87,3 +87,14 @@ def test_the_examples_in_checks_run():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_nan_logits_from_a_negative_running_variance_blame_that_buffer_not_float16():
+    """Issue 28 item 14: a batch norm's negative running variance (eval mode takes its square root)
+    is named as the cause, not a float16 overflow."""
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(2)).eval()
+    model[1].running_var[0] = -1.0
+    logits = model(torch.ones(1, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"broken weights: 1\.running_var \(negative") as caught:
+        check_finite_logits(model, logits)
+    assert "float16" not in str(caught.value)
