@@ -1,7 +1,7 @@
 """Keep each public function's and class's "Used in chapter N." line true (d2l's "Defined in").
 
-Every name in a package module's ``__all__`` that is a function or a class gets, as the second
-paragraph of its docstring, one line naming the chapters whose code cells use it, e.g.
+Every name in a package module's ``__all__`` that is a function or a class gets, as the last line
+of its docstring's first paragraph, one line naming the chapters whose code cells use it, e.g.
 ``Used in chapters 5 and 7.``, or ``Used in no chapter: ...`` for a name the chapters reach only
 through another one. The line is derived from the committed notebooks, so it cannot drift:
 ``tests/test_chapter_links.py`` fails when a notebook starts or stops using a name.
@@ -75,20 +75,20 @@ def rewrite(source: str, code: dict[str, str]) -> tuple[str, list[str]]:
 
 
 def _with_line(text: str, want: str, indent: str) -> str:
-    """The docstring's source ``text`` with ``want`` as its second paragraph."""
+    """The docstring's source ``text`` with ``want`` as the last line of its first paragraph."""
     if LINE.search(_dedent(text, indent)):
         return re.sub(rf"^{indent}Used in (?:chapters? [^\n]*|no chapter[^\n]*)$", indent + want, text,
                       count=1, flags=re.M)
     quote = text.lstrip()[:3]
     body = text.rstrip()
     if "\n" not in body:  # a one-line docstring: """Summary."""
-        return f"{body[:-3]}\n\n{indent}{want}\n{indent}{quote}\n"
+        return f"{body[:-3]}\n{indent}{want}\n{indent}{quote}\n"
     first_blank = re.search(r"\n[ \t]*\n", text)
     if first_blank is None:  # a summary over several lines, then the closing quotes
         end = text.rstrip().rfind(quote)
-        return f"{text[:end].rstrip()}\n\n{indent}{want}\n{indent}{quote}\n"
+        return f"{text[:end].rstrip()}\n{indent}{want}\n{indent}{quote}\n"
     cut = first_blank.start()
-    return f"{text[:cut]}\n\n{indent}{want}{text[cut:]}"
+    return f"{text[:cut]}\n{indent}{want}{text[cut:]}"
 
 
 def _dedent(text: str, indent: str) -> str:

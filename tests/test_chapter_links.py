@@ -27,7 +27,7 @@ def test_the_usage_line_lists_chapters_in_order_and_matches_whole_words():
     assert usage_line("nothing", code) == NO_CHAPTER
 
 
-def test_rewrite_inserts_the_line_as_the_second_paragraph_and_keeps_examples_intact():
+def test_rewrite_ends_the_first_paragraph_with_the_line_and_keeps_examples_intact():
     source = '''__all__ = ["one", "two", "Three"]
 
 
@@ -54,7 +54,7 @@ class Three:
     assert len(changed) == 3
     tree = ast.parse(new)
     docs = {n.name: ast.get_docstring(n) for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    assert docs["one"] == "Short.\n\nUsed in chapter 2."
-    assert docs["two"] == "Summary over\ntwo lines.\n\nUsed in chapter 2.\n\nExample:\n    >>> two()"
+    assert docs["one"] == "Short.\nUsed in chapter 2."
+    assert docs["two"] == "Summary over\ntwo lines.\nUsed in chapter 2.\n\nExample:\n    >>> two()"
     assert docs["Three"] == "Summary.\n\nUsed in chapter 2."
     assert rewrite(new, {"2": "one() two() Three()"})[1] == []  # once right, nothing changes
