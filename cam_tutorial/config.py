@@ -59,7 +59,6 @@ class ChapterSizes:
     them, only the chapters (``preset.chapter.sanity_images``).
 
     Attributes:
-        shortcut_run_images: training images of chapter 2's short run of each shortcut option.
         throughput_steps: timed training steps per setting in chapter 3's throughput table.
         sanity_images: lab test images of chapter 8's cascading-randomisation check.
         curve_images: lab test images of chapter 8's deletion/insertion curves.
@@ -78,7 +77,6 @@ class ChapterSizes:
         8
     """
 
-    shortcut_run_images: int = 2000
     throughput_steps: int = 4
     sanity_images: int = 16
     curve_images: int = 48
@@ -90,7 +88,7 @@ class ChapterSizes:
     finetune_epochs: int = 0
 
     def __post_init__(self) -> None:
-        _check_counts("chapter size", self, ("shortcut_run_images", "throughput_steps", "sanity_images",
+        _check_counts("chapter size", self, ("throughput_steps", "sanity_images",
                                              "curve_images", "curve_steps", "probe_image_size",
                                              "probe_train_size", "probe_test_size"), least=1)
         _check_counts("chapter size", self, ("finetune_epochs",), least=0)
@@ -177,7 +175,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=64, width=16, vgg_width=8, train_size=3000, val_size=500,
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
-                 chapter=ChapterSizes(shortcut_run_images=1000, throughput_steps=2, sanity_images=8,
+                 chapter=ChapterSizes(throughput_steps=2, sanity_images=8,
                                       curve_images=12, curve_steps=12, probe_image_size=160,
                                       probe_train_size=120, probe_test_size=80, download_weights=False)),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the

@@ -509,8 +509,9 @@ def trained_model(name: str, preset: Preset | str | None = None, device: str | t
     stored, source, path = _stored_model(wanted, preset.eval_batch_size, model, entry, device, progress)
     load_weights(model, stored, path)
     model.to(device if device is not None else default_device()).eval()
-    logger.info("%s (%s) from %s: test accuracy %.3f", name, _zoo_model(name).description, source,
-                stored["test_acc"])
+    # The preset in the line: a chapter that loads another preset's models shows which numbers are whose.
+    logger.info("%s (%s) under preset %r, from %s: test accuracy %.3f", name, _zoo_model(name).description,
+                preset.name, source, stored["test_acc"])
     if with_info:
         return model, _info(stored, source, path)
     return model

@@ -68,7 +68,7 @@ def test_preset_sizes_must_be_positive_integers():
     assert PRESETS["ci"].replace(name="ci_small-2").name == "ci_small-2"
 
 
-CHAPTER_FIELDS = ("throughput_steps", "shortcut_run_images", "sanity_images", "curve_images", "curve_steps", "download_weights",
+CHAPTER_FIELDS = ("throughput_steps", "sanity_images", "curve_images", "curve_steps", "download_weights",
                   "finetune_epochs", "probe_image_size", "probe_train_size", "probe_test_size")
 MODEL_FIELDS = ("name", "image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
                 "batch_size", "lr", "objects", "pretrain_epochs", "pretrain_image_size", "eval_batch_size", "chapter")
@@ -88,9 +88,9 @@ def test_a_preset_holds_model_and_data_sizes_and_one_table_of_chapter_sizes():
 
 def test_chapter_sizes_are_chosen_by_the_preset_with_the_values_the_notebooks_used():
     values = {name: tuple(getattr(p.chapter, f) for f in CHAPTER_FIELDS) for name, p in PRESETS.items()}
-    assert values == {"ci": (2, 1000, 8, 12, 12, False, 0, 160, 120, 80),
-                      "cpu": (4, 2000, 16, 48, 32, True, 0, 224, 500, 300),
-                      "gpu": (20, 2000, 16, 48, 32, True, 3, 224, 2000, 1000)}
+    assert values == {"ci": (2, 8, 12, 12, False, 0, 160, 120, 80),
+                      "cpu": (4, 16, 48, 32, True, 0, 224, 500, 300),
+                      "gpu": (20, 16, 48, 32, True, 3, 224, 2000, 1000)}
 
 
 def test_chapter_sizes_stay_outside_the_zoo_cache_key():
@@ -98,7 +98,7 @@ def test_chapter_sizes_stay_outside_the_zoo_cache_key():
 
     ci = PRESETS["ci"]
     changed = ci.replace(chapter=ci.chapter.replace(
-        throughput_steps=3, shortcut_run_images=999, sanity_images=9, curve_images=13, curve_steps=13,
+        throughput_steps=3, sanity_images=9, curve_images=13, curve_steps=13,
         download_weights=True, finetune_epochs=1, probe_image_size=64, probe_train_size=7, probe_test_size=7))
     assert all(getattr(changed.chapter, f) != getattr(ci.chapter, f) for f in CHAPTER_FIELDS)
     assert [recipe(n, changed).key for n in available_models()] == [recipe(n, ci).key for n in available_models()]
@@ -106,7 +106,7 @@ def test_chapter_sizes_stay_outside_the_zoo_cache_key():
 
 @pytest.mark.parametrize("field, value, message", [
     ("curve_steps", 0, "curve_steps must be a positive integer"),
-    ("shortcut_run_images", 0, "shortcut_run_images must be a positive integer"),
+    ("throughput_steps", 0, "throughput_steps must be a positive integer"),
     ("probe_image_size", 1.5, "probe_image_size must be a positive integer"),
     ("finetune_epochs", -1, "finetune_epochs must be a non-negative integer"),
     ("download_weights", "yes", "download_weights must be True or False"),

@@ -671,3 +671,16 @@ def test_a_started_model_trains_from_its_starts_trained_weights(tmp_path, caplog
     assert sum("training resnet18b_gap_shapes" in r.getMessage() for r in caplog.records) == 0
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
         [gap.start.key, zoo.recipe("resnet18b_gmp", TINY_CREATURES).key])
+
+
+def test_the_load_line_names_the_preset_whose_model_it_is(caplog):
+    """Issue 29 item 7: a chapter that loads another preset's models must not show their numbers
+    unlabelled: the zoo's line names the preset."""
+    import logging
+
+    from cam_tutorial.zoo import trained_model
+
+    with caplog.at_level(logging.INFO, logger="cam_tutorial.zoo"):
+        trained_model("resnet18b_gap", "ci", progress=False)
+    assert "resnet18b_gap (ResNet18B with global average pooling: the book's CAM model) under preset 'ci', " \
+           "from package: test accuracy" in caplog.text
