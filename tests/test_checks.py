@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from cam_tutorial.anymodel.heads import resolve_submodule
 from cam_tutorial.checks import (
     as_class_tensor,
     check_finite,
@@ -11,7 +12,6 @@ from cam_tutorial.checks import (
     check_image_batch,
     check_model,
     broken_weights,
-    resolve_submodule,
 )
 
 

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.anymodel.heads import (
+    module_name,
+    resolve_submodule,
     CAM_ADVICE,
     choose_feature_layer,
     default_feature_layer,
@@ -53,9 +55,7 @@ from cam_tutorial.checks import (
     check_image_batch,
     check_model,
     check_on_device_of,
-    module_name,
     requested_classes,
-    resolve_submodule,
 )
 
 __all__ = ["CAMExtractor"]

@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.cam import CAMNotApplicableError
-from cam_tutorial.checks import resolve_submodule
 
 __all__ = [
     "CAM_ADVICE",
@@ -262,3 +261,40 @@ def choose_feature_layer(probe: list[tuple[str, torch.Tensor]], logits: torch.Te
                "followed by one linear layer")
     raise CAMNotApplicableError(f"CAM does not apply to this model: {why}. {CAM_ADVICE}.")
 
+
+def module_name(model: nn.Module, module: nn.Module) -> str:
+    """The dotted name of ``module`` inside ``model`` (``"<model>"`` for the model itself).
+
+    Example:
+        >>> from torch import nn
+        >>> module_name(nn.Sequential(nn.ReLU(), nn.Linear(2, 2)), nn.Linear(2, 2))
+        'Linear'
+    """
+    for name, sub in model.named_modules():
+        if sub is module:
+            return name or "<model>"
+    return type(module).__name__
+
+
+def resolve_submodule(model: nn.Module, layer: nn.Module | str, what: str) -> nn.Module:
+    """The submodule ``layer`` names (a dotted name) or is; errors list the names there are.
+
+    Example:
+        >>> from torch import nn
+        >>> type(resolve_submodule(nn.Sequential(nn.ReLU()), "0", "target_layer")).__name__
+        'ReLU'
+    """
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer)
+        except AttributeError as err:
+            children = ", ".join(repr(n) for n, _ in model.named_children())
+            raise ValueError(
+                f"the model has no submodule {layer!r} for {what}; top-level names are {children} "
+                "(use dotted names such as 'layer4' or 'features.8')"
+            ) from err
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"{what} must be an nn.Module or a submodule name, got {type(layer).__name__}")
+    if not any(sub is layer for sub in model.modules()):
+        raise ValueError(f"the {what} given is not a submodule of the model")
+    return layer

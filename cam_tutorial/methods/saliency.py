@@ -40,7 +40,8 @@ from torch import nn
 
 from cam_tutorial.cam import normalize_maps, upsample_maps
 from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_finite_logits
-from cam_tutorial.checks import check_image_batch, check_model, resolve_submodule
+from cam_tutorial.anymodel.heads import resolve_submodule
+from cam_tutorial.checks import check_image_batch, check_model
 
 __all__ = ["gradient_saliency", "grad_cam"]
 
