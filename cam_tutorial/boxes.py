@@ -230,6 +230,7 @@ def resize_map(m: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     """Intersection over union of every box in ``boxes_a`` with every box in ``boxes_b``.
+    Used in chapter 7.
 
     With the module's exclusive convention, a box's area is ``(x1 - x0) * (y1 - y0)`` and
 
@@ -256,6 +257,7 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
 
 def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     """The IoU of each box in ``boxes_a`` with the box at the same index in ``boxes_b``.
+    Used in chapter 7.
 
     The diagonal of :func:`box_iou`, without the ``N x N`` matrix: one predicted box per image
     against that image's ground truth.
@@ -307,6 +309,7 @@ def foreground_mask(m: np.ndarray, threshold: float) -> np.ndarray:
 
 def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
     """The CAM paper's box: the tight box of the largest region above a fraction of the maximum.
+    Used in chapter 7.
 
     Zhou et al. (2016, section 3): keep the pixels whose value is at least ``threshold`` times
     the map's maximum, take the largest connected component (8-connected, largest pixel count,
@@ -350,7 +353,8 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
 
 
 def boxes_from_cams(cams: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
-    """:func:`box_from_cam` for a batch ``(N, H, W)`` (or a list of maps): ``(N, 4)`` int64."""
+    """:func:`box_from_cam` for a batch ``(N, H, W)`` (or a list of maps): ``(N, 4)`` int64.
+    Used in chapters 5, 7 and 8."""
     maps = as_maps(cams)
     return np.stack([box_from_cam(m, threshold, size=size) for m in maps])
 
@@ -362,6 +366,7 @@ def boxes_from_cams(cams: Any, threshold: float = 0.2, *, size: Any = None) -> n
 @dataclass(frozen=True, eq=False)
 class LocalizationAccuracy:
     """Localisation scores of one set of predictions (fractions in [0, 1]).
+    Used in no chapter directly.
 
     Attributes:
         top1_loc: class right AND best IoU with a ground-truth box >= the IoU threshold.
@@ -390,6 +395,7 @@ def localization_accuracy(
     iou_threshold: float = 0.5,
 ) -> LocalizationAccuracy:
     """Top-1 localisation (class right and IoU >= 0.5) and ground-truth-known localisation.
+    Used in chapters 5 and 7.
 
     For image ``i`` with best IoU :math:`u_i = \\max_g \\mathrm{IoU}(\\hat b_i, g)` over its
     ground-truth boxes ``g`` (ImageNet's rule: any box of the class counts),
@@ -451,6 +457,7 @@ def localization_accuracy(
 
 def center_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarray:
     """The box centred in an image that covers ``area_fraction`` of it, with its aspect ratio.
+    Used in no chapter directly.
 
     Each side is the image's side times :math:`\\sqrt{\\text{area\\_fraction}}`; the corners
     are floats (the box need not sit on the pixel grid).
@@ -469,13 +476,15 @@ def center_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarra
 
 def center_baseline_boxes(n: int, height: int, width: int,
                           area_fraction: float = 0.5) -> np.ndarray:
-    """``n`` copies of :func:`center_box`, ``(n, 4)``: the centre-box guess for every image."""
+    """``n`` copies of :func:`center_box`, ``(n, 4)``: the centre-box guess for every image.
+    Used in no chapter directly."""
     n = check_count(n, "n (the number of images)")
     return np.tile(center_box(height, width, area_fraction), (n, 1))
 
 
 def center_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> np.ndarray:
     """Choe et al.'s centre baseline as maps: a Gaussian bump centred in every image.
+    Used in chapter 5.
 
     :math:`M(x, y) = \\exp(-\\tfrac12[(\\tfrac{x - c_x}{\\sigma W})^2 +
     (\\tfrac{y - c_y}{\\sigma H})^2])` with pixel centres ``x + 0.5`` and the image centre

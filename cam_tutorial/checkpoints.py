@@ -72,7 +72,8 @@ _EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from or written: unreadable, foreign, from another
-    run, or a folder that cannot take it."""
+    run, or a folder that cannot take it.
+    Used in chapter 3."""
 
 
 def json_identity(identity: Any) -> dict[str, Any] | None:
@@ -142,6 +143,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def identity_differences(stored: Any, current: Any, stored_as: str = "checkpoint") -> list[str]:
     """The entries of two identities (:attr:`~cam_tutorial.train.TrainConfig.identity`) that differ, each named by its
     dotted path; the stored one is called ``stored_as`` in the text.
+    Used in no chapter directly.
 
     Example:
         >>> identity_differences({"lab": {"version": 1, "seed": 0}}, {"lab": {"version": 2, "seed": 0}})
@@ -269,6 +271,7 @@ def _is_disk_full(exc: BaseException) -> bool:
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``:
     a crash leaves either the old file or the new one, never half of one.
+    Used in no chapter directly.
 
     The file gets the mode the umask gives new files (``0644`` under umask ``022``), like a file
     written with ``open()``: :func:`tempfile.mkstemp` alone would make it ``0600``, unreadable to
@@ -308,6 +311,7 @@ def atomic_save(obj: Any, path: Path) -> None:
 def check_writable_folder(folder: str | os.PathLike, fix: str) -> Path:
     """Create ``folder`` if needed and prove that files can be written in it, before any work
     that would be lost if they cannot.
+    Used in no chapter directly.
 
     Args:
         folder: the folder.
@@ -368,6 +372,7 @@ _LOAD_FAILURES: tuple[tuple[type[BaseException], str, str, str | None], ...] = (
 
 def safe_load(path: str | os.PathLike, what: str, fix: str) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with a message that says what is wrong.
+    Used in no chapter directly.
 
     ``weights_only`` loading accepts only tensors and plain containers, so a file cannot run code
     when read. Every failure becomes a :class:`CheckpointError` that names the file, the actual
@@ -411,6 +416,7 @@ def _first_line(exc: BaseException) -> str:
 
 def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], what: str, fix: str) -> None:
     """Check a loaded file's ``format`` entry and that it holds ``keys``; shared by the zoo.
+    Used in no chapter directly.
 
     Raises:
         CheckpointError: for another program's file (with ``fix``), a file of a newer version of
@@ -434,6 +440,7 @@ def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], wh
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read one of :func:`~cam_tutorial.train.train`'s checkpoints safely (``weights_only=True``) and check its format.
+    Used in no chapter directly.
 
     Raises:
         CheckpointError: when the file cannot be read (the message says why: missing, no

@@ -32,6 +32,7 @@ _TRAINING_MODE = ("training mode: call model.eval() first (dropout would change 
 
 def check_model(model: object, eval_mode: bool = True) -> None:
     """Raise unless ``model`` is an ``nn.Module`` (with every submodule in eval mode, when ``eval_mode``).
+    Used in no chapter directly.
 
     One submodule in training mode is enough to change the maps and, for a batch norm, its
     running statistics for good: the error names the first such submodule.
@@ -88,6 +89,7 @@ def check_on_device_of(images: torch.Tensor, param: torch.Tensor) -> torch.Tenso
 
 def check_finite(values: torch.Tensor, what: str, fix: str) -> None:
     """Raise ``ValueError`` naming ``what`` and ``fix`` when ``values`` hold a NaN or an infinity.
+    Used in no chapter directly.
 
     Example:
         >>> import torch
@@ -141,6 +143,7 @@ def check_finite_logits(model: nn.Module, logits: torch.Tensor) -> None:
 
 def check_image_batch(images: object) -> torch.Tensor:
     """Validate a batch of images for a classifier: a float ``(B, 3, H, W)`` tensor.
+    Used in no chapter directly.
 
     A single ``(3, H, W)`` image becomes a batch of one. Integer images, other ranks,
     channels-last layouts, empty batches and NaN/Inf pixels get an error that names the fix.

@@ -105,6 +105,7 @@ def pointing_game(
     return_hits: bool = False,
 ) -> float | tuple[float, np.ndarray]:
     """The pointing game (Zhang et al. 2016): does the map's maximum land on the object?
+    Used in chapters 5, 6 and 7.
 
     A hit when the arg-max pixel lies within ``tolerance`` pixels (Euclidean, between pixel
     centres) of an object pixel: the object's mask dilated by a disc of that radius. The
@@ -165,6 +166,7 @@ def pointing_game(
 @dataclass(frozen=True, eq=False)
 class AreaFraction:
     """Per image, how the region a map keeps compares with the object (arrays of shape (N,)).
+    Used in no chapter directly.
 
     With ``A`` the pixels at or above the threshold (the paper's rule, before taking the
     largest component) and ``M`` the object's mask:
@@ -196,6 +198,7 @@ class AreaFraction:
 
 def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFraction:
     """How much of the object each map covers, and how much it spills over.
+    Used in chapter 6.
 
     The region ``A`` is the set of pixels the paper's rule keeps, at or above ``threshold``
     times the map's maximum (the same rule and degenerate-map handling as
@@ -249,6 +252,7 @@ def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFrac
 
 def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
     """Per image, the share of the object covered by the map's ``|M|`` highest-valued pixels.
+    Used in chapter 6.
 
     A threshold-free comparison of maps: each map keeps exactly as many pixels as its object has
     (``|M|``, the mask's size), its highest-valued ones, so a map that keeps more of the image
@@ -301,6 +305,7 @@ def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class PartCoverage:
     """Per image and part, how much of each part a map covers (arrays over N images, P parts).
+    Used in no chapter directly.
 
     Attributes:
         covered: ``(N, P)`` the share of part ``p``'s pixels in the kept region (NaN where the
@@ -339,6 +344,7 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
                   counted: Sequence[int] | None = None, min_share: float = 0.5) -> PartCoverage:
     """Which parts of each object a map covers: the measure behind "GAP covers the whole extent,
     GMP one part".
+    Used in chapter 6.
 
     A part map labels each pixel with its part: 0 for the background, ``p + 1`` for part ``p``
     (the lab's :meth:`~cam_tutorial.lab.SyntheticShapes.part_map`). The kept region ``A`` is

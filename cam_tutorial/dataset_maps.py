@@ -29,6 +29,7 @@ __all__ = ["DatasetMaps", "cams_for_dataset", "maps_for_dataset"]
 class DatasetMaps:
     """One map per item of a dataset, with the scores and the ground truth, in order, on the CPU
     (chapters 5 to 8).
+    Used in no chapter directly.
 
     Attributes:
         logits: ``(N, C)`` float32, the model's scores.
@@ -90,6 +91,7 @@ def maps_for_dataset(
 ) -> DatasetMaps:
     """Run any map method over a whole dataset in batches (with a progress bar); collect on the CPU
     (chapters 7 and 8, through :mod:`cam_tutorial.methods.compare`).
+    Used in no chapter directly.
 
     The dataset's items are ``(image, label)``, ``(image, label, box)`` or
     ``(image, label, box, mask)`` (the book's lab and real-data loaders give all four); boxes
@@ -176,6 +178,7 @@ def cams_for_dataset(
     upsample: bool = True,
 ) -> DatasetMaps:
     """Class activation maps (upsampled, normalised) and logits for every item of a dataset.
+    Used in chapters 5, 6, 7 and 8.
 
     One :func:`~cam_tutorial.cam.compute_cams` per batch, for a ``features -> pool -> classifier``
     network (every model the book builds). See :func:`maps_for_dataset` for the items, ``classes``

@@ -40,6 +40,7 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for an ``amp`` setting on ``device``; ``None`` means float32.
+    Used in chapter 3.
 
     ``"auto"`` is bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8.0 and up:
     Ampere and newer), float16 on older GPUs such as the T4 (7.5; float16 then needs a gradient
@@ -67,6 +68,7 @@ def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
 
 def inference_channels_last(channels_last: bool | str, device: torch.device) -> bool:
     """Whether :func:`evaluate` and :func:`predict` feed ``device`` NHWC (channels-last) batches.
+    Used in no chapter directly.
 
     ``"auto"`` is on for CUDA and for the CPU. On the CPU a forward pass in channels-last gave the
     same test accuracy for all eight shipped models, the same loss on every repeat (to the last
@@ -166,6 +168,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
              *, num_workers: int = 0, amp: str = "off", channels_last: bool | str = "auto",
              progress: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``dataset``, in eval mode.
+    Used in chapter 1.
 
     The model is left in eval mode on ``device`` (default: where its parameters are). Batches go
     in as NHWC where :func:`inference_channels_last` says so (``channels_last="auto"``); the
@@ -213,6 +216,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
             *, num_workers: int = 0, amp: str = "off", channels_last: bool | str = "auto",
             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true labels for every item of ``dataset``, in order, on the CPU.
+    Used in chapter 3.
 
     Returns:
         ``(predicted, targets)``, two ``int64`` tensors of length ``len(dataset)``; feed them to
@@ -238,6 +242,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
 def confusion_matrix(targets: torch.Tensor | Sequence[int], predicted: torch.Tensor | Sequence[int],
                      num_classes: int) -> np.ndarray:
     """Counts ``C[i, j]`` of items of true class ``i`` predicted as class ``j``.
+    Used in chapter 3.
 
     Example:
         >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()
@@ -254,7 +259,8 @@ def confusion_matrix(targets: torch.Tensor | Sequence[int], predicted: torch.Ten
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a model without parameters)."""
+    """The device of the model's first parameter (the CPU for a model without parameters).
+    Used in no chapter directly."""
     for p in model.parameters():
         return p.device
     return torch.device("cpu")

@@ -21,6 +21,7 @@ __all__ = ["plot_history", "plot_confusion_matrix", "plot_box_acc", "plot_part_c
 
 def plot_history(history: object, title: str | None = None) -> plt.Figure:
     """Training curves: loss, accuracy and learning rate per epoch, train and validation.
+    Used in chapter 3.
 
     One legend, below the panels, names the train and validation curves of both panels: a legend
     inside a panel sits on its curves. The learning rate's axis counts in units of its power of ten
@@ -72,6 +73,7 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
 def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None,
                           normalize: bool = True, title: str | None = None) -> plt.Figure:
     """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``.
+    Used in chapter 3.
 
     Args:
         matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.evaluation.confusion_matrix`).
@@ -113,6 +115,7 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
 def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], ax: plt.Axes | None = None,
                        title: str | None = None) -> plt.Figure:
     """Grouped bars: each part's mean covered share, one bar per method.
+    Used in chapter 6.
 
     Args:
         coverages: method name -> :class:`~cam_tutorial.coverage.PartCoverage`.
@@ -142,6 +145,7 @@ def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], 
 def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,
                  title: str | None = None) -> plt.Figure:
     """BoxAcc as a function of the map threshold tau, one curve per method and IoU threshold delta.
+    Used in chapters 6 and 7.
 
     The best tau of each curve is marked: its height is MaxBoxAcc(delta), the threshold chosen
     once for the whole dataset (Choe et al. 2020).
@@ -191,6 +195,7 @@ def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = No
 def flattest_stretch(values: np.ndarray, span: int, min_range: float = 2 / 255) -> tuple[int, int]:
     """``(row, left)`` of the run of ``span`` pixels along a row of ``values`` whose range is the
     smallest of those spanning at least ``min_range`` (so there is something to see).
+    Used in no chapter directly.
 
     Example:
         >>> ramp = np.tile(np.linspace(0, 1, 8), (3, 1)) * np.array([[1.0], [0.1], [0.5]])
@@ -210,6 +215,7 @@ def show_quantization_profile(float_map: np.ndarray, uint8_map: np.ndarray, span
     profiled, the error in levels of 255, and the row's flattest stretch of ``span`` pixels
     (:func:`flattest_stretch`) against the 256 levels. Legends at 10 pt: the figure is 10 inches
     wide, so the book shows it at about 0.7 of its size.
+    Used in chapter 5.
 
     Returns:
         The figure and the two profiles ``(float, 8-bit)`` along that stretch.
@@ -256,6 +262,7 @@ def plot_deletion_insertion(curves: Mapping[str, Any], title: str) -> plt.Figure
     """Mean deletion and insertion curves of several map methods, side by side, each labelled
     with its mean area under the curve (results of
     :func:`cam_tutorial.methods.sanity.deletion_insertion_curves`).
+    Used in chapter 8.
 
     Example:
         >>> from types import SimpleNamespace

@@ -105,12 +105,14 @@ DIVERGED_LOSS = 1e4
 
 class TrainingDiverged(RuntimeError):
     """The training loss became non-finite or exploded; the message names the step, the loss and
-    the learning rate."""
+    the learning rate.
+    Used in no chapter directly."""
 
 
 @dataclass
 class TrainConfig:
     """How to train; every field has a default that suits the book's lab.
+    Used in chapters 3 and 8.
 
     Attributes:
         epochs: passes over the training set (the one-cycle schedule spans all of them).
@@ -224,6 +226,7 @@ def _integer(name: str, value: Any) -> int:
 @dataclass
 class History:
     """What happened in each epoch; lists are aligned, one entry per completed epoch.
+    Used in no chapter directly.
 
     Attributes:
         epoch: the epoch number, from 1.
@@ -282,6 +285,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config: TrainConfig | None = None,
           checkpoint_dir: str | os.PathLike | None = None, *, stop_after: int | None = None) -> History:
     """Train ``model`` in place with AdamW and a one-cycle schedule; validate after every epoch.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
 
     Each step minimises the mean cross-entropy ``L = -(1/B) sum_i log softmax(S_i)[y_i]`` of a
     batch; the learning rate rises from ``lr/25`` to ``lr`` over the first ``pct_start`` of the
@@ -557,6 +561,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
 def measure_throughput(model: nn.Module, config: TrainConfig, image_size: int, steps: int = 10,
                        num_classes: int = 10) -> float:
     """Training images per second of :func:`train` under ``config``, on a copy of ``model``.
+    Used in chapter 3.
 
     Runs two epochs of ``steps`` batches of random images: the first pays the one-time costs
     (``torch.compile``, cuDNN's autotuning, the allocator), the second is timed. The data sit in

@@ -171,6 +171,7 @@ def as_preset(preset: Preset | str | None) -> Preset:
 
 def recipe(name: str, preset: Preset | str | None = None) -> ModelRecipe:
     """The recipe of zoo model ``name`` under ``preset`` (default :func:`~cam_tutorial.config.get_preset`).
+    Used in chapter 3.
 
     Only the preset's model sizes enter it (image size, widths, split sizes, epochs, batch
     size, learning rate); its chapter sizes (probe sizes, ``sanity_images``...) do not.
@@ -216,6 +217,7 @@ def _with_starts(recipes: list[ModelRecipe]) -> list[ModelRecipe]:
 @dataclass
 class ModelInfo:
     """How a zoo model was made and how well it does.
+    Used in no chapter directly.
 
     Attributes:
         name: the zoo name.
@@ -250,7 +252,8 @@ class ModelInfo:
 
 
 def available_models() -> list[str]:
-    """The names :func:`trained_model` accepts."""
+    """The names :func:`trained_model` accepts.
+    Used in no chapter directly."""
     return list(_MODELS)
 
 
@@ -262,6 +265,7 @@ def _zoo_model(name: str) -> _ZooModel:
 
 def shipped_presets() -> list[str]:
     """The presets for which every zoo model ships with the package, in :data:`PRESETS` order.
+    Used in no chapter directly.
 
     Read from the checkpoints' file names (``<model>-<preset>-<digest>.pt``); whether a file
     still matches the code is :func:`trained_model`'s business.
@@ -276,6 +280,7 @@ def shipped_presets() -> list[str]:
 def presets_to_compare(preset: Preset | str | None = None) -> list[Preset]:
     """``preset`` and every shipped preset, in :data:`PRESETS` order: the runs a chapter can set
     side by side without training any model but its own preset's.
+    Used in chapters 1 and 6.
 
     Example:
         >>> [p.name for p in presets_to_compare(get_preset("gpu"))]
@@ -290,7 +295,8 @@ def build_model(name: str, preset: Preset | str | None = None, cache_dir: str | 
     """The network behind ``name`` as the zoo's training starts it (:func:`build_recipe` of
     :func:`recipe`): seeded random weights, or under a creatures preset the weights of its start,
     the same network trained on the shapes lab (shipped for ``cpu``; trained into ``cache_dir``
-    first elsewhere)."""
+    first elsewhere).
+    Used in chapters 1, 3 and 6."""
     return build_recipe(recipe(name, preset), cache_dir)
 
 
@@ -310,6 +316,7 @@ def build_recipe(wanted: ModelRecipe, cache_dir: str | os.PathLike | None = None
 def preset_recipes(preset: Preset | str | None = None) -> list[ModelRecipe]:
     """The recipes of every zoo model under ``preset`` and of the shapes-trained models they
     start from (each once, starts first): every file the package ships for that preset.
+    Used in no chapter directly.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -323,6 +330,7 @@ def preset_recipes(preset: Preset | str | None = None) -> list[ModelRecipe]:
 def model_dataset(name: str, split: str, preset: Preset | str | None = None) -> SyntheticShapes:
     """The lab split that model ``name`` was trained (``"train"``), validated (``"val"``) or
     tested (``"test"``) on, at the preset's sizes; the ``_left`` models' objects lie in the left half.
+    Used in chapters 3, 4, 5, 6, 7 and 8.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -338,6 +346,7 @@ def training_images(name: str, preset: Preset | str | None = None, progress: boo
     reads it: under a creatures preset the twins read ``train_size`` new lab images every epoch
     (a :class:`~cam_tutorial.lab.FreshEachEpoch`), every other model one fixed set rendered once
     (:func:`~cam_tutorial.zoo_recipes.cache_in_memory`). The zoo trains on exactly this.
+    Used in chapter 3.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -353,6 +362,7 @@ def train_config(name: str, preset: Preset | str | None = None) -> TrainConfig:
     """The settings model ``name`` is trained with under ``preset``: its recipe's (the preset's,
     except for a per-model learning rate where the preset's does not train that architecture),
     carrying the recipe's identity, so that a run of it resumes only from a run of the same recipe.
+    Used in chapters 1 and 3.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -419,6 +429,7 @@ def run_folder(name: str, preset: Preset | str | None = None, cache_dir: str | o
     """The folder where the zoo keeps the per-epoch checkpoint of ``name``'s training run: pass
     it as ``train(..., checkpoint_dir=...)`` (with :func:`train_config` and the zoo's data) to
     train the zoo's own model by hand, resumable, then hand the result to :func:`store_run`.
+    Used in chapter 3.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -434,6 +445,7 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | st
     """Store a model trained by hand as the zoo's ``name`` (so :func:`trained_model` loads it in
     every later chapter): scores it on the test split, writes the entry's ``final.pt`` and
     deletes the run's ``last.pt``.
+    Used in chapter 3.
 
     Raises:
         ValueError: when ``history`` is not a finished run of :func:`train_config`'s length, or
@@ -469,6 +481,7 @@ def trained_model(name: str, preset: Preset | str | None = None, device: str | t
                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   with_info: bool = False) -> nn.Module | tuple[nn.Module, ModelInfo]:
     """A trained zoo model in eval mode: from the package, the cache, or trained now.
+    Used in chapters 1, 4, 5, 6, 7 and 8.
 
     Args:
         name: one of :func:`available_models`.
@@ -538,7 +551,8 @@ def _stored_model(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, e
 
 def model_info(name: str, preset: Preset | str | None = None, cache_dir: str | os.PathLike | None = None,
                progress: bool = True) -> ModelInfo:
-    """The :class:`ModelInfo` of a zoo model (training it first if nothing has it yet)."""
+    """The :class:`ModelInfo` of a zoo model (training it first if nothing has it yet).
+    Used in no chapter directly."""
     _, info = trained_model(name, preset, "cpu", cache_dir, progress, with_info=True)  # type: ignore[misc]
     return info
 

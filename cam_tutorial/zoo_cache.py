@@ -70,7 +70,8 @@ REINSTALL = ("reinstall cam_tutorial (pip install --force-reinstall from where y
 
 
 def default_cache_dir() -> Path:
-    """``$CAM_TUTORIAL_CACHE`` or ``~/.cache/cam_tutorial``."""
+    """``$CAM_TUTORIAL_CACHE`` or ``~/.cache/cam_tutorial``.
+    Used in chapter 8."""
     env = os.environ.get(CACHE_ENV, "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial"
 
@@ -100,6 +101,7 @@ def read_final(path: Path, wanted: ModelRecipe) -> dict[str, Any]:
     """The stored trained model at ``path`` (a shipped file or a cache entry's ``final.pt``),
     checked to be intact (:func:`check_shipped_digest` or the stored weights' digest; finite
     weights, numeric scores) and to be the model of recipe ``wanted``.
+    Used in no chapter directly.
 
     Raises:
         CheckpointError: naming the file, what is wrong and the fix: reinstall the package for a
@@ -223,7 +225,8 @@ def _check_contents(stored: dict[str, Any], path: Path, fix: str) -> None:
 
 def write_final(stored: dict[str, Any], final_path: Path) -> None:
     """Write a cache entry's ``final.pt`` atomically, with the digest of its weights, and delete
-    the run's resume checkpoint beside it."""
+    the run's resume checkpoint beside it.
+    Used in no chapter directly."""
     atomic_save({**stored, "weights_sha256": weights_digest(stored["model"])}, final_path)
     remove_resume_checkpoint(final_path.parent / "checkpoints" / CHECKPOINT_NAME)
 
@@ -281,7 +284,8 @@ def lock_path(final_path: Path) -> Path:
 
 @contextlib.contextmanager
 def entry_lock(final_path: Path, wanted: str = "the model") -> Iterator[None]:
-    """Hold the lock that lets one process train a cache entry while the others wait."""
+    """Hold the lock that lets one process train a cache entry while the others wait.
+    Used in no chapter directly."""
     path = lock_path(final_path)
     lock = FileLock(str(path), mode=0o600)
     try:

@@ -61,6 +61,7 @@ _LAB_NOT_OPTIONS = (*_LAB_SIZES, "version", "fresh_epochs")
 @dataclass(frozen=True)
 class Architecture:
     """Which network to build, and the builder's keyword arguments.
+    Used in no chapter directly.
 
     Attributes:
         builder: a key of :data:`BUILDERS`.
@@ -96,6 +97,7 @@ class Architecture:
 class LabRecipe:
     """A zoo model's lab data: the split sizes, the lab's version, and every option passed to
     :class:`~cam_tutorial.lab.SyntheticShapes` (the other fields: a new lab option is a new field).
+    Used in no chapter directly.
 
     Attributes:
         train_size, val_size, test_size: items in each split.
@@ -167,7 +169,8 @@ class LabRecipe:
 @dataclass(frozen=True)
 class TrainingRecipe:
     """The training settings that shape the weights: :data:`~cam_tutorial.train.FINGERPRINT_FIELDS`
-    of a :class:`~cam_tutorial.train.TrainConfig` (device, precision, workers do not)."""
+    of a :class:`~cam_tutorial.train.TrainConfig` (device, precision, workers do not).
+    Used in no chapter directly."""
 
     epochs: int
     batch_size: int
@@ -188,6 +191,7 @@ class ModelRecipe:
     """Everything that shapes one zoo model's weights under one preset; the cache key, the
     training run's resume fingerprint and its :class:`~cam_tutorial.train.TrainConfig` derive
     from it and from nothing else. Made by :func:`cam_tutorial.zoo.recipe`.
+    Used in no chapter directly.
 
     Attributes:
         name: the zoo name.
@@ -285,6 +289,7 @@ def _network_digest(architecture: Architecture) -> str:
 def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | None = None,
                     max_uint8_bytes: int | None = None, num_workers: int = 0) -> Dataset:
     """The training set as fast as memory allows: rendered once, or rendered lean on every access.
+    Used in chapter 3.
 
     In order: the float32 images and labels in a ``TensorDataset`` if they fit in ``max_bytes``
     (the ``ci`` and ``cpu`` models are trained on exactly these); for the lab, else its uint8

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINE = re.compile(r"^Used in (?:chapters? [^\n]*|no chapter[^\n]*)$", re.M)
+LINE = re.compile(r"^Used in (?:chapters? |no chapter|the quick start)[^\n]*$", re.M)
 NO_CHAPTER = "Used in no chapter directly."
 
 
@@ -77,16 +77,16 @@ def rewrite(source: str, code: dict[str, str]) -> tuple[str, list[str]]:
 def _with_line(text: str, want: str, indent: str) -> str:
     """The docstring's source ``text`` with ``want`` as the last line of its first paragraph."""
     if LINE.search(_dedent(text, indent)):
-        return re.sub(rf"^{indent}Used in (?:chapters? [^\n]*|no chapter[^\n]*)$", indent + want, text,
-                      count=1, flags=re.M)
+        return re.sub(rf"^{indent}Used in (?:chapters? |no chapter|the quick start)[^\n]*?((?:\"\"\"|\'\'\')?)$",
+                      lambda m: indent + want + m.group(1), text, count=1, flags=re.M)
     quote = text.lstrip()[:3]
     body = text.rstrip()
     if "\n" not in body:  # a one-line docstring: """Summary."""
-        return f"{body[:-3]}\n{indent}{want}\n{indent}{quote}\n"
+        return f"{body[:-3]}\n{indent}{want}{quote}\n"
     first_blank = re.search(r"\n[ \t]*\n", text)
     if first_blank is None:  # a summary over several lines, then the closing quotes
         end = text.rstrip().rfind(quote)
-        return f"{text[:end].rstrip()}\n{indent}{want}\n{indent}{quote}\n"
+        return f"{text[:end].rstrip()}\n{indent}{want}{quote}\n"
     cut = first_blank.start()
     return f"{text[:cut]}\n{indent}{want}{text[cut:]}"
 

@@ -58,3 +58,12 @@ class Three:
     assert docs["two"] == "Summary over\ntwo lines.\nUsed in chapter 2.\n\nExample:\n    >>> two()"
     assert docs["Three"] == "Summary.\n\nUsed in chapter 2."
     assert rewrite(new, {"2": "one() two() Three()"})[1] == []  # once right, nothing changes
+    assert '    """Short.\n    Used in chapter 2."""\n' in new  # a one-line docstring grows by one line
+
+
+def test_a_line_that_ends_the_docstring_keeps_its_closing_quotes_when_it_changes():
+    source = '__all__ = ["one"]\n\n\ndef one():\n    """Short.\n    Used in chapter 2."""\n'
+    new, changed = rewrite(source, {"3": "one()", "the quick start": "one()"})
+    assert changed == ["one: Used in chapter 3, and the quick start."]
+    assert '    """Short.\n    Used in chapter 3, and the quick start."""\n' in new
+    ast.parse(new)

@@ -77,6 +77,7 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 def head_problem(model: nn.Module, fc: nn.Module) -> str | None:
     """Why ``fc`` cannot be a CAM head, from the model's structure alone; ``None`` if it can.
+    Used in no chapter directly.
 
     Example:
         >>> from torch import nn
@@ -100,6 +101,7 @@ def head_problem(model: nn.Module, fc: nn.Module) -> str | None:
 def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None
                     ) -> tuple[nn.Linear, list[nn.Linear]]:
     """The classifier Linear, and the candidates a forward pass must choose between (or ``[]``).
+    Used in no chapter directly.
 
     ``fc_layer`` if given; else ``model.classifier`` if it is a Linear (the book's models); else
     the shallowest (then the last registered) Linear that can be a head. When several can, all
@@ -148,6 +150,7 @@ def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None
 
 def default_feature_layer(model: nn.Module) -> nn.Module | None:
     """``model.features`` for the book's models (``.features``, ``.pool``, ``.classifier``), else ``None``.
+    Used in no chapter directly.
 
     Example:
         >>> from torch import nn
@@ -162,6 +165,7 @@ def default_feature_layer(model: nn.Module) -> nn.Module | None:
 
 def match_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear) -> tuple[str, str] | None:
     """Which ``(pooling, activation)`` makes ``pool(act(f)) @ W.T + b`` equal the logits, if any.
+    Used in no chapter directly.
 
     ``pooling`` is ``"avg"`` or ``"max"``, ``activation`` ``"none"`` or ``"relu"``; the tolerance
     is relative to the largest logit (looser in float16/bfloat16).
@@ -195,6 +199,7 @@ def match_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear) -> t
 def verify_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear, target_name: str,
                 fc_name: str) -> tuple[str, str]:
     """``(pooling, activation)`` of a verified head, or :class:`CAMNotApplicableError` saying why.
+    Used in no chapter directly.
 
     Example:
         >>> import torch
@@ -226,6 +231,7 @@ def verify_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear, tar
 def choose_feature_layer(probe: list[tuple[str, torch.Tensor]], logits: torch.Tensor, fc: nn.Linear,
                          fc_name: str) -> tuple[str, torch.Tensor, tuple[str, str]]:
     """Of the 4-D outputs recorded in one pass, the last whose pooling reproduces the logits.
+    Used in no chapter directly.
 
     Returns ``(layer name, its output, (pooling, activation))``.
 

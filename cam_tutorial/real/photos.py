@@ -40,6 +40,7 @@ PHOTO_NAMES: tuple[str, ...] = (
 @dataclass(frozen=True)
 class Photo:
     """One photograph and what the book knows about it.
+    Used in no chapter directly.
 
     Attributes:
         name: the key in :data:`PHOTO_NAMES`, e.g. ``"coffee"``.
@@ -98,7 +99,8 @@ def _record_problem(record: Any) -> str:
 
 
 def photo_records() -> dict[str, dict[str, Any]]:
-    """The metadata of every shipped photo (source, licence, boxes), keyed by name (a copy)."""
+    """The metadata of every shipped photo (source, licence, boxes), keyed by name (a copy).
+    Used in no chapter directly."""
     return json.loads(json.dumps(_records()))
 
 
@@ -130,6 +132,7 @@ def _read_pixels(name: str) -> np.ndarray:
 
 def load_photo(name: str) -> Photo:
     """One shipped photograph as a :class:`Photo` (uint8 RGB pixels and its annotated boxes).
+    Used in no chapter directly.
 
     Raises:
         ValueError: a name that is not in :data:`PHOTO_NAMES`.
@@ -154,7 +157,8 @@ def load_photo(name: str) -> Photo:
 
 
 def load_photos(names: Sequence[str] | None = None) -> list[Photo]:
-    """Several shipped photographs (all of :data:`PHOTO_NAMES` by default), in the order asked."""
+    """Several shipped photographs (all of :data:`PHOTO_NAMES` by default), in the order asked.
+    Used in chapters 5 and 8."""
     if isinstance(names, str):
         raise TypeError(f"names must be a sequence of names, not one string; use load_photo({names!r}) "
                         f"or load_photos([{names!r}])")
