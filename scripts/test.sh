@@ -56,5 +56,5 @@ stage "package tests and notebooks (nbval, ci preset)" env OMP_NUM_THREADS="$thr
   -p scripts.pytest_order --nbval-lax --nbval-current-env -n 2 --doctest-modules notebooks tests cam_tutorial
 # Beside the tests, the book's stages were no faster: both are bound by the two cores.
 stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
-stage "pages in headless Chromium" "$py" scripts/check_pages.py
+stage "pages in headless Chromium" "$py" -m scripts.check_pages
 echo "all tests passed"

@@ -44,3 +44,11 @@ def test_the_report_names_each_chapter_over_its_budget(tmp_path):
     assert over == [f"01_long: {BUDGET['words_per_chapter'] + 1} prose words (budget {BUDGET['words_per_chapter']})",
                     f"02_tables: {BUDGET['tables_per_chapter'] + 1} tables (budget {BUDGET['tables_per_chapter']})"]
     assert "| 03_fine | 1 | 0 | 0 | 0 |" in table
+
+
+def test_the_quick_start_shows_at_most_15_lines_of_code():
+    """Issue 29: a real photograph to a real CAM in at most 15 lines (set-up and checks folded)."""
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "00_quick_start.ipynb").read_text())["cells"]
+    assert 0 < main_path(cells)["code_lines"] <= 15
