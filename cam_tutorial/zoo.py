@@ -67,7 +67,6 @@ from cam_tutorial.zoo_cache import (
     read_final,
     remove_resume_checkpoint,
     write_final,
-    write_manifest,
 )
 from cam_tutorial.zoo_recipes import (
     DATA_SEED,
@@ -555,51 +554,3 @@ def model_info(name: str, preset: Preset | str | None = None, cache_dir: str | o
     Used in no chapter directly."""
     _, info = trained_model(name, preset, "cpu", cache_dir, progress, with_info=True)  # type: ignore[misc]
     return info
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cam_tutorial.zoo [--preset ci] [--ship] [names...]``: train (or load) the zoo's
-    models and print their accuracy; ``--ship`` copies them into the package's checkpoints folder
-    (replacing stale ones of that preset), as done for the ``ci`` and ``cpu`` presets."""
-    import argparse
-    import shutil
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("names", nargs="*", default=available_models())
-    parser.add_argument("--preset", default=None)
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--ship", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    preset = get_preset(args.preset)
-    if args.ship:
-        zoo_cache.PACKAGED_DIR.mkdir(exist_ok=True)
-        current = {wanted.key for wanted in preset_recipes(preset)}
-        for stale in zoo_cache.PACKAGED_DIR.glob(f"*-{preset.name}-*.pt"):
-            if stale.stem not in current:
-                logger.info("removing stale %s", stale)
-                stale.unlink()
-    for name in args.names:
-        _, info = trained_model(name, preset, cache_dir=args.cache_dir, with_info=True)  # type: ignore[misc]
-        print(f"{name:16s} {info.source:8s} val acc {info.val_acc:.3f}  test acc {info.test_acc:.3f}  "
-              f"trained in {info.train_seconds:.0f} s")
-        if not args.ship:
-            continue
-        start = recipe(name, preset).start
-        files = [(info.key, Path(info.path))]
-        if start is not None:  # trained on the way (or already in the cache); ships beside the model
-            files.append((start.key, entry_folder(start, args.cache_dir) / "final.pt"))
-        for key, path in files:
-            target = zoo_cache.PACKAGED_DIR / f"{key}.pt"
-            if path == target or target.exists():
-                continue
-            shutil.copyfile(path, target.with_suffix(".tmp"))
-            os.replace(target.with_suffix(".tmp"), target)
-            print(f"  shipped {target} ({target.stat().st_size / 2**20:.1f} MiB)")
-    if args.ship:
-        write_manifest()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -141,7 +141,7 @@ def explain_stale_shipped(wanted: ModelRecipe) -> None:
             reason = str(exc)
         logger.warning("ignoring the shipped %s: it was trained for another recipe than %s (%s); training "
                        "%s into the cache instead (the package's maintainers ship a new one with "
-                       "`python -m cam_tutorial.zoo --preset %s --ship`)", path.name, wanted.key, reason,
+                       "`python -m scripts.ship_models --preset %s --ship`)", path.name, wanted.key, reason,
                        wanted.name, wanted.preset)
 
 
@@ -232,7 +232,7 @@ def write_final(stored: dict[str, Any], final_path: Path) -> None:
 
 
 def write_manifest() -> None:
-    """Write the manifest anew from the shipped files (after ``python -m cam_tutorial.zoo --ship``)."""
+    """Write the manifest anew from the shipped files (after ``python -m scripts.ship_models --ship``)."""
     lines = [f"{file_digest(path)}  {path.name}\n" for path in sorted(PACKAGED_DIR.glob("*.pt"))]
     temporary = PACKAGED_DIR / f".{MANIFEST_NAME}.tmp"
     temporary.write_text("".join(lines))

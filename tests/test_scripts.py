@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 import shutil
 import subprocess
 import sys
@@ -182,3 +183,11 @@ def test_colab_check_without_python_313_says_what_to_install_and_builds_nothing(
     assert "needs Python 3.13" in done.stderr and "pyenv install 3.13" in done.stderr
     assert "COLAB_PYTHON=/path/to/python3.13" in done.stderr
     assert not venv.exists()
+
+
+def test_ship_models_loads_a_shipped_model_and_prints_its_accuracy(capsys, tmp_path):
+    """The maintainers' tool (moved out of the package's zoo): without --ship it only loads or trains."""
+    from scripts.ship_models import main
+
+    assert main(["resnet18b_gap", "--preset", "ci", "--cache-dir", str(tmp_path)]) == 0
+    assert re.search(r"resnet18b_gap\s+package\s+val acc 0\.\d{3}\s+test acc 0\.942", capsys.readouterr().out)

@@ -329,7 +329,7 @@ def test_shipped_checkpoints_match_the_code(preset_name):
     wanted = zoo.preset_recipes(get_preset(preset_name))  # the models and the shapes-trained starts they need
     for recipe in wanted:
         assert recipe.key in shipped, (f"{recipe.name}: no shipped checkpoint {recipe.key}.pt "
-                                       f"(retrain: python -m cam_tutorial.zoo --preset {preset_name} --ship)")
+                                       f"(retrain: python -m scripts.ship_models --preset {preset_name} --ship)")
         assert (zoo_cache.PACKAGED_DIR / f"{recipe.key}.pt").stat().st_size < 10 * 2**20
     assert shipped <= {r.key for r in wanted}, "stale shipped files"
 
@@ -509,7 +509,7 @@ def test_the_manifest_lists_every_shipped_file_with_its_digest():
 
 
 def test_write_manifest_reproduces_the_committed_one(tmp_path, monkeypatch):
-    """What ``python -m cam_tutorial.zoo --ship`` writes after shipping is the manifest committed today."""
+    """What ``python -m scripts.ship_models --ship`` writes after shipping is the manifest committed today."""
     committed = zoo_cache.PACKAGED_DIR
     for path in committed.glob("*.pt"):
         (tmp_path / path.name).symlink_to(path)
