@@ -171,3 +171,26 @@ def test_the_cam_module_is_one_screen_of_reading_on_configuration_and_checks():
     cam = PACKAGE / "cam.py"
     assert len(cam.read_text(encoding="utf-8").splitlines()) <= 300
     assert package_imports(cam) <= {"cam_tutorial.config", "cam_tutorial.checks"}
+
+
+#: Modules whose docstrings show runnable examples; the test command runs every one of them
+#: (``--doctest-modules cam_tutorial``). These had a ``doctest.testmod`` test each before.
+MODULES_WITH_EXAMPLES = (
+    "boxes", "cam", "checks", "coverage", "metrics", "released_code", "viz", "zoo", "anymodel.extractor",
+    "anymodel.heads", "methods.compare", "methods.saliency", "methods.sanity", "real.efficientnet_lite",
+    "real.generic", "real.photos", "real.pretrained", "real.realcam", "book.widgets", "lab", "lab.geometry",
+    "lab.pixels", "lab.render", "lab.dataset",
+)
+
+
+def test_the_modules_keep_their_runnable_examples() -> None:
+    import doctest
+    import importlib
+
+    finder = doctest.DocTestFinder()
+    missing = [name for name in MODULES_WITH_EXAMPLES
+               if not any(t.examples for t in finder.find(importlib.import_module(f"cam_tutorial.{name}")))]
+    assert missing == [], "these modules lost their docstring examples"
+    lab_examples = sum(len(t.examples) for name in MODULES_WITH_EXAMPLES if name.startswith("lab")
+                       for t in finder.find(importlib.import_module(f"cam_tutorial.{name}")))
+    assert lab_examples >= 8  # what test_lab_fresh_epochs required of the lab's modules

@@ -80,15 +80,6 @@ def test_image_batches_and_submodules():
         resolve_submodule(model, "x", "target_layer")
 
 
-def test_the_examples_in_checks_run():
-    import doctest
-
-    import cam_tutorial.checks as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_nan_logits_from_a_negative_running_variance_blame_that_buffer_not_float16():
     """Issue 28 item 14: a batch norm's negative running variance (eval mode takes its square root)
     is named as the cause, not a float16 overflow."""

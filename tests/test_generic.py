@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pytest
@@ -10,16 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-import cam_tutorial.real.generic as generic
 from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.lab import SyntheticShapes
 from cam_tutorial.real.generic import LinearProbe, Rendered, TextScenes, fit_linear_head, pooled_features
 from cam_tutorial.models import ResNet18B
-
-
-def test_doctests_pass():
-    result = doctest.testmod(generic)
-    assert result.attempted >= 8 and result.failed == 0
 
 
 def _backbone() -> ResNet18B:

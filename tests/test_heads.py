@@ -76,12 +76,3 @@ def test_an_extractor_given_an_example_is_settled_at_construction():
         assert lazy.target_name is None and lazy.pooling is None
     with CAMExtractor(model, example=torch.rand(1, 3, 8, 8)) as eager:
         assert (eager.target_name, eager.fc_name, eager.pooling) == ("0", "3", "avg")
-
-
-def test_the_examples_in_heads_run():
-    import doctest
-
-    import cam_tutorial.anymodel.heads as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

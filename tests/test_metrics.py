@@ -3,7 +3,6 @@ the reference loop, and the wsolevaluation protocol against their algorithm rest
 
 from __future__ import annotations
 
-import doctest
 
 import cv2
 import numpy as np
@@ -39,11 +38,6 @@ def smooth_maps(n: int, size: int, seed: int) -> tuple[np.ndarray, list[np.ndarr
         w, h = rng.uniform(0.15, 0.4, (2, k)) * size
         boxes.append(np.stack([x0, y0, x0 + w, y0 + h], axis=1))
     return maps, boxes
-
-
-def test_docstring_examples_run():
-    failures, tried = doctest.testmod(metrics, optionflags=doctest.ELLIPSIS)
-    assert tried >= 4 and failures == 0
 
 
 # ------------------------------------------------------------------------------ max_box_acc

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import doctest
 import sys
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 from scipy import ndimage
 
-import cam_tutorial.real.photos as photos_module
 
 from cam_tutorial.real.efficientnet_lite import CropGeometry
 from cam_tutorial.real.photos import PHOTO_NAMES, Photo, load_photo, load_photos, photo_records
@@ -22,11 +20,6 @@ pytest.importorskip("sklearn", reason="scikit-learn ships china.jpg and flower.j
 @pytest.fixture(scope="module")
 def photos():
     return load_photos()
-
-
-def test_doctests_pass():
-    result = doctest.testmod(photos_module)
-    assert result.attempted >= 1 and result.failed == 0
 
 
 def test_every_photo_loads_as_uint8_rgb_with_boxes_inside_it(photos):
@@ -86,13 +79,6 @@ from cam_tutorial.real.realcam import (box_score_rows, confidence_summary, photo
 def results(photos):
     by_name = {p.name: p for p in photos}
     return photo_cams(efficientnet_lite0(), [by_name["coffee"], by_name["flower"]], top_k=3)
-
-
-def test_realcam_doctests_pass():
-    import cam_tutorial.real.realcam as realcam_module
-
-    result = doctest.testmod(realcam_module)
-    assert result.attempted >= 2 and result.failed == 0
 
 
 def test_photo_cams_are_the_models_top_classes_in_crop_coordinates(results):

@@ -46,12 +46,3 @@ def test_show_jpeg_closes_the_figure(capsys):
     fig, _ = plt.subplots()
     show_jpeg(fig)
     assert not plt.fignum_exists(fig.number)
-
-
-def test_the_examples_in_viz_run():
-    import doctest
-
-    import cam_tutorial.viz as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import doctest
 import io
 
 import matplotlib
@@ -17,7 +16,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import cam_tutorial.book.widgets as widgets_module  # noqa: E402
 from cam_tutorial.cam import compute_cams  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes  # noqa: E402
 from cam_tutorial.boxes import box_from_cam, box_iou  # noqa: E402
@@ -43,11 +41,6 @@ def dataset() -> SyntheticShapes:
 
 def _decode(png) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGB"))
-
-
-def test_doctests_pass():
-    result = doctest.testmod(widgets_module)
-    assert result.attempted >= 5 and result.failed == 0
 
 
 def test_initial_state_is_the_top_class_of_item_zero(model, dataset):
