@@ -38,7 +38,7 @@ import copy
 import functools
 import logging
 import numbers
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import cv2
 import numpy as np
