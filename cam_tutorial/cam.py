@@ -272,15 +272,19 @@ def compute_cams(model: nn.Module, images: torch.Tensor, classes: ClassIndices =
     check_finite_logits(model, logits)
     check_finite(features, "the features of 'features'",
                  "the model overflowed before its head (run it in float32, check its weights)")
+    return cam_result(features, classifier.weight, logits, wanted, top_k, images.shape[-2:] if upsample else None, normalize)
+
+
+def cam_result(features: torch.Tensor, fc_weight: torch.Tensor, logits: torch.Tensor, classes: torch.Tensor | None,
+               top_k: int | None, size: tuple[int, ...] | None, normalize: bool) -> CAMResult:
+    """The last step of :func:`compute_cams` and ``CAMExtractor``: the maps asked for, checked, resized, normalised."""
     if top_k is not None:
-        wanted = logits.topk(top_k, dim=1).indices
-    elif wanted is None:
-        wanted = logits.argmax(dim=1)
-    maps = class_activation_maps(features, classifier.weight, wanted)
+        classes = logits.topk(top_k, dim=1).indices
+    elif classes is None:
+        classes = logits.argmax(dim=1)
+    maps = class_activation_maps(features, fc_weight, classes)
     check_finite(maps, "the class activation maps", "the features times the classifier's weight "
                  "overflowed; run the model in float32")
-    if upsample:
-        maps = upsample_maps(maps, tuple(images.shape[-2:]))
-    if normalize:
-        maps = normalize_maps(maps, inplace=True)
-    return CAMResult(logits=logits, classes=wanted, maps=maps, features=features)
+    maps = upsample_maps(maps, size) if size is not None else maps
+    maps = normalize_maps(maps, inplace=True) if normalize else maps
+    return CAMResult(logits=logits, classes=classes, maps=maps, features=features)

@@ -44,9 +44,7 @@ from cam_tutorial.anymodel.heads import (
 from cam_tutorial.cam import (
     CAMNotApplicableError,
     CAMResult,
-    class_activation_maps,
-    normalize_maps,
-    upsample_maps,
+    cam_result,
 )
 from cam_tutorial.checks import (
     ClassIndices,
@@ -341,19 +339,8 @@ class CAMExtractor:
             self._settle_fc(logits)
             classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
         _check_logits(self.model, self.fc, self.fc_name, logits, batch)
-        features = self._features(logits)
-        if top_k is not None:
-            classes = logits.topk(top_k, dim=1).indices
-        elif classes is None:
-            classes = logits.argmax(dim=1)
-        maps = class_activation_maps(features, self.fc.weight, classes)
-        check_finite(maps, "the class activation maps", "the features times the classifier's weight "
-                     "overflowed; run the model in float32")
-        if upsample:
-            maps = upsample_maps(maps, tuple(images.shape[-2:]))
-        if normalize:
-            maps = normalize_maps(maps, inplace=True)
-        return CAMResult(logits=logits, classes=classes, maps=maps, features=features)
+        size = tuple(images.shape[-2:]) if upsample else None
+        return cam_result(self._features(logits), self.fc.weight, logits, classes, top_k, size, normalize)
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         """The model's output, with the hooks recording (and only then)."""
