@@ -19,18 +19,21 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINE = re.compile(r"^Used in (?:chapters? |no chapter|the quick start)[^\n]*$", re.M)
+LINE = re.compile(r"^Used in (?:chapters? |no chapter|the quick start|the appendix)[^\n]*$", re.M)
 NO_CHAPTER = "Used in no chapter directly."
 
 
 def chapter_code() -> dict[str, str]:
-    """Chapter label (``"1"`` ... ``"8"``, ``"the quick start"``) -> the source of its code cells."""
-    found = {}
+    """Chapter label (``"1"`` ... ``"8"``, ``"the quick start"``, ``"the appendix"``) -> the source
+    of its code cells (the Going deeper pages, ``deeper_*``, share one label)."""
+    found: dict[str, str] = {}
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         prefix = path.stem.split("_", 1)[0]
-        label = str(int(prefix)) if prefix.isdigit() and int(prefix) > 0 else "the quick start"
+        label = (str(int(prefix)) if prefix.isdigit() and int(prefix) > 0
+                 else "the appendix" if prefix == "deeper" else "the quick start")
         cells = json.loads(path.read_text())["cells"]
-        found[label] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        found[label] = found.get(label, "") + "\n" + code
     return found
 
 
@@ -77,7 +80,7 @@ def rewrite(source: str, code: dict[str, str]) -> tuple[str, list[str]]:
 def _with_line(text: str, want: str, indent: str) -> str:
     """The docstring's source ``text`` with ``want`` as the last line of its first paragraph."""
     if LINE.search(_dedent(text, indent)):
-        return re.sub(rf"^{indent}Used in (?:chapters? |no chapter|the quick start)[^\n]*?((?:\"\"\"|\'\'\')?)$",
+        return re.sub(rf"^{indent}Used in (?:chapters? |no chapter|the quick start|the appendix)[^\n]*?((?:\"\"\"|\'\'\')?)$",
                       lambda m: indent + want + m.group(1), text, count=1, flags=re.M)
     quote = text.lstrip()[:3]
     body = text.rstrip()

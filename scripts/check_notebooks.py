@@ -3,7 +3,8 @@
 Each notebook in notebooks/ must: be listed in _toc.yml; store outputs, with no error output;
 have execution counts 1..n in order (so it was run top to bottom, once, by the project's script);
 open with an "Open in Colab" badge pointing at its own path on the book's repository and branch;
-end with a summary and exercises; and promise, in its first cell's **Time:** line, the time that
+end with a summary and exercises (a Going deeper page, ``deeper_NN_topic``, ends with a link back
+to chapter NN instead); and promise, in its first cell's **Time:** line, the time that
 scripts/execute_notebooks.py measured and recorded in its metadata. Exits non-zero, listing every problem, when one fails.
 """
 
@@ -117,8 +118,14 @@ def problems_of(path: Path, toc: str) -> list[str]:
     elif cells and time_line(meta["timings"], meta.get("time_note", ""), meta.get("gpu_estimate")) not in "".join(cells[0]["source"]):
         found.append("has a **Time:** line other than the measured one: re-execute it with "
                      "scripts/execute_notebooks.py (its remark lives in metadata cam_tutorial.time_note)")
-    tail = " ".join("".join(c["source"]) for c in cells[-3:] if c["cell_type"] == "markdown").lower()
-    if "summary" not in tail or "exercise" not in tail:
+    tail = " ".join("".join(c["source"]) for c in cells[-3:] if c["cell_type"] == "markdown")
+    chapter = re.match(r"deeper_(\d\d)_", path.stem)
+    if path.stem.startswith("deeper_") and not chapter:
+        found.append("is a Going deeper page whose name does not say its chapter: deeper_NN_topic")
+    elif chapter and not re.search(rf"\]\({chapter.group(1)}_[a-z0-9_]+\.ipynb", tail):
+        found.append(f"does not end with a link back to chapter {int(chapter.group(1))}, "
+                     f"e.g. [Back to chapter {int(chapter.group(1))}]({chapter.group(1)}_....ipynb)")
+    elif not chapter and ("summary" not in tail.lower() or "exercise" not in tail.lower()):
         found.append("does not end with a summary and exercises")
     return found
 

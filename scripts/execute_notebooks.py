@@ -188,7 +188,7 @@ def main() -> int:
     parser.add_argument("--preset", default="cpu", choices=PRESETS)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args()
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     failed = []
     for path in paths:
         print(f"executing {path} under preset {args.preset} ...", flush=True)

@@ -27,6 +27,23 @@ def test_the_usage_line_lists_chapters_in_order_and_matches_whole_words():
     assert usage_line("nothing", code) == NO_CHAPTER
 
 
+def test_the_going_deeper_pages_share_one_label_and_leave_the_quick_start_alone(tmp_path, monkeypatch):
+    import json
+
+    import scripts.chapter_links as links
+
+    (tmp_path / "notebooks").mkdir()
+    for stem, source in (("00_quick_start", "start()"), ("06_gap", "pool()"), ("deeper_06_a", "tol()"),
+                         ("deeper_07_b", "calib()")):
+        cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": []}]
+        (tmp_path / "notebooks" / f"{stem}.ipynb").write_text(json.dumps({"cells": cells}))
+    monkeypatch.setattr(links, "ROOT", tmp_path)
+    code = chapter_code()
+    assert usage_line("start", code) == "Used in the quick start."
+    assert usage_line("calib", code) == usage_line("tol", code) == "Used in the appendix."
+    assert usage_line("pool", code) == "Used in chapter 6."
+
+
 def test_rewrite_ends_the_first_paragraph_with_the_line_and_keeps_examples_intact():
     source = '''__all__ = ["one", "two", "Three"]
 

@@ -80,6 +80,27 @@ def test_check_flags_a_notebook_without_recorded_timings(tmp_path):
                         "scripts/execute_notebooks.py"]
 
 
+def test_a_going_deeper_page_ends_with_a_link_back_to_its_chapter_not_exercises(tmp_path):
+    stem = "deeper_06_fake"
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(stem)})"
+    code = new_code_cell("print(1)", execution_count=1, outputs=[new_output("stream", text="1\n")])
+    nb = new_notebook(cells=[new_markdown_cell(f"# Fake\n\n{badge}\n\n**Time:** typed.\n"), code,
+                             new_markdown_cell("## Summary\n\n- x")])
+    nb.metadata["cam_tutorial"] = {"timings": {"cpu": {"seconds": 7, "machine": "2 CPU cores"}}}
+    set_time_line(nb)
+    path = tmp_path / f"{stem}.ipynb"
+    nbformat.write(nb, path)
+    toc = f"- file: notebooks/{stem}\n"
+    assert problems_of(path, toc) == ["does not end with a link back to chapter 6, e.g. "
+                                      "[Back to chapter 6](06_....ipynb)"]
+    nb.cells[-1].source += "\n\n[Back to chapter 6](06_gap_vs_gmp.ipynb)"
+    nbformat.write(nb, path)
+    assert problems_of(path, toc) == []
+    bad = tmp_path / "deeper_fake.ipynb"
+    nbformat.write(nb, bad)
+    assert any("does not say its chapter" in p for p in problems_of(bad, "notebooks/deeper_fake"))
+
+
 def test_set_time_line_refuses_a_first_cell_without_a_time_line():
     nb = _notebook("no time here", {"cpu": {"seconds": 7, "machine": "2 CPU cores"}})
     with pytest.raises(ValueError, match=r"no '\*\*Time:\*\*' line"):
