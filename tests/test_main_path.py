@@ -52,3 +52,19 @@ def test_the_quick_start_shows_at_most_15_lines_of_code():
 
     cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "00_quick_start.ipynb").read_text())["cells"]
     assert 0 < main_path(cells)["code_lines"] <= 15
+
+
+def test_the_conventions_check_fails_when_a_chapter_is_over_the_budget(tmp_path, monkeypatch, capsys):
+    """The test command runs scripts/check_notebooks.py: a chapter over the budget fails it."""
+    import scripts.check_notebooks as check
+
+    (tmp_path / "notebooks").mkdir()
+    words = " ".join(["word"] * (BUDGET["words_per_chapter"] + 1))
+    (tmp_path / "notebooks" / "01_long.ipynb").write_text(json.dumps({"cells": [markdown(words)]}))
+    (tmp_path / "_toc.yml").write_text("- file: notebooks/01_long\n")
+    monkeypatch.setattr(check, "ROOT", tmp_path)
+    monkeypatch.setattr(check, "problems_of", lambda path, toc: [])  # only the budget is under test
+    assert check.main([]) == 1
+    assert f"01_long: {BUDGET['words_per_chapter'] + 1} prose words" in capsys.readouterr().out
+    (tmp_path / "notebooks" / "01_long.ipynb").write_text(json.dumps({"cells": [markdown("short")]}))
+    assert check.main([]) == 0
