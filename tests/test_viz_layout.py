@@ -108,11 +108,12 @@ def test_training_curves_share_one_legend_below_the_panels_and_the_rate_axis_sta
 
 
 def test_chapter_1s_parameter_bars_are_not_covered_by_their_legend(monkeypatch):
-    """The legend sat on the VGG16 (FC head) bar; the chapter's own cell is run on its numbers."""
+    """The legend sat on the VGG16 (FC head) bar; the cell (moved from chapter 1 to its Going deeper
+    page) is run on its numbers."""
     import json
     from pathlib import Path
 
-    notebook = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "01_fc_vs_gap.ipynb").read_text())
+    notebook = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "deeper_01_two_heads.ipynb").read_text())
     [source] = ["".join(c["source"]) for c in notebook["cells"]
                 if c["cell_type"] == "code" and "Where VGG16's parameters are" in "".join(c["source"])]
     tables = {name: [{"part": "features", "params": 14.7e6}, {"part": "pool", "params": 0},
