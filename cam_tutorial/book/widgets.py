@@ -39,6 +39,7 @@ from torch import nn
 
 from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.checks import check_model
+from cam_tutorial.evaluation import model_device
 from cam_tutorial.viz import draw_box, overlay
 
 __all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes", "uploaded_files"]
@@ -152,7 +153,7 @@ class CAMExplorer(widgets.VBox):
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         self.class_names = list(names) if names is not None else None
         self.display_size = _display_size(display_size)
-        self._device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self._device = model_device(model)
 
         self.index, self.upload, self.class_choice, self.opacity, self.threshold, self.image, self.scores, legend = (
             _controls(len(dataset) if dataset is not None else 0, index, _fraction(threshold, "threshold"),
