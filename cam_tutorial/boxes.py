@@ -1,4 +1,4 @@
-"""From maps to boxes: the paper's box rule, IoU, top-1 localisation and the centre baselines.
+"""From maps to boxes: the paper's box rule, IoU, top-1 localisation and the centre baseline.
 
 Chapters 5, 7 and 8 use this module. Everything here works on plain maps and boxes (numpy
 arrays, or torch tensors which are moved to the CPU), with numpy and OpenCV only: nothing knows
@@ -28,8 +28,7 @@ What is here:
   for a batch.
 * :func:`box_iou`, :func:`paired_box_iou` and :func:`localization_accuracy` (top-1 and
   ground-truth-known localisation).
-* Baselines that look at no image: :func:`center_box`, :func:`center_baseline_boxes`,
-  :func:`center_gaussian_maps`.
+* A baseline that looks at no image: :func:`center_gaussian_maps`.
 * The input checks the localisation modules share (:func:`as_maps`, :func:`as_boxes`, ...):
   public so that those modules can use them, and left out of ``__all__``.
 
@@ -57,8 +56,6 @@ __all__ = [
     "boxes_from_cams",
     "LocalizationAccuracy",
     "localization_accuracy",
-    "center_box",
-    "center_baseline_boxes",
     "center_gaussian_maps",
 ]
 
@@ -452,35 +449,8 @@ def localization_accuracy(
     )
 
 # --------------------------------------------------------------------------------------------
-# Baselines that look at no image
+# A baseline that looks at no image
 # --------------------------------------------------------------------------------------------
-
-def center_box(height: int, width: int, area_fraction: float = 0.5) -> np.ndarray:
-    """The box centred in an image that covers ``area_fraction`` of it, with its aspect ratio.
-    Used in no chapter directly.
-
-    Each side is the image's side times :math:`\\sqrt{\\text{area\\_fraction}}`; the corners
-    are floats (the box need not sit on the pixel grid).
-
-    Example:
-        >>> center_box(100, 200, 0.25).tolist()
-        [50.0, 25.0, 150.0, 75.0]
-    """
-    height, width = check_count(height, "height"), check_count(width, "width")
-    fraction = float(check_unit_interval(area_fraction, "area_fraction", allow_zero=False)[0])
-    scale = np.sqrt(fraction)
-    half_w, half_h = width * scale / 2, height * scale / 2
-    return np.array([width / 2 - half_w, height / 2 - half_h,
-                     width / 2 + half_w, height / 2 + half_h])
-
-
-def center_baseline_boxes(n: int, height: int, width: int,
-                          area_fraction: float = 0.5) -> np.ndarray:
-    """``n`` copies of :func:`center_box`, ``(n, 4)``: the centre-box guess for every image.
-    Used in no chapter directly."""
-    n = check_count(n, "n (the number of images)")
-    return np.tile(center_box(height, width, area_fraction), (n, 1))
-
 
 def center_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> np.ndarray:
     """Choe et al.'s centre baseline as maps: a Gaussian bump centred in every image.

@@ -35,6 +35,7 @@ import os
 import pickle
 import random
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -231,17 +232,6 @@ def restore_training_state(state: dict[str, Any], model: nn.Module, optimizer: t
     restore_rng_state(state["rng"], shuffle_generator)
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux allows."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it (and put it back)
-    os.umask(mask)
-    return mask
-
-
 def remove_stale_temporaries(path: Path) -> None:
     """Delete the temporary files that saves of ``path`` killed midway left (:func:`atomic_save`);
     only while nobody else writes there (one run per ``checkpoint_dir``, the zoo's lock per entry).
@@ -273,9 +263,9 @@ def atomic_save(obj: Any, path: Path) -> None:
     a crash leaves either the old file or the new one, never half of one.
     Used in no chapter directly.
 
-    The file gets the mode the umask gives new files (``0644`` under umask ``022``), like a file
-    written with ``open()``: :func:`tempfile.mkstemp` alone would make it ``0600``, unreadable to
-    anyone else sharing the cache.
+    The temporary file is a new file made with ``open()``, so it gets the mode the umask gives
+    (``0644`` under umask ``022``; :func:`tempfile.mkstemp` would make it ``0600``, unreadable to
+    anyone else sharing the cache), under a random name that no other file has.
 
     Raises:
         OSError: ``errno.ENOSPC`` with a message saying the disk is full and naming the folder;
@@ -289,11 +279,9 @@ def atomic_save(obj: Any, path: Path) -> None:
         (1, ['last.pt'])
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        if hasattr(os, "fchmod"):  # POSIX; elsewhere files do not carry these permission bits
-            os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # "x": a new file, never one that stands there
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())

@@ -36,8 +36,6 @@ ENV_VAR = "CAM_TUTORIAL_PRESET"
 # A preset's name becomes part of file and folder names (the zoo's cache key), so it is limited
 # to characters that cannot climb out of a folder or name another one.
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_TRUE_WORDS = ("1", "true", "yes", "on")
-_FALSE_WORDS = ("0", "false", "no", "off")
 # The lab's kinds (cam_tutorial.lab.OBJECTS; not imported: the lab imports OpenCV, the config must not).
 _OBJECT_KINDS = ("shapes", "creatures")
 
@@ -222,35 +220,6 @@ def get_preset(name: str | None = None) -> Preset:
         )
     logger.info("preset %r chosen by %s", name, source)
     return PRESETS[name]
-
-
-def env_flag(name: str) -> bool | None:
-    """An on/off environment variable: ``None`` when unset or empty, else its truth value.
-
-    ``1``, ``true``, ``yes`` and ``on`` are true; ``0``, ``false``, ``no`` and ``off`` are false
-    (in any case, surrounding spaces ignored).
-
-    Raises:
-        ValueError: for any other value, naming the variable and the words it accepts.
-
-    Example:
-        >>> import os
-        >>> os.environ["CAM_TUTORIAL_EXAMPLE"] = "False"
-        >>> env_flag("CAM_TUTORIAL_EXAMPLE"), env_flag("CAM_TUTORIAL_UNSET_EXAMPLE")
-        (False, None)
-        >>> del os.environ["CAM_TUTORIAL_EXAMPLE"]
-    """
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return None
-    if value in _TRUE_WORDS:
-        return True
-    if value in _FALSE_WORDS:
-        return False
-    raise ValueError(
-        f"${name}={os.environ[name]!r} is neither on nor off: set it to one of "
-        f"{', '.join(_TRUE_WORDS)} (on) or {', '.join(_FALSE_WORDS)} (off), or unset it"
-    )
 
 
 def default_device() -> torch.device:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from cam_tutorial.cam import compute_cams
+from cam_tutorial.evaluation import model_device
 
 __all__ = ["DatasetMaps", "cams_for_dataset", "maps_for_dataset"]
 
@@ -214,9 +215,8 @@ def cams_for_dataset(
         >>> out.maps.shape, out.logits.shape, out.classes.tolist(), out.boxes
         (torch.Size([5, 64, 64]), torch.Size([5, 3]), [0, 1, 2, 0, 1], None)
     """
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model) if device is None else device
+
     def compute(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         result = compute_cams(model, images, wanted, upsample=upsample)
         return result.logits, result.maps

@@ -135,11 +135,7 @@ def progress_bar(loader: DataLoader, **bar_options: Any) -> tqdm:
     prefetches batches and so advances the shuffling generator, making the run depend on the
     worker count. Handing the bar an iterator (whose ``iter()`` is itself) avoids both.
     """
-    try:
-        total = len(loader)
-    except TypeError:  # an iterable-style dataset without a length
-        total = None
-    return tqdm(iter(loader), total=total, **bar_options)
+    return tqdm(iter(loader), total=len(loader), **bar_options)
 
 
 def default_workers(device: torch.device) -> int:

@@ -84,7 +84,6 @@ __all__ = [
     "ModelInfo",
     "available_models",
     "trained_model",
-    "model_info",
     "model_dataset",
     "training_images",
     "build_model",
@@ -547,10 +546,3 @@ def _stored_model(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, e
         explain_stale_shipped(wanted)
         return _train_and_store(wanted, eval_batch_size, model, entry, final_path, device, progress), "trained", final_path
 
-
-def model_info(name: str, preset: Preset | str | None = None, cache_dir: str | os.PathLike | None = None,
-               progress: bool = True) -> ModelInfo:
-    """The :class:`ModelInfo` of a zoo model (training it first if nothing has it yet).
-    Used in no chapter directly."""
-    _, info = trained_model(name, preset, "cpu", cache_dir, progress, with_info=True)  # type: ignore[misc]
-    return info

@@ -21,7 +21,8 @@ from torch.utils.data import TensorDataset
 
 import cam_tutorial.real.pretrained as pretrained_module
 from cam_tutorial import zoo
-from cam_tutorial.config import ENV_VAR, PRESETS, env_flag, get_preset
+from cam_tutorial.config import ENV_VAR, PRESETS, get_preset
+from cam_tutorial.real.inputs import env_flag
 from cam_tutorial.checkpoints import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cam_tutorial.evaluation import resolve_precision
 from cam_tutorial.train import History, TrainConfig, TrainingDiverged, train

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cam_tutorial.config import ENV_VAR, PRESETS, env_flag, get_preset
+from cam_tutorial.config import ENV_VAR, PRESETS, get_preset
 
 
 def test_named_presets_resolve():
@@ -36,22 +36,6 @@ def test_replace_returns_a_changed_copy():
     assert small.epochs == 1 and small is not PRESETS["ci"]
     assert PRESETS["ci"].epochs > 1  # the original is untouched
     assert small.image_size == PRESETS["ci"].image_size
-
-
-@pytest.mark.parametrize("value, expected", [("1", True), ("TRUE", True), (" yes ", True), ("on", True),
-                                             ("0", False), ("false", False), ("No", False), ("off", False),
-                                             ("", None), ("   ", None)])
-def test_env_flag_reads_on_off_words(monkeypatch, value, expected):
-    monkeypatch.setenv("CAM_TUTORIAL_TEST_FLAG", value)
-    assert env_flag("CAM_TUTORIAL_TEST_FLAG") is expected
-    monkeypatch.delenv("CAM_TUTORIAL_TEST_FLAG")
-    assert env_flag("CAM_TUTORIAL_TEST_FLAG") is None
-
-
-def test_env_flag_refuses_other_words(monkeypatch):
-    monkeypatch.setenv("CAM_TUTORIAL_TEST_FLAG", "maybe")
-    with pytest.raises(ValueError, match=r"CAM_TUTORIAL_TEST_FLAG='maybe' is neither on nor off.*1, true"):
-        env_flag("CAM_TUTORIAL_TEST_FLAG")
 
 
 @pytest.mark.parametrize("name", ["../../../../escaped", "a/b", "..", ".hidden", "", "with space", "x" * 65])

@@ -155,7 +155,8 @@ def test_figures_label_each_map_with_its_class_probability_and_box_score(results
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cam_tutorial.real.realcam import show_photo_cam_box, show_photo_cams, show_resolutions, show_top_classes
+    from cam_tutorial.real.realcam import show_photo_cams, show_resolutions, show_top_classes
+    from scripts.make_figures import show_photo_cam_box
 
     coffee, flower = results
     fig = show_top_classes(coffee, top_k=3)

@@ -259,12 +259,13 @@ def test_trains_once_then_loads_from_cache(tmp_path):
     assert info2.source == "cache" and info2.history == info.history
     assert _weights_equal(again, model)
     # Another preset (here: one more epoch) is another cache entry, never the stale one.
-    other = zoo.model_info("resnet18b_gap", TINY.replace(epochs=2), tmp_path, progress=False)
+    _, other = zoo.trained_model("resnet18b_gap", TINY.replace(epochs=2), "cpu", tmp_path, progress=False,
+                                 with_info=True)
     assert other.key != info.key and other.source == "trained" and other.history.epoch == [1, 2]
 
 
 def test_corrupt_cached_model_is_refused_and_kept(tmp_path):
-    info = zoo.model_info("resnet18b_gmp", TINY, tmp_path, progress=False)
+    _, info = zoo.trained_model("resnet18b_gmp", TINY, "cpu", tmp_path, progress=False, with_info=True)
     path = Path(info.path)
     path.write_bytes(path.read_bytes()[:1000])
     before = path.read_bytes()

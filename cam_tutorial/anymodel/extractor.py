@@ -305,26 +305,10 @@ class CAMExtractor:
     ) -> CAMResult:
         """Run the model once; return logits and the class activation maps.
 
-        Args:
-            images: ``(B, 3, H, W)`` float tensor (normalised as the model expects), on the model's
-                device; a single ``(3, H, W)`` image is treated as a batch of one.
-            classes: ``None`` for each image's predicted class; an int for the same class for all;
-                one index per image (sequence or ``(B,)`` tensor).
-            top_k: maps for the ``k`` best-scoring classes of each image (not with ``classes``).
-            upsample: resize the maps to ``(H, W)`` (bilinear, ``align_corners=False``).
-            normalize: min-max normalise each map to ``[0, 1]`` (in float, after upsampling);
-                ``False`` keeps the raw ``M_c``.
-
-        Returns:
-            A :class:`CAMResult`. The forward pass runs without gradients (CAM needs none).
-
-        Raises:
-            TypeError: non-float images, non-integer classes.
-            ValueError: wrong shapes, device or class range; an empty batch; both ``classes`` and
-                ``top_k``; ``top_k`` outside ``1..C``; a model in training mode; NaN or Inf in the
-                images, the classifier's weight, the logits, the features or the maps (the message
-                says which).
-            CAMNotApplicableError: the model's head is not pooling + one linear layer.
+        The arguments, the result and the errors are those of
+        :func:`~cam_tutorial.cam.compute_cams` (without ``model``), for any head this extractor
+        verified: :class:`~cam_tutorial.cam.CAMNotApplicableError` when the head is not global
+        pooling followed by one linear layer. The forward pass runs without gradients.
         """
         if self._closed:
             raise RuntimeError("this CAMExtractor is closed (its hooks were removed); create a new one")

@@ -39,6 +39,7 @@ from torch import nn
 
 from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.checks import check_model
+from cam_tutorial.evaluation import model_device
 from cam_tutorial.viz import draw_box, overlay
 
 __all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes", "uploaded_files"]
@@ -132,31 +133,23 @@ class CAMExplorer(widgets.VBox):
     def __init__(
         self,
         model: nn.Module,
-        dataset: Any = None,
+        dataset: Any,
         class_names: Sequence[str] | None = None,
         *,
-        image_size: int | None = None,
         display_size: int = 320,
-        threshold: float = 0.2,
-        opacity: float = 0.5,
-        index: int = 0,
     ) -> None:
         check_model(model)
-        if dataset is None and image_size is None:
-            raise ValueError("give a dataset or, for uploads only, the model's image_size")
-        if dataset is not None and len(dataset) == 0:
+        if len(dataset) == 0:
             raise ValueError("the dataset is empty")
-        index = _item_index(index, len(dataset)) if dataset is not None else 0
         self.model, self.dataset = model, dataset
-        self.image_size = int(image_size or getattr(dataset, "image_size", 0) or _dataset_item(dataset, 0)[0].shape[-1])
+        self.image_size = int(getattr(dataset, "image_size", 0) or _dataset_item(dataset, 0)[0].shape[-1])
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         self.class_names = list(names) if names is not None else None
         self.display_size = _display_size(display_size)
-        self._device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self._device = model_device(model)
 
         self.index, self.upload, self.class_choice, self.opacity, self.threshold, self.image, self.scores, legend = (
-            _controls(len(dataset) if dataset is not None else 0, index, _fraction(threshold, "threshold"),
-                      _fraction(opacity, "opacity"), self.display_size))
+            _controls(len(dataset), self.display_size))
         super().__init__([
             widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
             self.image, self.scores, legend,
@@ -175,8 +168,7 @@ class CAMExplorer(widgets.VBox):
         self.upload.observe(self._on_upload, names="value")
         for control in (self.class_choice, self.opacity, self.threshold):
             control.observe(lambda change: self.redraw(), names="value")
-        if dataset is not None:
-            self.show_item(index)
+        self.show_item(0)
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -284,15 +276,6 @@ def _item_index(index: Any, count: int) -> int:
     return int(index) % count
 
 
-def _fraction(value: Any, name: str) -> float:
-    """A slider's start value, refused outside the slider's range [0, 1] instead of clipped to it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        example = {"threshold": "0.2 (20% of the map's maximum)", "opacity": "0.5"}[name]
-        raise ValueError(f"{name} must be a number in [0, 1] (its slider's range), got {value!r}: "
-                         f"e.g. {name}={example}")
-    return float(value)
-
-
 def _display_size(value: Any) -> int:
     """The picture's side in screen pixels, refused unless a whole number in [1, 4096]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 4096:
@@ -301,18 +284,18 @@ def _display_size(value: Any) -> int:
     return int(value)
 
 
-def _controls(count: int, index: int, threshold: float, opacity: float, display_size: int) -> tuple[Any, ...]:
+def _controls(count: int, display_size: int) -> tuple[Any, ...]:
     """The explorer's widgets: index, upload, class, opacity, threshold, image, scores, legend."""
     style = {"description_width": "80px"}
     layout = widgets.Layout(width="420px")
     return (
-        widgets.IntSlider(value=index, min=0, max=max(0, count - 1), description="lab image", style=style,
-                          layout=layout, continuous_update=False, disabled=count == 0),
+        widgets.IntSlider(value=0, min=0, max=count - 1, description="lab image", style=style,
+                          layout=layout, continuous_update=False),
         widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo"),
         widgets.Dropdown(description="class", style=style, layout=layout),
-        widgets.FloatSlider(value=opacity, min=0.0, max=1.0, step=0.05, description="opacity", style=style,
+        widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity", style=style,
                             layout=layout, readout_format=".2f"),
-        widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.05, description="threshold",
+        widgets.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="threshold",
                             style=style, layout=layout, readout_format=".2f"),
         widgets.Image(format="png", width=display_size, height=display_size),
         widgets.HTML(),
@@ -375,22 +358,22 @@ def _explorer_figure(state: dict[str, Any], rgb: np.ndarray, opacity: float,
 
 def cam_explorer(
     model: nn.Module,
-    dataset: Any = None,
+    dataset: Any,
     class_names: Sequence[str] | None = None,
-    **options: Any,
+    *,
+    display_size: int = 320,
 ) -> CAMExplorer:
     """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label[, box[, mask]])``).
     Used in chapter 8.
 
     Args:
         model: a CAM classifier (global pooling + one linear layer) in eval mode.
-        dataset: e.g. :class:`~cam_tutorial.lab.SyntheticShapes`; ``None`` for uploads only (then
-            give ``image_size=``).
+        dataset: e.g. :class:`~cam_tutorial.lab.SyntheticShapes`.
         class_names: names of the classes; default ``dataset.class_names``.
-        **options: ``image_size``, ``display_size`` (pixels), ``threshold`` (0.2, the paper's),
-            ``opacity``, ``index`` (first item shown).
+        display_size: the picture's side, in screen pixels.
 
     Returns:
-        The widget (a ``VBox``); display it as a cell's last expression.
+        The widget (a ``VBox``); display it as a cell's last expression. It starts at item 0,
+        threshold 0.2 (the paper's) and opacity 0.5.
     """
-    return CAMExplorer(model, dataset, class_names, **options)
+    return CAMExplorer(model, dataset, class_names, display_size=display_size)

@@ -51,6 +51,7 @@ from cam_tutorial.boxes import LocalizationAccuracy, boxes_from_cams, center_gau
 from cam_tutorial.cam import normalize_maps
 from cam_tutorial.coverage import AreaFraction, cam_area_fraction, object_size_coverage, pointing_game
 from cam_tutorial.dataset_maps import DatasetMaps, cams_for_dataset, maps_for_dataset
+from cam_tutorial.evaluation import model_device
 from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc_both
 from cam_tutorial.config import Preset
 from cam_tutorial.methods.saliency import gradient_saliency
@@ -213,9 +214,7 @@ def saliency_for_dataset(
     per image, and the logits, for every item of ``dataset`` (see
     :func:`~cam_tutorial.dataset_maps.maps_for_dataset`).
     Used in no chapter directly."""
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model) if device is None else device
 
     def compute(images: torch.Tensor, wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():

@@ -134,13 +134,11 @@ class RandomizationResult:
         correlations: ``(len(layers), B)`` Spearman correlation of each image's map after each
             step with its original map.
         original_maps: ``(B, H, W)`` maps of the trained model.
-        maps: ``(len(layers), B, H, W)`` maps after each step, or ``None`` unless ``keep_maps``.
     """
 
     layers: list[str]
     correlations: np.ndarray
     original_maps: torch.Tensor
-    maps: torch.Tensor | None = None
 
     @property
     def mean_correlation(self) -> np.ndarray:
@@ -210,7 +208,6 @@ def cascading_randomization(
     map_fn: MapFunction,
     seed: int = 0,
     layers: Sequence[str] | None = None,
-    keep_maps: bool = False,
 ) -> RandomizationResult:
     """Adebayo et al.'s cascading model randomisation, on a copy of the model.
     Used in chapter 8.
@@ -229,7 +226,6 @@ def cascading_randomization(
         seed: seeds the re-initialisation (CPU and CUDA generators, restored afterwards).
         layers: names of the submodules to randomise, top first; default
             :func:`randomization_order`.
-        keep_maps: also return every step's maps.
 
     Returns:
         A :class:`RandomizationResult`.
@@ -245,21 +241,18 @@ def cascading_randomization(
     original = _checked_maps(map_fn, model, images, class_idx)
     work = copy.deepcopy(model).eval()
     cuda_devices = sorted({p.device.index or 0 for p in work.parameters() if p.device.type == "cuda"})
-    correlations, kept = [], []
+    correlations = []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         for name in names:
             _randomize_(work.get_submodule(name))
             maps = _checked_maps(map_fn, work, images, class_idx)
             correlations.append(spearman_per_map(original, maps).cpu().numpy())
-            if keep_maps:
-                kept.append(maps.cpu())
             logger.info("randomised up to %s: mean Spearman %.3f", name, float(np.nanmean(correlations[-1])))
     return RandomizationResult(
         layers=names,
         correlations=np.stack(correlations),
         original_maps=original.cpu(),
-        maps=torch.stack(kept) if keep_maps else None,
     )
 
 

@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cam_tutorial.config import env_flag
 from cam_tutorial.lab import SPLITS, SyntheticShapes, integral_index, normalization_table
-from cam_tutorial.real.inputs import image_side, whole_number
+from cam_tutorial.real.inputs import env_flag, image_side, whole_number
 from cam_tutorial.real.pretrained import OFFLINE_ENV
 
 __all__ = ["photo_to_tensor", "RealDataset", "load_dataset", "default_data_root"]

@@ -284,15 +284,6 @@ class CropGeometry:
         b[..., [1, 3]] = b[..., [1, 3]] * self.scale_y - self.top
         return np.clip(np.rint(b), 0, self.size).astype(np.int64)
 
-    def box_to_photo(self, boxes: Any) -> np.ndarray:
-        """Boxes in crop pixels -> photo pixels (the inverse of :meth:`box_to_crop` inside the crop)."""
-        b = finite_boxes(boxes)
-        b[..., [0, 2]] = (b[..., [0, 2]] + self.left) / self.scale_x
-        b[..., [1, 3]] = (b[..., [1, 3]] + self.top) / self.scale_y
-        b[..., [0, 2]] = np.clip(b[..., [0, 2]], 0, self.photo_width)
-        b[..., [1, 3]] = np.clip(b[..., [1, 3]], 0, self.photo_height)
-        return np.rint(b).astype(np.int64)
-
 
 def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
     """TF-Lite's resize and centre crop, before normalisation: ``(size, size, 3)`` uint8.

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from cam_tutorial.evaluation import model_device
 from cam_tutorial.real.inputs import image_side, whole_number
 
 __all__ = [
@@ -95,8 +96,7 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
     _require_layout(model)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the dataset is empty: nothing to compute features of")
-    param = next(model.parameters(), None)
-    device = torch.device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
+    device = torch.device(device) if device is not None else model_device(model)
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     parts, labels = [], []

@@ -1,7 +1,9 @@
-"""Where inputs enter the real room: a count, an image side, a photo. One check each, shared."""
+"""Where inputs enter the real room: a count, an image side, a photo, an on/off environment variable.
+One check each, shared."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,8 @@ __all__ = ["MAX_IMAGE_SIDE", "image_side", "rgb_photo", "whole_number"]
 
 #: The largest square side accepted: 64x64 maps at stride 32 (8000 px would allocate 1.2-1.7 GB).
 MAX_IMAGE_SIDE = 2048
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def whole_number(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
@@ -56,3 +60,32 @@ def rgb_photo(photo: Any) -> np.ndarray:
         raise TypeError(f"a photo must be uint8 (0-255), got {array.dtype}; "
                         "for floats in [0, 1] use (photo * 255).round().astype(np.uint8)")
     return np.ascontiguousarray(array[..., :3])
+
+
+def env_flag(name: str) -> bool | None:
+    """An on/off environment variable: ``None`` when unset or empty, else its truth value.
+
+    ``1``, ``true``, ``yes`` and ``on`` are true; ``0``, ``false``, ``no`` and ``off`` are false
+    (in any case, surrounding spaces ignored).
+
+    Raises:
+        ValueError: for any other value, naming the variable and the words it accepts.
+
+    Example:
+        >>> import os
+        >>> os.environ["CAM_TUTORIAL_EXAMPLE"] = "False"
+        >>> env_flag("CAM_TUTORIAL_EXAMPLE"), env_flag("CAM_TUTORIAL_UNSET_EXAMPLE")
+        (False, None)
+        >>> del os.environ["CAM_TUTORIAL_EXAMPLE"]
+    """
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"${name}={os.environ[name]!r} is neither on nor off: set it to one of "
+        f"{', '.join(_TRUE_WORDS)} (on) or {', '.join(_FALSE_WORDS)} (off), or unset it"
+    )

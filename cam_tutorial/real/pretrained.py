@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 from cam_tutorial.checks import check_image_batch
-from cam_tutorial.config import env_flag
 from cam_tutorial.models import ResNet18B
+from cam_tutorial.real.inputs import env_flag
 
 __all__ = [
     "IMAGENET_MODELS", "PHOTOGRAPHS", "PretrainedModel", "imagenet_model", "can_reach",

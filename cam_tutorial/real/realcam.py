@@ -41,7 +41,7 @@ from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, balanced_columns, dra
 __all__ = [
     "PhotoCAMs", "photo_cams", "box_score_rows", "photo_max_box_acc", "confidence_summary",
     "check_results", "show_top_classes", "show_photo_cams", "show_resolutions",
-    "show_photo_cam_box", "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
+    "TRUE_BOX_COLOR", "CAM_BOX_COLOR",
 ]
 
 logger = logging.getLogger(__name__)
@@ -256,8 +256,7 @@ def _clean(ax: plt.Axes) -> None:
     ax.set_yticks([])
 
 
-def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None, top_k: int = 5,
-                     with_boxes: bool = False) -> plt.Figure:
+def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None, top_k: int = 5) -> plt.Figure:
     """The paper's top-5 figure: the photo, then the CAM of each of its ``top_k`` best classes,
     each labelled with the class name and its softmax probability.
     Used in chapter 5."""
@@ -270,8 +269,6 @@ def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None,
     for rank in range(top_k):
         ax = axes[rank + 1]
         ax.imshow(overlay(result.crop, result.maps[rank]))
-        if with_boxes:
-            draw_box(ax, result.paper_box(rank), CAM_BOX_COLOR)
         ax.set_title(_label(categories, int(result.classes[rank]), result.probability(rank)),
                      fontsize=LABEL_SIZE)
     for ax in axes:
@@ -334,28 +331,3 @@ def show_resolutions(by_size: Mapping[int, Sequence[PhotoCAMs]], categories: Seq
             _clean(ax)
     return fig
 
-
-def show_photo_cam_box(result: PhotoCAMs, categories: Sequence[str] | None = None) -> plt.Figure:
-    """Three panels for one photo: the photo, the CAM of its top class, and the paper's box from
-    that CAM (red) with the annotated box (green).
-    Used in no chapter directly."""
-    categories = list(categories) if categories is not None else imagenet_categories()
-    fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH, MAX_FIGURE_WIDTH / 3 + 0.5), layout="constrained")
-    name = categories[result.top_class]
-    axes[0].imshow(result.crop)
-    # Two-line titles: one line at a third of the column runs into the next panel's title.
-    axes[0].set_title(f"{result.photo.title}\n({result.size} px crop)", fontsize=LABEL_SIZE + 1)
-    axes[1].imshow(overlay(result.crop, result.maps[0]))
-    h, w = result.map_size
-    axes[1].set_title(f"CAM of \"{name}\"\n(p = {result.probability():.2f}, {h}x{w} map)",
-                      fontsize=LABEL_SIZE + 1)
-    axes[2].imshow(result.crop)
-    for box in result.true_boxes:
-        draw_box(axes[2], box, TRUE_BOX_COLOR, label="annotated", linewidth=2.5)
-    draw_box(axes[2], result.paper_box(), CAM_BOX_COLOR, label="from the CAM (20% of max)", linewidth=2.5)
-    axes[2].set_title(f"its box: IoU {result.paper_box_iou():.2f}\nwith the annotation", fontsize=LABEL_SIZE + 1)
-    fig.legend(*axes[2].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=LABEL_SIZE,
-               frameon=False)  # below the panels: inside, it covered both boxes' lower edges
-    for ax in axes:
-        _clean(ax)
-    return fig
