@@ -57,15 +57,6 @@ def check_model(model: object, eval_mode: bool = True) -> None:
             raise ValueError(f"{what} is in {_TRAINING_MODE}")
 
 
-def _autocast_on(device: torch.device) -> bool:
-    try:
-        return torch.is_autocast_enabled(device.type)
-    except TypeError:  # torch < 2.4: no device argument
-        if device.type == "cpu":
-            return torch.is_autocast_cpu_enabled()
-        return torch.is_autocast_enabled()
-
-
 def check_on_device_of(images: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     """Return ``images`` if they are on ``param``'s device and in its dtype (or under autocast).
 
@@ -79,7 +70,7 @@ def check_on_device_of(images: torch.Tensor, param: torch.Tensor) -> torch.Tenso
             f"images are on {images.device} but the model is on {param.device}: "
             f"use images.to({str(param.device)!r})"
         )
-    if images.dtype != param.dtype and not _autocast_on(images.device):
+    if images.dtype != param.dtype and not torch.is_autocast_enabled(images.device.type):
         raise TypeError(
             f"images are {images.dtype} but the model is {param.dtype}: use images.to({param.dtype}) "
             "(or run under torch.autocast)"
