@@ -298,8 +298,6 @@ WIDGETS_ERRORS = [
      ValueError, r"box of shape \(3,\): a box is four numbers"),
     ("model in training mode", lambda: cam_explorer(_resnet().train(), _pairs()),
      ValueError, r"training mode: call model.eval\(\)"),
-    ("no dataset and no size", lambda: cam_explorer(_resnet()),
-     ValueError, r"give a dataset or, for uploads only, the model's image_size"),
     ("upload value of an unknown shape", lambda: uploaded_files("photo.png"),
      TypeError, r"a tuple \(ipywidgets 8\) or a dict \(ipywidgets 7\).*upgrade ipywidgets"),
     ("upload entry without content", lambda: uploaded_files({"a.png": {"metadata": {}}}),
