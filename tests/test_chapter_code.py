@@ -2,9 +2,10 @@
 
 Chapter 2 defines ``BuildingBlock`` and ``ResNet18B`` in code cells, chapter 5 the CAM kernel
 ``class_activation_maps``, chapter 7 the paper's box rule ``box_from_cam`` (d2l's ``#@save`` in
-the other direction: the book's copy is for reading, the package's for use). The duplication is intended and guarded here: the chapter's definition and
-the package's (``inspect.getsource``) must have the same syntax tree, docstrings left out, so the
-chapter may shorten a docstring, comment differently or break lines elsewhere, and nothing else.
+the other direction: the book's copy is for reading, the package's for use). The duplication is
+intended and guarded here: the chapter's definition and the package's (``inspect.getsource``)
+must have the same syntax tree, docstrings left out, so the chapter may shorten a docstring,
+comment differently or break lines elsewhere, and nothing else.
 Change one token on either side and these tests fail, as ``test_one_changed_token_*`` shows.
 """
 
