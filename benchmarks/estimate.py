@@ -92,9 +92,9 @@ def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, r
         "05_computing_cams": ChapterWork(models=("resnet18b_gap",), forward=(("resnet18b_gap", 3 * test),)),
         "06_gap_vs_gmp": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
                                      forward=(("resnet18b_gap", 2 * test), ("resnet18b_gmp", 2 * test))),
-        "07_from_cams_to_boxes": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
-                                             forward=(("resnet18b_gap", 2 * test), ("resnet18b_gmp", test)),
-                                             backward=(("resnet18b_gap", test),)),
+        # the test and validation maps (the other methods moved to deeper_07_protocols)
+        "07_from_cams_to_boxes": ChapterWork(models=("resnet18b_gap",),
+                                             forward=(("resnet18b_gap", test + p.val_size),)),
         "08_beyond_the_paper": ChapterWork(
             models=("resnet18b_gap",), forward=(("lite0", 2 * probe), ("resnet18b_gap", 2 * test)),
             backward=(("resnet18b_gap", test // 4),),

@@ -1,10 +1,11 @@
 """The chapters write out the code they teach, and it is the package's code.
 
 Chapter 2 defines ``BuildingBlock`` and ``ResNet18B`` in code cells, chapter 5 the CAM kernel
-``class_activation_maps`` (d2l's ``#@save`` in the other direction: the book's copy is for reading,
-the package's for use). The duplication is intended and guarded here: the chapter's definition and
-the package's (``inspect.getsource``) must have the same syntax tree, docstrings left out, so the
-chapter may shorten a docstring, comment differently or break lines elsewhere, and nothing else.
+``class_activation_maps``, chapter 7 the paper's box rule ``box_from_cam`` (d2l's ``#@save`` in
+the other direction: the book's copy is for reading, the package's for use). The duplication is
+intended and guarded here: the chapter's definition and the package's (``inspect.getsource``)
+must have the same syntax tree, docstrings left out, so the chapter may shorten a docstring,
+comment differently or break lines elsewhere, and nothing else.
 Change one token on either side and these tests fail, as ``test_one_changed_token_*`` shows.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from cam_tutorial.boxes import box_from_cam
 from cam_tutorial.cam import class_activation_maps
 from cam_tutorial.models import BuildingBlock, ResNet18B
 
@@ -32,6 +34,7 @@ CHAPTER_CODE = [
     ("02_building_resnet18b.ipynb", BuildingBlock),
     ("02_building_resnet18b.ipynb", ResNet18B),
     ("05_computing_cams.ipynb", class_activation_maps),
+    ("07_from_cams_to_boxes.ipynb", box_from_cam),
 ]
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # One-token edits of operators and keywords that keep the code valid Python.
