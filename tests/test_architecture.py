@@ -178,8 +178,8 @@ def test_the_cam_module_is_one_screen_of_reading_on_configuration_and_checks():
 MODULES_WITH_EXAMPLES = (
     "boxes", "cam", "checks", "coverage", "metrics", "released_code", "viz", "zoo", "anymodel.extractor",
     "anymodel.heads", "methods.compare", "methods.saliency", "methods.sanity", "real.efficientnet_lite",
-    "real.generic", "real.photos", "real.pretrained", "real.realcam", "book.widgets", "lab", "lab.geometry",
-    "lab.pixels", "lab.render", "lab.dataset",
+    "real.generic", "real.concepts", "real.photos", "real.pretrained", "real.realcam", "book.widgets", "lab",
+    "lab.geometry", "lab.pixels", "lab.render", "lab.dataset",
 )
 
 
