@@ -227,7 +227,7 @@ def resize_map(m: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     """Intersection over union of every box in ``boxes_a`` with every box in ``boxes_b``.
-    Used in chapter 7.
+    Used in chapter 7, and the appendix.
 
     With the module's exclusive convention, a box's area is ``(x1 - x0) * (y1 - y0)`` and
 
@@ -254,7 +254,7 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
 
 def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     """The IoU of each box in ``boxes_a`` with the box at the same index in ``boxes_b``.
-    Used in chapter 7.
+    Used in the appendix.
 
     The diagonal of :func:`box_iou`, without the ``N x N`` matrix: one predicted box per image
     against that image's ground truth.
@@ -306,7 +306,7 @@ def foreground_mask(m: np.ndarray, threshold: float) -> np.ndarray:
 
 def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
     """The CAM paper's box: the tight box of the largest region above a fraction of the maximum.
-    Used in chapter 7.
+    Used in chapter 7, and the appendix.
 
     Zhou et al. (2016, section 3): keep the pixels whose value is at least ``threshold`` times
     the map's maximum, take the largest connected component (8-connected, largest pixel count,
@@ -351,7 +351,7 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
 
 def boxes_from_cams(cams: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
     """:func:`box_from_cam` for a batch ``(N, H, W)`` (or a list of maps): ``(N, 4)`` int64.
-    Used in chapters 5, 7 and 8."""
+    Used in chapters 5 and 8, and the appendix."""
     maps = as_maps(cams)
     return np.stack([box_from_cam(m, threshold, size=size) for m in maps])
 
@@ -392,7 +392,7 @@ def localization_accuracy(
     iou_threshold: float = 0.5,
 ) -> LocalizationAccuracy:
     """Top-1 localisation (class right and IoU >= 0.5) and ground-truth-known localisation.
-    Used in chapters 5 and 7.
+    Used in chapter 7, and the appendix.
 
     For image ``i`` with best IoU :math:`u_i = \\max_g \\mathrm{IoU}(\\hat b_i, g)` over its
     ground-truth boxes ``g`` (ImageNet's rule: any box of the class counts),
@@ -454,7 +454,7 @@ def localization_accuracy(
 
 def center_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> np.ndarray:
     """Choe et al.'s centre baseline as maps: a Gaussian bump centred in every image.
-    Used in chapter 5.
+    Used in the appendix.
 
     :math:`M(x, y) = \\exp(-\\tfrac12[(\\tfrac{x - c_x}{\\sigma W})^2 +
     (\\tfrac{y - c_y}{\\sigma H})^2])` with pixel centres ``x + 0.5`` and the image centre

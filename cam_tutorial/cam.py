@@ -59,13 +59,13 @@ __all__ = [
 
 class CAMNotApplicableError(ValueError):
     """The model's head is not global pooling followed by one linear layer, so CAM does not apply.
-    Used in chapter 8."""
+    Used in the appendix."""
 
 
 def class_activation_maps(features: torch.Tensor, fc_weight: torch.Tensor,
                           classes: ClassIndices = None) -> torch.Tensor:
     """Raw class activation maps ``M_c(x, y) = sum_k w_k^c f_k(x, y)`` for a batch (chapters 4, 5).
-    Used in chapters 4, 5 and 8.
+    Used in chapters 4 and 5, and the appendix.
 
     The bias is not part of the map: with global average pooling ``M_c.mean() + b_c == S_c``.
 
@@ -107,7 +107,7 @@ def class_activation_maps(features: torch.Tensor, fc_weight: torch.Tensor,
 
 def upsample_maps(maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Resize maps to ``size`` with bilinear interpolation (``align_corners=False``), in float (chapter 5).
-    Used in chapters 5 and 8.
+    Used in chapter 5, and the appendix.
 
     Upsample the float maps, then quantise if you must: quantising to uint8 first (as in the
     original slides) throws away everything between two of 256 levels before interpolating.
@@ -146,7 +146,7 @@ def upsample_maps(maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tens
 
 def normalize_maps(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """Min-max normalise each map to ``[0, 1]``: ``(M - min M) / (max M - min M)`` (chapter 5).
-    Used in chapters 1, 4, 5 and 8.
+    Used in chapters 1, 4 and 5, and the appendix.
 
     Every ``(h, w)`` map is scaled on its own (per image, per class). A constant map has no
     "where", so it becomes all zeros, never NaN.
@@ -234,7 +234,7 @@ def _layout_problem(model: nn.Module) -> str:
 def compute_cams(model: nn.Module, images: torch.Tensor, classes: ClassIndices = None, *,
                  top_k: int | None = None, upsample: bool = True, normalize: bool = True) -> CAMResult:
     """Logits and class activation maps from one forward pass, no hooks (chapter 5).
-    Used in chapters 1, 5 and 8, and the quick start.
+    Used in chapters 1, 5 and 8, and the quick start, and the appendix.
 
     ``f = model.features(x)``, ``S = model.classifier(model.pool(f))`` (a dropout between them is
     the identity in eval mode), then ``M_c = sum_k w_k^c f_k`` with ``W`` read from the live model.

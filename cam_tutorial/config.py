@@ -102,7 +102,7 @@ class ChapterSizes:
 @dataclass(frozen=True)
 class Preset:
     """Sizes of one kind of run: what shapes the models and their data, and the chapters' sizes.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix.
 
     Attributes:
         name: ``"ci"``, ``"cpu"`` or ``"gpu"``.
@@ -197,7 +197,7 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(name: str | None = None) -> Preset:
     """Resolve a preset by name, from ``CAM_TUTORIAL_PRESET``, or by the hardware at hand.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix.
 
     Args:
         name: ``"ci"``, ``"cpu"`` or ``"gpu"``; ``None`` reads the environment variable and
@@ -224,7 +224,7 @@ def get_preset(name: str | None = None) -> Preset:
 
 def default_device() -> torch.device:
     """CUDA when available, then Apple's MPS, else the CPU.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8."""
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix."""
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -234,7 +234,7 @@ def default_device() -> torch.device:
 
 def map_size(image_size: int) -> int:
     """Side of ResNet18B's (and VGG16-GAP's) feature maps: the input side over the stride 16.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8."""
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix."""
     # conv 7x7/2 (pad 3), max-pool 3x3/2 (pad 1), then two stride-2 3x3 convs (pad 1).
     side = image_size
     for _ in range(4):

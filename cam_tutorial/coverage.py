@@ -105,7 +105,7 @@ def pointing_game(
     return_hits: bool = False,
 ) -> float | tuple[float, np.ndarray]:
     """The pointing game (Zhang et al. 2016): does the map's maximum land on the object?
-    Used in chapters 5, 6 and 7.
+    Used in chapters 5 and 8, and the appendix.
 
     A hit when the arg-max pixel lies within ``tolerance`` pixels (Euclidean, between pixel
     centres) of an object pixel: the object's mask dilated by a disc of that radius. The
@@ -198,7 +198,7 @@ class AreaFraction:
 
 def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFraction:
     """How much of the object each map covers, and how much it spills over.
-    Used in chapter 6.
+    Used in the appendix.
 
     The region ``A`` is the set of pixels the paper's rule keeps, at or above ``threshold``
     times the map's maximum (the same rule and degenerate-map handling as
@@ -344,7 +344,7 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
                   counted: Sequence[int] | None = None, min_share: float = 0.5) -> PartCoverage:
     """Which parts of each object a map covers: the measure behind "GAP covers the whole extent,
     GMP one part".
-    Used in chapter 6.
+    Used in the appendix.
 
     A part map labels each pixel with its part: 0 for the background, ``p + 1`` for part ``p``
     (the lab's :meth:`~cam_tutorial.lab.SyntheticShapes.part_map`). The kept region ``A`` is

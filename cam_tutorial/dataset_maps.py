@@ -179,7 +179,7 @@ def cams_for_dataset(
     upsample: bool = True,
 ) -> DatasetMaps:
     """Class activation maps (upsampled, normalised) and logits for every item of a dataset.
-    Used in chapters 5, 6, 7 and 8.
+    Used in chapters 6, 7 and 8, and the appendix.
 
     One :func:`~cam_tutorial.cam.compute_cams` per batch, for a ``features -> pool -> classifier``
     network (every model the book builds). See :func:`maps_for_dataset` for the items, ``classes``

@@ -164,7 +164,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
              *, num_workers: int = 0, amp: str = "off", channels_last: bool | str = "auto",
              progress: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``dataset``, in eval mode.
-    Used in chapter 1.
+    Used in chapter 1, and the appendix.
 
     The model is left in eval mode on ``device`` (default: where its parameters are). Batches go
     in as NHWC where :func:`inference_channels_last` says so (``channels_last="auto"``); the

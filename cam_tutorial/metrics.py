@@ -285,7 +285,7 @@ def max_box_acc(
     protocol: str = "clean",
 ) -> MaxBoxAccResult:
     """MaxBoxAcc and MaxBoxAccV2 (Choe et al., "Evaluating WSOL methods right", CVPR 2020).
-    Used in chapters 5, 6 and 7.
+    Used in chapter 7, and the appendix.
 
     For each map: min-max normalise (a constant map becomes zeros), scale by 255 and truncate
     to 8 bits. For each threshold :math:`\\tau`, keep the pixels strictly above
@@ -403,7 +403,7 @@ def max_box_acc_both(
     protocol: str = "clean",
 ) -> tuple[MaxBoxAccResult, MaxBoxAccResult]:
     """MaxBoxAccV2 (every contour) and the original MaxBoxAcc (the largest contour) at once.
-    Used in chapter 7.
+    Used in the appendix.
 
     The same two results as ``max_box_acc(cams, gt_boxes, iou_thresholds, ...)`` and
     ``max_box_acc(cams, gt_boxes, largest_iou_thresholds, ..., multi_contour=False)``, bit for

@@ -101,7 +101,7 @@ class _ConcatShortcut(nn.Module):
 
 def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option: str = "B") -> nn.Module:
     """The shortcut ``s(x)`` of a residual block whose input and output shapes may differ.
-    Used in chapter 2.
+    Used in chapter 2, and the appendix.
 
     The identity when the shapes match; otherwise, by ``option``: ``"A"`` subsamples and pads
     with zero channels (no parameters), ``"B"`` is a 1x1 convolution with the block's stride and
@@ -129,7 +129,7 @@ def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option
 
 class BuildingBlock(nn.Module):
     """The two-layer residual block of ResNet-18: ``relu(bn(conv(relu(bn(conv(x))))) + s(x))``.
-    Used in chapter 2.
+    Used in chapter 2, and the appendix.
 
     Chapter 2 writes this class out; ``tests/test_chapter_code.py`` checks the two are the same code.
 
@@ -216,7 +216,7 @@ class _CheckInputSize(nn.Module):
 
 class ResNet18B(nn.Module):
     """ResNet-18 whose last stage keeps stride 1, so a 224x224 image gives 14x14 maps.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix.
 
     Layout (``w`` = ``width``): gate (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), then four stages of
     two :class:`BuildingBlock` at widths ``w, 2w (stride 2), 4w (stride 2), 8w (stride 1)``,
@@ -315,7 +315,7 @@ def _vgg16_convs(width: int, batch_norm: bool, pool5: bool) -> list[nn.Module]:
 
 def vgg16_fc(num_classes: int = 1000, width: int = 64, image_size: int = 224, batch_norm: bool = False) -> VGG:
     """VGG16 with its fully connected head: conv1_1 ... pool5, FC-h, FC-h, FC-``num_classes``.
-    Used in chapter 1.
+    Used in chapter 1, and the appendix.
 
     ``h = 64 * width`` (4096 at the standard width). The first FC layer sees the flattened
     ``8w x (s/32) x (s/32)`` pool5 output, one weight per channel *and position*: the point of
@@ -344,7 +344,7 @@ def vgg16_gap(num_classes: int = 1000, width: int = 64, batch_norm: bool = False
     """The paper's VGGnet-GAP: VGG16's convolutions through conv5_3 (no pool5), a 3x3 conv of
     ``16 * width`` channels (1024 at the standard width), ReLU, global average pooling, one
     ``nn.Linear``. Total stride 16, so 224 px gives 14x14 maps.
-    Used in chapter 1.
+    Used in chapter 1, and the appendix.
 
     Example:
         >>> import torch

@@ -1,5 +1,5 @@
 """Curves and charts of what the book measures: training curves, confusion matrices, BoxAcc(tau),
-part coverage, deletion/insertion curves, and the 8-bit quantisation profile of chapter 5.
+part coverage, deletion/insertion curves, and the 8-bit quantisation profile (chapter 5's Going deeper page).
 
 Pictures of images and maps are in :mod:`cam_tutorial.viz`; both keep to its figure sizes.
 """
@@ -115,7 +115,7 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
 def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], ax: plt.Axes | None = None,
                        title: str | None = None) -> plt.Figure:
     """Grouped bars: each part's mean covered share, one bar per method.
-    Used in chapter 6.
+    Used in the appendix.
 
     Args:
         coverages: method name -> :class:`~cam_tutorial.coverage.PartCoverage`.
@@ -145,7 +145,7 @@ def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], 
 def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,
                  title: str | None = None) -> plt.Figure:
     """BoxAcc as a function of the map threshold tau, one curve per method and IoU threshold delta.
-    Used in chapters 6 and 7.
+    Used in chapter 7, and the appendix.
 
     The best tau of each curve is marked: its height is MaxBoxAcc(delta), the threshold chosen
     once for the whole dataset (Choe et al. 2020).
@@ -215,7 +215,7 @@ def show_quantization_profile(float_map: np.ndarray, uint8_map: np.ndarray, span
     profiled, the error in levels of 255, and the row's flattest stretch of ``span`` pixels
     (:func:`flattest_stretch`) against the 256 levels. Legends at 10 pt: the figure is 10 inches
     wide, so the book shows it at about 0.7 of its size.
-    Used in chapter 5.
+    Used in the appendix.
 
     Returns:
         The figure and the two profiles ``(float, 8-bit)`` along that stretch.
@@ -262,7 +262,7 @@ def plot_deletion_insertion(curves: Mapping[str, Any], title: str) -> plt.Figure
     """Mean deletion and insertion curves of several map methods, side by side, each labelled
     with its mean area under the curve (results of
     :func:`cam_tutorial.methods.sanity.deletion_insertion_curves`).
-    Used in chapter 8.
+    Used in the appendix.
 
     Example:
         >>> from types import SimpleNamespace

@@ -195,7 +195,7 @@ def box_from_cam_released_code(
     return_all: bool = False,
 ) -> np.ndarray:
     """The box that the authors' released code (zhoubolei/CAM) produces, not the paper's rule.
-    Used in chapter 7.
+    Used in the appendix.
 
     The paper says "20% of the maximum, largest connected component". The released pipeline,
     ``ILSVRC_generate_heatmap.m`` (writes the map), ``bboxgenerator/dt_box.cpp`` (finds the

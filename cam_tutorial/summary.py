@@ -32,13 +32,13 @@ __all__ = [
 
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters (trainable or not) of ``module``.
-    Used in chapters 1, 2 and 6."""
+    Used in chapter 6, and the appendix."""
     return sum(p.numel() for p in module.parameters())
 
 
 def count_flops(module: nn.Module, inputs: torch.Tensor) -> int:
     """FLOPs of one forward pass of ``module`` on ``inputs`` (a multiply-add counts as 2).
-    Used in chapter 2."""
+    Used in the appendix."""
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         module(inputs)
@@ -47,7 +47,7 @@ def count_flops(module: nn.Module, inputs: torch.Tensor) -> int:
 
 def receptive_field(features: nn.Module) -> int:
     """Theoretical receptive field, in input pixels, of one unit of the last maps of ``features``.
-    Used in chapters 1 and 2.
+    Used in the appendix.
 
     Walks the convolutions and poolings of the main path in order: each layer of kernel ``k``
     widens the field by ``(k - 1) * j``, where ``j`` is the product of the strides before it,
@@ -88,7 +88,7 @@ def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 def stage_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
     """One row per child of ``model.features``: output shape, parameters, FLOPs, receptive field.
-    Used in chapter 2.
+    Used in chapter 2, and the appendix.
 
     Rows are plain dicts (``name``, ``output``, ``params``, ``mflops``, ``receptive_field``), ready
     for :func:`markdown_table`. Runs one forward pass on zeros in eval mode, then gives every
@@ -117,7 +117,7 @@ def stage_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]
 
 def part_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
     """Parameters and FLOPs of each part of a model (``features``, ``pool``, ``classifier``).
-    Used in chapter 1.
+    Used in the appendix.
 
     Also gives each part's share of the whole, which is how the FC head of VGG16 shows itself:
     it holds most of the parameters but few of the FLOPs. Runs in eval mode, like :func:`stage_table`.
@@ -160,7 +160,7 @@ def _cell(text: str) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None,
                    headers: Sequence[str] | None = None, formats: dict[str, str] | None = None) -> str:
     """Render rows (dicts) as a Markdown table, for ``IPython.display.Markdown`` in the notebooks.
-    Used in chapters 1, 2, 3, 5, 6, 7 and 8.
+    Used in chapters 2, 3, 6, 7 and 8, and the appendix.
 
     Args:
         rows: one dict per row.

@@ -112,7 +112,7 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainConfig:
     """How to train; every field has a default that suits the book's lab.
-    Used in chapters 3 and 8.
+    Used in chapter 3, and the appendix.
 
     Attributes:
         epochs: passes over the training set (the one-cycle schedule spans all of them).
@@ -285,7 +285,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config: TrainConfig | None = None,
           checkpoint_dir: str | os.PathLike | None = None, *, stop_after: int | None = None) -> History:
     """Train ``model`` in place with AdamW and a one-cycle schedule; validate after every epoch.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix.
 
     Each step minimises the mean cross-entropy ``L = -(1/B) sum_i log softmax(S_i)[y_i]`` of a
     batch; the learning rate rises from ``lr/25`` to ``lr`` over the first ``pct_start`` of the

@@ -100,7 +100,7 @@ def _label_title(label: object, class_names: Sequence[str] | None) -> str:
 def draw_box(ax: plt.Axes, box: Sequence[float], color: str = "lime", label: str | None = None,
              linewidth: float = 1.5) -> None:
     """Draw a box ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) on ``ax``.
-    Used in chapters 4, 5, 6 and 7.
+    Used in chapters 4, 5, 6 and 7, and the appendix.
 
     The box is drawn above the axes' frame and not clipped to it, so that a box along the image's
     edge (one that covers the whole image, say) stays visible instead of hiding under the frame.
@@ -125,7 +125,7 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
                  class_names: Sequence[str] | None = None, ncols: int = 8, title: str | None = None,
                  size: float = 1.6, titles: Sequence[str] | None = None) -> plt.Figure:
     """A grid of images with ground-truth boxes (green) and, optionally, predicted boxes (red).
-    Used in chapters 1, 3 and 7.
+    Used in chapters 1, 3 and 7, and the appendix.
 
     Args:
         images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]), grey ``(B, 1, H, W)`` or
@@ -229,7 +229,7 @@ def overlay(
     colormap: str = "jet",
 ) -> np.ndarray:
     """Blend a class activation map over an image: ``(1 - alpha) * image + alpha * colormap(cam)``.
-    Used in chapters 1, 5 and 7, and the quick start.
+    Used in chapters 1, 5 and 7, and the quick start, and the appendix.
 
     The map is coloured with a matplotlib colormap, which returns RGB. (The classic bug in CAM
     code is ``cv2.applyColorMap``: it returns **BGR**, so blending it with an RGB image, or showing
@@ -329,7 +329,7 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
                   size: float = 1.6, title: str | None = None, alpha: float = 0.4,
                   colormap: str = "jet") -> plt.Figure:
     """Maps of several methods on the same images: one row per method, one column per image.
-    Used in chapters 6, 7 and 8.
+    Used in chapters 6 and 8, and the appendix.
 
     More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap into blocks of even width
     (:func:`balanced_columns`): the rows of every method repeat for the next images, below.
@@ -387,7 +387,7 @@ PART_COLORS = ("#202020", "#9e9e9e", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00",
 def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequence[str],
                titles: Sequence[str] | None = None, size: float = 1.6, title: str | None = None) -> plt.Figure:
     """Images above their part maps: which pixels belong to which part (a legend names them).
-    Used in chapter 6.
+    Used in the appendix.
 
     Args:
         images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]) or a sequence of images.
@@ -433,7 +433,7 @@ def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequ
 def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
     """Display ``fig`` in a notebook as a JPEG and close it: photographs and smooth maps compress
     far better than as PNG (the page loads faster, the figure looks the same).
-    Used in chapters 5 and 8.
+    Used in chapter 8, and the appendix.
 
     Example:
         >>> fig, ax = plt.subplots()

@@ -278,7 +278,7 @@ def shipped_presets() -> list[str]:
 def presets_to_compare(preset: Preset | str | None = None) -> list[Preset]:
     """``preset`` and every shipped preset, in :data:`PRESETS` order: the runs a chapter can set
     side by side without training any model but its own preset's.
-    Used in chapters 1 and 6.
+    Used in the appendix.
 
     Example:
         >>> [p.name for p in presets_to_compare(get_preset("gpu"))]
@@ -294,7 +294,7 @@ def build_model(name: str, preset: Preset | str | None = None, cache_dir: str | 
     :func:`recipe`): seeded random weights, or under a creatures preset the weights of its start,
     the same network trained on the shapes lab (shipped for ``cpu``; trained into ``cache_dir``
     first elsewhere).
-    Used in chapters 1, 3 and 6."""
+    Used in chapters 3 and 6, and the appendix."""
     return build_recipe(recipe(name, preset), cache_dir)
 
 
@@ -328,7 +328,7 @@ def preset_recipes(preset: Preset | str | None = None) -> list[ModelRecipe]:
 def model_dataset(name: str, split: str, preset: Preset | str | None = None) -> SyntheticShapes:
     """The lab split that model ``name`` was trained (``"train"``), validated (``"val"``) or
     tested (``"test"``) on, at the preset's sizes; the ``_left`` models' objects lie in the left half.
-    Used in chapters 3, 4, 5, 6, 7 and 8.
+    Used in chapters 3, 4, 5, 6 and 7, and the appendix.
 
     Example:
         >>> from cam_tutorial.config import get_preset
@@ -479,7 +479,7 @@ def trained_model(name: str, preset: Preset | str | None = None, device: str | t
                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
                   with_info: bool = False) -> nn.Module | tuple[nn.Module, ModelInfo]:
     """A trained zoo model in eval mode: from the package, the cache, or trained now.
-    Used in chapters 1, 4, 5, 6, 7 and 8.
+    Used in chapters 1, 4, 5, 6, 7 and 8, and the appendix.
 
     Args:
         name: one of :func:`available_models`.

@@ -71,7 +71,7 @@ REINSTALL = ("reinstall cam_tutorial (pip install --force-reinstall from where y
 
 def default_cache_dir() -> Path:
     """``$CAM_TUTORIAL_CACHE`` or ``~/.cache/cam_tutorial``.
-    Used in chapter 8."""
+    Used in the appendix."""
     env = os.environ.get(CACHE_ENV, "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial"
 

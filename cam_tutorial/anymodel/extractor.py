@@ -150,7 +150,7 @@ def _log_verified(pooling: str, activation: str, target_name: str | None, fc: nn
 
 class CAMExtractor:
     """Class activation maps and logits from one forward pass of any GAP (or GMP) classifier (chapter 8).
-    Used in chapter 8.
+    Used in the appendix.
 
     It hooks the layer whose output ``f`` feeds the global pooling, reads the weight ``W`` of the
     linear layer after it (from the live model at each call), and returns ``M_c = sum_k w_k^c f_k``

@@ -39,7 +39,7 @@ def in_colab() -> bool:
 def use_drive_cache(enabled: bool = True, mount_point: str = MOUNT_POINT,
                     folder: str = DRIVE_FOLDER) -> Path | None:
     """On Colab, keep the zoo's models on Google Drive: mount it and set ``$CAM_TUTORIAL_CACHE``.
-    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8.
+    Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix.
 
     One decision: ``enabled=False`` keeps models on the Colab machine (lost with the session).
     A cache folder you set yourself (``$CAM_TUTORIAL_CACHE``) is kept as it is. If mounting

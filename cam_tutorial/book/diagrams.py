@@ -144,7 +144,7 @@ def diagram_labels(fig: Figure) -> list[str]:
 def draw_cam_pipeline(channels: int = 512, side: int = 14, image_size: int = 224,
                       num_classes: int = 10) -> Figure:
     """The CAM pipeline: features -> GAP -> weights -> weighted sum of maps -> upsampled map.
-    Used in chapter 5.
+    Used in chapters 5 and 8.
 
     Top row, the classifier: the image goes through the convolutional backbone to ``K`` feature
     maps ``f_k``, GAP averages each to one number ``F_k``, the linear layer turns them into class

@@ -364,7 +364,7 @@ def cam_explorer(
     display_size: int = 320,
 ) -> CAMExplorer:
     """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label[, box[, mask]])``).
-    Used in chapter 8.
+    Used in the appendix.
 
     Args:
         model: a CAM classifier (global pooling + one linear layer) in eval mode.

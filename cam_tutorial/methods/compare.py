@@ -157,7 +157,7 @@ def localization_report(
     workers: int | None = None,
 ) -> LocalizationReport:
     """Score one method's maps against the dataset's boxes (and masks) with every measure.
-    Used in chapters 6 and 8.
+    Used in chapter 8, and the appendix.
 
     Args:
         found: the maps, scores and ground truth (:func:`~cam_tutorial.dataset_maps.cams_for_dataset`
@@ -229,7 +229,7 @@ def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
     """The same items with every map replaced by a centred Gaussian
     (:func:`~cam_tutorial.boxes.center_gaussian_maps`): the baseline that looks at no image.
     Scores and ground truth are kept, so its "classification" is that of ``found``'s model.
-    Used in chapter 8."""
+    Used in chapters 7 and 8."""
     n, height, width = found.maps.shape
     bumps = torch.from_numpy(center_gaussian_maps(n, height, width, sigma)).float()
     return dataclasses.replace(found, maps=bumps)
@@ -246,7 +246,7 @@ def method_maps(
     timings: dict[str, float] | None = None,
 ) -> dict[str, DatasetMaps]:
     """The maps of the book's methods on ``dataset``, each of the image's true class.
-    Used in chapter 7.
+    Used in the appendix.
 
     Returns ``{CAM_GAP: ..., CAM_GMP: ... (with gmp_model), SALIENCY: ..., CENTER: ...}``;
     saliency and the centre baseline use ``gap_model``. With ``timings`` (a dict), the wall time
@@ -272,14 +272,14 @@ def method_maps(
 def compare_methods(maps: Mapping[str, DatasetMaps], threshold: float = 0.2,
                     workers: int | None = None) -> dict[str, LocalizationReport]:
     """A :class:`LocalizationReport` for each named method's maps, in the same order.
-    Used in chapter 7."""
+    Used in the appendix."""
     return {name: localization_report(found, name, threshold, workers=workers) for name, found in maps.items()}
 
 
 def comparison_rows(reports: Mapping[str, LocalizationReport] | list[LocalizationReport]) -> list[dict[str, Any]]:
     """One :meth:`LocalizationReport.row` per report, for
     :func:`~cam_tutorial.summary.markdown_table` (headers: :data:`ROW_HEADERS`).
-    Used in chapters 6, 7 and 8."""
+    Used in chapter 8, and the appendix."""
     items = reports.values() if isinstance(reports, Mapping) else reports
     return [report.row() for report in items]
 
@@ -289,7 +289,7 @@ def twin_measures(preset: Preset, device: torch.device | str | None = None, *,
                   reports: Mapping[str, LocalizationReport] | None = None,
                   test_size: int | None = None) -> dict[str, dict[str, Any]]:
     """Every measure of the GAP/GMP twins (``resnet18b_gap``, ``resnet18b_gmp``) at ``preset``.
-    Used in chapter 6.
+    Used in the appendix.
 
     One :meth:`LocalizationReport.row` per pooling (keys ``"GAP"`` and ``"GMP"``), plus
     ``"matched"``: the mean share of the object covered by its map's ``|object|`` highest pixels
@@ -362,7 +362,7 @@ class CalibratedBoxAcc:
 
 def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> CalibratedBoxAcc:
     """Choose tau on a held-out split's boxes, report BoxAcc on the test split at that tau.
-    Used in chapter 7.
+    Used in chapter 7, and the appendix.
 
     Choe et al. (CVPR 2020) tune a method's hyper-parameters, the CAM threshold included, on a
     held-out split with boxes and report on test. MaxBoxAcc on the test split alone picks the

@@ -73,7 +73,7 @@ def _selected_scores(logits: object, classes: ClassIndices, batch: int) -> tuple
 
 def gradient_saliency(model: nn.Module, images: torch.Tensor, classes: ClassIndices = None) -> torch.Tensor:
     """Backprop saliency ``max_colour |dS_c / dI|`` (Simonyan et al., 2014) for a batch.
-    Used in chapters 1 and 8.
+    Used in chapter 1, and the appendix.
 
     Args:
         model: any classifier in eval mode returning logits ``(B, C)`` (it need not be a CAM model).
@@ -119,7 +119,7 @@ def grad_cam(
     normalize: bool = False,
 ) -> torch.Tensor:
     """Grad-CAM maps ``ReLU(sum_k alpha_k^c f_k)``, ``alpha_k^c = mean_{x,y} dS_c/df_k`` (Selvaraju et al., 2017).
-    Used in chapter 8.
+    Used in the appendix.
 
     Args:
         model: any classifier in eval mode returning logits ``(B, C)``.

@@ -81,7 +81,7 @@ def _average_ranks(x: torch.Tensor) -> torch.Tensor:
 
 def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor:
     """Spearman's rank correlation between matching maps, one value per map.
-    Used in chapters 5 and 8.
+    Used in the appendix.
 
     Maps with a NaN or an infinity are refused (``ValueError``): a rank of NaN means nothing.
 
@@ -210,7 +210,7 @@ def cascading_randomization(
     layers: Sequence[str] | None = None,
 ) -> RandomizationResult:
     """Adebayo et al.'s cascading model randomisation, on a copy of the model.
-    Used in chapter 8.
+    Used in the appendix.
 
     Step ``i`` re-initialises ``layers[i]`` on top of the layers already randomised, then computes
     ``map_fn(model_copy, images, classes)`` and its Spearman correlation with the maps of the
@@ -324,7 +324,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def random_maps(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
     """``(B, H, W)`` uniform random maps: the baseline a real saliency map must beat.
-    Used in chapter 8."""
+    Used in the appendix."""
     return torch.rand(batch, height, width, generator=torch.Generator().manual_seed(seed))
 
 
@@ -369,7 +369,7 @@ def deletion_insertion_curves(
     batch_size: int = 128,
 ) -> CurvesResult:
     """Deletion and insertion curves (Petsiuk et al., 2018) of saliency ``maps``, batched.
-    Used in chapter 8.
+    Used in the appendix.
 
     Pixels are ranked by decreasing map value (ties by position). At step ``k`` of ``steps`` the
     top ``round(k / steps * H * W)`` pixels are

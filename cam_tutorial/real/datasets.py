@@ -228,7 +228,7 @@ def load_dataset(
     objects: str | None = None,
 ) -> Dataset:
     """One entry point for the lab and the real datasets; all yield ``(image, label, box, mask)``.
-    Used in chapter 8.
+    Used in the appendix.
 
     Args:
         name: ``"lab"`` (:class:`SyntheticShapes`, no files needed), ``"imagenette"``

