@@ -1,5 +1,6 @@
 """Curves and charts of what the book measures: training curves, confusion matrices, BoxAcc(tau),
-part coverage, deletion/insertion curves, and the 8-bit quantisation profile (chapter 5's Going deeper page).
+part coverage, deletion/insertion curves, and the 8-bit quantisation profile (chapter 5's Going
+deeper page).
 
 Pictures of images and maps are in :mod:`cam_tutorial.viz`; both keep to its figure sizes.
 """
