@@ -74,7 +74,7 @@ _EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from or written: unreadable, foreign, from another
     run, or a folder that cannot take it.
-    Used in chapter 3."""
+    Used in the appendix."""
 
 
 def json_identity(identity: Any) -> dict[str, Any] | None:

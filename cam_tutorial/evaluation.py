@@ -40,7 +40,7 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for an ``amp`` setting on ``device``; ``None`` means float32.
-    Used in chapter 3.
+    Used in the appendix.
 
     ``"auto"`` is bfloat16 on GPUs with bfloat16 tensor cores (compute capability 8.0 and up:
     Ampere and newer), float16 on older GPUs such as the T4 (7.5; float16 then needs a gradient
@@ -212,7 +212,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
             *, num_workers: int = 0, amp: str = "off", channels_last: bool | str = "auto",
             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true labels for every item of ``dataset``, in order, on the CPU.
-    Used in chapter 3.
+    Used in no chapter directly.
 
     Returns:
         ``(predicted, targets)``, two ``int64`` tensors of length ``len(dataset)``; feed them to
@@ -238,7 +238,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
 def confusion_matrix(targets: torch.Tensor | Sequence[int], predicted: torch.Tensor | Sequence[int],
                      num_classes: int) -> np.ndarray:
     """Counts ``C[i, j]`` of items of true class ``i`` predicted as class ``j``.
-    Used in chapter 3.
+    Used in no chapter directly.
 
     Example:
         >>> confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist()

@@ -74,7 +74,7 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
 def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None,
                           normalize: bool = True, title: str | None = None) -> plt.Figure:
     """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``.
-    Used in chapter 3.
+    Used in no chapter directly.
 
     Args:
         matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.evaluation.confusion_matrix`).

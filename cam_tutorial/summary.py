@@ -160,7 +160,7 @@ def _cell(text: str) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None,
                    headers: Sequence[str] | None = None, formats: dict[str, str] | None = None) -> str:
     """Render rows (dicts) as a Markdown table, for ``IPython.display.Markdown`` in the notebooks.
-    Used in chapters 2, 3, 6, 7 and 8, and the appendix.
+    Used in chapters 2, 6, 7 and 8, and the appendix.
 
     Args:
         rows: one dict per row.

@@ -112,7 +112,7 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainConfig:
     """How to train; every field has a default that suits the book's lab.
-    Used in chapter 3, and the appendix.
+    Used in the appendix.
 
     Attributes:
         epochs: passes over the training set (the one-cycle schedule spans all of them).
@@ -561,7 +561,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
 def measure_throughput(model: nn.Module, config: TrainConfig, image_size: int, steps: int = 10,
                        num_classes: int = 10) -> float:
     """Training images per second of :func:`train` under ``config``, on a copy of ``model``.
-    Used in chapter 3.
+    Used in the appendix.
 
     Runs two epochs of ``steps`` batches of random images: the first pays the one-time costs
     (``torch.compile``, cuDNN's autotuning, the allocator), the second is timed. The data sit in

@@ -169,7 +169,7 @@ def as_preset(preset: Preset | str | None) -> Preset:
 
 def recipe(name: str, preset: Preset | str | None = None) -> ModelRecipe:
     """The recipe of zoo model ``name`` under ``preset`` (default :func:`~cam_tutorial.config.get_preset`).
-    Used in chapter 3.
+    Used in chapter 3, and the appendix.
 
     Only the preset's model sizes enter it (image size, widths, split sizes, epochs, batch
     size, learning rate); its chapter sizes (probe sizes, ``sanity_images``...) do not.
@@ -360,7 +360,7 @@ def train_config(name: str, preset: Preset | str | None = None) -> TrainConfig:
     """The settings model ``name`` is trained with under ``preset``: its recipe's (the preset's,
     except for a per-model learning rate where the preset's does not train that architecture),
     carrying the recipe's identity, so that a run of it resumes only from a run of the same recipe.
-    Used in chapters 1 and 3.
+    Used in chapters 1 and 3, and the appendix.
 
     Example:
         >>> from cam_tutorial.config import get_preset

@@ -289,7 +289,7 @@ def _network_digest(architecture: Architecture) -> str:
 def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | None = None,
                     max_uint8_bytes: int | None = None, num_workers: int = 0) -> Dataset:
     """The training set as fast as memory allows: rendered once, or rendered lean on every access.
-    Used in chapter 3.
+    Used in chapter 3, and the appendix.
 
     In order: the float32 images and labels in a ``TensorDataset`` if they fit in ``max_bytes``
     (the ``ci`` and ``cpu`` models are trained on exactly these); for the lab, else its uint8
