@@ -58,18 +58,20 @@ class ChapterSizes:
     them, only the chapters (``preset.chapter.sanity_images``).
 
     Attributes:
-        throughput_steps: timed training steps per setting in chapter 3's throughput table.
-        sanity_images: lab test images of chapter 8's cascading-randomisation check.
-        curve_images: lab test images of chapter 8's deletion/insertion curves.
+        throughput_steps: timed training steps per setting in the throughput table (chapter 3's
+            Going deeper page on training internals).
+        sanity_images: lab test images of the cascading-randomisation check (chapter 8's Going
+            deeper page on other methods).
+        curve_images: lab test images of the deletion/insertion curves (the same page).
         curve_steps: points on each of those curves.
         probe_image_size: input side of the frozen ImageNet network in chapter 8's
             generic-features experiments (224 is its training size, smaller is faster).
         probe_train_size: images the linear head of those experiments is fitted on, per task.
         probe_test_size: images they are scored on, per task.
-        download_weights: whether chapter 8 may try to download ImageNet weights (``ci`` never
-            downloads).
-        finetune_epochs: epochs of chapter 8's ResNet18B fine-tuning on Imagenette, run on Colab
-            only; 0 skips it (it downloads the data set and needs a GPU).
+        download_weights: whether chapter 8's page on other models may try to download ImageNet
+            weights (``ci`` never downloads).
+        finetune_epochs: epochs of the ResNet18B fine-tuning on Imagenette (chapter 8's page on
+            other models), run on Colab only; 0 skips it (it downloads the data set and needs a GPU).
 
     Example:
         >>> ChapterSizes(sanity_images=4).replace(curve_steps=8).curve_steps
