@@ -3,7 +3,7 @@
 Per chapter, the work it does under the preset (``CHAPTER_WORK``): the zoo models it needs
 (trained when the cache lacks them: ``train_size x epochs`` training images at three times the
 forward FLOPs, the validation split every epoch, the test split once, and rendering the lab once
-into memory at the loader's rate), the trainings it always does (chapter 3's own run, its
+into memory at the loader's rate), the trainings it always does (chapter 3's own run, its page's
 throughput table), forward passes (test-set CAMs, saliency at forward + backward) and fixed costs
 (installing the package, downloads). FLOPs per image come from
 :func:`cam_tutorial.summary.count_flops`; minutes follow from an effective TFLOP/s (a T4 gives
@@ -75,7 +75,7 @@ class ChapterWork:
 
 
 def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, read like a constant)
-    """The work of every chapter under preset ``p`` (read off the notebooks' cells)."""
+    """The work of every chapter and Going deeper page under preset ``p`` (read off their cells)."""
     test, probe = p.test_size, p.chapter.probe_train_size + p.chapter.probe_test_size
     throughput = p.chapter.throughput_steps * p.batch_size * 2 * 3  # 3 settings, 2 epochs
     finetune = p.chapter.finetune_epochs
@@ -83,21 +83,38 @@ def CHAPTER_WORK(p: Preset) -> dict[str, ChapterWork]:  # noqa: N802 (a table, r
         "00_quick_start": ChapterWork(forward=(("lite0", 2),)),  # one photo pair, 224 x 448 px
         "01_fc_vs_gap": ChapterWork(models=("vgg16_fc_left", "vgg16_gap_left"),
                                     forward=(("vgg16_fc_left", 2 * test), ("vgg16_gap_left", 2 * test))),
+        "deeper_01_two_heads": ChapterWork(models=("vgg16_fc_left", "vgg16_gap_left"),
+                                           forward=(("vgg16_fc_left", 2 * test), ("vgg16_gap_left", 2 * test))),
         "02_building_resnet18b": ChapterWork(),
-        "03_training_on_a_gpu": ChapterWork(own_trainings=("resnet18b_gap",),
-                                            train_steps=(("resnet18b_gap", throughput),),
-                                            forward=(("resnet18b_gap", test),)),
+        "deeper_02_shortcuts": ChapterWork(),  # its training run is an exercise
+        "deeper_02_sizes": ChapterWork(),
+        "03_training_on_a_gpu": ChapterWork(own_trainings=("resnet18b_gap",), forward=(("resnet18b_gap", test),)),
+        # the throughput table, and the checkpoint demo's 4 epochs of 64 images
+        "deeper_03_training_internals": ChapterWork(train_steps=(("resnet18b_gap", throughput + 4 * 64),)),
         "04_from_score_to_map": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
                                             forward=(("resnet18b_gap", test), ("resnet18b_gmp", test))),
-        "05_computing_cams": ChapterWork(models=("resnet18b_gap",), forward=(("resnet18b_gap", 3 * test),)),
+        "05_computing_cams": ChapterWork(models=("resnet18b_gap",),
+                                         forward=(("resnet18b_gap", test), ("lite0", 2))),
+        "deeper_05_lab_maps": ChapterWork(models=("resnet18b_gap",), forward=(("resnet18b_gap", 2 * test),)),
+        "deeper_05_photos": ChapterWork(forward=(("lite0", 16),)),  # eight photographs, two sizes
         "06_gap_vs_gmp": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
-                                     forward=(("resnet18b_gap", 2 * test), ("resnet18b_gmp", 2 * test))),
-        # the test and validation maps (the other methods moved to deeper_07_protocols)
+                                     forward=(("resnet18b_gap", test), ("resnet18b_gmp", test))),
+        "deeper_06_fair_comparison": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
+                                                 forward=(("resnet18b_gap", 2 * test), ("resnet18b_gmp", 2 * test))),
+        "deeper_06_parts_and_tolerance": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
+                                                     forward=(("resnet18b_gap", test), ("resnet18b_gmp", test))),
         "07_from_cams_to_boxes": ChapterWork(models=("resnet18b_gap",),
                                              forward=(("resnet18b_gap", test + p.val_size),)),
-        "08_beyond_the_paper": ChapterWork(
-            models=("resnet18b_gap",), forward=(("lite0", 2 * probe), ("resnet18b_gap", 2 * test)),
-            backward=(("resnet18b_gap", test // 4),),
+        "deeper_07_protocols": ChapterWork(models=("resnet18b_gap", "resnet18b_gmp"),
+                                           forward=(("resnet18b_gap", test + p.val_size), ("resnet18b_gmp", test)),
+                                           backward=(("resnet18b_gap", test),)),  # saliency
+        "deeper_07_released_code": ChapterWork(models=("resnet18b_gap",), forward=(("resnet18b_gap", test),)),
+        "08_beyond_the_paper": ChapterWork(models=("resnet18b_gap",),
+                                           forward=(("lite0", 2 * probe), ("resnet18b_gap", 2 * test))),
+        "deeper_08_other_methods": ChapterWork(models=("resnet18b_gap",), forward=(("resnet18b_gap", test),),
+                                               backward=(("resnet18b_gap", test // 4),)),
+        "deeper_08_other_models": ChapterWork(
+            models=("resnet18b_gap",),
             # On Colab under gpu: Imagenette (9,469 JPEGs) + ImageNet weights, finetune_epochs epochs of
             # fine-tuning bound by JPEG decoding (assumed 400 img/s on 2 vCPUs).
             fixed_minutes=1.5 + finetune * 9469 / 400 / 60 if finetune else 0.0,

@@ -32,7 +32,7 @@ def _estimate_module():
 
 
 def gpu_estimates() -> dict[str, dict]:
-    """``{notebook stem: gpu_estimate}`` for every chapter, at the module's default rates."""
+    """``{notebook stem: gpu_estimate}`` for every notebook, at the module's default rates."""
     from cam_tutorial.config import get_preset
 
     est = _estimate_module()
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     estimates = gpu_estimates()
     for path in paths:
         if path.stem not in estimates:
