@@ -277,22 +277,20 @@ def place(lab: SyntheticShapes, scene: Scene) -> Placed:
     return Placed(polygons, per_unit)
 
 
-def _draw_decoys(canvas: np.ndarray, scene: Scene, placed: Placed, size: int) -> None:
-    """Lone parts of other classes, drawn under the object: the class is in the object's parts,
-    not in any one part-shaped patch of the image."""
-    if not scene.decoys:
-        return
+def decoy_polygons(scene: Scene, placed: Placed, size: int) -> list[tuple[int, Polygon]]:
+    """The scene's decoys as ``(class, polygon)``: each the lone part of another class that the
+    lab draws under the object, in fixed point, where :func:`render_creature` paints it."""
     one = 1 << SUBPIXEL_BITS
-    shapes = []
+    found = []
     for decoy in scene.decoys:
         other = (scene.label + 1 + int(decoy.other * (len(CLASS_NAMES) - 1))) % len(CLASS_NAMES)
         outline, hole = SHAPES[other]
         radius = placed.part_scale * (LIMB_RADIUS + (HEAD_RADIUS - LIMB_RADIUS) * decoy.size)
         spin = rotation(360.0 * decoy.turn) * radius * one
         centre = np.array([radius + decoy.x * (size - 2 * radius), radius + decoy.y * (size - 2 * radius)]) * one
-        shapes.append((np.rint(outline @ spin + centre).astype(np.int32),
-                       None if hole is None else np.rint(hole @ spin + centre).astype(np.int32)))
-    paint(canvas, alpha_patch(shapes, size), scene.decoy_colour)
+        found.append((other, (np.rint(outline @ spin + centre).astype(np.int32),
+                              None if hole is None else np.rint(hole @ spin + centre).astype(np.int32))))
+    return found
 
 
 def _draw_creature(canvas: np.ndarray, scene: Scene, placed: Placed, size: int,
@@ -328,5 +326,9 @@ def render_creature(lab: SyntheticShapes, label: int, rng: np.random.Generator,
     for stroke, colour in zip(scene.strokes, scene.stroke_colours):  # distractors of no class
         draw_stroke(canvas, stroke, colour)
     placed = place(lab, scene)
-    _draw_decoys(canvas, scene, placed, lab.image_size)
+    # Decoys, lone parts of other classes under the object: the class is in the object's parts,
+    # not in any one part-shaped patch of the image.
+    if scene.decoys:
+        shapes = [polygon for _, polygon in decoy_polygons(scene, placed, lab.image_size)]
+        paint(canvas, alpha_patch(shapes, lab.image_size), scene.decoy_colour)
     return canvas, _draw_creature(canvas, scene, placed, lab.image_size, with_parts)

@@ -28,31 +28,16 @@ import torch
 from torch.utils.data import Dataset
 
 from cam_tutorial.lab import CLASS_NAMES, CLASS_PARTS, PART_NAMES, SPLITS, SyntheticShapes
-from cam_tutorial.lab.geometry import HEAD_RADIUS, LIMB_RADIUS, SHAPES, SUBPIXEL_BITS, rotation
-from cam_tutorial.lab.pixels import fill_polygon
-from cam_tutorial.lab.render import draw_scene, place
+from cam_tutorial.lab.pixels import Polygon, fill_polygon
+from cam_tutorial.lab.render import decoy_polygons, draw_scene, place
 
 __all__ = ["shape_map", "ShapeConcept"]
 
 
-def _decoys(lab: SyntheticShapes, index: int) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
-    """Item ``index``'s decoys as ``(class, outline, hole)``, fixed-point polygons placed exactly
-    as :func:`cam_tutorial.lab.render._draw_decoys` draws them (a test pins the two together)."""
-    label = lab.label(index)
-    scene = draw_scene(lab, label, np.random.default_rng([lab.seed, SPLITS[lab.split], index]))
-    if not scene.decoys:
-        return []
-    placed, size, one = place(lab, scene), lab.image_size, 1 << SUBPIXEL_BITS
-    decoys = []
-    for decoy in scene.decoys:
-        other = (label + 1 + int(decoy.other * (len(CLASS_NAMES) - 1))) % len(CLASS_NAMES)
-        outline, hole = SHAPES[other]
-        radius = placed.part_scale * (LIMB_RADIUS + (HEAD_RADIUS - LIMB_RADIUS) * decoy.size)
-        spin = rotation(360.0 * decoy.turn) * radius * one
-        centre = np.array([radius + decoy.x * (size - 2 * radius), radius + decoy.y * (size - 2 * radius)]) * one
-        decoys.append((other, np.rint(outline @ spin + centre).astype(np.int32),
-                       None if hole is None else np.rint(hole @ spin + centre).astype(np.int32)))
-    return decoys
+def _decoys(lab: SyntheticShapes, index: int) -> list[tuple[int, Polygon]]:
+    """Item ``index``'s decoys as ``(class, polygon)``, where the lab's renderer places them."""
+    scene = draw_scene(lab, lab.label(index), np.random.default_rng([lab.seed, SPLITS[lab.split], index]))
+    return decoy_polygons(scene, place(lab, scene), lab.image_size)
 
 
 def shape_map(lab: SyntheticShapes, index: int) -> np.ndarray:
@@ -73,7 +58,7 @@ def shape_map(lab: SyntheticShapes, index: int) -> np.ndarray:
                          "lab has one object and no decoys")
     parts = lab.part_map(index)
     out = np.zeros(parts.shape, np.uint8)
-    for other, outline, hole in _decoys(lab, index):
+    for other, (outline, hole) in _decoys(lab, index):
         fill_polygon(out, outline, hole, other + 1, cv2.LINE_8)
     out[parts > 0] = 0  # the creature is drawn over the decoys
     class_part = np.isin(parts, [PART_NAMES.index(name) + 1 for name in CLASS_PARTS])
@@ -117,7 +102,7 @@ class ShapeConcept(Dataset):
         """1 where item ``index`` shows the shape as the creature's class or as a decoy, without
         rendering its pixels (a decoy wholly hidden by the creature still counts)."""
         return int(self.lab.label(index) + 1 == self.value
-                   or any(other + 1 == self.value for other, *_ in _decoys(self.lab, index)))
+                   or any(other + 1 == self.value for other, _ in _decoys(self.lab, index)))
 
     def labels(self) -> np.ndarray:
         """Every item's concept label, in order (no rendering)."""
