@@ -252,7 +252,8 @@ class _Scale(nn.Module):
 
 
 class _TopLevelSENet(nn.Module):
-    """SE Linears at the top level, the classifier one level down: only the logits tell them apart."""
+    """SE Linears at the top level, the classifier one level down: the structure cannot tell them
+    apart, so the classifier is named."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -268,12 +269,13 @@ class _TopLevelSENet(nn.Module):
         return self.head(self.scale(f, gate).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("net, fc_name, target_name", [(_SENet, "head", "body"), (_TopLevelSENet, "head.1", "scale")])
-def test_the_classifier_is_the_linear_that_returns_the_logits_not_an_se_block(net, fc_name, target_name):
+@pytest.mark.parametrize("net, fc_layer, fc_name, target_name",
+                         [(_SENet, None, "head", "body"), (_TopLevelSENet, "head.1", "head.1", "scale")])
+def test_the_classifier_is_the_head_not_an_se_block(net, fc_layer, fc_name, target_name):
     torch.manual_seed(0)
     model = net().eval()
     images = _images(2, 16)
-    with CAMExtractor(model) as cam:
+    with CAMExtractor(model, fc_layer=fc_layer) as cam:
         out = cam(images, top_k=3, upsample=False, normalize=False)
         assert cam.fc_name == fc_name and cam.num_classes == 5 and cam.num_channels == 8
         assert cam.target_name == target_name
@@ -285,6 +287,13 @@ def test_the_classifier_is_the_linear_that_returns_the_logits_not_an_se_block(ne
     assert torch.allclose(out.maps.mean(dim=(2, 3)) + fc.bias[out.classes], expected, atol=1e-5)
     assert torch.allclose(again.maps.mean(dim=(1, 2)) + fc.bias[[4, 0]], again.logits[[0, 1], [4, 0]], atol=1e-5)
     assert _no_hooks(model)
+
+
+def test_a_classifier_the_structure_cannot_find_is_refused_with_the_fix():
+    # The shallowest Linear that can be a head is taken; here it is the SE block's: the logits'
+    # shape says so, and the message says to name the classifier.
+    with pytest.raises(CAMNotApplicableError, match=r"logits of shape \(2, 8\), got \(2, 5\).*fc_layer="):
+        CAMExtractor(_TopLevelSENet().eval())(_images(2, 16))
 
 
 def test_head_errors_suggest_naming_the_layers():

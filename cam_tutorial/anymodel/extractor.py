@@ -64,8 +64,8 @@ logger = logging.getLogger(__name__)
 class _FeatureStore:
     """Holds what the hooks capture; kept apart from the extractor so hooks do not pin it.
 
-    Its methods are the hooks: :meth:`capture` on the feature layer, :meth:`record_linear` on
-    candidate classifiers, :meth:`probe_hook` on every module while the feature layer is unknown.
+    Its methods are the hooks: :meth:`capture` on the feature layer, :meth:`probe_hook` on every
+    module while the feature layer is unknown.
     """
 
     def __init__(self) -> None:
@@ -73,25 +73,20 @@ class _FeatureStore:
         self.output: torch.Tensor | None = None
         self.calls = 0
         self.probe: list[tuple[str, torch.Tensor]] = []
-        self.linear_outputs: list[tuple[nn.Module, torch.Tensor]] = []
 
     def reset(self) -> None:
-        self.output, self.calls, self.probe, self.linear_outputs = None, 0, [], []
+        self.output, self.calls, self.probe = None, 0, []
 
     def capture(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if self.active:
             self.output = output if isinstance(output, torch.Tensor) else None
             self.calls += 1
 
-    def record_linear(self, module: nn.Module, inputs: tuple, output: object) -> None:
-        if self.active and isinstance(output, torch.Tensor):
-            self.linear_outputs.append((module, output))
-
-    def probe_hook(self, name: str, channels: set[int]) -> Callable:
+    def probe_hook(self, name: str, channels: int) -> Callable:
         """A hook keeping what could be ``f``: 4-D, ``K`` channels, more than one position."""
         def hook(module: nn.Module, inputs: tuple, output: object) -> None:
             if (self.active and isinstance(output, torch.Tensor) and output.ndim == 4
-                    and output.shape[1] in channels and output.shape[2] * output.shape[3] > 1):
+                    and output.shape[1] == channels and output.shape[2] * output.shape[3] > 1):
                 self.probe.append((name, output))
         return hook
 
@@ -162,8 +157,7 @@ class CAMExtractor:
       ``nn.Linear`` of the model that can be a CAM head: one that does not sit in an
       ``nn.Sequential`` with another weighted layer, an activation or a normalisation (so not the
       Linears of a squeeze-excitation block or an MLP). Of those, the shallowest (then the last
-      registered) is taken at construction, and when there are several the first call confirms it:
-      the Linear whose output *is* the returned logits wins. If no Linear can be a head
+      registered) is taken (name another with ``fc_layer``). If no Linear can be a head
       (mobilenet_v3's Linear-Hardswish-Dropout-Linear, VGG16's FC stack, convnext's LayerNorm),
       CAM does not apply: :class:`CAMNotApplicableError`. Dropout, Identity, Flatten and pooling
       around it are fine (dropout is the identity in eval).
@@ -222,18 +216,15 @@ class CAMExtractor:
     ) -> None:
         check_model(model, eval_mode=False)
         self.model = model
-        # Linears that could each be the classifier; the first call settles which (see _settle_fc).
-        self.fc, self._fc_candidates = find_classifier(model, fc_layer)
-        self._name_classifier()
+        self.fc = find_classifier(model, fc_layer)
+        self.fc_name = module_name(model, self.fc)
+        self.num_classes, self.num_channels = self.fc.weight.shape
         self.pooling: str | None = None  # "avg" or "max", once verified
         self.activation: str | None = None  # "none" or "relu" between f and the pooling
         self._store = _FeatureStore()
         self._closed = False
         self._handles: list = []
         self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
-        self._fc_handles = [linear.register_forward_hook(self._store.record_linear)
-                            for linear in self._fc_candidates]
-        self._handles.extend(self._fc_handles)  # so that close() and the finaliser remove them too
         self.target_layer: nn.Module | None = None
         self.target_name: str | None = None
         if target_layer is not None:
@@ -246,24 +237,9 @@ class CAMExtractor:
         logger.debug("CAMExtractor: classifier %r (%d classes, %d channels)", self.fc_name, self.num_classes,
                      self.num_channels)
         if example is not None:
-            self(example)  # settles the classifier, the feature layer and the pooling now
+            self(example)  # settles the feature layer and the pooling now
 
     # -- hooks -------------------------------------------------------------------------------
-
-    def _name_classifier(self) -> None:
-        self.fc_name = module_name(self.model, self.fc)
-        self.num_classes, self.num_channels = self.fc.weight.shape
-
-    def _settle_fc(self, logits: object) -> None:
-        """First call with several candidate classifiers: take the one whose output is the logits."""
-        produced = [m for m, out in self._store.linear_outputs if out is logits]
-        _remove_handles(self._fc_handles)
-        self._fc_candidates, self._store.linear_outputs = [], []
-        if produced and produced[-1] is not self.fc:
-            self.fc = produced[-1]
-            self._name_classifier()
-            logger.debug("CAMExtractor: classifier %r returns the logits (%d classes, %d channels)",
-                         self.fc_name, self.num_classes, self.num_channels)
 
     def _set_target(self, layer: nn.Module, how: str) -> None:
         self.target_layer = layer
@@ -272,11 +248,10 @@ class CAMExtractor:
         logger.debug("CAMExtractor: feature layer %r (%s)", self.target_name, how)
 
     def _install_probe(self) -> None:
-        # Until the first call settles the classifier, any candidate's input width could be K.
-        channels = {self.num_channels} | {m.in_features for m in self._fc_candidates}
         for name, module in self.model.named_modules():
             if module is not self.model:
-                self._handles.append(module.register_forward_hook(self._store.probe_hook(name, channels)))
+                hook = self._store.probe_hook(name, self.num_channels)
+                self._handles.append(module.register_forward_hook(hook))
 
     def close(self) -> None:
         """Remove every hook this extractor put on the model (safe to call twice)."""
@@ -314,14 +289,9 @@ class CAMExtractor:
             raise RuntimeError("this CAMExtractor is closed (its hooks were removed); create a new one")
         images = check_on_device_of(check_image_batch(images), self.fc.weight)
         batch = images.shape[0]
-        settling = bool(self._fc_candidates)  # the class count is known once the classifier is
-        if not settling:
-            classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
+        classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
         check_model(self.model)
         logits = self._forward(images)
-        if settling:
-            self._settle_fc(logits)
-            classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
         _check_logits(self.model, self.fc, self.fc_name, logits, batch)
         size = tuple(images.shape[-2:]) if upsample else None
         return cam_result(self._features(logits), self.fc.weight, logits, classes, top_k, size, normalize)

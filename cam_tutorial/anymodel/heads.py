@@ -16,7 +16,7 @@ Example:
     >>> import torch
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    >>> fc, candidates = find_classifier(model)
+    >>> fc = find_classifier(model)
     >>> f = model[0](torch.rand(1, 3, 8, 8))
     >>> match_head(f, fc(f.mean(dim=(2, 3))), fc)
     ('avg', 'none')
@@ -98,14 +98,12 @@ def head_problem(model: nn.Module, fc: nn.Module) -> str | None:
     return None
 
 
-def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None
-                    ) -> tuple[nn.Linear, list[nn.Linear]]:
-    """The classifier Linear, and the candidates a forward pass must choose between (or ``[]``).
+def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None) -> nn.Linear:
+    """The classifier Linear.
     Used in no chapter directly.
 
     ``fc_layer`` if given; else ``model.classifier`` if it is a Linear (the book's models); else
-    the shallowest (then the last registered) Linear that can be a head. When several can, all
-    are returned as candidates: the one whose output *is* the logits wins on the first call.
+    the shallowest (then the last registered) Linear that can be a head.
 
     Raises:
         CAMNotApplicableError: no Linear, or none that can be a CAM head.
@@ -114,11 +112,9 @@ def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None
     Example:
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-        >>> fc, candidates = find_classifier(model)
-        >>> fc is model[3], candidates
-        (True, [])
+        >>> find_classifier(model) is model[3]
+        True
     """
-    candidates: list[nn.Linear] = []
     if fc_layer is not None:
         fc = resolve_submodule(model, fc_layer, "fc_layer")
     elif isinstance(getattr(model, "classifier", None), nn.Linear):
@@ -132,20 +128,18 @@ def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None
         # A Linear in a block with an activation, a norm or another weighted layer (the two
         # Linears of a squeeze-excitation block, an MLP) cannot be a CAM head. Of the rest the
         # shallowest, then the last registered, is the likeliest classifier (resnet's fc,
-        # googlenet's fc over its aux heads); with several, the first call checks the logits.
+        # googlenet's fc over its aux heads); another is named with fc_layer.
         heads = [(name, m) for name, m in linears if head_problem(model, m) is None]
         if not heads:
             fc = linears[-1][1]  # the structure check below says why it cannot be the head
         else:
             fc = min(reversed(heads), key=lambda item: item[0].count("."))[1]
-            if len(heads) > 1:
-                candidates = [m for _, m in heads]
     if not isinstance(fc, nn.Linear):
         raise TypeError(f"fc_layer must be an nn.Linear, got {type(fc).__name__}")
     problem = head_problem(model, fc)
     if problem is not None:
         raise CAMNotApplicableError(problem)
-    return fc, candidates
+    return fc
 
 
 def default_feature_layer(model: nn.Module) -> nn.Module | None:
@@ -247,7 +241,6 @@ def choose_feature_layer(probe: list[tuple[str, torch.Tensor]], logits: torch.Te
         'conv'
     """
     channels = fc.weight.shape[1]
-    # Before the classifier was settled the probe kept maps of several widths: keep K's.
     candidates = [(n, out) for n, out in probe if out.shape[1] == channels]
     seen: set[int] = set()
     for name, output in reversed(candidates):
