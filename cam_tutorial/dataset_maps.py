@@ -87,7 +87,6 @@ def maps_for_dataset(
     *,
     classes: str = "label",
     progress: bool = True,
-    num_workers: int = 0,
     desc: str = "maps",
 ) -> DatasetMaps:
     """Run any map method over a whole dataset in batches (with a progress bar); collect on the CPU
@@ -109,7 +108,6 @@ def maps_for_dataset(
             needs; where the prediction is right it is also the predicted class's map) or
             ``"predicted"``.
         progress: show a ``tqdm`` bar.
-        num_workers: DataLoader workers (0 reads in this process).
         desc: the bar's label.
 
     Returns:
@@ -129,17 +127,12 @@ def maps_for_dataset(
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the dataset is empty: nothing to map")
     device = torch.device(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("logits", "maps", "classes", "labels",
                                                             "boxes", "masks")}
-    # The bar is driven by hand: tqdm.auto's asyncio class calls iter() on what it wraps, and a
-    # second iter(loader) would start a second set of workers (and their prefetching).
-    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not progress)
-    with bar:
-        for batch in loader:
-            _collect_batch(batch, compute, device, classes, parts)
-            bar.update(1)
+    # iter(loader): tqdm.auto's asyncio class calls iter() on what it wraps, once more than needed.
+    for batch in tqdm(iter(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
+        _collect_batch(batch, compute, device, classes, parts)
     joined = {k: torch.cat(v) if v else None for k, v in parts.items()}
     return DatasetMaps(**joined)  # type: ignore[arg-type]
 
@@ -175,7 +168,6 @@ def cams_for_dataset(
     *,
     classes: str = "label",
     progress: bool = True,
-    num_workers: int = 0,
     upsample: bool = True,
 ) -> DatasetMaps:
     """Class activation maps (upsampled, normalised) and logits for every item of a dataset.
@@ -200,7 +192,6 @@ def cams_for_dataset(
         device: where the batches go; default: the model's parameters' device.
         classes: ``"label"`` (true class) or ``"predicted"``.
         progress: show a ``tqdm`` bar.
-        num_workers: DataLoader workers.
         upsample: resize the maps to the images' size (bilinear); ``False`` keeps them at the
             feature maps' resolution (normalised), e.g. for a protocol that upsamples its own way
             (:func:`~cam_tutorial.metrics.max_box_acc` with ``size=``).
@@ -222,4 +213,4 @@ def cams_for_dataset(
         return result.logits, result.maps
 
     return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,
-                            num_workers=num_workers, desc="class activation maps")
+                            desc="class activation maps")
