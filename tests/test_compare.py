@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import matplotlib
@@ -80,9 +81,10 @@ def test_report_numbers_are_those_of_the_scoring_functions():
         np.mean([(min(x1 + 5, SIZE) - x0 - 5) / (x1 - x0) for x0, _, x1, _ in boxes.astype(int).tolist()]))
 
 
-def test_predictions_override_and_no_masks_fall_back_to_boxes():
+def test_without_masks_the_measures_fall_back_to_boxes():
     found = _found(masks=False)
-    report = localization_report(found, predictions=found.labels)
+    found = dataclasses.replace(found, logits=torch.nn.functional.one_hot(found.labels, 3).float())  # all right
+    report = localization_report(found)
     assert report.loc.top1_loc == 1.0 and report.area is None
     assert report.pointing == 1.0 and math.isnan(report.row()["object_covered"])
     with pytest.raises(ValueError, match="no ground-truth boxes"):

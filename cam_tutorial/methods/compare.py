@@ -111,7 +111,7 @@ class LocalizationReport:
         boxes: ``(N, 4)`` the paper's-rule boxes.
         v2: MaxBoxAccV2 (all contours, delta 0.3 / 0.5 / 0.7), with the BoxAcc(tau) curves.
         original: MaxBoxAcc (largest contour, delta 0.5).
-        pointing: the pointing-game hit rate; ``pointing_hits`` per image.
+        pointing: the pointing-game hit rate.
         area: coverage of the object (``None`` without masks).
         threshold: the paper's-rule threshold used (fraction of the maximum).
         seconds: wall time of the scoring.
@@ -123,7 +123,6 @@ class LocalizationReport:
     v2: MaxBoxAccResult
     original: MaxBoxAccResult
     pointing: float
-    pointing_hits: np.ndarray
     area: AreaFraction | None
     threshold: float
     seconds: float
@@ -153,7 +152,6 @@ def localization_report(
     name: str = "",
     threshold: float = 0.2,
     *,
-    predictions: torch.Tensor | np.ndarray | None = None,
     workers: int | None = None,
 ) -> LocalizationReport:
     """Score one method's maps against the dataset's boxes (and masks) with every measure.
@@ -164,7 +162,6 @@ def localization_report(
             and friends); it needs boxes.
         name: the method's name in the table.
         threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
-        predictions: the predicted classes for top-1 (default ``found.predictions``).
         workers: threads for :func:`~cam_tutorial.metrics.max_box_acc_both`.
 
     Returns:
@@ -184,21 +181,20 @@ def localization_report(
     start = time.perf_counter()
     maps = found.maps.numpy()
     gt_boxes = found.boxes.numpy()
-    predicted = found.predictions if predictions is None else torch.as_tensor(predictions)
     boxes = boxes_from_cams(maps, threshold)
-    loc = localization_accuracy(predicted, found.labels, boxes, gt_boxes)
+    loc = localization_accuracy(found.predictions, found.labels, boxes, gt_boxes)
     v2, original = max_box_acc_both(maps, gt_boxes, workers=workers)  # one tracing for both
     if found.masks is not None:
         masks = found.masks.numpy()
-        pointing, hits = pointing_game(maps, masks, kind="mask", return_hits=True)
+        pointing = pointing_game(maps, masks, kind="mask")
         area = cam_area_fraction(maps, masks, threshold)
     else:
-        pointing, hits = pointing_game(maps, gt_boxes, kind="box", return_hits=True)
+        pointing = pointing_game(maps, gt_boxes, kind="box")
         area = None
     seconds = time.perf_counter() - start
     logger.info("scored %s on %d images in %.1f s: %s", name or "maps", len(found), seconds, v2)
     return LocalizationReport(name=name, loc=loc, boxes=boxes, v2=v2, original=original, pointing=pointing,
-                              pointing_hits=hits, area=area, threshold=float(threshold), seconds=seconds)
+                              area=area, threshold=float(threshold), seconds=seconds)
 
 
 def saliency_for_dataset(
