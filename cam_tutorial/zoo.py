@@ -336,7 +336,7 @@ def model_dataset(name: str, split: str, preset: Preset | str | None = None) -> 
         >>> ds.region, len(ds) == get_preset("ci").test_size
         ('left', True)
     """
-    return recipe(name, preset).dataset(split)
+    return recipe(name, preset).lab.dataset(split)
 
 
 def training_images(name: str, preset: Preset | str | None = None, progress: bool = True) -> Dataset:
@@ -400,7 +400,7 @@ def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module
     started = time.perf_counter()
     workers = _render_workers(config)
     history = train(model, wanted.lab.training_images(progress, workers),
-                    cache_in_memory(wanted.dataset("val"), progress, num_workers=workers), config,
+                    cache_in_memory(wanted.lab.dataset("val"), progress, num_workers=workers), config,
                     checkpoint_dir=entry / "checkpoints")
     stored = _store(wanted, eval_batch_size, model, history, final_path, workers)
     logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", wanted.name, time.perf_counter() - started,
@@ -411,7 +411,7 @@ def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module
 def _store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, history: History, final_path: Path,
            workers: int) -> dict[str, Any]:
     """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
-    test_set = wanted.dataset("test")
+    test_set = wanted.lab.dataset("test")
     test_loss, test_acc = evaluate(model, test_set.training_view(), eval_batch_size, num_workers=workers)
     stored = {
         "format": ZOO_FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,

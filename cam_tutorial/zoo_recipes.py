@@ -3,10 +3,10 @@
 A :class:`ModelRecipe` holds everything that shapes one model's weights: the network
 (:class:`Architecture`), the lab data (:class:`LabRecipe`: split sizes, options and
 :data:`cam_tutorial.lab.LAB_VERSION`), the training settings (:class:`TrainingRecipe`) and the
-seeds. Everything derives from it: the network (:meth:`~ModelRecipe.network`), the data
-(:meth:`~ModelRecipe.dataset`), the training settings (:meth:`~ModelRecipe.train_config`, whose
-``identity`` is the recipe's, so that a run resumes only from a run of the same recipe) and the
-cache key (:attr:`~ModelRecipe.key`, a hash of :meth:`~ModelRecipe.identity`); a change to any of
+seeds. Everything derives from it: the network (:meth:`~ModelRecipe.network`), the data (its
+``lab``'s :meth:`~LabRecipe.dataset`), the training settings (:meth:`~ModelRecipe.train_config`,
+whose ``identity`` is the recipe's, so that a run resumes only from a run of the same recipe) and
+the cache key (:attr:`~ModelRecipe.key`, a hash of :meth:`~ModelRecipe.identity`); a change to any of
 them trains a new model rather than reusing an old one. :func:`cam_tutorial.zoo.recipe` makes the
 book's recipes; :func:`cache_in_memory` renders a training set once, as fast as memory allows.
 
@@ -229,10 +229,6 @@ class ModelRecipe:
         generator, as :func:`torch.manual_seed` does); what trained weights are loaded into."""
         torch.manual_seed(self.model_seed)
         return self.architecture.build()
-
-    def dataset(self, split: str) -> SyntheticShapes:
-        """The lab's ``"train"``, ``"val"`` or ``"test"`` split (see :meth:`LabRecipe.dataset`)."""
-        return self.lab.dataset(split)
 
     def train_config(self, **run: Any) -> TrainConfig:
         """The :class:`~cam_tutorial.train.TrainConfig` of this model's training run: the recipe's

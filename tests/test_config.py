@@ -113,7 +113,7 @@ def test_preset_objects_are_the_labs_kinds_and_enter_the_recipe():
     assert PRESETS["ci"].objects == "shapes"
     ci = PRESETS["ci"]
     creatures = recipe("resnet18b_gap", ci.replace(objects="creatures"))
-    assert creatures.lab.objects == "creatures" and creatures.dataset("val").objects == "creatures"
+    assert creatures.lab.objects == "creatures" and creatures.lab.dataset("val").objects == "creatures"
     assert creatures.key != recipe("resnet18b_gap", ci).key
     with pytest.raises(ValueError, match="preset objects must be one of 'shapes', 'creatures', got 'blobs'"):
         ci.replace(objects="blobs")

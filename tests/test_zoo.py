@@ -127,7 +127,7 @@ def test_the_lab_version_enters_every_key_and_old_recipes_refuse_new_items(monke
         assert new.lab.version == lab.LAB_VERSION and new.key != old.key
         assert new.train_config().identity["lab"]["version"] == lab.LAB_VERSION
         with pytest.raises(ValueError, match=f"lab version {lab.LAB_VERSION - 1}, but the lab is version"):
-            old.dataset("test")
+            old.lab.dataset("test")
 
 
 # Which models read each preset field; every other field must leave every key alone.
@@ -170,7 +170,7 @@ def test_build_is_seeded_and_the_identity_is_json():
     state = torch.random.get_rng_state()
     assert recipe.key == zoo.recipe("vgg16_fc_left", TINY).key
     assert torch.equal(state, torch.random.get_rng_state())  # the key draws nothing
-    ds = recipe.dataset("val")
+    ds = recipe.lab.dataset("val")
     assert (ds.split, len(ds), ds.image_size, ds.seed, ds.region) == ("val", TINY.val_size, TINY.image_size, 0, "left")
 
 
@@ -199,7 +199,7 @@ def test_the_lab_version_pins_the_lab_pixels():
 
 def test_a_resume_under_another_recipe_is_refused_naming_the_field(tmp_path):
     recipe = zoo.recipe("resnet18b_gap", TINY)
-    data = zoo_recipes.cache_in_memory(recipe.dataset("train"), False)
+    data = zoo_recipes.cache_in_memory(recipe.lab.dataset("train"), False)
     folder = zoo.run_folder("resnet18b_gap", TINY, tmp_path)
     train(zoo.build_recipe(recipe), data, None, zoo.train_config("resnet18b_gap", TINY).replace(device="cpu"), folder)
     # Another recipe whose model, training data and settings are the same: only the identity tells.
@@ -628,7 +628,7 @@ def test_under_a_creatures_preset_the_twins_read_new_images_every_epoch(tmp_path
         wanted = zoo.recipe(name, creatures)
         fresh = 2 if name in _RESNETS else 0  # the VGG16 pair keeps one fixed set
         assert wanted.lab.fresh_epochs == fresh and ("fresh_epochs" in wanted.identity()["lab"]) == bool(fresh)
-        assert len(wanted.dataset("train")) == creatures.train_size * max(1, fresh)
+        assert len(wanted.lab.dataset("train")) == creatures.train_size * max(1, fresh)
         assert wanted.start.lab.fresh_epochs == 0  # a start's key is unchanged
         # shapes presets: a fixed set, and an identity (so a key) as before
         assert zoo.recipe(name, TINY).lab.fresh_epochs == 0
