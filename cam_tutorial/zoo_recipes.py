@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from cam_tutorial import lab as lab_module
-from cam_tutorial.lab import SyntheticShapes
+from cam_tutorial.lab import FreshEachEpoch, SyntheticShapes
 from cam_tutorial.models import ResNet18B, vgg16_fc, vgg16_gap
 from cam_tutorial.train import TrainConfig
 
@@ -154,7 +154,7 @@ class LabRecipe:
         epochs of new images, or the fixed set rendered once (:func:`cache_in_memory`)."""
         train_split = self.dataset("train")
         if self.fresh_epochs:
-            return train_split.fresh_each_epoch(self.train_size)
+            return FreshEachEpoch(train_split, self.train_size)
         return cache_in_memory(train_split, progress, num_workers=num_workers)
 
     def identity(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def _lab(length: int = 40) -> SyntheticShapes:
 
 def test_each_epoch_serves_its_own_slice_of_the_lab():
     lab = _lab()
-    fresh = lab.fresh_each_epoch(10)
+    fresh = FreshEachEpoch(lab, 10)
     assert fresh.epochs == 4 and len(fresh) == 10
     view = lab.training_view()
     for epoch in (0, 3):
@@ -30,7 +30,7 @@ def test_each_epoch_serves_its_own_slice_of_the_lab():
 
 
 def test_every_epoch_is_balanced_when_its_size_is_a_multiple_of_ten():
-    fresh = _lab(60).fresh_each_epoch(20)
+    fresh = FreshEachEpoch(_lab(60), 20)
     for epoch in range(fresh.epochs):
         fresh.set_epoch(epoch)
         counts = torch.bincount(torch.tensor([fresh[i][1] for i in range(len(fresh))]), minlength=10)
@@ -39,9 +39,9 @@ def test_every_epoch_is_balanced_when_its_size_is_a_multiple_of_ten():
 
 @pytest.mark.parametrize("call,match", [
     (lambda: FreshEachEpoch(_lab().training_view(), 10), "draws from a SyntheticShapes"),
-    (lambda: _lab().fresh_each_epoch(0), r"epoch_size must lie in \[1, 40\]"),
-    (lambda: _lab().fresh_each_epoch(41), r"epoch_size must lie in \[1, 40\]"),
-    (lambda: _lab().fresh_each_epoch(10).set_epoch(4), "epoch 4 is out of range.*holds 4 epochs"),
+    (lambda: FreshEachEpoch(_lab(), 0), r"epoch_size must lie in \[1, 40\]"),
+    (lambda: FreshEachEpoch(_lab(), 41), r"epoch_size must lie in \[1, 40\]"),
+    (lambda: FreshEachEpoch(_lab(), 10).set_epoch(4), "epoch 4 is out of range.*holds 4 epochs"),
 ])
 def test_bad_input_is_refused_with_the_fix(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
@@ -50,13 +50,13 @@ def test_bad_input_is_refused_with_the_fix(call, match):
 
 def test_index_out_of_the_epoch_is_an_index_error():
     with pytest.raises(IndexError, match="epoch of 10 items"):
-        _lab().fresh_each_epoch(10)[10]
+        FreshEachEpoch(_lab(), 10)[10]
 
 
 def test_train_reads_every_epochs_own_images():
     """train() calls set_epoch before each epoch: the epochs read disjoint items, each once."""
     lab = _lab(48)
-    fresh = lab.fresh_each_epoch(16)
+    fresh = FreshEachEpoch(lab, 16)
     seen: list[tuple[int, int]] = []
     get_item = FreshEachEpoch.__getitem__
 
@@ -80,7 +80,7 @@ def test_loader_workers_started_after_set_epoch_render_that_epoch():
     """On a GPU train() renders in worker processes; a loader built after set_epoch (as train
     builds one every epoch) hands its workers that epoch's items."""
     lab = _lab(48)
-    fresh, view = lab.fresh_each_epoch(16), lab.training_view()
+    fresh, view = FreshEachEpoch(lab, 16), lab.training_view()
     for epoch in (2, 0):
         fresh.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(fresh, batch_size=8, num_workers=2)
@@ -92,4 +92,4 @@ def test_train_refuses_more_epochs_than_the_lab_holds():
     model = ResNet18B(num_classes=10, width=2)
     config = TrainConfig(epochs=3, batch_size=8, device="cpu", progress=False, num_workers=0)
     with pytest.raises(ValueError, match="holds 2 epochs of items, fewer than the 3 epochs"):
-        train(model, _lab(32).fresh_each_epoch(16), None, config)
+        train(model, FreshEachEpoch(_lab(32), 16), None, config)

@@ -280,10 +280,6 @@ class SyntheticShapes(Dataset):
         the device by :func:`normalize_uint8` (see :class:`LabTrainingImages`)."""
         return LabTrainingImages(self)
 
-    def fresh_each_epoch(self, epoch_size: int) -> FreshEachEpoch:
-        """This dataset read ``epoch_size`` new images per epoch (see :class:`FreshEachEpoch`)."""
-        return FreshEachEpoch(self, epoch_size)
-
     def _render(self, index: int, with_parts: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Item ``index``'s pixels, label and (with ``with_parts``) part map, drawn from its seed."""
         label = self.label(index)
@@ -367,7 +363,7 @@ class FreshEachEpoch(Dataset):
 
     Example:
         >>> lab = SyntheticShapes("train", length=30, image_size=32)
-        >>> fresh = lab.fresh_each_epoch(10)
+        >>> fresh = FreshEachEpoch(lab, 10)
         >>> fresh.set_epoch(2)
         >>> len(fresh), bool((fresh[0][0] == lab.training_view()[20][0]).all()), fresh.epochs
         (10, True, 3)
@@ -376,7 +372,7 @@ class FreshEachEpoch(Dataset):
     def __init__(self, lab: SyntheticShapes, epoch_size: int) -> None:
         if not isinstance(lab, SyntheticShapes):
             raise TypeError(f"FreshEachEpoch draws from a SyntheticShapes, got {type(lab).__name__}: "
-                            "use SyntheticShapes(...).fresh_each_epoch(epoch_size)")
+                            "use FreshEachEpoch(SyntheticShapes(...), epoch_size)")
         epoch_size = integral_index(epoch_size)
         if not 1 <= epoch_size <= len(lab):
             raise ValueError(f"epoch_size must lie in [1, {len(lab)}] (the lab's length), got {epoch_size}: "
