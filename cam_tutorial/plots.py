@@ -72,14 +72,14 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
 
 
 def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequence[str] | None = None,
-                          normalize: bool = True, title: str | None = None) -> plt.Figure:
-    """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``.
+                          title: str | None = None) -> plt.Figure:
+    """A confusion matrix: row ``i``, column ``j`` counts items of class ``i`` predicted as ``j``;
+    each cell is coloured by its fraction of the true class (rows sum to 1) and shows its count.
     Used in no chapter directly.
 
     Args:
         matrix: ``(C, C)`` counts (e.g. from :func:`cam_tutorial.evaluation.confusion_matrix`).
         class_names: ``C`` names for the axes.
-        normalize: colour by the fraction of each true class (rows sum to 1); cells show counts.
         title: the figure's title (default states the overall accuracy).
 
     Returns:
@@ -92,11 +92,10 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
     names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
     if len(names) != c:
         raise ValueError(f"{len(names)} class names for a {c}x{c} matrix: pass one name per class")
-    shown = counts / np.maximum(counts.sum(1, keepdims=True), 1) if normalize else counts
+    shown = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(0.45 * c + 2.5, 0.45 * c + 2))
-    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                 label="fraction of the true class" if normalize else "count")
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     for i in range(c):
         for j in range(c):
             if counts[i, j]:

@@ -326,16 +326,15 @@ def _unit_range(x: np.ndarray, what: str, fix: str) -> np.ndarray:
 
 def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxes: Any = None,
                   pred_boxes: Mapping[str, Any] | None = None, titles: Mapping[str, Sequence[str]] | None = None,
-                  size: float = 1.6, title: str | None = None, alpha: float = 0.4,
-                  colormap: str = "jet") -> plt.Figure:
+                  size: float = 1.6, title: str | None = None) -> plt.Figure:
     """Maps of several methods on the same images: one row per method, one column per image.
     Used in chapters 6 and 8, and the appendix.
 
     More images than fit in a row at :data:`MIN_PANEL_SIZE` inches wrap into blocks of even width
     (:func:`balanced_columns`): the rows of every method repeat for the next images, below.
 
-    Each cell is :func:`overlay` of the row's map on the column's image, with the ground-truth box
-    (green) and the row's predicted box (red).
+    Each cell is :func:`overlay` of the row's map on the column's image (opacity 0.4: the shapes
+    stay visible under the map), with the ground-truth box (green) and the row's predicted box (red).
 
     Args:
         images: ``(B, 3, H, W)`` tensor (normalised or in [0, 1]) or a sequence of images.
@@ -346,8 +345,6 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         size: inches per cell, at most; smaller when ``B`` columns would make the figure wider
             than :data:`MAX_FIGURE_WIDTH`.
         title: the figure's title.
-        alpha, colormap: as for :func:`overlay` (0.4 by default: the shapes stay visible under
-            the map).
 
     Returns:
         The matplotlib figure.
@@ -366,7 +363,7 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
     for r, name in enumerate(names):
         for i in range(n):
             ax = axes[(i // columns) * len(names) + r, i % columns]
-            ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=alpha, colormap=colormap))
+            ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=0.4))
             ax.set_xticks([])
             ax.set_yticks([])
             if boxes is not None:
