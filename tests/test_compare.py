@@ -280,9 +280,7 @@ def test_calibrated_box_acc_uses_the_held_out_threshold_on_test():
     assert result.chosen_threshold[0] >= 0.5           # the core's threshold, chosen on held-out
     assert result.test_best_threshold[0] < 0.5          # test would have liked the halo's
     assert result.calibrated[0] == 0.0 and result.test_max[0] == 1.0
-    assert result.optimism[0] == 1.0
-    row = result.rows()[0]
-    assert row["delta"] == 0.5 and row["optimism"] == 1.0
+    assert result.optimism[0] == 1.0 and result.iou_thresholds[0] == 0.5
 
 
 def test_calibrated_box_acc_on_the_same_split_is_max_box_acc():

@@ -348,13 +348,6 @@ class CalibratedBoxAcc:
         """Per delta, how much choosing tau on the test split itself adds (``test_max - calibrated``)."""
         return self.test_max - self.calibrated
 
-    def rows(self) -> list[dict[str, float]]:
-        """One row per delta, for :func:`~cam_tutorial.summary.markdown_table`."""
-        return [{"delta": float(d), "chosen_tau": float(tc), "calibrated": float(c), "test_tau": float(tt),
-                 "test_max": float(m), "optimism": float(m - c)}
-                for d, tc, c, tt, m in zip(self.iou_thresholds, self.chosen_threshold, self.calibrated,
-                                           self.test_best_threshold, self.test_max)]
-
 
 def calibrated_box_acc(held_out: MaxBoxAccResult, test: MaxBoxAccResult) -> CalibratedBoxAcc:
     """Choose tau on a held-out split's boxes, report BoxAcc on the test split at that tau.
