@@ -130,10 +130,6 @@ class LabRecipe:
     objects: str = "shapes"
     fresh_epochs: int = 0
 
-    def options(self) -> dict[str, Any]:
-        """The keyword arguments of :class:`~cam_tutorial.lab.SyntheticShapes` (all but sizes and version)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LAB_NOT_OPTIONS}
-
     def dataset(self, split: str) -> SyntheticShapes:
         """The ``"train"``, ``"val"`` or ``"test"`` split.
 
@@ -147,7 +143,8 @@ class LabRecipe:
             raise ValueError(f"this recipe names items of lab version {self.version}, but the lab is version "
                              f"{lab_module.LAB_VERSION}: make the recipe anew (zoo.recipe(name, preset))")
         length = self.train_size * max(1, self.fresh_epochs) if split == "train" else getattr(self, f"{split}_size")
-        return SyntheticShapes(split, length=length, **self.options())
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LAB_NOT_OPTIONS}
+        return SyntheticShapes(split, length=length, **options)
 
     def training_images(self, progress: bool = True, num_workers: int = 0) -> Dataset:
         """The training split as :func:`~cam_tutorial.train.train` reads it: ``fresh_epochs``
