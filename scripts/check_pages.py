@@ -4,8 +4,8 @@ Usage:
     python scripts/check_pages.py [--build-dir _build/html] [--screenshots DIR] [--jobs 3] [PAGE ...]
 
 PAGE is a path inside the build (default: book/intro.html and every notebooks/*.html page).
-The build is served on 127.0.0.1 (a random port) and each page is loaded in a fresh headless
-Chromium driven through the DevTools protocol (no Selenium needed: ``websocket-client`` comes with
+The build is served on 127.0.0.1 (a random port) and each page is loaded in a new tab of a headless
+Chromium (one per worker, reused) driven through the DevTools protocol (no Selenium needed: ``websocket-client`` comes with
 Jupyter). A page passes when
 
 * the page itself answers 200;
@@ -157,6 +157,36 @@ def _start_chromium(chromium: str, profile: Path) -> tuple[subprocess.Popen, int
     raise RuntimeError("Chromium did not open its DevTools port within 60 s")
 
 
+class Browser:
+    """One headless Chromium, started once and reused for several pages, each in a tab of its own.
+
+    Starting Chromium costs about as much CPU as checking a page, so each of ``main``'s workers
+    keeps one browser for all its pages.
+    """
+
+    def __init__(self, chromium: str) -> None:
+        # Chromium may still be writing its profile as it exits: a leftover file is no failure.
+        self._profile = tempfile.TemporaryDirectory(prefix="check-pages-", ignore_cleanup_errors=True)
+        self.process, self.port = _start_chromium(chromium, Path(self._profile.name))
+
+    def open_tab(self) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def close_tab(self, tab: dict) -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/close/{tab['id']}", timeout=30):
+            pass
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._profile.cleanup()
+
+
 # Paragraphs of the text that hold a pipe table's separator row ("|---|", or "|—|" once
 # smart quotes have turned the dashes into one).
 RAW_TABLES_JS = """(() => {
@@ -243,61 +273,52 @@ def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_tex
     return problems, notes
 
 
-def check_page(chromium: str, base_url: str, page: str, screenshot_dir: Path | None,
+def check_page(browser: Browser, base_url: str, page: str, screenshot_dir: Path | None,
                require_figures: bool = True, build_dir: Path | None = None, min_text_px: float = 9.0,
                allow_unmeasured: bool = False) -> tuple[list[str], list[str]]:
-    """Load one page in a fresh browser; return (problems, notes)."""
+    """Load one page in a new tab of ``browser``; return (problems, notes)."""
     problems: list[str] = []
     notes: list[str] = []
-    # Chromium may still be writing its profile as it exits: a leftover file is no failure.
-    with tempfile.TemporaryDirectory(prefix="check-pages-", ignore_cleanup_errors=True) as profile:
-        process, port = _start_chromium(chromium, Path(profile))
+    tab = browser.open_tab()
+    try:
+        tools = _DevTools(tab["webSocketDebuggerUrl"])
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
-                targets = json.load(response)
-            target = next(t for t in targets if t.get("type") == "page")
-            tools = _DevTools(target["webSocketDebuggerUrl"])
-            try:
-                for domain in ("Page", "Network", "Runtime"):
-                    tools.call(f"{domain}.enable")
-                url = f"{base_url}/{page}"
-                tools.call("Page.navigate", url=url)
-                if not tools.wait_for("Page.loadEventFired", timeout=60):
-                    problems.append("the page did not finish loading within 60 s")
-                tools.drain()
-                images = tools.call("Runtime.evaluate", expression=IMAGES_JS, awaitPromise=True,
+            for domain in ("Page", "Network", "Runtime"):
+                tools.call(f"{domain}.enable")
+            url = f"{base_url}/{page}"
+            tools.call("Page.navigate", url=url)
+            if not tools.wait_for("Page.loadEventFired", timeout=60):
+                problems.append("the page did not finish loading within 60 s")
+            tools.drain()
+            images = tools.call("Runtime.evaluate", expression=IMAGES_JS, awaitPromise=True,
+                                returnByValue=True)["result"].get("value", [])
+            raw_tables = tools.call("Runtime.evaluate", expression=RAW_TABLES_JS,
                                     returnByValue=True)["result"].get("value", [])
-                raw_tables = tools.call("Runtime.evaluate", expression=RAW_TABLES_JS,
-                                        returnByValue=True)["result"].get("value", [])
-                problems += [f"a Markdown table shows as text, not as a table: {text!r}..." for text in raw_tables]
-                layout = tools.call("Runtime.evaluate", expression=LAYOUT_JS,
-                                    returnByValue=True)["result"].get("value", {})
-                if build_dir is not None:
-                    found, said = figure_problems(layout.get("figures", []), base_url, build_dir,
-                                                  min_text_px, allow_unmeasured)
-                    problems += found
-                    notes += said
-                for block in layout.get("wide", []):
-                    problems.append(f"a code block is {block['scroll']} px wide in a {block['client']} px column "
-                                    f"(its longest line, {block['chars']} characters: {block['longest']!r})")
-                if layout.get("columnChars"):
-                    notes.append(f"code column {layout['columnChars']} characters")
-                tools.drain(quiet_for=0.3, timeout=5)
-                if screenshot_dir is not None:
-                    import base64
+            problems += [f"a Markdown table shows as text, not as a table: {text!r}..." for text in raw_tables]
+            layout = tools.call("Runtime.evaluate", expression=LAYOUT_JS,
+                                returnByValue=True)["result"].get("value", {})
+            if build_dir is not None:
+                found, said = figure_problems(layout.get("figures", []), base_url, build_dir,
+                                              min_text_px, allow_unmeasured)
+                problems += found
+                notes += said
+            for block in layout.get("wide", []):
+                problems.append(f"a code block is {block['scroll']} px wide in a {block['client']} px column "
+                                f"(its longest line, {block['chars']} characters: {block['longest']!r})")
+            if layout.get("columnChars"):
+                notes.append(f"code column {layout['columnChars']} characters")
+            tools.drain(quiet_for=0.3, timeout=5)
+            if screenshot_dir is not None:
+                import base64
 
-                    shot = tools.call("Page.captureScreenshot", format="png")
-                    target_file = screenshot_dir / (page.replace("/", "__").replace(".html", ".png"))
-                    target_file.write_bytes(base64.b64decode(shot["data"]))
-                    notes.append(f"screenshot: {target_file}")
-            finally:
-                tools.close()
+                shot = tools.call("Page.captureScreenshot", format="png")
+                target_file = screenshot_dir / (page.replace("/", "__").replace(".html", ".png"))
+                target_file.write_bytes(base64.b64decode(shot["data"]))
+                notes.append(f"screenshot: {target_file}")
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            tools.close()
+    finally:
+        browser.close_tab(tab)
 
     urls: dict[str, str] = {}
     external_failures: set[str] = set()
@@ -375,10 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
 
+    # One browser per worker thread, started on its first page and closed at the end.
+    local, browsers, browsers_lock = threading.local(), [], threading.Lock()
+
+    def browser() -> Browser:
+        if not hasattr(local, "browser"):
+            local.browser = Browser(chromium)
+            with browsers_lock:
+                browsers.append(local.browser)
+        return local.browser
+
     def timed_check(page: str) -> tuple[list[str], list[str], float]:
         start = time.perf_counter()
         try:
-            problems, notes = check_page(chromium, base_url, page, args.screenshots,
+            problems, notes = check_page(browser(), base_url, page, args.screenshots,
                                         require_figures=not args.allow_no_figures, build_dir=build,
                                         min_text_px=args.min_text_px, allow_unmeasured=args.allow_unmeasured)
         except Exception as error:  # a browser that will not start is a failure, with its reason
@@ -387,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
 
     failed = 0
     try:
-        # Each page in its own browser, a few at a time: a page spends most of its time waiting
-        # (for Chromium to start, for the page to go quiet), not computing. Reported in page order.
+        # A few pages at a time, each in a tab of its worker's browser: a page spends much of its
+        # time waiting (for the page to go quiet), not computing. Reported in page order.
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for page, (problems, notes, seconds) in zip(pages, pool.map(timed_check, pages)):
                 status = "ok" if not problems else "FAILED"
@@ -397,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"         - {problem}")
                 failed += bool(problems)
     finally:
+        for each in browsers:
+            each.close()
         server.shutdown()
         server.server_close()
     print(f"check_pages: {len(pages) - failed} of {len(pages)} pages passed")
