@@ -53,7 +53,7 @@ done
 [ "$changed" = 0 ] && echo "colab-check: Colab's ipywidgets, numpy, OpenCV, scikit-image, ipykernel and torch are untouched"
 "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 failed=0
-notebooks=("$@"); [ ${#notebooks[@]} -gt 0 ] || notebooks=(notebooks/[0-9]*.ipynb)
+notebooks=("$@"); [ ${#notebooks[@]} -gt 0 ] || notebooks=(notebooks/*.ipynb)
 for nb in "${notebooks[@]}"; do
   lone="$work/$(basename "$nb" .ipynb)"; mkdir -p "$lone"; cp "$nb" "$lone/"
   start=$(date +%s)
