@@ -1,11 +1,11 @@
 """A pytest plugin for the one test run of ``scripts/test.sh``, where package tests and notebooks
-share the test processes (``pytest -p scripts.pytest_order -n 3 notebooks tests``).
+share the two test processes (``pytest -p scripts.pytest_order -n 2 notebooks tests``).
 
 Every cell of a notebook needs the kernel its earlier cells ran in, so a notebook is one unit of
 work, sent whole to one process; each package test is a unit of its own. Units start longest
 first: the notebooks (chapter 3 trains, 1 and 2 evaluate or train several models), then the
 package tests known to be slow, then the rest, so that the short tests fill whichever process
-finishes first and none waits long at the end. Run as two stages (package tests, then
+finishes first and neither waits long at the end. Run as two stages (package tests, then
 notebooks), the processes waited for each other at the end of each stage.
 
 (xdist's own ``--dist loadgroup`` does not group here: with pytest 9 it cannot rename the tests it

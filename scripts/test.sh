@@ -43,20 +43,17 @@ stage "set-up" bash scripts/setup.sh
 stage "notebook conventions" "$py" -m scripts.check_notebooks
 # One pytest run for the package tests, every docstring example in the package (--doctest-modules)
 # and nbval over every notebook: scripts/pytest_order.py keeps
-# each notebook's cells in one process and starts the longest work first, so that no test
-# process waits for the others at the end (run as two stages, they waited twice: 54 s of 425 s,
+# each notebook's cells in one process and starts the longest work first, so that neither test
+# process waits for the other at the end (run as two stages, they waited twice: 54 s of 425 s,
 # measured on 2 CPU cores).
-# Each test process (and the notebook kernels and subprocesses it starts) gets a share of the
-# cores as math threads: on 2 cores, one each. Processes of two threads on two cores oversubscribe
-# them (measured on 2 cores, Intel Xeon: 136-140 s for this stage with the default threads, 122 s
-# with one each; chapter 3's throughput cell 13.6 s against 1.0 s run alone).
-# Three test processes, not two: a process often waits (on a notebook kernel's start, on Chromium,
-# on a subprocess), and a third keeps the two cores busy meanwhile (measured on 2 cores, AMD EPYC,
-# one math thread each: 212 s with -n 2, 187-200 s with -n 3, 200 s with -n 4).
-threads=$(( $(nproc) / 3 )); [ "$threads" -ge 1 ] || threads=1
+# Each of the two test processes (and the notebook kernels and subprocesses they start) gets half
+# the cores as math threads: on 2 cores, one each. Two processes of two threads on two cores
+# oversubscribe them (measured on 2 cores, Intel Xeon: 136-140 s for this stage with the default
+# threads, 122 s with one each; chapter 3's throughput cell 13.6 s against 1.0 s run alone).
+threads=$(( $(nproc) / 2 )); [ "$threads" -ge 1 ] || threads=1
 stage "package tests and notebooks (nbval, ci preset)" env OMP_NUM_THREADS="$threads" \
   "$py" -m pytest -q -p no:cacheprovider \
-  -p scripts.pytest_order --nbval-lax --nbval-current-env -n 3 --doctest-modules notebooks tests cam_tutorial
+  -p scripts.pytest_order --nbval-lax --nbval-current-env -n 2 --doctest-modules notebooks tests cam_tutorial
 # Beside the tests, the book's stages were no faster: both are bound by the two cores.
 stage "book build (-W -n)" "$root/.venv/bin/jupyter-book" build . --warningiserror --nitpick --keep-going --quiet
 stage "pages in headless Chromium" "$py" -m scripts.check_pages
