@@ -280,10 +280,15 @@ class SyntheticShapes(Dataset):
         the device by :func:`normalize_uint8` (see :class:`LabTrainingImages`)."""
         return LabTrainingImages(self)
 
+    def item_rng(self, index: int) -> np.random.Generator:
+        """A fresh copy of the random stream item ``index`` is drawn from: whoever replays the
+        lab's draws (the decoys of :mod:`cam_tutorial.real.concepts`) starts from the same one."""
+        return np.random.default_rng([self.seed, SPLITS[self.split], index])
+
     def _render(self, index: int, with_parts: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Item ``index``'s pixels, label and (with ``with_parts``) part map, drawn from its seed."""
         label = self.label(index)
-        rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
+        rng = self.item_rng(index)
         draw = render_shape if self.objects == "shapes" else render_creature
         canvas, parts = draw(self, label, rng, with_parts)
         if parts is not None and not parts.any():  # cannot happen at scale >= 0.05 and 32 px

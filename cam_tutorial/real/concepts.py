@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cam_tutorial.lab import CLASS_NAMES, CLASS_PARTS, PART_NAMES, SPLITS, SyntheticShapes
+from cam_tutorial.lab import CLASS_NAMES, CLASS_PARTS, PART_NAMES, SyntheticShapes
 from cam_tutorial.lab.pixels import Polygon, fill_polygon
 from cam_tutorial.lab.render import decoy_polygons, draw_scene, place
 
@@ -36,7 +36,7 @@ __all__ = ["shape_map", "ShapeConcept"]
 
 def _decoys(lab: SyntheticShapes, index: int) -> list[tuple[int, Polygon]]:
     """Item ``index``'s decoys as ``(class, polygon)``, where the lab's renderer places them."""
-    scene = draw_scene(lab, lab.label(index), np.random.default_rng([lab.seed, SPLITS[lab.split], index]))
+    scene = draw_scene(lab, lab.label(index), lab.item_rng(index))
     return decoy_polygons(scene, place(lab, scene), lab.image_size)
 
 
