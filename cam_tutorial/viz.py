@@ -41,26 +41,14 @@ def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
-        if image.dtype == torch.uint8:
-            image = image.float() / 255
-        image = image.float()
-        if image.ndim == 3 and image.shape[0] == 3:
-            if image.min() < 0 or image.max() > 1:  # normalised as the models expect
-                from cam_tutorial.lab import denormalize  # lazy: data is heavier than viz needs
+        image = image.float() / 255 if image.dtype == torch.uint8 else image.float()
+        if image.ndim == 3 and image.shape[0] == 3 and (image.min() < 0 or image.max() > 1):
+            from cam_tutorial.lab import denormalize  # lazy: data is heavier than viz needs
 
-                image = denormalize(image)
-            image = image.permute(1, 2, 0)
-        elif image.ndim == 3 and image.shape[0] == 1:
-            image = image[0]
-        image = image.numpy()
+            image = denormalize(image)  # normalised as the models expect
     array = np.asarray(image)
-    if array.dtype == np.uint8:
-        array = array / 255.0
+    array = _channels_last(array / 255.0 if array.dtype == np.uint8 else array, isinstance(image, torch.Tensor))
     array = array.astype(np.float32)
-    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
-        array = np.moveaxis(array, 0, -1)  # a channels-first array: (C, H, W) -> (H, W, C)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
         raise ValueError(
             f"cannot show an image of shape {tuple(np.shape(image))}: give (3, H, W) or (1, H, W) tensors, "
@@ -70,6 +58,16 @@ def _to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
         low, high = float(array.min()), float(array.max())
         array = (array - low) / (high - low) if high > low else np.zeros_like(array)
     return np.clip(array, 0, 1)
+
+
+def _channels_last(array: np.ndarray, from_tensor: bool) -> np.ndarray:
+    """``(C, H, W)`` -> ``(H, W, C)``, and one channel -> ``(H, W)``.
+
+    Tensors are channels-first by torch convention; arrays are ``(H, W, C)`` unless clearly not.
+    """
+    if array.ndim == 3 and array.shape[0] in (1, 3) and (from_tensor or array.shape[-1] not in (1, 3)):
+        array = np.moveaxis(array, 0, -1)
+    return array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
 
 
 def _show(ax: plt.Axes, picture: np.ndarray) -> None:
@@ -155,12 +153,9 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
         raise ValueError(f"{len(labels)} labels for {n} images: give one label per image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: give one title per image")
-    ncols = balanced_columns(n, min(ncols, _max_columns()))
-    nrows = -(-n // ncols)
     legend = pred_boxes is not None and boxes is not None
-    fig, axes = _grid(nrows, ncols, size, bool(title), legend)
-    _remove_unused(axes.flat[n:])
-    for i, ax in enumerate(axes.flat[:n]):
+    fig, [cells] = _wrapped_grid(n, 1, ncols, size, title, legend)
+    for i, ax in enumerate(cells):
         ax.axis("off")
         _show(ax, _to_display(images[i]))
         if titles is not None:
@@ -171,7 +166,9 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
             draw_box(ax, boxes[i], "lime", "ground truth" if i == 0 else None)
         if pred_boxes is not None:
             draw_box(ax, pred_boxes[i], "red", "predicted" if i == 0 else None)
-    return _finish_grid(fig, title, legend)
+    if legend:
+        fig.legend(loc="outside lower center", ncol=2, fontsize=LABEL_SIZE, frameon=False)
+    return fig
 
 
 def balanced_columns(count: int, most: int) -> int:
@@ -184,42 +181,35 @@ def balanced_columns(count: int, most: int) -> int:
         >>> [balanced_columns(n, 4) for n in (1, 4, 5, 6, 7, 8, 9, 16)]
         [1, 4, 3, 3, 4, 4, 3, 4]
     """
-    if count < 1 or most < 1:
-        raise ValueError(f"balanced_columns needs at least one panel and one column, got {count} and {most}")
     rows = -(-count // most)
     return -(-count // rows)
 
 
-def _remove_unused(axes: Sequence[plt.Axes]) -> None:
-    """Take the grid's cells past the last panel out of the figure, so that nothing is drawn there."""
-    for ax in axes:
-        ax.remove()
+def _wrapped_grid(count: int, rows: int, most_columns: int, size: float, title: str | None, legend: bool,
+                  margin: float = 0.0) -> tuple[plt.Figure, list[list[plt.Axes]]]:
+    """A grid of square panels, ``rows`` of them per item, that wraps ``count`` items into blocks.
 
+    A block holds at most ``most_columns`` items, and no more than fit at :data:`MIN_PANEL_SIZE`
+    inches in :data:`MAX_FIGURE_WIDTH` less ``margin`` (extra width, in inches, for row names), in
+    blocks as even as can be (:func:`balanced_columns`); panels are at most ``size`` inches. Constrained
+    layout leaves room for the panel titles, the title and a legend below the grid. The last block's
+    cells past the last item are taken out of the figure, so that nothing is drawn there.
 
-def _max_columns(margin: float = 0.0) -> int:
-    """How many panels of at least MIN_PANEL_SIZE fit in MAX_FIGURE_WIDTH (less ``margin``)."""
-    return max(1, int((MAX_FIGURE_WIDTH - margin) // MIN_PANEL_SIZE))
-
-
-def _grid(nrows: int, ncols: int, size: float, titled: bool, legend: bool,
-          margin: float = 0.0) -> tuple[plt.Figure, np.ndarray]:
-    """A grid of square panels of at most ``size`` inches, no wider than MAX_FIGURE_WIDTH.
-
-    ``margin`` is extra width (inches) for row names. Constrained layout leaves room for the
-    panel titles, the suptitle and a legend below the grid.
+    Returns:
+        The figure and its cells: ``cells[r][i]`` is row ``r`` of item ``i``.
     """
-    size = min(size, (MAX_FIGURE_WIDTH - margin) / ncols)
-    height = (size + 0.25) * nrows + (0.4 if titled else 0) + (0.35 if legend else 0)
-    return plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                        figsize=(size * ncols + margin, height))
-
-
-def _finish_grid(fig: plt.Figure, title: str | None, legend: bool) -> plt.Figure:
+    fitting = max(1, int((MAX_FIGURE_WIDTH - margin) // MIN_PANEL_SIZE))
+    columns = balanced_columns(count, min(most_columns, fitting))
+    blocks = -(-count // columns)
+    size = min(size, (MAX_FIGURE_WIDTH - margin) / columns)
+    height = (size + 0.25) * rows * blocks + (0.4 if title else 0) + (0.35 if legend else 0)
+    fig, axes = plt.subplots(rows * blocks, columns, squeeze=False, layout="constrained",
+                             figsize=(size * columns + margin, height))
+    for ax in axes[-rows:, count - (blocks - 1) * columns:].flat:
+        ax.remove()
     if title:
         fig.suptitle(title)
-    if legend:
-        fig.legend(loc="outside lower center", ncol=2, fontsize=LABEL_SIZE, frameon=False)
-    return fig
+    return fig, [[axes[(i // columns) * rows + r, i % columns] for i in range(count)] for r in range(rows)]
 
 
 def overlay(
@@ -267,18 +257,11 @@ def overlay(
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] (0 = image only, 1 = map only), got {alpha}")
-    img = _as_array(image, "image")
-    # Tensors are channels-first by torch convention; arrays are (H, W, C) unless clearly not.
-    channels_first = img.ndim == 3 and img.shape[0] in (1, 3) and (
-        isinstance(image, torch.Tensor) or img.shape[-1] not in (1, 3))
-    if channels_first:
-        img = np.moveaxis(img, 0, -1)  # (C, H, W) -> (H, W, C)
+    img = _channels_last(_as_array(image, "image"), isinstance(image, torch.Tensor))
     if img.ndim == 2:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[-1] not in (1, 3):
+        img = np.repeat(img[..., None], 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] != 3:
         raise ValueError(f"image must be (3, H, W), (H, W, 3) or (H, W), got shape {tuple(img.shape)}")
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
     img = _unit_range(img, "image", "denormalise it first (cam_tutorial.lab.denormalize)")
 
     heat = _as_array(cam, "cam")
@@ -356,13 +339,9 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
         if len(maps[name]) != n:
             raise ValueError(f"row {name!r} has {len(maps[name])} maps for {n} images: give one map per image")
     legend = boxes is not None and bool(pred_boxes)
-    columns = balanced_columns(n, _max_columns(margin=0.4))
-    chunks = -(-n // columns)
-    fig, axes = _grid(len(names) * chunks, columns, size, bool(title), legend, margin=0.4)
-    _remove_unused(axes[-len(names):, n - (chunks - 1) * columns:].flat)
-    for r, name in enumerate(names):
-        for i in range(n):
-            ax = axes[(i // columns) * len(names) + r, i % columns]
+    fig, cells = _wrapped_grid(n, len(names), n, size, title, legend, margin=0.4)
+    for r, (name, row) in enumerate(zip(names, cells)):
+        for i, ax in enumerate(row):
             ax.imshow(overlay(_to_display(images[i]), maps[name][i], alpha=0.4))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -372,9 +351,11 @@ def show_map_rows(images: torch.Tensor | Sequence, maps: Mapping[str, Any], boxe
                 draw_box(ax, pred_boxes[name][i], "red", "predicted" if i == 0 and r == 0 else None)
             if titles is not None and name in titles:
                 ax.set_title(titles[name][i], fontsize=LABEL_SIZE)
-        for chunk in range(chunks):
-            axes[chunk * len(names) + r, 0].set_ylabel(name, fontsize=LABEL_SIZE)
-    return _finish_grid(fig, title, legend)
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel(name, fontsize=LABEL_SIZE)
+    if legend:
+        fig.legend(loc="outside lower center", ncol=2, fontsize=LABEL_SIZE, frameon=False)
+    return fig
 
 
 #: Colours of the background and the lab's parts in :func:`show_parts` (body, head, tail, limbs).
@@ -407,22 +388,16 @@ def show_parts(images: torch.Tensor | Sequence, part_maps: Any, part_names: Sequ
     if len(part_names) + 1 > len(PART_COLORS):
         raise ValueError(f"show_parts colours at most {len(PART_COLORS) - 1} parts, got {len(part_names)}")
     palette = np.array([matplotlib.colors.to_rgb(c) for c in PART_COLORS[:len(part_names) + 1]])
-    columns = balanced_columns(n, _max_columns())
-    chunks = -(-n // columns)
-    fig, axes = _grid(2 * chunks, columns, size, bool(title), True)
-    _remove_unused(axes[-2:, n - (chunks - 1) * columns:].flat)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for i in range(n):
-        top, bottom = axes[2 * (i // columns), i % columns], axes[2 * (i // columns) + 1, i % columns]
+    fig, (tops, bottoms) = _wrapped_grid(n, 2, n, size, title, True)
+    for i, (top, bottom) in enumerate(zip(tops, bottoms)):
+        top.set_axis_off()
+        bottom.set_axis_off()
         _show(top, _to_display(images[i]))
         bottom.imshow(palette[np.clip(parts[i], 0, len(part_names))], interpolation="nearest")
         if titles is not None:
             top.set_title(titles[i], fontsize=LABEL_SIZE)
     for k, name in enumerate(part_names):
-        axes.flat[0].plot([], [], "s", color=palette[k + 1], label=name)
-    if title:
-        fig.suptitle(title)
+        tops[0].plot([], [], "s", color=palette[k + 1], label=name)
     fig.legend(loc="outside lower center", ncol=len(part_names), fontsize=LABEL_SIZE, frameon=False)
     return fig
 
