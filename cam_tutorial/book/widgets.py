@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import html
 import io
-import logging
 import numbers
 from typing import Any, Sequence
 
@@ -43,8 +42,6 @@ from cam_tutorial.evaluation import model_device
 from cam_tutorial.viz import draw_box, overlay
 
 __all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes", "uploaded_files"]
-
-logger = logging.getLogger(__name__)
 
 _TOP_K = 5
 _BOX_COLOUR = (255, 40, 40)  # the CAM box: red
@@ -99,21 +96,19 @@ def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
     return files
 
 
-def _png(rgb: np.ndarray) -> bytes:
+def _png_with_boxes(rgb: np.ndarray, scale: int, boxes: Sequence[tuple[Any, tuple[int, int, int]]]) -> bytes:
+    """``rgb`` enlarged ``scale`` times, with each ``(box, colour)`` drawn on it (boxes in the small
+    image's pixels, exclusive ends), as PNG bytes."""
+    import cv2
     from PIL import Image
 
+    picture = np.ascontiguousarray(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
+    for box, colour in boxes:
+        x0, y0, x1, y1 = (int(round(float(v) * scale)) for v in box)
+        cv2.rectangle(picture, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, max(1, scale // 2))
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
+    Image.fromarray(picture).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _draw_box_pixels(rgb: np.ndarray, box: Sequence[float], scale: int, colour: tuple[int, int, int]) -> None:
-    """Draw ``box`` (pixel coordinates of the small image, exclusive ends) on the enlarged ``rgb``."""
-    import cv2
-
-    x0, y0, x1, y1 = (int(round(float(v) * scale)) for v in box)
-    thickness = max(1, scale // 2)
-    cv2.rectangle(rgb, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, thickness)
 
 
 class CAMExplorer(widgets.VBox):
@@ -141,29 +136,34 @@ class CAMExplorer(widgets.VBox):
         check_model(model)
         if len(dataset) == 0:
             raise ValueError("the dataset is empty")
-        self.model, self.dataset = model, dataset
+        if isinstance(display_size, bool) or not isinstance(display_size, numbers.Integral) \
+                or not 1 <= display_size <= 4096:
+            raise ValueError(f"display_size must be a whole number of pixels in [1, 4096], got {display_size!r}: "
+                             "e.g. display_size=320")
+        self.model, self.dataset, self.display_size = model, dataset, int(display_size)
         self.image_size = int(getattr(dataset, "image_size", 0) or _dataset_item(dataset, 0)[0].shape[-1])
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         self.class_names = list(names) if names is not None else None
-        self.display_size = _display_size(display_size)
-        self._device = model_device(model)
 
-        self.index, self.upload, self.class_choice, self.opacity, self.threshold, self.image, self.scores, legend = (
-            _controls(len(dataset), self.display_size))
-        super().__init__([
-            widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
-            self.image, self.scores, legend,
-        ])
+        style, layout = {"description_width": "80px"}, widgets.Layout(width="420px")
+        self.index = widgets.IntSlider(value=0, min=0, max=len(dataset) - 1, description="lab image", style=style,
+                                       layout=layout, continuous_update=False)
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
+        self.class_choice = widgets.Dropdown(description="class", style=style, layout=layout)
+        self.opacity = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity",
+                                           style=style, layout=layout, readout_format=".2f")
+        self.threshold = widgets.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="threshold",
+                                             style=style, layout=layout, readout_format=".2f")
+        self.image = widgets.Image(format="png", width=self.display_size, height=self.display_size)
+        self.scores = widgets.HTML()
+        legend = widgets.HTML("<span style='color:#e02828'>&#9632;</span> CAM box (largest region above "
+                              "threshold &times; max) &nbsp; <span style='color:#28e628'>&#9632;</span> ground truth")
+        super().__init__([widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
+                          self.image, self.scores, legend])
 
-        self._source = ""
-        self._tensor: torch.Tensor | None = None
-        self._gt_box: np.ndarray | None = None
-        self._maps: np.ndarray | None = None  # (k, H, W) normalised maps of the top-k classes
-        self._classes: list[int] = []  # the top-k classes, then their probabilities and logits
-        self._probs, self._logits = [], []
-        self._box: np.ndarray | None = None
+        self._source, self._tensor, self._gt_box = "", None, None
+        self._top: dict[int, tuple[float, float, np.ndarray]] = {}  # class -> probability, logit, map
         self._updating = False
-
         self.index.observe(lambda change: self.show_item(change["new"]), names="value")
         self.upload.observe(self._on_upload, names="value")
         for control in (self.class_choice, self.opacity, self.threshold):
@@ -178,7 +178,11 @@ class CAMExplorer(widgets.VBox):
 
         Items without a box (``(image, label)``) or with an unknown one (NaNs) draw no ground truth.
         """
-        position = _item_index(index, len(self.dataset))
+        count = len(self.dataset)
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not -count <= index < count:
+            raise ValueError(f"index must be an integer in [{-count}, {count - 1}] (the dataset has {count} items; "
+                             f"a negative index counts from the end), got {index!r}")
+        position = int(index) % count
         if self.index.value != position:  # e.g. index -1: move the slider, whose observer shows the item
             self.index.value = position
             return
@@ -200,17 +204,15 @@ class CAMExplorer(widgets.VBox):
         self._tensor = image.detach().float().cpu()
         self._source, self._gt_box = source, gt_box
         with CAMExtractor(self.model) as cam:
-            out = cam(self._tensor[None].to(self._device), top_k=min(_TOP_K, cam.num_classes))
-        self._maps = out.maps[0].float().cpu().numpy()
-        self._classes = out.classes[0].tolist()
-        probs = out.logits[0].float().softmax(dim=0)
-        self._probs = [float(probs[c]) for c in self._classes]
-        self._logits = [float(out.logits[0, c]) for c in self._classes]
-        options = [(f"{self._name(c)} (p = {p:.3f})", c) for c, p in zip(self._classes, self._probs)]
+            out = cam(self._tensor[None].to(model_device(self.model)), top_k=min(_TOP_K, cam.num_classes))
+        logits = out.logits[0].float()
+        probabilities = logits.softmax(dim=0)
+        self._top = {int(c): (float(probabilities[c]), float(logits[c]), m)
+                     for c, m in zip(out.classes[0], out.maps[0].float().cpu().numpy())}
         self._updating = True  # one redraw for the new image, not one per control changed
         try:
-            self.class_choice.options = options
-            self.class_choice.value = self._classes[0]
+            self.class_choice.options = [(f"{self._name(c)} (p = {p:.3f})", c) for c, (p, _, _) in self._top.items()]
+            self.class_choice.value = next(iter(self._top))
         finally:
             self._updating = False
         self.redraw()
@@ -225,16 +227,16 @@ class CAMExplorer(widgets.VBox):
     @property
     def current(self) -> dict[str, Any]:
         """The state shown: source, class, probability, logit, map, box, threshold, IoU."""
-        rank = self._classes.index(self.class_choice.value) if self.class_choice.value in self._classes else 0
-        iou = None
-        if self._gt_box is not None and self._box is not None:
-            from cam_tutorial.boxes import box_iou
+        from cam_tutorial.boxes import box_from_cam, box_iou  # boxes pulls in OpenCV: only when drawing
 
-            iou = float(box_iou(self._box, self._gt_box)[0, 0])
+        c = self.class_choice.value
+        probability, logit, cam = self._top[c]
+        box = box_from_cam(cam, float(self.threshold.value))
+        iou = None if self._gt_box is None else float(box_iou(box, self._gt_box)[0, 0])
         return {
-            "source": self._source, "class": self._classes[rank], "class_name": self._name(self._classes[rank]),
-            "probability": self._probs[rank], "logit": self._logits[rank], "map": self._maps[rank],
-            "box": self._box, "gt_box": self._gt_box, "threshold": float(self.threshold.value), "iou": iou,
+            "source": self._source, "class": c, "class_name": self._name(c), "probability": probability,
+            "logit": logit, "map": cam, "box": box, "gt_box": self._gt_box, "threshold": float(self.threshold.value),
+            "iou": iou,
         }
 
     def _rgb_image(self) -> np.ndarray:
@@ -244,64 +246,40 @@ class CAMExplorer(widgets.VBox):
 
     def redraw(self) -> None:
         """Recompute the box for the chosen class and threshold; redraw the picture and scores."""
-        if self._updating or self._maps is None or self.class_choice.value is None:
+        if self._updating or self.class_choice.value is None:
             return
-        from cam_tutorial.boxes import box_from_cam  # boxes pulls in OpenCV: only when drawing
-
-        rank = self._classes.index(self.class_choice.value)
-        cam = self._maps[rank]
-        self._box = box_from_cam(cam, float(self.threshold.value))
-        rgb = np.round(overlay(self._rgb_image(), cam, float(self.opacity.value)) * 255).astype(np.uint8)
-        scale = max(1, self.display_size // self.image_size)
-        rgb = np.ascontiguousarray(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
-        if self._gt_box is not None:
-            _draw_box_pixels(rgb, self._gt_box, scale, _GT_COLOUR)
-        _draw_box_pixels(rgb, self._box, scale, _BOX_COLOUR)
-        self.image.value = _png(rgb)
-        self.scores.value = _scores_html(self.current)
+        state = self.current
+        rgb = np.round(overlay(self._rgb_image(), state["map"], float(self.opacity.value)) * 255).astype(np.uint8)
+        boxes = [(state["gt_box"], _GT_COLOUR)] if state["gt_box"] is not None else []
+        self.image.value = _png_with_boxes(rgb, max(1, self.display_size // self.image_size),
+                                           boxes + [(state["box"], _BOX_COLOUR)])
+        self.scores.value = _scores_html(state)
 
     def figure(self, figsize: tuple[float, float] = (8.0, 4.0)) -> "matplotlib.figure.Figure":
         """The current state as a matplotlib figure: the image with boxes, and the overlay.
 
         Use it right after displaying the widget, so pages that cannot run widgets show the same.
         """
-        return _explorer_figure(self.current, self._rgb_image(), float(self.opacity.value), figsize)
+        import matplotlib.pyplot as plt
 
-
-def _item_index(index: Any, count: int) -> int:
-    """``index`` as a position in ``0..count - 1``; a negative one counts from the end, as in Python."""
-    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not -count <= index < count:
-        raise ValueError(f"index must be an integer in [{-count}, {count - 1}] (the dataset has {count} items; "
-                         f"a negative index counts from the end), got {index!r}")
-    return int(index) % count
-
-
-def _display_size(value: Any) -> int:
-    """The picture's side in screen pixels, refused unless a whole number in [1, 4096]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 4096:
-        raise ValueError(f"display_size must be a whole number of pixels in [1, 4096], got {value!r}: "
-                         "e.g. display_size=320")
-    return int(value)
-
-
-def _controls(count: int, display_size: int) -> tuple[Any, ...]:
-    """The explorer's widgets: index, upload, class, opacity, threshold, image, scores, legend."""
-    style = {"description_width": "80px"}
-    layout = widgets.Layout(width="420px")
-    return (
-        widgets.IntSlider(value=0, min=0, max=count - 1, description="lab image", style=style,
-                          layout=layout, continuous_update=False),
-        widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo"),
-        widgets.Dropdown(description="class", style=style, layout=layout),
-        widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity", style=style,
-                            layout=layout, readout_format=".2f"),
-        widgets.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="threshold",
-                            style=style, layout=layout, readout_format=".2f"),
-        widgets.Image(format="png", width=display_size, height=display_size),
-        widgets.HTML(),
-        widgets.HTML("<span style='color:#e02828'>&#9632;</span> CAM box (largest region above "
-                     "threshold &times; max) &nbsp; <span style='color:#28e628'>&#9632;</span> ground truth"),
-    )
+        state, rgb = self.current, self._rgb_image()
+        fig, axes = plt.subplots(1, 2, figsize=figsize)
+        axes[0].imshow(rgb)
+        axes[0].set_title(state["source"])
+        axes[1].imshow(overlay(rgb, state["map"], float(self.opacity.value)))
+        axes[1].set_title(f"CAM of '{state['class_name']}' (p = {state['probability']:.2f})")
+        for ax in axes:
+            if state["gt_box"] is not None:
+                draw_box(ax, state["gt_box"], np.array(_GT_COLOUR) / 255, "ground truth", linewidth=2)
+            draw_box(ax, state["box"], np.array(_BOX_COLOUR) / 255,
+                     f"CAM box, threshold {state['threshold']:.2f}", linewidth=2)
+            ax.set_xlabel("x (pixels)")
+            ax.set_ylabel("y (pixels)")
+        axes[1].legend(loc="lower right", fontsize=8)
+        iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
+        fig.suptitle(f"CAM explorer: a static copy of the widget's state{iou}")
+        fig.tight_layout()
+        return fig
 
 
 def _scores_html(state: dict[str, Any]) -> str:
@@ -330,30 +308,6 @@ def _dataset_item(dataset: Any, index: int) -> tuple[torch.Tensor, int, np.ndarr
             raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four "
                              "numbers (x0, y0, x1, y1) in pixels")
     return item[0], int(item[1]), box
-
-
-def _explorer_figure(state: dict[str, Any], rgb: np.ndarray, opacity: float,
-                     figsize: tuple[float, float]) -> "matplotlib.figure.Figure":
-    """An explorer's state as a figure: the image ``rgb`` with boxes, and the overlay."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=figsize)
-    axes[0].imshow(rgb)
-    axes[0].set_title(state["source"])
-    axes[1].imshow(overlay(rgb, state["map"], opacity))
-    axes[1].set_title(f"CAM of '{state['class_name']}' (p = {state['probability']:.2f})")
-    for ax in axes:
-        if state["gt_box"] is not None:
-            draw_box(ax, state["gt_box"], np.array(_GT_COLOUR) / 255, "ground truth", linewidth=2)
-        draw_box(ax, state["box"], np.array(_BOX_COLOUR) / 255,
-                 f"CAM box, threshold {state['threshold']:.2f}", linewidth=2)
-        ax.set_xlabel("x (pixels)")
-        ax.set_ylabel("y (pixels)")
-    axes[1].legend(loc="lower right", fontsize=8)
-    iou = f", IoU {state['iou']:.2f}" if state["iou"] is not None else ""
-    fig.suptitle(f"CAM explorer: a static copy of the widget's state{iou}")
-    fig.tight_layout()
-    return fig
 
 
 def cam_explorer(
