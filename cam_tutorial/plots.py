@@ -142,7 +142,7 @@ def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], 
     return fig
 
 
-def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None, ax: plt.Axes | None = None,
+def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None,
                  title: str | None = None) -> plt.Figure:
     """BoxAcc as a function of the map threshold tau, one curve per method and IoU threshold delta.
     Used in chapter 7, and the appendix.
@@ -154,7 +154,6 @@ def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = No
         results: name -> a :class:`cam_tutorial.metrics.MaxBoxAccResult` (anything with
             ``cam_thresholds``, ``iou_thresholds``, ``box_acc`` ``(n_tau, n_delta)``).
         deltas: the IoU thresholds to draw (default: all of each result's).
-        ax: axes to draw on (default: a new figure).
         title: the axes' title.
 
     Returns:
@@ -162,24 +161,19 @@ def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = No
     """
     if not results:
         raise ValueError("plot_box_acc needs at least one result")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     styles = ["-", "--", ":", "-."]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    curve = 0
     for k, (name, result) in enumerate(results.items()):
         taus = np.asarray(result.cam_thresholds)
         box_acc = np.asarray(result.box_acc)
         for j, delta in enumerate(np.asarray(result.iou_thresholds).tolist()):
             if deltas is not None and not any(abs(delta - d) < 1e-9 for d in deltas):
                 continue
-            colour = colours[curve % len(colours)]
-            curve += 1
             best = int(np.argmax(box_acc[:, j]))
-            ax.plot(taus, box_acc[:, j], styles[k % len(styles)], color=colour,
-                    label=f"{name}, δ={delta:g}: max {box_acc[best, j]:.1%} at τ={taus[best]:.2f}")
-            ax.plot(taus[best], box_acc[best, j], "o", color=colour)
-    if curve == 0:
+            [curve] = ax.plot(taus, box_acc[:, j], styles[k % len(styles)],
+                              label=f"{name}, δ={delta:g}: max {box_acc[best, j]:.1%} at τ={taus[best]:.2f}")
+            ax.plot(taus[best], box_acc[best, j], "o", color=curve.get_color())
+    if not ax.lines:
         raise ValueError(f"none of the results has the IoU thresholds {list(deltas or [])}")
     ax.set_xlabel("map threshold τ (fraction of the maximum)")
     ax.set_ylabel("BoxAcc (fraction of images)")
@@ -188,8 +182,8 @@ def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "BoxAcc(τ): one threshold for the whole dataset; the dots are MaxBoxAcc")
-    ax.figure.tight_layout()
-    return ax.figure
+    fig.tight_layout()
+    return fig
 
 
 def flattest_stretch(values: np.ndarray, span: int, min_range: float = 2 / 255) -> tuple[int, int]:

@@ -13,8 +13,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -74,16 +73,26 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(str(d) for d in t.shape[1:])
 
 
-@contextlib.contextmanager
-def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode inside the block; every submodule's own mode restored after it (a
-    model half in train mode, e.g. a frozen backbone under a training head, stays so)."""
+def _run_in_turn(model: nn.Module, parts: Iterable[tuple[str, nn.Module]],
+                 image_size: int) -> list[tuple[str, nn.Module, torch.Tensor, int]]:
+    """``(name, module, output, FLOPs)`` of each of ``parts``, run one after the other on a zero image.
+
+    Runs in eval mode, then gives every submodule of ``model`` its own mode back (a model half in
+    train mode, e.g. a frozen backbone under a training head, stays so).
+    """
     modes = [(module, module.training) for module in model.modules()]
+    x, runs = torch.zeros(1, 3, image_size, image_size), []
     try:
-        yield model.eval()
+        model.eval()
+        for name, module in parts:
+            counter = FlopCounterMode(display=False)
+            with torch.no_grad(), counter:
+                x = module(x)
+            runs.append((name, module, x, int(counter.get_total_flops())))
     finally:
         for module, training in modes:
             module.training = training
+    return runs
 
 
 def stage_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
@@ -94,25 +103,10 @@ def stage_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]
     for :func:`markdown_table`. Runs one forward pass on zeros in eval mode, then gives every
     submodule back its mode.
     """
-    x = torch.zeros(1, 3, image_size, image_size)
-    rows = []
-    seen: list[nn.Module] = []
-    with _evaluating(model):
-        for name, child in model.features.named_children():
-            flops = count_flops(child, x)
-            with torch.no_grad():
-                x = child(x)
-            seen.append(child)
-            if count_parameters(child) == 0 and name == "check":
-                continue
-            rows.append({
-                "name": name,
-                "output": _shape(x),
-                "params": count_parameters(child),
-                "mflops": flops / 1e6,
-                "receptive_field": receptive_field(nn.Sequential(*seen)),
-            })
-    return rows
+    runs = _run_in_turn(model, model.features.named_children(), image_size)
+    return [{"name": name, "output": _shape(x), "params": count_parameters(child), "mflops": flops / 1e6,
+             "receptive_field": receptive_field(model.features[:i + 1])}
+            for i, (name, child, x, flops) in enumerate(runs)]
 
 
 def part_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
@@ -122,16 +116,9 @@ def part_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
     Also gives each part's share of the whole, which is how the FC head of VGG16 shows itself:
     it holds most of the parameters but few of the FLOPs. Runs in eval mode, like :func:`stage_table`.
     """
-    x = torch.zeros(1, 3, image_size, image_size)
-    rows = []
-    with _evaluating(model):
-        for part in ("features", "pool", "classifier"):
-            module = getattr(model, part)
-            flops = count_flops(module, x)
-            with torch.no_grad():
-                x = module(x)
-            rows.append({"part": part, "output": _shape(x), "params": count_parameters(module),
-                         "gflops": flops / 1e9})
+    parts = [(part, getattr(model, part)) for part in ("features", "pool", "classifier")]
+    rows = [{"part": part, "output": _shape(x), "params": count_parameters(module), "gflops": flops / 1e9}
+            for part, module, x, flops in _run_in_turn(model, parts, image_size)]
     total_params = sum(r["params"] for r in rows)
     total_flops = sum(r["gflops"] for r in rows)
     for r in rows:
