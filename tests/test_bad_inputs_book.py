@@ -19,7 +19,7 @@ import torch
 
 from cam_tutorial import zoo_cache
 from cam_tutorial.book import colab
-from cam_tutorial.book.widgets import cam_explorer
+from cam_tutorial.book.widgets import CAMExplorer
 from cam_tutorial.dataset_maps import DatasetMaps
 from cam_tutorial.config import PRESETS, get_preset
 from cam_tutorial.lab import SyntheticShapes
@@ -54,7 +54,7 @@ def test_a_preset_name_with_a_line_break_is_refused(name):
 
 
 def test_a_negative_index_counts_from_the_end_and_moves_the_slider_there(model, dataset):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     explorer.show_item(-1)
     assert explorer.index.value == 3 and explorer.current["source"].startswith("lab image 3 ")
     explorer.show_item(-2)
@@ -63,7 +63,7 @@ def test_a_negative_index_counts_from_the_end_and_moves_the_slider_there(model, 
 
 @pytest.mark.parametrize("index", [4, -5, 1.0, True])
 def test_an_index_past_the_dataset_is_refused(model, dataset, index):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     with pytest.raises(ValueError, match=r"index must be an integer in \[-4, 3\] \(the dataset has 4 items"):
         explorer.show_item(index)
 
@@ -74,11 +74,11 @@ def test_an_index_past_the_dataset_is_refused(model, dataset, index):
 ])
 def test_explorer_settings_outside_their_sliders_are_refused_not_clipped(model, dataset, option, value, message):
     with pytest.raises(ValueError, match=message):
-        cam_explorer(model, dataset, **{option: value})
+        CAMExplorer(model, dataset, **{option: value})
 
 
 def test_explorer_settings_inside_their_range_reach_the_sliders(model, dataset):
-    explorer = cam_explorer(model, dataset, display_size=64)
+    explorer = CAMExplorer(model, dataset, display_size=64)
     assert explorer.display_size == 64
 
 

@@ -32,7 +32,7 @@ from cam_tutorial.models import GlobalPool, ResNet18B, vgg16_fc, vgg16_gap  # no
 from cam_tutorial.methods.saliency import grad_cam, gradient_saliency  # noqa: E402
 from cam_tutorial.methods.sanity import deletion_insertion_curves, spearman_per_map  # noqa: E402
 from cam_tutorial.viz import overlay, show_gallery, show_map_rows  # noqa: E402
-from cam_tutorial.book.widgets import cam_explorer, uploaded_files  # noqa: E402
+from cam_tutorial.book.widgets import CAMExplorer, uploaded_files  # noqa: E402
 
 SIZE = 32
 NAN, INF = float("nan"), float("inf")
@@ -266,7 +266,7 @@ VIZ_ERRORS = [
 
 
 def _explorer_on(dataset: Any, **options: Any) -> Any:
-    return cam_explorer(_resnet(), dataset, **options)
+    return CAMExplorer(_resnet(), dataset, **options)
 
 
 class _Labels(torch.utils.data.Dataset):
@@ -296,7 +296,7 @@ WIDGETS_ERRORS = [
      TypeError, r"items must be \(image, label\).*got int; wrap the dataset"),
     ("a box of three numbers", lambda: _explorer_on(_BadBoxes()),
      ValueError, r"box of shape \(3,\): a box is four numbers"),
-    ("model in training mode", lambda: cam_explorer(_resnet().train(), _pairs()),
+    ("model in training mode", lambda: CAMExplorer(_resnet().train(), _pairs()),
      ValueError, r"training mode: call model.eval\(\)"),
     ("upload value of an unknown shape", lambda: uploaded_files("photo.png"),
      TypeError, r"a tuple \(ipywidgets 8\) or a dict \(ipywidgets 7\).*upgrade ipywidgets"),
@@ -385,7 +385,7 @@ def _png_bytes() -> bytes:
 
 
 def _explorer_source_after(value: Any) -> str:
-    explorer = cam_explorer(_resnet(), _pairs())
+    explorer = CAMExplorer(_resnet(), _pairs())
     explorer._on_upload({"new": value})
     return explorer.current["source"]
 

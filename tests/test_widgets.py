@@ -20,7 +20,7 @@ from cam_tutorial.cam import compute_cams  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes  # noqa: E402
 from cam_tutorial.boxes import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
-from cam_tutorial.book.widgets import cam_explorer, load_image_bytes  # noqa: E402
+from cam_tutorial.book.widgets import CAMExplorer, load_image_bytes  # noqa: E402
 
 SIZE = 32
 
@@ -44,7 +44,7 @@ def _decode(png) -> np.ndarray:
 
 
 def test_initial_state_is_the_top_class_of_item_zero(model, dataset):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     image = dataset[0][0]
     out = compute_cams(model, image[None], top_k=5)
     assert [v for _, v in explorer.class_choice.options] == out.classes[0].tolist()
@@ -62,7 +62,7 @@ def test_initial_state_is_the_top_class_of_item_zero(model, dataset):
 
 
 def test_changing_class_threshold_and_opacity_redraws(model, dataset):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     first_png, first_scores = bytes(explorer.image.value), explorer.scores.value
     second = explorer.class_choice.options[1][1]
     explorer.class_choice.value = second
@@ -82,7 +82,7 @@ def test_changing_class_threshold_and_opacity_redraws(model, dataset):
 
 
 def test_the_slider_changes_the_image(model, dataset):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     explorer.index.value = 3
     assert explorer.current["source"].startswith("lab image 3")
     assert explorer.index.max == len(dataset) - 1
@@ -91,7 +91,7 @@ def test_the_slider_changes_the_image(model, dataset):
 
 
 def test_an_uploaded_photo_is_resized_and_explained(model, dataset):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     photo = np.zeros((50, 80, 3), dtype=np.uint8)
     photo[:, 40:] = 255
     buffer = io.BytesIO()
@@ -111,7 +111,7 @@ def test_an_uploaded_photo_is_resized_and_explained(model, dataset):
 
 
 def test_static_figure_shows_the_same_state(model, dataset):
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     fig = explorer.figure()
     try:
         axes = fig.axes
@@ -124,7 +124,7 @@ def test_static_figure_shows_the_same_state(model, dataset):
 
 
 def test_opacity_zero_shows_the_image_itself(model, dataset):
-    explorer = cam_explorer(model, dataset, display_size=SIZE)  # scale 1: one picture pixel per image pixel
+    explorer = CAMExplorer(model, dataset, display_size=SIZE)  # scale 1: one picture pixel per image pixel
     explorer.opacity.value = 0.0
     picture = _decode(explorer.image.value).astype(int)
     from cam_tutorial.lab import denormalize
@@ -142,11 +142,11 @@ def test_opacity_zero_shows_the_image_itself(model, dataset):
 
 def test_explorer_errors(model, dataset):
     with pytest.raises(ValueError, match="eval"):
-        cam_explorer(ResNet18B(width=2), dataset)
+        CAMExplorer(ResNet18B(width=2), dataset)
     from cam_tutorial.cam import CAMNotApplicableError
 
     with pytest.raises(CAMNotApplicableError):
-        cam_explorer(vgg16_fc(10, width=2, image_size=SIZE).eval(), dataset)
+        CAMExplorer(vgg16_fc(10, width=2, image_size=SIZE).eval(), dataset)
 
 
 # -- reliability (issue 12/13): ipywidgets 7 uploads, items without boxes, unnamed classes -------
@@ -168,7 +168,7 @@ def test_upload_handles_both_ipywidgets_value_shapes(model, dataset, version):
                               "content": data}}
     else:  # a tuple of dicts with "content" as a memoryview
         value = ({"name": "half.png", "type": "image/png", "size": len(data), "content": memoryview(data)},)
-    explorer = cam_explorer(model, dataset)
+    explorer = CAMExplorer(model, dataset)
     explorer._on_upload({"name": "value", "old": None, "new": value, "owner": explorer.upload})
     assert explorer.current["source"] == "uploaded half.png"
     assert torch.equal(explorer._tensor, load_image_bytes(data, SIZE))
@@ -177,7 +177,7 @@ def test_upload_handles_both_ipywidgets_value_shapes(model, dataset, version):
 def test_image_label_items_work_and_unnamed_classes_show_their_index(model):
     images = torch.stack([SyntheticShapes("test", length=2, image_size=SIZE)[i][0] for i in range(2)])
     pairs = torch.utils.data.TensorDataset(images, torch.tensor([7, 1]))
-    explorer = cam_explorer(model, pairs, class_names=["zero", "one"])  # names for 2 of the 10 classes
+    explorer = CAMExplorer(model, pairs, class_names=["zero", "one"])  # names for 2 of the 10 classes
     state = explorer.current
     assert state["gt_box"] is None and state["iou"] is None and "IoU" not in explorer.scores.value
     assert state["source"] == "lab image 0 (true class: class 7)"

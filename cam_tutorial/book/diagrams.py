@@ -13,13 +13,12 @@ Example:
     >>> shapes[-1]
     ('conv5_x', (64, 4, 4))
     >>> fig = draw_resnet18b_stages(shapes, image_size=64)
-    >>> "conv5_x" in diagram_labels(fig)[0] or any("conv5_x" in t for t in diagram_labels(fig))
+    >>> any(text.get_text() == "conv5_x" for text in fig.axes[0].texts)
     True
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -28,8 +27,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
+from cam_tutorial.evaluation import model_device
+
 __all__ = ["draw_cam_pipeline", "draw_building_block", "draw_resnet18b_stages", "draw_vgg_heads",
-           "stage_shapes", "vgg_head_shapes", "diagram_labels", "DIAGRAM_WIDTH", "DIAGRAM_FONT"]
+           "stage_shapes", "vgg_head_shapes", "DIAGRAM_WIDTH", "DIAGRAM_FONT"]
 
 #: Width of every diagram, in inches: the book's text column at 100 dpi.
 DIAGRAM_WIDTH = 6.9
@@ -72,18 +73,14 @@ def _shape(shape: Sequence[int]) -> str:
     return "\u00d7".join(str(int(s)) for s in shape)
 
 
-def _device(model: nn.Module) -> torch.device:
-    """Where the model's weights are: a model built under ``torch.device("meta")`` gives shapes for free."""
-    return next(model.parameters()).device
-
-
 def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int, ...]]]:
     """Output shape (without the batch) of each stage of a ResNet18B, measured by a forward pass.
     Used in chapters 2 and 5.
 
     Blocks named ``convN_M`` are grouped into their stage ``convN_x`` (the shape of its last
     block); other children of ``model.features`` (the gate) keep their names. The input is
-    ``(3, image_size, image_size)`` and the last entry is ``model.classifier``'s output.
+    ``(3, image_size, image_size)`` and the last entry is ``model.features``'s output. A model
+    built under ``torch.device("meta")`` gives the shapes with no memory and no arithmetic.
 
     Args:
         model: a :class:`cam_tutorial.models.ResNet18B` (anything with ``features`` and ``classifier``).
@@ -92,24 +89,18 @@ def stage_shapes(model: nn.Module, image_size: int) -> list[tuple[str, tuple[int
     Returns:
         ``[("input", (3, s, s)), ("gate", ...), ("conv2_x", ...), ..., ("conv5_x", ...)]``.
     """
-    shapes: OrderedDict[str, tuple[int, ...]] = OrderedDict(input=(3, image_size, image_size))
-    hooks = []
-    for name, child in model.features.named_children():
-        stage = name.split("_")[0] + "_x" if name.startswith("conv") and "_" in name else name
-
-        def record(_module: nn.Module, _inputs: object, output: torch.Tensor, stage: str = stage) -> None:
-            shapes[stage] = tuple(output.shape[1:])
-
-        hooks.append(child.register_forward_hook(record))
+    shapes = {"input": (3, image_size, image_size)}
+    x = torch.zeros(1, 3, image_size, image_size, device=model_device(model))
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model.features(torch.zeros(1, 3, image_size, image_size, device=_device(model)))
+            for name, child in model.features.named_children():
+                x = child(x)
+                stage = name.split("_")[0] + "_x" if name.startswith("conv") and "_" in name else name
+                shapes[stage] = tuple(x.shape[1:])
     finally:
         model.train(was_training)
-        for hook in hooks:
-            hook.remove()
     return list(shapes.items())
 
 
@@ -124,21 +115,9 @@ def vgg_head_shapes(model: nn.Module, image_size: int) -> dict[str, object]:
     Returns:
         ``{"features": (K, h, w), "linear": [(in, out), ...], "head": "fc" or "gap"}``.
     """
-    with torch.no_grad():
-        was_training = model.training
-        model.eval()
-        try:
-            features = model.features(torch.zeros(1, 3, image_size, image_size, device=_device(model)))
-        finally:
-            model.train(was_training)
     linear = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
-    return {"features": tuple(features.shape[1:]), "linear": linear, "head": getattr(model, "head", "?")}
-
-
-def diagram_labels(fig: Figure) -> list[str]:
-    """Every text of a figure, to test that a diagram says what it should.
-    Used in no chapter directly."""
-    return [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
+    return {"features": stage_shapes(model, image_size)[-1][1], "linear": linear,
+            "head": getattr(model, "head", "?")}
 
 
 def draw_cam_pipeline(channels: int = 512, side: int = 14, image_size: int = 224,
@@ -231,25 +210,20 @@ def draw_resnet18b_stages(shapes: Sequence[tuple[str, Sequence[int]]], image_siz
     """
     if not shapes:
         raise ValueError("draw_resnet18b_stages needs the stages' shapes: use stage_shapes(model, image_size)")
-    n = len(shapes) + 2
-    fig, ax = _canvas(2.4, float(n) * 1.25, 3.6)
     largest = max(s[1][-1] for s in shapes)
-    for i, (name, shape) in enumerate(shapes):
+    k = shapes[-1][1][0]
+    # (name, box height, text below, kind): each stage's box height follows its output's side
+    columns = [(name, 0.9 + 1.6 * shape[-1] / largest, _shape(shape), "data" if name == "input" else "layer")
+               for name, shape in shapes]
+    columns += [("GAP", 0.9, str(k), "layer"),
+                ("linear", 0.9, f"{k}\u2192{num_classes if num_classes else 'C'}", "head")]
+    fig, ax = _canvas(2.4, float(len(columns)) * 1.25, 3.6)
+    for i, (name, height, below, kind) in enumerate(columns):
         x = 0.62 + i * 1.25
-        height = 0.9 + 1.6 * shape[-1] / largest
-        _box(ax, x, 2.0, 1.1, height, name, "data" if name == "input" else "layer", weight="bold")
-        ax.text(x, 2.0 - height / 2 - 0.12, _shape(shape), ha="center", va="top", fontsize=DIAGRAM_FONT - 1)
+        _box(ax, x, 2.0, 1.1, height, name, kind, weight="bold")
+        ax.text(x, 2.0 - height / 2 - 0.12, below, ha="center", va="top", fontsize=DIAGRAM_FONT - 1)
         if i:
             _arrow(ax, (x - 1.25 + 0.55, 2.0), (x - 0.55, 2.0))
-    k = shapes[-1][1][0]
-    x_gap = 0.62 + len(shapes) * 1.25
-    _box(ax, x_gap, 2.0, 1.1, 0.9, "GAP", "layer", weight="bold")
-    ax.text(x_gap, 2.0 - 0.57, str(k), ha="center", va="top", fontsize=DIAGRAM_FONT - 1)
-    _arrow(ax, (x_gap - 0.7, 2.0), (x_gap - 0.55, 2.0))
-    _box(ax, x_gap + 1.25, 2.0, 1.1, 0.9, "linear", "head", weight="bold")
-    ax.text(x_gap + 1.25, 2.0 - 0.57, f"{k}\u2192{num_classes if num_classes else 'C'}", ha="center", va="top",
-            fontsize=DIAGRAM_FONT - 1)
-    _arrow(ax, (x_gap + 0.55, 2.0), (x_gap + 0.7, 2.0))
     side = image_size or shapes[0][1][-1]
     ax.text(0.05, 3.55, f"each stage's output (channels\u00d7h\u00d7w) for a {side}\u00d7{side} image; "
             "convN_x: two blocks", fontsize=DIAGRAM_FONT, va="top")

@@ -15,7 +15,7 @@ Example:
     >>> import torch
     >>> from cam_tutorial.lab import SyntheticShapes
     >>> from cam_tutorial.models import ResNet18B
-    >>> explorer = cam_explorer(ResNet18B(width=2).eval(), SyntheticShapes("test", length=4, image_size=32))
+    >>> explorer = CAMExplorer(ResNet18B(width=2).eval(), SyntheticShapes("test", length=4, image_size=32))
     >>> bytes(explorer.image.value[:4])
     b'\\x89PNG'
     >>> explorer.threshold.value = 0.5  # redraws the box at the new threshold
@@ -41,7 +41,7 @@ from cam_tutorial.checks import check_model
 from cam_tutorial.evaluation import model_device
 from cam_tutorial.viz import draw_box, overlay
 
-__all__ = ["CAMExplorer", "cam_explorer", "load_image_bytes", "uploaded_files"]
+__all__ = ["CAMExplorer", "load_image_bytes", "uploaded_files"]
 
 _TOP_K = 5
 _BOX_COLOUR = (255, 40, 40)  # the CAM box: red
@@ -112,8 +112,17 @@ def _png_with_boxes(rgb: np.ndarray, scale: int, boxes: Sequence[tuple[Any, tupl
 
 
 class CAMExplorer(widgets.VBox):
-    """The explorer widget; build it with :func:`cam_explorer`.
-    Used in no chapter directly.
+    """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label[, box[, mask]])``).
+    Used in the appendix.
+
+    Display it as a cell's last expression. It starts at item 0, threshold 0.2 (the paper's) and
+    opacity 0.5.
+
+    Args:
+        model: a CAM classifier (global pooling + one linear layer) in eval mode.
+        dataset: e.g. :class:`~cam_tutorial.lab.SyntheticShapes`.
+        class_names: names of the classes; default ``dataset.class_names``.
+        display_size: the picture's side, in screen pixels.
 
     Attributes (the controls, public so that they can be driven from code and tests):
         index: ``IntSlider`` over the dataset's items.
@@ -308,26 +317,3 @@ def _dataset_item(dataset: Any, index: int) -> tuple[torch.Tensor, int, np.ndarr
             raise ValueError(f"item {int(index)} has a box of shape {tuple(np.shape(item[2]))}: a box is four "
                              "numbers (x0, y0, x1, y1) in pixels")
     return item[0], int(item[1]), box
-
-
-def cam_explorer(
-    model: nn.Module,
-    dataset: Any,
-    class_names: Sequence[str] | None = None,
-    *,
-    display_size: int = 320,
-) -> CAMExplorer:
-    """The interactive CAM explorer for ``model`` on ``dataset`` (items ``(image, label[, box[, mask]])``).
-    Used in the appendix.
-
-    Args:
-        model: a CAM classifier (global pooling + one linear layer) in eval mode.
-        dataset: e.g. :class:`~cam_tutorial.lab.SyntheticShapes`.
-        class_names: names of the classes; default ``dataset.class_names``.
-        display_size: the picture's side, in screen pixels.
-
-    Returns:
-        The widget (a ``VBox``); display it as a cell's last expression. It starts at item 0,
-        threshold 0.2 (the paper's) and opacity 0.5.
-    """
-    return CAMExplorer(model, dataset, class_names, display_size=display_size)
