@@ -268,12 +268,11 @@ def plot_deletion_insertion(curves: Mapping[str, Any], title: str) -> plt.Figure
         >>> plt.close(fig)
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, result in curves.items():
-        axes[0].plot(result.fractions, result.deletion.mean(0),
-                     label=f"{name} (AUC {result.deletion_auc.mean():.3f})")
-        axes[1].plot(result.fractions, result.insertion.mean(0),
-                     label=f"{name} (AUC {result.insertion_auc.mean():.3f})")
-    for ax, panel in zip(axes, ["deletion: lower is better", "insertion: higher is better"]):
+    for ax, kind, panel in zip(axes, ("deletion", "insertion"),
+                               ("deletion: lower is better", "insertion: higher is better")):
+        for name, result in curves.items():
+            auc = getattr(result, f"{kind}_auc").mean()
+            ax.plot(result.fractions, getattr(result, kind).mean(0), label=f"{name} (AUC {auc:.3f})")
         ax.set_xlabel("fraction of pixels deleted / inserted")
         ax.set_ylabel("probability of the predicted class")
         ax.set_title(panel)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -60,10 +61,8 @@ def receptive_field(features: nn.Module) -> int:
             skip.update(id(sub) for sub in m.modules())
         if id(m) in skip or not isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             continue
-        k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
-        s = m.stride if isinstance(m.stride, int) else m.stride[0]
-        dilation = getattr(m, "dilation", 1)
-        dilation = dilation if isinstance(dilation, int) else dilation[0]
+        # an int or a pair (square kernels here); AvgPool2d has no dilation
+        k, s, dilation = (int(np.ravel(v)[0]) for v in (m.kernel_size, m.stride, getattr(m, "dilation", 1)))
         field += (dilation * (k - 1)) * jump
         jump *= s
     return field

@@ -40,29 +40,27 @@ DIAGRAM_FONT = 10
 COLOURS = {"data": "#dbe9f6", "layer": "#fde7c8", "head": "#d9f0d3", "cam": "#f8d5d5", "skip": "#e8e0f0"}
 
 
-def _canvas(height: float, xlim: float = 10.0, ylim: float | None = None) -> tuple[Figure, plt.Axes]:
+def _canvas(height: float, xlim: float, ylim: float) -> tuple[Figure, plt.Axes]:
     fig, ax = plt.subplots(figsize=(DIAGRAM_WIDTH, height), dpi=100)
     ax.set_xlim(0, xlim)
-    ax.set_ylim(0, ylim if ylim is not None else xlim * height / DIAGRAM_WIDTH)
+    ax.set_ylim(0, ylim)
     ax.axis("off")
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99)
     return fig, ax
 
 
 def _box(ax: plt.Axes, x: float, y: float, width: float, height: float, text: str, kind: str = "layer",
-         fontsize: float = DIAGRAM_FONT, weight: str = "normal") -> tuple[float, float, float, float]:
-    """A rounded box centred at (x, y) with ``text`` in it; returns its (left, bottom, right, top)."""
+         fontsize: float = DIAGRAM_FONT, weight: str = "normal") -> None:
+    """A rounded box centred at (x, y) with ``text`` in it."""
     ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
                                 boxstyle="round,pad=0.02,rounding_size=0.08", facecolor=COLOURS[kind],
                                 edgecolor="#555555", linewidth=1))
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, weight=weight)
-    return x - width / 2, y - height / 2, x + width / 2, y + height / 2
 
 
 def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float], text: str | None = None,
-           offset: tuple[float, float] = (0.0, 0.18), style: str = "-|>", colour: str = "#333333",
-           connection: str = "arc3") -> None:
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color=colour, linewidth=1.2,
+           offset: tuple[float, float] = (0.0, 0.18), colour: str = "#333333", connection: str = "arc3") -> None:
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=colour, linewidth=1.2,
                                  connectionstyle=connection, shrinkA=0, shrinkB=0))
     if text:
         ax.text((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1], text,

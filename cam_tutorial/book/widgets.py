@@ -78,8 +78,6 @@ def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
         >>> uploaded_files({"b.png": {"metadata": {"name": "b.png"}, "content": b"PNG"}})
         [('b.png', b'PNG')]
     """
-    if not value:
-        return []
     if isinstance(value, dict):  # ipywidgets 7
         entries = list(value.items())
     elif isinstance(value, (tuple, list)):  # ipywidgets 8
