@@ -112,7 +112,7 @@ def plot_confusion_matrix(matrix: np.ndarray | torch.Tensor, class_names: Sequen
     return fig
 
 
-def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], ax: plt.Axes | None = None,
+def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], ax: plt.Axes,
                        title: str | None = None) -> plt.Figure:
     """Grouped bars: each part's mean covered share, one bar per method.
     Used in the appendix.
@@ -120,12 +120,9 @@ def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], 
     Args:
         coverages: method name -> :class:`~cam_tutorial.coverage.PartCoverage`.
         part_names: the parts' names, in label order.
-        ax: draw into this axes (default: a new figure).
+        ax: the axes to draw into.
         title: the axes' title.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
-    fig = ax.figure
     names = list(coverages)
     x = np.arange(len(part_names))
     width = 0.8 / max(len(names), 1)
@@ -139,7 +136,7 @@ def plot_part_coverage(coverages: Mapping[str, Any], part_names: Sequence[str], 
     ax.legend(fontsize=LABEL_SIZE, frameon=False, ncol=len(names), loc="upper center")
     if title:
         ax.set_title(title, fontsize=10)
-    return fig
+    return ax.figure
 
 
 def plot_box_acc(results: Mapping[str, Any], deltas: Sequence[float] | None = None,
