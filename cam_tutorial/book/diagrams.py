@@ -59,7 +59,8 @@ def _box(ax: plt.Axes, x: float, y: float, width: float, height: float, text: st
 
 
 def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float], text: str | None = None,
-           offset: tuple[float, float] = (0.0, 0.18), colour: str = "#333333", connection: str = "arc3") -> None:
+           offset: tuple[float, float] = (0.0, 0.18), colour: str = "#333333",
+           connection: str = "arc3") -> None:
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=colour, linewidth=1.2,
                                  connectionstyle=connection, shrinkA=0, shrinkB=0))
     if text:

@@ -165,8 +165,10 @@ class CAMExplorer(widgets.VBox):
         self.scores = widgets.HTML()
         legend = widgets.HTML("<span style='color:#e02828'>&#9632;</span> CAM box (largest region above "
                               "threshold &times; max) &nbsp; <span style='color:#28e628'>&#9632;</span> ground truth")
-        super().__init__([widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
-                          self.image, self.scores, legend])
+        super().__init__([
+            widgets.HBox([self.index, self.upload]), self.class_choice, self.opacity, self.threshold,
+            self.image, self.scores, legend,
+        ])
 
         self._source, self._tensor, self._gt_box = "", None, None
         self._top: dict[int, tuple[float, float, np.ndarray]] = {}  # class -> probability, logit, map
