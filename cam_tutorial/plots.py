@@ -30,11 +30,11 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
 
     Args:
         history: a :class:`cam_tutorial.train.History` or a dict with the same lists
-            (``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``, optional ``lr``).
+            (``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``, ``lr``).
         title: the figure's title.
 
     Returns:
-        The matplotlib figure (three panels, or two without ``lr``).
+        The matplotlib figure (three panels).
 
     Example:
         >>> fig = plot_history({"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [1.5, 1.2],
@@ -42,24 +42,22 @@ def plot_history(history: object, title: str | None = None) -> plt.Figure:
         >>> len(fig.axes), len(fig.legends), [ax.get_legend() for ax in fig.axes]
         (3, 1, [None, None, None])
     """
-    get = history.get if isinstance(history, dict) else lambda k, d=None: getattr(history, k, d)
+    get = history.get if isinstance(history, dict) else lambda k: getattr(history, k)
     epochs = list(get("epoch") or [])
     if not epochs:
         raise ValueError("plot_history needs a history with at least one epoch")
-    lr = list(get("lr", None) or [])
-    fig, axes = plt.subplots(1, 3 if lr else 2, figsize=(MAX_FIGURE_WIDTH, 3.2), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH, 3.2), layout="constrained")
     for ax, metric, label in ((axes[0], "loss", "cross-entropy"), (axes[1], "acc", "accuracy")):
         ax.plot(epochs, get(f"train_{metric}"), "o-", label="train (running, during the epoch)")
         ax.plot(epochs, get(f"val_{metric}"), "s-", label="validation (after the epoch)")
         ax.set_ylabel(label)
         ax.set_title(label)
     axes[1].set_ylim(0, 1.02)
-    if lr:
-        axes[2].plot(epochs, lr, "o-", color="tab:green")
-        axes[2].set_ylabel("at the epoch's last step")
-        axes[2].set_title("one-cycle learning rate")
-        axes[2].set_ylim(bottom=0)
-        axes[2].ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useMathText=True)
+    axes[2].plot(epochs, get("lr"), "o-", color="tab:green")
+    axes[2].set_ylabel("at the epoch's last step")
+    axes[2].set_title("one-cycle learning rate")
+    axes[2].set_ylim(bottom=0)
+    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useMathText=True)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
