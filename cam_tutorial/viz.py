@@ -144,9 +144,7 @@ def show_gallery(images: torch.Tensor | Sequence, labels: Sequence[int] | torch.
     Returns:
         The matplotlib figure.
     """
-    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 3:
-        images = images[:, None]  # (N, H, W): a gallery of grey images, one channel each
-    n = len(images)
+    n = len(images)  # (N, H, W): its items are grey (H, W) images
     if n == 0:
         raise ValueError("show_gallery needs at least one image")
     if labels is not None and len(labels) != n:
