@@ -70,6 +70,9 @@ class ChapterSizes:
         probe_test_size: images they are scored on, per task.
         download_weights: whether chapter 8's page on other models may try to download ImageNet
             weights (``ci`` never downloads).
+        compare_images: test images of each other preset's row in the preset comparisons
+            (the Going deeper pages of chapters 1 and 6), at most that preset's test split: ``ci``,
+            the run that CI executes, scores the shipped ``cpu`` models on a fifth of theirs.
         finetune_epochs: epochs of the ResNet18B fine-tuning on Imagenette (chapter 8's page on
             other models), run on Colab only; 0 skips it (it downloads the data set and needs a GPU).
 
@@ -86,12 +89,13 @@ class ChapterSizes:
     probe_train_size: int = 500
     probe_test_size: int = 300
     download_weights: bool = True
+    compare_images: int = 1000
     finetune_epochs: int = 0
 
     def __post_init__(self) -> None:
         _check_counts("chapter size", self, ("throughput_steps", "sanity_images",
                                              "curve_images", "curve_steps", "probe_image_size",
-                                             "probe_train_size", "probe_test_size"), least=1)
+                                             "probe_train_size", "probe_test_size", "compare_images"), least=1)
         _check_counts("chapter size", self, ("finetune_epochs",), least=0)
         if not isinstance(self.download_weights, bool):
             raise ValueError(f"chapter size download_weights must be True or False, got {self.download_weights!r}")
@@ -179,7 +183,8 @@ PRESETS: dict[str, Preset] = {
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
                  chapter=ChapterSizes(throughput_steps=2, sanity_images=8,
                                       curve_images=12, curve_steps=12, probe_image_size=160,
-                                      probe_train_size=120, probe_test_size=80, download_weights=False)),
+                                      probe_train_size=120, probe_test_size=80, download_weights=False,
+                                      compare_images=100)),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
     # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo_recipes.ModelRecipe.start.
     "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,
