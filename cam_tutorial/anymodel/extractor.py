@@ -3,10 +3,10 @@
 :func:`cam_tutorial.cam.compute_cams` reads ``model.features``, ``model.pool`` and
 ``model.classifier`` directly. Other networks hide their last convolutional maps inside
 ``forward``: :class:`CAMExtractor` hooks the layer that outputs them (found by a probe of every
-module when not given) for the length of one forward pass, takes the classifier that returns the logits (not the Linears of a
-squeeze-excitation block, :mod:`cam_tutorial.anymodel.heads`), checks once that
-``logits == pool(f) @ W.T + b``, and then computes the same maps with the same kernel,
-:func:`cam_tutorial.cam.class_activation_maps`.
+module when not given) for the length of one forward pass, takes the classifier that returns
+the logits (not the Linears of a squeeze-excitation block, :mod:`cam_tutorial.anymodel.heads`),
+checks once that ``logits == pool(f) @ W.T + b``, and then computes the same maps with the
+same kernel, :func:`cam_tutorial.cam.class_activation_maps`.
 
 Example:
     >>> import torch
@@ -77,13 +77,11 @@ def forward_recording(model: nn.Module, images: torch.Tensor, layers: list[tuple
     """
     recorded: list[tuple[str, object]] = []
 
-    def recorder(name: str) -> Callable:
-        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-            if keep is None or keep(output):
-                recorded.append((name, output))
-        return hook
+    def record(name: str, module: nn.Module, inputs: tuple, output: object) -> None:
+        if keep is None or keep(output):
+            recorded.append((name, output))
 
-    handles = [layer.register_forward_hook(recorder(name)) for name, layer in layers]
+    handles = [layer.register_forward_hook(functools.partial(record, name)) for name, layer in layers]
     try:
         return model(images), recorded
     finally:

@@ -151,7 +151,8 @@ def grad_cam(
     """
     check_model(model)
     images = check_image_batch(images)
-    f, grad = _maps_and_gradient(model, _target_layer(model, target_layer), images, classes)
+    layer = resolve_submodule(model, "features" if target_layer is None else target_layer, "target_layer")
+    f, grad = _maps_and_gradient(model, layer, images, classes)
     check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     dtype = torch.promote_types(f.dtype, torch.float32)
     f, grad = f.detach().to(dtype), grad.to(dtype)
@@ -162,19 +163,6 @@ def grad_cam(
     if normalize:
         maps = normalize_maps(maps, inplace=True)
     return maps
-
-
-def _target_layer(model: nn.Module, target_layer: nn.Module | str | None) -> nn.Module:
-    """The layer whose output Grad-CAM weighs: ``target_layer``, or by default ``model.features``."""
-    if target_layer is not None:
-        return resolve_submodule(model, target_layer, "target_layer")
-    layer = getattr(model, "features", None)
-    if not isinstance(layer, nn.Module):
-        raise ValueError(
-            "the model has no .features module: pass target_layer, the layer whose output are the last "
-            "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
-        )
-    return layer
 
 
 def _maps_and_gradient(model: nn.Module, layer: nn.Module, images: torch.Tensor,
