@@ -96,8 +96,9 @@ def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor
     for name, maps in (("maps_a", maps_a), ("maps_b", maps_b)):
         if maps.is_floating_point():
             check_finite(maps, f"the maps {name}", _MAPS_FIX)
-    a, b = (torch.from_numpy(scipy.stats.rankdata(maps.detach().reshape(maps.shape[0], -1).double().cpu().numpy(),
-                                                  axis=1)).to(maps_a.device) for maps in (maps_a, maps_b))
+    # Ranks of each map's pixels; tied values share the mean of their ranks (scipy's "average").
+    flat = (maps.detach().reshape(maps.shape[0], -1).double().cpu().numpy() for maps in (maps_a, maps_b))
+    a, b = (torch.from_numpy(scipy.stats.rankdata(x, axis=1)).to(maps_a.device) for x in flat)
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
     denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
