@@ -140,7 +140,7 @@ def load_photo(name: str) -> Photo:
     """
     records = _records()
     if name not in records:
-        raise ValueError(f"no shipped photograph {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
+        raise ValueError(f"there is no photograph {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
     record = records[name]
     image = np.ascontiguousarray(np.asarray(_read_pixels(name), dtype=np.uint8)[..., :3])
     boxes = np.asarray(record["boxes"], dtype=np.int64).reshape(-1, 4)
