@@ -34,21 +34,15 @@ __all__ = ["photo_to_tensor", "RealDataset", "load_dataset", "default_data_root"
 logger = logging.getLogger(__name__)
 
 _DEFAULT_LENGTHS = {"train": 10_000, "val": 2_000, "test": 2_000}
-_DATA_ROOT_ENV = "CAM_TUTORIAL_DATA"
 
 # ----------------------------------------------------------------------------------------------
 # Real data (Colab): Imagenette and Oxford-IIIT Pet
 # ----------------------------------------------------------------------------------------------
 
 def default_data_root() -> Path:
-    """Where real datasets live: ``$CAM_TUTORIAL_DATA`` or ``~/.cache/cam_tutorial/data``.
-    Used in no chapter directly.
-
-    The variable is stripped of surrounding spaces, and a blank one counts as unset (``'  '``
-    would otherwise make a folder named by two spaces in the working directory).
-    """
-    env = os.environ.get(_DATA_ROOT_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial" / "data"
+    """Where real datasets live unless ``root=`` says otherwise: ``~/.cache/cam_tutorial/data``.
+    Used in no chapter directly."""
+    return Path.home() / ".cache" / "cam_tutorial" / "data"
 
 
 def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:

@@ -48,6 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cam_tutorial.evaluation import model_device
+from cam_tutorial.lab import SPLITS, SyntheticShapes
 from cam_tutorial.real.inputs import image_side, whole_number
 
 __all__ = [
@@ -63,7 +64,6 @@ TEXT_FONTS: tuple[int, ...] = (
 )
 _WORDS = ("CAM", "OPEN", "exit", "Sale", "STOP", "cafe", "2016", "Zhou", "GAP", "map", "hotel",
           "bus 42", "Learn", "DEEP", "text", "No.7", "park", "Paris", "LOCAL", "class")
-_SPLITS = {"train": 0, "val": 1, "test": 2}
 _BACKGROUND_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "immunohistochemistry")
 
 
@@ -252,8 +252,8 @@ class TextScenes(Dataset):
     word drawn with :func:`cv2.putText` in one of :data:`TEXT_FONTS`, at a random size (its width
     30% to 80% of the image), thickness, slant and position, in a colour far from the background
     under it; even items (label 0, "no text") are the same kind of background without one. The
-    background is a random crop of a photograph shipped with scikit-image (``photo_share`` of
-    the items) or a lab image (:class:`~cam_tutorial.lab.SyntheticShapes`, its shape included:
+    background is a random crop of a photograph shipped with scikit-image (half of the items)
+    or a lab image (:class:`~cam_tutorial.lab.SyntheticShapes`, its shape included:
     a shape is not text).
 
     ``render(i)`` gives ``(rgb uint8 (H, W, 3), label, box, mask)``; ``box = (x0, y0, x1, y1)``
@@ -274,15 +274,11 @@ class TextScenes(Dataset):
     class_names: tuple[str, ...] = ("no text", "text")
     num_classes = 2
 
-    def __init__(self, split: str = "train", length: int = 1000, image_size: int = 224, seed: int = 0,
-                 photo_share: float = 0.5) -> None:
-        if split not in _SPLITS:
-            raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, _SPLITS))}")
-        if isinstance(photo_share, bool) or not (isinstance(photo_share, numbers.Real) and 0 <= photo_share <= 1):
-            raise ValueError(f"photo_share must be a number in [0, 1], got {photo_share!r}")
+    def __init__(self, split: str = "train", length: int = 1000, image_size: int = 224, seed: int = 0) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
         self.split, self.length = split, whole_number(length, "length")
         self.image_size, self.seed = image_side(image_size, "image_size"), whole_number(seed, "seed", 0)
-        self.photo_share = float(photo_share)
 
     def __len__(self) -> int:
         return self.length
@@ -293,7 +289,7 @@ class TextScenes(Dataset):
 
     def _background(self, rng: np.random.Generator, index: int) -> np.ndarray:
         size = self.image_size
-        if rng.random() < self.photo_share:
+        if rng.random() < 0.5:
             photos = _background_photos()
             photo = photos[int(rng.integers(len(photos)))]
             h, w = photo.shape[:2]
@@ -303,8 +299,7 @@ class TextScenes(Dataset):
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
-        from cam_tutorial.lab import SyntheticShapes  # the lab's backgrounds, shapes included
-
+        # the lab's backgrounds, shapes included: a shape is not text
         lab = SyntheticShapes(self.split, length=index + 1, image_size=size, seed=self.seed + 7919)
         return lab.render(index)[0].copy()
 
@@ -315,7 +310,7 @@ class TextScenes(Dataset):
         index = int(index) + (self.length if index < 0 else 0)
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
-        rng = np.random.default_rng([self.seed, _SPLITS[self.split], index, 0x7E47])
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index, 0x7E47])
         canvas = self._background(rng, index)
         label = index % 2
         size = self.image_size
