@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cam_tutorial.evaluation import model_device
-from cam_tutorial.lab import SPLITS, SyntheticShapes
+from cam_tutorial.evaluation import model_device, progress_bar
+from cam_tutorial.lab import SPLITS, SyntheticShapes, integral_index
 from cam_tutorial.real.inputs import image_side, whole_number
 
 __all__ = [
@@ -91,8 +91,6 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
     Returns:
         ``(features (N, K) float32, labels (N,) int64)``, on the CPU, in dataset order.
     """
-    from tqdm.auto import tqdm
-
     _require_layout(model)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the dataset is empty: nothing to compute features of")
@@ -100,8 +98,7 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     parts, labels = [], []
-    # The bar gets an iterator, not the loader: tqdm.auto would otherwise start a second one.
-    for batch in tqdm(iter(loader), total=len(loader), desc="pooled features", leave=False, disable=not progress):
+    for batch in progress_bar(loader, desc="pooled features", leave=False, disable=not progress):
         parts.append(model.pool(model.features(batch[0].to(device))).float().cpu())
         labels.append(torch.as_tensor(batch[1]).long())
     return torch.cat(parts), torch.cat(labels)
@@ -305,9 +302,8 @@ class TextScenes(Dataset):
 
     def render(self, index: int) -> tuple[np.ndarray, int, tuple[int, int, int, int], np.ndarray]:
         """Item ``index``: ``(rgb uint8 (H, W, 3), label, box, mask)``."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
-        index = int(index) + (self.length if index < 0 else 0)
+        index = integral_index(index)
+        index += self.length if index < 0 else 0
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index, 0x7E47])
