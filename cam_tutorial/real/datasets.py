@@ -33,8 +33,6 @@ __all__ = ["photo_to_tensor", "RealDataset", "load_dataset", "default_data_root"
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_LENGTHS = {"train": 10_000, "val": 2_000, "test": 2_000}
-
 # ----------------------------------------------------------------------------------------------
 # Real data (Colab): Imagenette and Oxford-IIIT Pet
 # ----------------------------------------------------------------------------------------------
@@ -242,7 +240,7 @@ def load_dataset(
     name = str(name).lower()
     if name == "lab":
         if length is None:
-            length = _DEFAULT_LENGTHS.get(split, 2_000)
+            length = 10_000 if split == "train" else 2_000
         return SyntheticShapes(split=split, length=length, image_size=image_size, seed=seed, region=region,
                                objects=objects or "shapes")
     if name not in _REAL:
