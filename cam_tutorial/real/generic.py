@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cam_tutorial.evaluation import model_device, progress_bar
 from cam_tutorial.lab import SPLITS, SyntheticShapes, integral_index
-from cam_tutorial.real.inputs import image_side, whole_number
+from cam_tutorial.real.inputs import image_side, rgb_photo, whole_number
 
 __all__ = [
     "pooled_features", "fit_linear_head", "LinearProbe", "Rendered", "TextScenes", "TEXT_FONTS",
@@ -190,11 +190,9 @@ class LinearProbe(nn.Module):
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be an nn.Linear, got {type(head).__name__}")
         self.features, self.pool = copy.deepcopy(backbone.features), copy.deepcopy(backbone.pool)
-        self.classifier = head
+        self.classifier = head.to(model_device(backbone))
         for p in self.parameters():
             p.requires_grad_(False)
-        device = next(backbone.parameters()).device
-        self.classifier.to(device)
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,13 +229,7 @@ class Rendered(Dataset):
 def _background_photos() -> tuple[np.ndarray, ...]:
     import skimage.data  # the photographs ship inside scikit-image's wheel
 
-    photos = []
-    for name in _BACKGROUND_PHOTOS:
-        picture = np.asarray(getattr(skimage.data, name)())
-        if picture.ndim == 2:
-            picture = cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB)
-        photos.append(np.ascontiguousarray(picture[..., :3].astype(np.uint8)))
-    return tuple(photos)
+    return tuple(rgb_photo(getattr(skimage.data, name)()) for name in _BACKGROUND_PHOTOS)  # grey ones too
 
 
 class TextScenes(Dataset):
