@@ -57,10 +57,15 @@ from cam_tutorial.config import PRESETS, Preset, default_device, get_preset
 from cam_tutorial.evaluation import default_workers, evaluate, model_device
 from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes
 from cam_tutorial.train import History, TrainConfig, train
-from cam_tutorial.zoo_cache import ZOO_FORMAT, entry_folder, entry_lock, explain_stale_shipped, read_final, \
-    remove_resume_checkpoint, write_final
-from cam_tutorial.zoo_recipes import DATA_SEED, MODEL_SEED, TRAIN_SEED, LabRecipe, ModelRecipe, TrainingRecipe, \
-    cache_in_memory
+from cam_tutorial.zoo_recipes import (
+    DATA_SEED,
+    MODEL_SEED,
+    TRAIN_SEED,
+    LabRecipe,
+    ModelRecipe,
+    TrainingRecipe,
+    cache_in_memory,
+)
 
 __all__ = [
     "recipe",
@@ -323,7 +328,7 @@ def run_folder(name: str, preset: Preset | str | None = None, cache_dir: str | o
         >>> folder.parent.parent.name, folder.parent.name == recipe("resnet18b_gap", get_preset("ci")).key
         ('models', True)
     """
-    return entry_folder(recipe(name, preset), cache_dir) / "checkpoints"
+    return zoo_cache.entry_folder(recipe(name, preset), cache_dir) / "checkpoints"
 
 
 def store_run(name: str, model: nn.Module, history: History, preset: Preset | str | None = None,
@@ -353,9 +358,9 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | st
     if weights.keys() != reference.keys() or any(weights[k].shape != reference[k].shape for k in reference):
         raise ValueError(f"the model is not the zoo's {name!r} under preset {preset.name!r}: build it with "
                          f"build_model({name!r}, preset)")
-    final_path = entry_folder(wanted, cache_dir) / "final.pt"
+    final_path = zoo_cache.entry_folder(wanted, cache_dir) / "final.pt"
     check_writable_folder(final_path.parent, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
-    with entry_lock(final_path):
+    with zoo_cache.entry_lock(final_path):
         stored = _store(wanted, preset.eval_batch_size, model, history, final_path,
                         default_workers(model_device(model)))
     logger.info("stored %s as the zoo's model in %s: test acc %.3f", name, final_path, stored["test_acc"])
@@ -418,25 +423,25 @@ def _stored_model(model: nn.Module, wanted: ModelRecipe, eval_batch_size: int, c
     """Load into ``model`` the stored weights of recipe ``wanted``: the package's, the cache's, or
     trained now into the cache (by this process, or by another that held the lock); return the
     stored file's contents, its source and its path."""
-    entry = entry_folder(wanted, cache_dir)
+    entry = zoo_cache.entry_folder(wanted, cache_dir)
     packaged = zoo_cache.PACKAGED_DIR / f"{wanted.key}.pt"
     if packaged.exists():
-        return read_final(packaged, wanted, model), "package", packaged
+        return zoo_cache.read_final(packaged, wanted, model), "package", packaged
     final_path, source = entry / "final.pt", "cache"
     if not final_path.exists():
-        with entry_lock(final_path, wanted.name):
+        with zoo_cache.entry_lock(final_path, wanted.name):
             if not final_path.exists():  # else trained by the process we waited for
-                explain_stale_shipped(wanted)
+                zoo_cache.explain_stale_shipped(wanted)
                 _train_and_store(wanted, eval_batch_size, cache_dir, device, progress)
                 source = "trained"
-    stored = read_final(final_path, wanted, model)
-    remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
+    stored = zoo_cache.read_final(final_path, wanted, model)
+    zoo_cache.remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
     return stored, source, final_path
 
 
 def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, cache_dir: str | os.PathLike | None,
                      device: str | torch.device | None, progress: bool) -> None:
-    entry = entry_folder(wanted, cache_dir)
+    entry = zoo_cache.entry_folder(wanted, cache_dir)
     config = wanted.train_config(device=None if device is None else str(device), progress=progress,
                                  eval_batch_size=eval_batch_size)
     # Before training, not after: a read-only cache would otherwise cost the whole run.
@@ -462,10 +467,10 @@ def _store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, history:
     test_set = wanted.lab.dataset("test")
     test_loss, test_acc = evaluate(model, test_set.training_view(), eval_batch_size, num_workers=workers)
     stored = {
-        "format": ZOO_FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
+        "format": zoo_cache.ZOO_FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
         "region": wanted.lab.region, "identity": wanted.identity(),
         "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
     }
-    write_final(stored, final_path)
+    zoo_cache.write_final(stored, final_path)
     return stored

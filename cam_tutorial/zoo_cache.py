@@ -99,9 +99,9 @@ def _recipe_differences(stored: dict[str, Any], wanted: ModelRecipe) -> str:
 
 def read_final(path: Path, wanted: ModelRecipe, model: nn.Module) -> dict[str, Any]:
     """The stored trained model at ``path`` (a shipped file or a cache entry's ``final.pt``),
-    checked to be intact (:func:`check_shipped_digest` or the stored weights' digest; finite
-    weights, numeric scores) and to be the model of recipe ``wanted``, its weights loaded into
-    ``model``.
+    checked to be intact (a shipped file's SHA-256 against the manifest, a cached one's weights
+    against their stored digest; finite weights, numeric scores) and to be the model of recipe
+    ``wanted``, its weights loaded into ``model``.
     Used in no chapter directly.
 
     Raises:
@@ -110,8 +110,12 @@ def read_final(path: Path, wanted: ModelRecipe, model: nn.Module) -> dict[str, A
     """
     shipped = path.parent == PACKAGED_DIR
     fix = REINSTALL if shipped else f"delete {path} (it will be retrained) or choose another cache_dir"
-    if shipped:
-        check_shipped_digest(path)
+    found, expected = (file_digest(path), shipped_digests().get(path.name)) if shipped else ("", "")
+    if found != expected:  # not the file the package shipped
+        manifest = PACKAGED_DIR / MANIFEST_NAME
+        listed = f"the manifest {manifest} lists {expected[:12]}..." if expected else f"{manifest} does not list it"
+        raise CheckpointError(f"the shipped model {path} is damaged or was replaced (its SHA-256 is {found[:12]}..., "
+                              f"{listed}): {REINSTALL}")
     stored = safe_load(path, "the trained model", fix)
     check_format(stored, path, ZOO_FORMAT, FINAL_KEYS, "a cam_tutorial zoo model", fix)
     _check_contents(stored, path, fix)
@@ -173,21 +177,6 @@ def shipped_digests() -> dict[str, str]:
 def file_digest(path: Path) -> str:
     """The SHA-256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def check_shipped_digest(path: Path) -> None:
-    """Check a shipped file against the manifest committed beside it.
-
-    Raises:
-        CheckpointError: when it is not the file the package shipped (damaged or replaced).
-    """
-    expected = shipped_digests().get(path.name)
-    found = file_digest(path)
-    if found != expected:
-        manifest = PACKAGED_DIR / MANIFEST_NAME
-        listed = f"the manifest {manifest} lists {expected[:12]}..." if expected else f"{manifest} does not list it"
-        raise CheckpointError(f"the shipped model {path} is damaged or was replaced (its SHA-256 is {found[:12]}..., "
-                              f"{listed}): {REINSTALL}")
 
 
 def _check_contents(stored: dict[str, Any], path: Path, fix: str) -> None:

@@ -53,9 +53,6 @@ TRAIN_SEED = 0
 #: The networks a recipe can build, by the name its ``builder`` holds.
 BUILDERS: dict[str, Callable[..., nn.Module]] = {"ResNet18B": ResNet18B, "vgg16_gap": vgg16_gap,
                                                  "vgg16_fc": vgg16_fc}
-# LabRecipe's fields that are not SyntheticShapes options.
-_LAB_SIZES = ("train_size", "val_size", "test_size")
-_LAB_NOT_OPTIONS = (*_LAB_SIZES, "version", "fresh_epochs")
 
 
 @dataclass(frozen=True)
@@ -108,8 +105,8 @@ class LabRecipe:
             raise ValueError(f"this recipe names items of lab version {self.version}, but the lab is version "
                              f"{lab_module.LAB_VERSION}: make the recipe anew (zoo.recipe(name, preset))")
         length = self.train_size * max(1, self.fresh_epochs) if split == "train" else getattr(self, f"{split}_size")
-        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LAB_NOT_OPTIONS}
-        return SyntheticShapes(split, length=length, **options)
+        return SyntheticShapes(split, length=length, image_size=self.image_size, seed=self.seed, region=self.region,
+                               objects=self.objects)
 
     def training_images(self, progress: bool = True, num_workers: int = 0) -> Dataset:
         """The training split as :func:`~cam_tutorial.train.train` reads it: ``fresh_epochs``
@@ -118,14 +115,6 @@ class LabRecipe:
         if self.fresh_epochs:
             return FreshEachEpoch(train_split, self.train_size)
         return cache_in_memory(train_split, progress, num_workers=num_workers)
-
-    def identity(self) -> dict[str, Any]:
-        """The fields as a dict; ``fresh_epochs`` only where it is set, so that the keys of models
-        trained on a fixed set stay as they were."""
-        found = asdict(self)
-        if not self.fresh_epochs:
-            del found["fresh_epochs"]
-        return found
 
 
 @dataclass(frozen=True)
@@ -218,7 +207,8 @@ class ModelRecipe:
             "name": self.name,
             "preset": self.preset,
             "architecture": {"builder": self.builder, "options": dict(self.options), "network": self._network_digest()},
-            "lab": self.lab.identity(),
+            # fresh_epochs only where it is set, so that the keys of models trained on a fixed set stay as they were
+            "lab": {k: v for k, v in asdict(self.lab).items() if k != "fresh_epochs" or v},
             "training": asdict(self.training),
             "model_seed": self.model_seed,
             # only where there is one, so that the keys of models trained from scratch stay as they were
