@@ -110,12 +110,13 @@ def read_final(path: Path, wanted: ModelRecipe, model: nn.Module) -> dict[str, A
     """
     shipped = path.parent == PACKAGED_DIR
     fix = REINSTALL if shipped else f"delete {path} (it will be retrained) or choose another cache_dir"
-    found, expected = (file_digest(path), shipped_digests().get(path.name)) if shipped else ("", "")
-    if found != expected:  # not the file the package shipped
-        manifest = PACKAGED_DIR / MANIFEST_NAME
-        listed = f"the manifest {manifest} lists {expected[:12]}..." if expected else f"{manifest} does not list it"
-        raise CheckpointError(f"the shipped model {path} is damaged or was replaced (its SHA-256 is {found[:12]}..., "
-                              f"{listed}): {REINSTALL}")
+    if shipped:  # the file the package shipped, not a damaged or replaced one
+        found, expected = file_digest(path), shipped_digests().get(path.name)
+        if found != expected:
+            manifest = PACKAGED_DIR / MANIFEST_NAME
+            listed = f"the manifest {manifest} lists {expected[:12]}..." if expected else f"{manifest} does not list it"
+            raise CheckpointError(f"the shipped model {path} is damaged or was replaced (its SHA-256 is "
+                                  f"{found[:12]}..., {listed}): {REINSTALL}")
     stored = safe_load(path, "the trained model", fix)
     check_format(stored, path, ZOO_FORMAT, FINAL_KEYS, "a cam_tutorial zoo model", fix)
     _check_contents(stored, path, fix)

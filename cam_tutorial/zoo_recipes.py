@@ -232,7 +232,7 @@ class ModelRecipe:
         with PyTorch's version, and a key must not (the resume fingerprint, on one machine, has it)."""
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             model = BUILDERS[self.builder](**dict(self.options))
-            shapes = [type(model).__name__] + [[name, list(t.shape)] for name, t in model.state_dict().items()]
+        shapes = [type(model).__name__] + [[name, list(t.shape)] for name, t in model.state_dict().items()]
         return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
 
 
