@@ -87,15 +87,14 @@ def box_from_cam_released_code_reference(
     levels: Sequence[int] = RELEASED_CODE_LEVELS,
     erode: bool = True,
     edge_margin: int = 5,
-    return_all: bool = False,
 ) -> np.ndarray:
     """:func:`~cam_tutorial.released_code.box_from_cam_released_code` as the released code's
     loops, one box at a time.
 
-    Slow (O(boxes x kept) in Python): kept for the tests and the benchmark, which check that
-    the fast function returns the same boxes. Written from ``dt_box.cpp`` statement by
-    statement: ``LIMIT`` on scalars, a stable sort, ``mergeBBox``'s erase loop on a list
-    (with its skip), then ``generate_bbox.m``'s corners.
+    Slow (a Python loop over every contour's box): kept for the tests and the benchmark, which
+    check that the fast function returns the same box. Written from ``dt_box.cpp`` statement by
+    statement: ``LIMIT`` on scalars, a stable sort, then ``generate_bbox.m``'s corners of the
+    first box (``mergeBBox`` never erases the first).
     """
     levels_list, margin = check_released_arguments(levels, edge_margin)
     m = resize_map(as_map(cam), check_size(size))
@@ -123,22 +122,5 @@ def box_from_cam_released_code_reference(
     if not rects:
         rects = rectangles(np.full(m.shape, 255, np.uint8), levels_list[:1])
     rects.sort(key=lambda r: -r[2] * r[3])  # list.sort is stable
-
-    def big_overlap(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-        t = int(max(a[2] * a[3], b[2] * b[3]) * 0.5)  # int() truncates toward zero, as C
-        x_overlap = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-        y_overlap = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-        return x_overlap * y_overlap > t
-
-    i = 0
-    while i < len(rects):
-        j = i + 1
-        while j < len(rects):
-            if big_overlap(rects[i], rects[j]):
-                del rects[j]
-            j += 1  # also after an erase: the C++ loop's skip
-        i += 1
-    corners = [(min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h))
-               for x, y, w, h in rects]
-    result = np.array(corners, dtype=np.int64)
-    return result if return_all else result[0]
+    x, y, w, h = rects[0]
+    return np.array([min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)], dtype=np.int64)
