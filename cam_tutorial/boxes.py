@@ -111,10 +111,7 @@ def as_maps(cams: Any, name: str = "cams") -> list[np.ndarray]:
         items = list(arr)
     if not items:
         raise ValueError(f"{name} is empty: need at least one map")
-    maps = []
-    for i, item in enumerate(items):
-        maps.append(as_map(item, f"{name}[{i}]"))
-    return maps
+    return [as_map(item, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 def as_boxes(boxes: Any, name: str = "boxes") -> np.ndarray:
@@ -225,7 +222,7 @@ def resize_map(m: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 # IoU
 # --------------------------------------------------------------------------------------------
 
-def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
+def box_iou(boxes_a: Any, boxes_b: Any, *, inclusive: bool = False) -> np.ndarray:
     """Intersection over union of every box in ``boxes_a`` with every box in ``boxes_b``.
     Used in chapter 7, and the appendix.
 
@@ -238,6 +235,9 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     Args:
         boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)``; one box ``(4,)`` counts as ``(1, 4)``.
         boxes_b: ``(M, 4)`` boxes.
+        inclusive: read ``x1`` and ``y1`` as inclusive pixels, every side ``x1 - x0 + 1``, as
+            Choe et al.'s code does (:func:`~cam_tutorial.metrics.max_box_acc`'s
+            ``protocol="wsolevaluation"``).
 
     Returns:
         ``(N, M)`` float64 array of IoUs in [0, 1].
@@ -249,7 +249,8 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
         >>> box_iou([[0, 0, 4, 4]], [[0, 0, 4, 4], [2, 0, 6, 4], [4, 4, 8, 8]]).round(4).tolist()
         [[1.0, 0.3333, 0.0]]
     """
-    return _iou(as_boxes(boxes_a, "boxes_a")[:, None, :], as_boxes(boxes_b, "boxes_b")[None, :, :])
+    return _iou(as_boxes(boxes_a, "boxes_a")[:, None, :], as_boxes(boxes_b, "boxes_b")[None, :, :],
+                1.0 if inclusive else 0.0)
 
 
 def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
@@ -276,13 +277,14 @@ def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     return _iou(a, b)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes ``(..., 4)`` that broadcast against each other."""
-    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+def _iou(a: np.ndarray, b: np.ndarray, extra: float = 0.0) -> np.ndarray:
+    """IoU of boxes ``(..., 4)`` that broadcast against each other, ``extra`` added to every side
+    (1 for inclusive corners; adding 0.0 changes no bit)."""
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + extra, 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + extra, 0, None)
     inter = inter_w * inter_h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    area_a = (a[..., 2] - a[..., 0] + extra) * (a[..., 3] - a[..., 1] + extra)
+    area_b = (b[..., 2] - b[..., 0] + extra) * (b[..., 3] - b[..., 1] + extra)
     union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
@@ -380,10 +382,6 @@ class LocalizationAccuracy:
     iou_threshold: float
 
 
-def _best_iou_per_image(pred_boxes: np.ndarray, gt_lists: list[np.ndarray]) -> np.ndarray:
-    return np.array([box_iou(pred_boxes[i], gt)[0].max() for i, gt in enumerate(gt_lists)])
-
-
 def localization_accuracy(
     pred_classes: Any,
     true_classes: Any,
@@ -437,7 +435,7 @@ def localization_accuracy(
     if len(true) != n or len(boxes) != n:
         raise ValueError(f"lengths differ: {n} pred_classes, {len(true)} true_classes, "
                          f"{len(boxes)} pred_boxes; give one of each per image")
-    ious = _best_iou_per_image(boxes, as_box_lists(gt_boxes, n))
+    ious = np.array([_iou(box, gt).max() for box, gt in zip(boxes, as_box_lists(gt_boxes, n))])
     located = ious >= iou_threshold
     right = pred == true
     return LocalizationAccuracy(

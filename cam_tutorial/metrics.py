@@ -110,25 +110,15 @@ def normalize_to_uint8(m: np.ndarray) -> np.ndarray:
     return ((m - low) / (high - low) * 255).astype(np.uint8)
 
 
-def _cuts(cam_thresholds: np.ndarray, gray: np.ndarray) -> np.ndarray:
-    """The integer cut of each tau: pixels strictly above ``int(tau * max(gray))`` are kept."""
-    return (cam_thresholds * float(gray.max())).astype(np.int64)
-
-
-def _check_protocol(protocol: Any) -> str:
-    if protocol not in MAX_BOX_ACC_PROTOCOLS:
-        raise ValueError(f"protocol must be one of {MAX_BOX_ACC_PROTOCOLS}, got {protocol!r}: "
-                         "'clean' is this module's definition, 'wsolevaluation' Choe et al.'s "
-                         "code's")
-    return protocol
-
-
 def check_max_box_acc_inputs(cams: Any, gt_boxes: Any, iou_thresholds: Any, cam_thresholds: Any,
                              size: Any = None, protocol: str = "clean",
                              ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
     """:func:`max_box_acc`'s arguments, checked: the maps (resized to ``size`` as ``protocol``
     does), each image's ground-truth boxes, the deltas and the taus."""
-    protocol = _check_protocol(protocol)
+    if protocol not in MAX_BOX_ACC_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {MAX_BOX_ACC_PROTOCOLS}, got {protocol!r}: "
+                         "'clean' is this module's definition, 'wsolevaluation' Choe et al.'s "
+                         "code's")
     maps = as_maps(cams)
     gts = as_box_lists(gt_boxes, len(maps))
     deltas = check_unit_interval(iou_thresholds, "iou_thresholds", allow_zero=False)
@@ -143,22 +133,6 @@ def check_max_box_acc_inputs(cams: Any, gt_boxes: Any, iou_thresholds: Any, cam_
         else:
             maps = [resize_map(m, target) for m in maps]
     return maps, gts, deltas, taus
-
-
-def _box_iou_wsolevaluation(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """wsolevaluation's ``calculate_multiple_iou``: corners read as inclusive pixels.
-
-    Every side is ``x1 - x0 + 1``, the intersection ``max(0, min(x1) - max(x0) + 1)`` (times
-    the same in ``y``), and a union ``<= 0`` gives IoU 0.
-    """
-    a, b = boxes_a[:, None, :], boxes_b[None, :, :]
-    inter = (np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
-             * np.maximum(0, np.minimum(a[..., 3], b[..., 3])
-                          - np.maximum(a[..., 1], b[..., 1]) + 1))
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros(union.shape), where=union > 0)
 
 
 def candidate_boxes(rects: Any, shape: tuple[int, int], protocol: str) -> np.ndarray:
@@ -176,10 +150,9 @@ def candidate_boxes(rects: Any, shape: tuple[int, int], protocol: str) -> np.nda
 
 
 def candidate_ious(boxes: np.ndarray, gt: np.ndarray, protocol: str) -> np.ndarray:
-    """Per candidate, the best IoU with the ground-truth boxes, under ``protocol``."""
-    if protocol == "wsolevaluation":
-        return _box_iou_wsolevaluation(boxes, gt).max(axis=1)
-    return box_iou(boxes, gt).max(axis=1)
+    """Per candidate, the best IoU with the ground-truth boxes, under ``protocol``: wsolevaluation's
+    ``calculate_multiple_iou`` reads every corner as an inclusive pixel."""
+    return box_iou(boxes, gt, inclusive=protocol == "wsolevaluation").max(axis=1)
 
 
 #: wsolevaluation's box for a threshold that leaves nothing: (0, 0, 0, 0), one pixel for them.
@@ -243,7 +216,8 @@ def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: t
     mode = cv2.RETR_TREE if wsol else cv2.RETR_EXTERNAL
     # A cut that leaves nothing: no candidate (clean), their one-pixel box at the origin (wsol).
     empty = candidate_ious(WSOL_EMPTY_BOX, gt, protocol).max() if wsol else 0.0
-    cuts = _cuts(taus, gray)
+    # The integer cut of each tau: pixels strictly above int(tau * max(gray)) are kept.
+    cuts = (taus * float(gray.max())).astype(np.int64)
     live = cuts < int(gray.max())  # at or above the maximum nothing is left
     if not live.any():
         return [np.full(len(taus), empty) for _ in modes]
