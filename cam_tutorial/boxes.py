@@ -372,14 +372,12 @@ class LocalizationAccuracy:
         gt_known_loc: best IoU >= the threshold, whatever the class (the class is given).
         top1_cls: class right (classification accuracy), for reference.
         ious: per image, the best IoU of its predicted box with its ground-truth boxes.
-        iou_threshold: the threshold used.
     """
 
     top1_loc: float
     gt_known_loc: float
     top1_cls: float
     ious: np.ndarray
-    iou_threshold: float
 
 
 def localization_accuracy(
@@ -443,7 +441,6 @@ def localization_accuracy(
         gt_known_loc=float(np.mean(located)),
         top1_cls=float(np.mean(right)),
         ious=ious,
-        iou_threshold=iou_threshold,
     )
 
 # --------------------------------------------------------------------------------------------

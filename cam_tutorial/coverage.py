@@ -53,6 +53,29 @@ def _as_mask(mask: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     return m != 0
 
 
+def _masks_for(masks: Any, maps: list[np.ndarray]) -> list[np.ndarray]:
+    """One boolean mask per map, from ``(N, H, W)`` or a list of 2-D masks."""
+    if isinstance(masks, (list, tuple)):
+        items = list(masks)
+    elif np.ndim(to_numpy(masks)) == 3:
+        items = list(to_numpy(masks))
+    else:
+        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
+                         f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
+    if len(items) != len(maps):
+        raise ValueError(f"{len(items)} masks for {len(maps)} maps: give one per map")
+    return [_as_mask(item, m.shape, f"mask {i}") for i, (item, m) in enumerate(zip(items, maps))]
+
+
+def _top_pixels(maps: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per map of ``maps`` ``(N, P)``, its ``counts[i]`` highest pixels ``(N, P)`` bool; ties
+    broken by position (a stable sort of ``-value``: row-major, first wins)."""
+    order = np.argsort(-maps, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
+    return ranks < counts[:, None]
+
+
 # --------------------------------------------------------------------------------------------
 # Pointing game
 # --------------------------------------------------------------------------------------------
@@ -86,13 +109,7 @@ def _object_masks(gt_masks_or_boxes: Any, maps: list[np.ndarray], kind: str) -> 
     if kind == "box":
         return [_box_mask(b, m.shape) for b, m in
                 zip(as_box_lists(gt_masks_or_boxes, len(maps), "gt_masks_or_boxes"), maps)]
-    items = (list(gt_masks_or_boxes) if isinstance(gt_masks_or_boxes, (list, tuple))
-             else list(to_numpy(gt_masks_or_boxes)))
-    if len(items) != len(maps):
-        raise ValueError(f"gt_masks_or_boxes has {len(items)} masks for {len(maps)} maps: "
-                         "give one per map")
-    return [_as_mask(item, m.shape, f"mask {i}")
-            for i, (item, m) in enumerate(zip(items, maps))]
+    return _masks_for(gt_masks_or_boxes, maps)
 
 
 def pointing_game(
@@ -177,7 +194,6 @@ class AreaFraction:
         precision: :math:`|A \\cap M| / |A|`, the fraction of the map's area on the object.
         cam_area: :math:`|A| / (HW)`, the fraction of the image the map keeps.
         object_area: :math:`|M| / (HW)`, the fraction of the image the object fills.
-        threshold: the fraction of each map's maximum used.
 
     ``object_covered`` and ``area_ratio`` are NaN for an image with an empty mask (use
     ``np.nanmean``); ``A`` is never empty.
@@ -188,7 +204,6 @@ class AreaFraction:
     precision: np.ndarray
     cam_area: np.ndarray
     object_area: np.ndarray
-    threshold: float
 
     def means(self) -> dict[str, float]:
         """The mean of each per-image measure over the images (NaN ignored)."""
@@ -226,16 +241,8 @@ def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFrac
     if np.ndim(to_numpy(cams)) == 2 and not isinstance(cams, (list, tuple)):
         cams, masks = [cams], [masks]
     maps = as_maps(cams)
-    mask_items = (list(masks) if isinstance(masks, (list, tuple))
-                  else list(to_numpy(masks)) if to_numpy(masks).ndim == 3 else None)
-    if mask_items is None:
-        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
-                         f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
-    if len(mask_items) != len(maps):
-        raise ValueError(f"{len(mask_items)} masks for {len(maps)} maps: give one per map")
     covered, ratio, precision, cam_area, object_area = ([] for _ in range(5))
-    for i, (m, item) in enumerate(zip(maps, mask_items)):
-        mask = _as_mask(item, m.shape, f"mask {i}")
+    for m, mask in zip(maps, _masks_for(masks, maps)):
         kept = foreground_mask(m, threshold)
         n_kept, n_obj, n_both = int(kept.sum()), int(mask.sum()), int((kept & mask).sum())
         covered.append(n_both / n_obj if n_obj else np.nan)
@@ -246,7 +253,7 @@ def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFrac
     return AreaFraction(
         object_covered=np.array(covered), area_ratio=np.array(ratio),
         precision=np.array(precision), cam_area=np.array(cam_area),
-        object_area=np.array(object_area), threshold=threshold,
+        object_area=np.array(object_area),
     )
 
 
@@ -279,27 +286,15 @@ def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
     if not isinstance(cams, (list, tuple)) and np.ndim(to_numpy(cams)) == 2:
         cams, masks = [cams], [masks]
     map_list = as_maps(cams)
-    mask_list = (list(masks) if isinstance(masks, (list, tuple))
-                 else list(to_numpy(masks)) if np.ndim(to_numpy(masks)) == 3 else None)
-    if mask_list is None:
-        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
-                         f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
-    if len(mask_list) != len(map_list):
-        raise ValueError(f"{len(mask_list)} masks for {len(map_list)} maps: give one per map")
-    objects_list = [_as_mask(item, m.shape, f"mask {i}")
-                    for i, (m, item) in enumerate(zip(map_list, mask_list))]
+    objects_list = _masks_for(masks, map_list)
     if len({m.shape for m in map_list}) > 1:
         raise ValueError("object_size_coverage needs maps of one size, got "
                          f"{sorted({m.shape for m in map_list})}; resize them to one size")
-    maps, objects = np.stack(map_list), np.stack(objects_list)
-    flat, inside = maps.reshape(len(maps), -1), objects.reshape(len(objects), -1)
+    inside = np.stack(objects_list).reshape(len(map_list), -1)
     sizes = inside.sum(1)
-    # A stable sort of -value: equal values keep their row-major order.
-    order = np.argsort(-flat, axis=1, kind="stable")
-    ranked_inside = np.take_along_axis(inside, order, axis=1)
-    top = np.arange(flat.shape[1])[None, :] < sizes[:, None]
+    top = _top_pixels(np.stack(map_list).reshape(len(map_list), -1), sizes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sizes > 0, (ranked_inside & top).sum(1) / sizes, np.nan)
+        return np.where(sizes > 0, (inside & top).sum(1) / sizes, np.nan)
 
 
 @dataclass(frozen=True)
@@ -310,22 +305,15 @@ class PartCoverage:
     Attributes:
         covered: ``(N, P)`` the share of part ``p``'s pixels in the kept region (NaN where the
             image has no pixel of that part).
-        parts_covered: ``(N,)`` how many parts have at least ``min_share`` of their pixels
-            covered (of the parts in ``counted``).
+        parts_covered: ``(N,)`` how many parts have at least :func:`part_coverage`'s
+            ``min_share`` of their pixels covered (of the parts in its ``counted``).
         peak_part: ``(N,)`` the part under the map's maximum: ``p`` for part ``p``, ``-1`` for
             the background.
-        counted: the parts ``parts_covered`` counts (indices into the P parts).
-        threshold: the fraction of each map's maximum that defines the kept region, or
-            ``None`` for regions of the object's size (``matched``).
-        min_share: the share of its pixels a part needs to count as covered.
     """
 
     covered: np.ndarray
     parts_covered: np.ndarray
     peak_part: np.ndarray
-    counted: tuple[int, ...]
-    threshold: float | None
-    min_share: float
 
     def mean_covered(self) -> np.ndarray:
         """``(P,)`` each part's mean covered share over the images that show it."""
@@ -393,10 +381,7 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
         raise ValueError(f"counted parts must be in [0, {num_parts}), got {counted}")
     if threshold is None:
         sizes = (labels > 0).reshape(len(maps), -1).sum(1)
-        order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
-        kept = (ranks < sizes[:, None]).reshape(maps.shape)
+        kept = _top_pixels(maps.reshape(len(maps), -1), sizes).reshape(maps.shape)
     else:
         kept = np.stack([foreground_mask(m, threshold) for m in maps])
     covered = np.full((len(maps), num_parts), np.nan)
@@ -407,5 +392,4 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
         covered[:, p] = np.where(n > 0, hit / np.maximum(n, 1), np.nan)
     peak = labels.reshape(len(maps), -1)[np.arange(len(maps)), maps.reshape(len(maps), -1).argmax(1)]
     counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= min_share).sum(1)
-    return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1,
-                        counted=counted, threshold=threshold, min_share=float(min_share))
+    return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1)

@@ -113,7 +113,6 @@ class LocalizationReport:
         original: MaxBoxAcc (largest contour, delta 0.5).
         pointing: the pointing-game hit rate.
         area: coverage of the object (``None`` without masks).
-        threshold: the paper's-rule threshold used (fraction of the maximum).
         seconds: wall time of the scoring.
     """
 
@@ -124,7 +123,6 @@ class LocalizationReport:
     original: MaxBoxAccResult
     pointing: float
     area: AreaFraction | None
-    threshold: float
     seconds: float
 
     def row(self) -> dict[str, Any]:
@@ -194,7 +192,7 @@ def localization_report(
     seconds = time.perf_counter() - start
     logger.info("scored %s on %d images in %.1f s: %s", name or "maps", len(found), seconds, v2)
     return LocalizationReport(name=name, loc=loc, boxes=boxes, v2=v2, original=original, pointing=pointing,
-                              area=area, threshold=float(threshold), seconds=seconds)
+                              area=area, seconds=seconds)
 
 
 def saliency_for_dataset(
