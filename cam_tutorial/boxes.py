@@ -26,8 +26,8 @@ What is here:
 
 * :func:`box_from_cam`: the paper's rule (Zhou et al. 2016, section 3); :func:`boxes_from_cams`
   for a batch.
-* :func:`box_iou`, :func:`paired_box_iou` and :func:`localization_accuracy` (top-1 and
-  ground-truth-known localisation).
+* :func:`box_iou` and :func:`localization_accuracy` (top-1 and ground-truth-known
+  localisation).
 * A baseline that looks at no image: :func:`center_gaussian_maps`.
 * The input checks the localisation modules share (:func:`as_maps`, :func:`as_boxes`, ...):
   public so that those modules can use them, and left out of ``__all__``.
@@ -51,7 +51,6 @@ import numpy as np
 
 __all__ = [
     "box_iou",
-    "paired_box_iou",
     "box_from_cam",
     "boxes_from_cams",
     "LocalizationAccuracy",
@@ -251,30 +250,6 @@ def box_iou(boxes_a: Any, boxes_b: Any, *, inclusive: bool = False) -> np.ndarra
     """
     return _iou(as_boxes(boxes_a, "boxes_a")[:, None, :], as_boxes(boxes_b, "boxes_b")[None, :, :],
                 1.0 if inclusive else 0.0)
-
-
-def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
-    """The IoU of each box in ``boxes_a`` with the box at the same index in ``boxes_b``.
-    Used in the appendix.
-
-    The diagonal of :func:`box_iou`, without the ``N x N`` matrix: one predicted box per image
-    against that image's ground truth.
-
-    Returns:
-        ``(N,)`` float64 array of IoUs in [0, 1].
-
-    Raises:
-        ValueError: as :func:`box_iou`, or when the two hold different numbers of boxes.
-
-    Example:
-        >>> paired_box_iou([[0, 0, 4, 4], [0, 0, 2, 2]], [[2, 0, 6, 4], [0, 0, 2, 2]]).round(4).tolist()
-        [0.3333, 1.0]
-    """
-    a, b = as_boxes(boxes_a, "boxes_a"), as_boxes(boxes_b, "boxes_b")
-    if len(a) != len(b):
-        raise ValueError(f"paired_box_iou pairs boxes by index: got {len(a)} and {len(b)} boxes; "
-                         "use box_iou for every pair")
-    return _iou(a, b)
 
 
 def _iou(a: np.ndarray, b: np.ndarray, extra: float = 0.0) -> np.ndarray:

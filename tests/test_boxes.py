@@ -14,7 +14,6 @@ from cam_tutorial.boxes import (
     boxes_from_cams,
     center_gaussian_maps,
     localization_accuracy,
-    paired_box_iou,
 )
 from tests.localization_inputs import rectangle_map
 
@@ -188,13 +187,3 @@ def test_centre_gaussian_maps_peak_in_the_middle_and_are_symmetric():
     np.testing.assert_allclose(maps[0], maps[0][::-1, ::-1])
     with pytest.raises(ValueError, match="sigma must be > 0"):
         center_gaussian_maps(1, 4, 4, sigma=0)
-
-
-def test_paired_box_iou_is_the_diagonal_of_box_iou():
-    rng = np.random.default_rng(0)
-    corners = rng.uniform(0, 50, size=(20, 4))
-    boxes = np.concatenate([corners[:, :2], corners[:, :2] + corners[:, 2:]], axis=1)
-    others = boxes[::-1] + 3.0
-    assert np.array_equal(paired_box_iou(boxes, others), np.diag(box_iou(boxes, others)))
-    with pytest.raises(ValueError, match="pairs boxes by index: got 20 and 3"):
-        paired_box_iou(boxes, others[:3])
