@@ -33,8 +33,8 @@ __all__ = ["RELEASED_CODE_LEVELS", "box_from_cam_released_code"]
 #: The three grey levels (of 255) of the released code's ``generate_bbox.m``.
 RELEASED_CODE_LEVELS: tuple[int, int, int] = (20, 100, 110)
 
-# The steps without an underscore (released_gray, released_erosion, check_released_*) are shared
-# with the reference loop in tests/reference/localization.py; they are not in __all__.
+# The steps without an underscore (released_gray, released_erosion, check_released_inputs) are
+# shared with the reference loop in tests/reference/localization.py; they are not in __all__.
 
 
 def released_gray(m: np.ndarray) -> np.ndarray:
@@ -115,9 +115,15 @@ def _matlab_corners(rect: np.ndarray) -> np.ndarray:
     return np.array([min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)], dtype=np.int64)
 
 
-def check_released_arguments(levels: Sequence[int], edge_margin: int) -> tuple[list[int], int]:
-    """``levels`` and ``edge_margin`` of :func:`box_from_cam_released_code`, checked, as a list
-    of ints and an int."""
+def check_released_inputs(cam: Any, size: Any, levels: Sequence[int], edge_margin: int,
+                          ) -> tuple[np.ndarray, list[int], int]:
+    """:func:`box_from_cam_released_code`'s arguments, checked: the map (resized to ``size``),
+    ``levels`` as a list of ints and ``edge_margin`` as an int.
+
+    A map too small for the margin raises: the released code's boxes would leave it (issue 11).
+    With ``W >= 2 m - 1`` every box stays inside: ``x`` lies in ``[0, W - m]`` and a flipped
+    box's far corner ``2 W - x_contour - 2 m`` is at least ``W + 1 - 2 m``.
+    """
     levels_arr = np.asarray(levels)
     if (levels_arr.ndim != 1 or levels_arr.size == 0
             or not np.issubdtype(levels_arr.dtype, np.integer)
@@ -127,24 +133,17 @@ def check_released_arguments(levels: Sequence[int], edge_margin: int) -> tuple[l
     if isinstance(edge_margin, bool) or not isinstance(edge_margin, (int, np.integer)) \
             or edge_margin < 0:
         raise ValueError(f"edge_margin must be an int >= 0 (pixels), got {edge_margin!r}")
-    return levels_arr.tolist(), int(edge_margin)
-
-
-def check_released_map_size(shape: tuple[int, int], margin: int) -> None:
-    """Maps too small for the margin: the released code's boxes would leave them (issue 11).
-
-    With ``W >= 2 m - 1`` every box stays inside: ``x`` lies in ``[0, W - m]`` and a flipped
-    box's far corner ``2 W - x_contour - 2 m`` is at least ``W + 1 - 2 m``.
-    """
-    smallest = 2 * margin - 1
-    if margin and min(shape) < smallest:
+    m = resize_map(as_map(cam), check_size(size))
+    smallest = 2 * edge_margin - 1
+    if edge_margin and min(m.shape) < smallest:
         raise ValueError(
-            f"the map is {shape[0]} x {shape[1]} px, smaller than 2 * edge_margin - 1 = "
+            f"the map is {m.shape[0]} x {m.shape[1]} px, smaller than 2 * edge_margin - 1 = "
             f"{smallest} px: the released code's edge clipping (dt_box.cpp's LIMIT, "
-            f"edge_margin={margin}) puts boxes outside such a map. Resize it to the image "
+            f"edge_margin={edge_margin}) puts boxes outside such a map. Resize it to the image "
             f"first (size=(height, width); the released code ran at the image's size), or pass "
             f"edge_margin=0"
         )
+    return m, levels_arr.tolist(), int(edge_margin)
 
 
 def box_from_cam_released_code(
@@ -239,9 +238,7 @@ def box_from_cam_released_code(
         >>> box_from_cam_released_code(corner).tolist()  # LIMIT's negative sides, flipped
         [215, 215, 219, 219]
     """
-    levels_list, margin = check_released_arguments(levels, edge_margin)
-    m = resize_map(as_map(cam), check_size(size))
-    check_released_map_size(m.shape, margin)
+    m, levels_list, margin = check_released_inputs(cam, size, levels, edge_margin)
     rects = _released_raw_boxes(released_gray(m), levels_list, erode, margin)
     if len(rects) == 0:
         # No box written (a zero maximum); the released code's box of a constant map.

@@ -17,7 +17,6 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from cam_tutorial.boxes import as_map, check_size, resize_map
 from cam_tutorial.metrics import (
     DEFAULT_CAM_THRESHOLDS,
     WSOL_EMPTY_BOX,
@@ -30,8 +29,7 @@ from cam_tutorial.metrics import (
 )
 from cam_tutorial.released_code import (
     RELEASED_CODE_LEVELS,
-    check_released_arguments,
-    check_released_map_size,
+    check_released_inputs,
     released_erosion,
     released_gray,
 )
@@ -96,9 +94,7 @@ def box_from_cam_released_code_reference(
     statement: ``LIMIT`` on scalars, a stable sort, then ``generate_bbox.m``'s corners of the
     first box (``mergeBBox`` never erases the first).
     """
-    levels_list, margin = check_released_arguments(levels, edge_margin)
-    m = resize_map(as_map(cam), check_size(size))
-    check_released_map_size(m.shape, margin)
+    m, levels_list, margin = check_released_inputs(cam, size, levels, edge_margin)
     height, width = m.shape
 
     def limit(v: int, low: int, high: int) -> int:
