@@ -182,7 +182,7 @@ def model_comparison(preset_name: str | None, limit: int | None, workers: int) -
     """
     import torch
 
-    from cam_tutorial.methods.compare import compare_methods, comparison_rows, method_maps
+    from cam_tutorial.methods.compare import comparison_rows, localization_report, method_maps
     from cam_tutorial.config import default_device, get_preset
     from cam_tutorial.zoo import model_dataset, trained_model
 
@@ -198,7 +198,7 @@ def model_comparison(preset_name: str | None, limit: int | None, workers: int) -
     gmp = trained_model("resnet18b_gmp", preset, device=device, progress=False)
     timings: dict[str, float] = {}
     maps = method_maps(gap, dataset, gmp, preset.eval_batch_size, device, progress=False, timings=timings)
-    reports = compare_methods(maps, workers=workers)
+    reports = {name: localization_report(found, name, workers=workers) for name, found in maps.items()}
     print(f"\n  {'method':<32} {'maps (s)':>9} {'images/s':>9} {'scoring (s)':>12} {'maps/s':>8}")
     for name, report in reports.items():
         print(f"  {name:<32} {timings[name]:9.2f} {n / max(timings[name], 1e-9):9.0f} "

@@ -210,11 +210,13 @@ def check_size(size: Any) -> tuple[int, int] | None:
     return int(size[0]), int(size[1])
 
 
-def resize_map(m: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Bilinear resize of a float map to (height, width); the float map, never 8-bit first."""
+def resize_map(m: np.ndarray, size: tuple[int, int] | None,
+               interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resize of a float map to (height, width), bilinear unless told; the float map, never
+    8-bit first."""
     if size is None or m.shape == size:
         return m
-    return cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(m, (size[1], size[0]), interpolation=interpolation)
 
 
 # --------------------------------------------------------------------------------------------

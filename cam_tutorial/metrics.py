@@ -123,16 +123,10 @@ def check_max_box_acc_inputs(cams: Any, gt_boxes: Any, iou_thresholds: Any, cam_
     gts = as_box_lists(gt_boxes, len(maps))
     deltas = check_unit_interval(iou_thresholds, "iou_thresholds", allow_zero=False)
     taus = check_unit_interval(cam_thresholds, "cam_thresholds")
+    # Their inference.py: cv2.resize of the float map with INTER_CUBIC.
+    interpolation = cv2.INTER_CUBIC if protocol == "wsolevaluation" else cv2.INTER_LINEAR
     target = check_size(size)
-    if target is not None:
-        if protocol == "wsolevaluation":
-            # Their inference.py: cv2.resize of the float map with INTER_CUBIC.
-            maps = [m if m.shape == target else
-                    cv2.resize(m, (target[1], target[0]), interpolation=cv2.INTER_CUBIC)
-                    for m in maps]
-        else:
-            maps = [resize_map(m, target) for m in maps]
-    return maps, gts, deltas, taus
+    return [resize_map(m, target, interpolation) for m in maps], gts, deltas, taus
 
 
 def candidate_boxes(rects: Any, shape: tuple[int, int], protocol: str) -> np.ndarray:

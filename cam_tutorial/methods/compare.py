@@ -67,7 +67,6 @@ __all__ = [
     "saliency_for_dataset",
     "center_baseline",
     "method_maps",
-    "compare_methods",
     "comparison_rows",
     "twin_measures",
     "CalibratedBoxAcc",
@@ -261,13 +260,6 @@ def method_maps(
         if timings is not None:
             timings[name] = time.perf_counter() - start
     return out
-
-
-def compare_methods(maps: Mapping[str, DatasetMaps], threshold: float = 0.2,
-                    workers: int | None = None) -> dict[str, LocalizationReport]:
-    """A :class:`LocalizationReport` for each named method's maps, in the same order.
-    Used in the appendix."""
-    return {name: localization_report(found, name, threshold, workers=workers) for name, found in maps.items()}
 
 
 def comparison_rows(reports: Mapping[str, LocalizationReport] | list[LocalizationReport]) -> list[dict[str, Any]]:
