@@ -39,22 +39,9 @@ __all__ = [
 ]
 
 
-def _as_mask(mask: Any, shape: tuple[int, int], name: str) -> np.ndarray:
-    """One object mask as bool (non-zero = object), checked against its map's shape."""
-    m = to_numpy(mask)
-    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
-        raise TypeError(f"{name} must hold numbers or booleans, got dtype {m.dtype}")
-    if m.shape != shape:
-        raise ValueError(f"{name} has shape {m.shape} but its map has {shape}: a mask needs the "
-                         "same shape as its map; resize the map (or the mask) to one size")
-    if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
-        raise ValueError(f"{name} contains NaN or infinity: a mask is 0 (background) or "
-                         "non-zero (object); fix it upstream or pass np.nan_to_num(mask)")
-    return m != 0
-
-
 def _masks_for(masks: Any, maps: list[np.ndarray]) -> list[np.ndarray]:
-    """One boolean mask per map, from ``(N, H, W)`` or a list of 2-D masks."""
+    """One boolean mask per map (non-zero = object), from ``(N, H, W)`` or a list of 2-D masks,
+    each checked against its map's shape."""
     if isinstance(masks, (list, tuple)):
         items = list(masks)
     elif np.ndim(to_numpy(masks)) == 3:
@@ -64,7 +51,19 @@ def _masks_for(masks: Any, maps: list[np.ndarray]) -> list[np.ndarray]:
                          f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
     if len(items) != len(maps):
         raise ValueError(f"{len(items)} masks for {len(maps)} maps: give one per map")
-    return [_as_mask(item, m.shape, f"mask {i}") for i, (item, m) in enumerate(zip(items, maps))]
+    out = []
+    for i, (item, m) in enumerate(zip(items, maps)):
+        mask = to_numpy(item)
+        if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == bool):
+            raise TypeError(f"mask {i} must hold numbers or booleans, got dtype {mask.dtype}")
+        if mask.shape != m.shape:
+            raise ValueError(f"mask {i} has shape {mask.shape} but its map has {m.shape}: a mask "
+                             "needs the same shape as its map; resize the map (or the mask) to one size")
+        if np.issubdtype(mask.dtype, np.floating) and not np.isfinite(mask).all():
+            raise ValueError(f"mask {i} contains NaN or infinity: a mask is 0 (background) or "
+                             "non-zero (object); fix it upstream or pass np.nan_to_num(mask)")
+        out.append(mask != 0)
+    return out
 
 
 def _top_pixels(maps: np.ndarray, counts: np.ndarray) -> np.ndarray:
