@@ -8,7 +8,7 @@ Gaussian bumps, ``--size`` px) with one or two random boxes each, scored with 10
 :func:`tests.reference.localization.max_box_acc_reference`, side by side in one run, for MaxBoxAccV2
 (all contours) and MaxBoxAcc (largest contour). Before any timing the two are checked to give
 the same numbers (every per-image, per-threshold IoU, bit for bit); the script stops with exit
-status 1 if they do not. The runs are interleaved (reference, fast, fast with threads, then
+status 1 if they do not. The runs are interleaved (reference, fast, then
 again) so that a change in machine load hits every method alike, and each time is the best of
 ``--repeats`` (the least disturbed run). Printed: seconds, maps per second, and the speed-up
 over the loop (target: at least 2x; ``--check-target`` makes a miss exit with status 1).
@@ -97,7 +97,7 @@ class Timed:
 GRIDS = {"default": DEFAULT_CAM_THRESHOLDS, "fine": FINE_CAM_THRESHOLDS}
 
 
-def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int,
+def metric_throughput(n: int, size: int, repeats: int, seed: int,
                       taus: np.ndarray = DEFAULT_CAM_THRESHOLDS, protocol: str = "clean") -> float:
     """Time fast vs reference MaxBoxAcc(V2); return the worst fast/reference speed-up."""
     maps, boxes = random_smooth_maps(n, size, seed)
@@ -112,11 +112,6 @@ def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int,
             Timed("max_box_acc", lambda mc=multi_contour: max_box_acc(
                 maps, boxes, cam_thresholds=taus, multi_contour=mc, protocol=protocol)),
         ]
-        if workers > 1:
-            methods.append(Timed(f"max_box_acc, {workers} threads",
-                                 lambda mc=multi_contour: max_box_acc(
-                                     maps, boxes, cam_thresholds=taus, multi_contour=mc,
-                                     workers=workers, protocol=protocol)))
         results = [m.run() for m in methods]  # untimed: check first, and warm up
         for method, result in zip(methods[1:], results[1:]):
             if not (np.array_equal(result.best_iou, results[0].best_iou)
@@ -173,7 +168,7 @@ TABLE_COLUMNS = ("method", "top1_cls", "top1_loc", "gt_known_loc", "max_box_acc"
                  "v2_03", "v2_05", "v2_07", "pointing", "object_covered", "area_ratio")
 
 
-def model_comparison(preset_name: str | None, limit: int | None, workers: int) -> list[dict[str, Any]]:
+def model_comparison(preset_name: str | None, limit: int | None) -> list[dict[str, Any]]:
     """Measure every method of :func:`cam_tutorial.methods.compare.method_maps` on the lab's test split.
 
     The models come from the zoo (trained on first use, then cached); the preset from
@@ -198,7 +193,7 @@ def model_comparison(preset_name: str | None, limit: int | None, workers: int) -
     gmp = trained_model("resnet18b_gmp", preset, device=device, progress=False)
     timings: dict[str, float] = {}
     maps = method_maps(gap, dataset, gmp, preset.eval_batch_size, device, progress=False, timings=timings)
-    reports = {name: localization_report(found, name, workers=workers) for name, found in maps.items()}
+    reports = {name: localization_report(found, name) for name, found in maps.items()}
     print(f"\n  {'method':<32} {'maps (s)':>9} {'images/s':>9} {'scoring (s)':>12} {'maps/s':>8}")
     for name, report in reports.items():
         print(f"  {name:<32} {timings[name]:9.2f} {n / max(timings[name], 1e-9):9.0f} "
@@ -264,8 +259,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224, help="map side in pixels (224)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2,
-                        help="also time max_box_acc with this many threads (2; 1 = skip)")
     parser.add_argument("--protocol", choices=MAX_BOX_ACC_PROTOCOLS, default="clean",
                         help="part 1's scoring protocol (clean; wsolevaluation: their code's numbers)")
     parser.add_argument("--grid", choices=tuple(GRIDS), default="default",
@@ -280,17 +273,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="--models: score only the first LIMIT test images")
     args = parser.parse_args(argv)
-    if min(args.n, args.size, args.repeats, args.workers) < 1:
-        parser.error("--n, --size, --repeats and --workers must be >= 1")
+    if min(args.n, args.size, args.repeats) < 1:
+        parser.error("--n, --size and --repeats must be >= 1")
 
     if args.models:
-        print_table(model_comparison(args.preset, args.limit, args.workers))
+        print_table(model_comparison(args.preset, args.limit))
         return
     if args.released:
         released_code_speed(args.n, args.size, args.seed)
         return
-    speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, args.workers,
-                                GRIDS[args.grid], args.protocol)
+    speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, GRIDS[args.grid],
+                                args.protocol)
     both_at_once(args.n, args.size, args.repeats, args.seed, GRIDS[args.grid], args.protocol)
     verdict = "met" if speedup >= 2 else "NOT met"
     print(f"\nspeed-up of max_box_acc over the loop: {speedup:.2f}x at worst "

@@ -23,8 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +56,7 @@ MAX_BOX_ACC_PROTOCOLS: tuple[str, str] = ("clean", "wsolevaluation")
 
 # --------------------------------------------------------------------------------------------
 # MaxBoxAcc and MaxBoxAccV2. The steps without an underscore (normalize_to_uint8, candidate_boxes,
-# candidate_ious, ...) are shared with the reference loop in tests/reference/localization.py;
+# result_from_best_ious, ...) are shared with the reference loop in tests/reference/localization.py;
 # they are not in __all__.
 # --------------------------------------------------------------------------------------------
 
@@ -143,17 +141,6 @@ def candidate_boxes(rects: Any, shape: tuple[int, int], protocol: str) -> np.nda
     return boxes
 
 
-def candidate_ious(boxes: np.ndarray, gt: np.ndarray, protocol: str) -> np.ndarray:
-    """Per candidate, the best IoU with the ground-truth boxes, under ``protocol``: wsolevaluation's
-    ``calculate_multiple_iou`` reads every corner as an inclusive pixel."""
-    return box_iou(boxes, gt, inclusive=protocol == "wsolevaluation").max(axis=1)
-
-
-#: wsolevaluation's box for a threshold that leaves nothing: (0, 0, 0, 0), one pixel for them.
-WSOL_EMPTY_BOX: np.ndarray = np.zeros((1, 4))
-WSOL_EMPTY_BOX.setflags(write=False)
-
-
 def result_from_best_ious(best_iou: np.ndarray, deltas: np.ndarray, taus: np.ndarray,
                           multi_contour: bool, protocol: str = "clean") -> MaxBoxAccResult:
     """BoxAcc over the images and its maximum over the taus, from the best IoUs ``(N, n_tau)``."""
@@ -208,8 +195,9 @@ def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: t
     gray = normalize_to_uint8(m)
     wsol = protocol == "wsolevaluation"
     mode = cv2.RETR_TREE if wsol else cv2.RETR_EXTERNAL
-    # A cut that leaves nothing: no candidate (clean), their one-pixel box at the origin (wsol).
-    empty = candidate_ious(WSOL_EMPTY_BOX, gt, protocol).max() if wsol else 0.0
+    # A cut that leaves nothing: no candidate (clean), their box (0, 0, 0, 0) (wsol: one pixel at
+    # the origin, their corners being inclusive).
+    empty = box_iou(np.zeros(4), gt, inclusive=True).max() if wsol else 0.0
     # The integer cut of each tau: pixels strictly above int(tau * max(gray)) are kept.
     cuts = (taus * float(gray.max())).astype(np.int64)
     live = cuts < int(gray.max())  # at or above the maximum nothing is left
@@ -233,7 +221,9 @@ def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: t
             counts[False][k] = 1
     out = []
     for multi in modes:
-        per_candidate = candidate_ious(candidate_boxes(rects[multi], m.shape, protocol), gt, protocol)
+        # wsolevaluation's calculate_multiple_iou reads every corner as an inclusive pixel.
+        candidates = candidate_boxes(rects[multi], m.shape, protocol)
+        per_candidate = box_iou(candidates, gt, inclusive=wsol).max(axis=1)
         starts = np.concatenate([[0], np.cumsum(counts[multi])[:-1]])
         best = np.full(len(taus), empty)
         best[live] = np.maximum.reduceat(per_candidate, starts)[inverse]
@@ -247,7 +237,6 @@ def max_box_acc(
     iou_thresholds: Any = (0.3, 0.5, 0.7),
     cam_thresholds: Any = DEFAULT_CAM_THRESHOLDS,
     multi_contour: bool = True,
-    workers: int | None = None,
     *,
     size: Any = None,
     protocol: str = "clean",
@@ -312,8 +301,6 @@ def max_box_acc(
         cam_thresholds: the taus, in [0, 1]; default 0.00, 0.01, ..., 0.99
             (:data:`DEFAULT_CAM_THRESHOLDS`; :data:`FINE_CAM_THRESHOLDS` for published numbers).
         multi_contour: all contours (V2) or the largest only (MaxBoxAcc).
-        workers: threads over images (OpenCV releases the GIL); ``None`` or 1 runs in the
-            calling thread. See ``benchmarks/localization.py`` for what threads buy.
         size: optional ``(height, width)`` (or one int) to resize every map to first, e.g.
             the image size for raw low-resolution maps: bilinear (clean) or bicubic
             (wsolevaluation).
@@ -336,26 +323,14 @@ def max_box_acc(
     """
     maps, gts, deltas, taus = check_max_box_acc_inputs(cams, gt_boxes, iou_thresholds, cam_thresholds, size,
                                        protocol)
-    (best_iou,) = _best_ious_all(maps, gts, taus, (multi_contour,), workers, protocol)
+    (best_iou,) = _best_ious_all(maps, gts, taus, (multi_contour,), protocol)
     return result_from_best_ious(best_iou, deltas, taus, multi_contour, protocol)
 
 
 def _best_ious_all(maps: list[np.ndarray], gts: list[np.ndarray], taus: np.ndarray,
-                   modes: tuple[bool, ...], workers: int | None, protocol: str) -> list[np.ndarray]:
-    """``(N, n_tau)`` best IoUs for each mode of ``modes``, over threads."""
-    n_workers = 1 if workers is None else int(workers)
-    if n_workers < 1:
-        raise ValueError(f"workers must be >= 1 threads (or None for the calling thread), "
-                         f"got {workers!r}")
-
-    def one(i: int) -> list[np.ndarray]:
-        return _best_ious_by_mode(maps[i], gts[i], taus, modes, protocol)
-
-    if n_workers == 1 or len(maps) == 1:
-        rows = [one(i) for i in range(len(maps))]
-    else:
-        with ThreadPoolExecutor(max_workers=min(n_workers, os.cpu_count() or 1)) as pool:
-            rows = list(pool.map(one, range(len(maps))))
+                   modes: tuple[bool, ...], protocol: str) -> list[np.ndarray]:
+    """``(N, n_tau)`` best IoUs for each mode of ``modes``."""
+    rows = [_best_ious_by_mode(m, gt, taus, modes, protocol) for m, gt in zip(maps, gts)]
     return [np.stack([row[k] for row in rows]) for k in range(len(modes))]
 
 
@@ -363,9 +338,7 @@ def max_box_acc_both(
     cams: Any,
     gt_boxes: Any,
     iou_thresholds: Any = (0.3, 0.5, 0.7),
-    largest_iou_thresholds: Any = (0.5,),
     cam_thresholds: Any = DEFAULT_CAM_THRESHOLDS,
-    workers: int | None = None,
     *,
     size: Any = None,
     protocol: str = "clean",
@@ -373,8 +346,8 @@ def max_box_acc_both(
     """MaxBoxAccV2 (every contour) and the original MaxBoxAcc (the largest contour) at once.
     Used in the appendix.
 
-    The same two results as ``max_box_acc(cams, gt_boxes, iou_thresholds, ...)`` and
-    ``max_box_acc(cams, gt_boxes, largest_iou_thresholds, ..., multi_contour=False)``, bit for
+    The same two results as ``max_box_acc(cams, gt_boxes, iou_thresholds, ...)`` and the
+    original MaxBoxAcc, ``max_box_acc(cams, gt_boxes, (0.5,), ..., multi_contour=False)``, bit for
     bit, for about half the work: each map is normalised, cut and traced once for both (tracing
     the contours is most of the time). The arguments are those of :func:`max_box_acc`.
 
@@ -390,7 +363,6 @@ def max_box_acc_both(
     """
     maps, gts, deltas, taus = check_max_box_acc_inputs(cams, gt_boxes, iou_thresholds, cam_thresholds, size,
                                        protocol)
-    largest_deltas = check_unit_interval(largest_iou_thresholds, "largest_iou_thresholds", allow_zero=False)
-    every, largest = _best_ious_all(maps, gts, taus, (True, False), workers, protocol)
+    every, largest = _best_ious_all(maps, gts, taus, (True, False), protocol)
     return (result_from_best_ious(every, deltas, taus, True, protocol),
-            result_from_best_ious(largest, largest_deltas, taus, False, protocol))
+            result_from_best_ious(largest, np.array([0.5]), taus, False, protocol))

@@ -78,8 +78,6 @@ ERROR_CASES: list[tuple[str, Callable[[], Any], type, tuple[str, ...]]] = [
     ("max_box_acc size 0", lambda: max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], size=(0, 8),
                                                protocol="wsolevaluation"), ValueError,
      ("size must be (height, width)", "size=(H, W)")),
-    ("max_box_acc workers 0", lambda: max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], workers=0),
-     ValueError, ("workers must be >= 1", "None for the calling thread")),
 ]
 
 

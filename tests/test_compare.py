@@ -65,7 +65,7 @@ def test_perfect_maps_score_one_everywhere_except_the_misclassified_image_at_top
 
 def test_report_numbers_are_those_of_the_scoring_functions():
     found = _found(shift=5)
-    report = localization_report(found, "shifted", threshold=0.2)
+    report = localization_report(found, "shifted")
     boxes = found.boxes.numpy()
     ious = np.array([box_iou(b, g)[0, 0] for b, g in zip(report.boxes, boxes)])
     assert np.allclose(report.loc.ious, ious)

@@ -147,9 +147,6 @@ class LocalizationReport:
 def localization_report(
     found: DatasetMaps,
     name: str = "",
-    threshold: float = 0.2,
-    *,
-    workers: int | None = None,
 ) -> LocalizationReport:
     """Score one method's maps against the dataset's boxes (and masks) with every measure.
     Used in chapter 8, and the appendix.
@@ -158,8 +155,6 @@ def localization_report(
         found: the maps, scores and ground truth (:func:`~cam_tutorial.dataset_maps.cams_for_dataset`
             and friends); it needs boxes.
         name: the method's name in the table.
-        threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
-        workers: threads for :func:`~cam_tutorial.metrics.max_box_acc_both`.
 
     Returns:
         A :class:`LocalizationReport`.
@@ -178,13 +173,13 @@ def localization_report(
     start = time.perf_counter()
     maps = found.maps.numpy()
     gt_boxes = found.boxes.numpy()
-    boxes = boxes_from_cams(maps, threshold)
+    boxes = boxes_from_cams(maps)  # the paper's 20% of the maximum
     loc = localization_accuracy(found.predictions, found.labels, boxes, gt_boxes)
-    v2, original = max_box_acc_both(maps, gt_boxes, workers=workers)  # one tracing for both
+    v2, original = max_box_acc_both(maps, gt_boxes)  # one tracing for both
     if found.masks is not None:
         masks = found.masks.numpy()
         pointing = pointing_game(maps, masks, kind="mask")
-        area = cam_area_fraction(maps, masks, threshold)
+        area = cam_area_fraction(maps, masks)
     else:
         pointing = pointing_game(maps, gt_boxes, kind="box")
         area = None

@@ -17,12 +17,11 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from cam_tutorial.boxes import box_iou
 from cam_tutorial.metrics import (
     DEFAULT_CAM_THRESHOLDS,
-    WSOL_EMPTY_BOX,
     MaxBoxAccResult,
     candidate_boxes,
-    candidate_ious,
     check_max_box_acc_inputs,
     normalize_to_uint8,
     result_from_best_ious,
@@ -66,14 +65,14 @@ def max_box_acc_reference(
             _, binary = cv2.threshold(gray, cut, 255, cv2.THRESH_BINARY)  # strictly above
             contours, _ = cv2.findContours(binary, mode, cv2.CHAIN_APPROX_SIMPLE)
             if not contours:
-                if wsol:  # their one-pixel box at the origin
-                    best_iou[i, t] = candidate_ious(WSOL_EMPTY_BOX, gt, protocol).max()
+                if wsol:  # their box (0, 0, 0, 0), one pixel at the origin
+                    best_iou[i, t] = box_iou(np.zeros(4), gt, inclusive=True).max()
                 continue  # clean: no candidate box, IoU 0, incorrect
             if not multi_contour:
                 contours = [max(contours, key=cv2.contourArea)]
             candidates = candidate_boxes([cv2.boundingRect(c) for c in contours], m.shape,
                                          protocol)
-            best_iou[i, t] = candidate_ious(candidates, gt, protocol).max()
+            best_iou[i, t] = box_iou(candidates, gt, inclusive=wsol).max()
     return result_from_best_ious(best_iou, deltas, taus, multi_contour, protocol)
 
 
