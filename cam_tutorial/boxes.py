@@ -345,8 +345,8 @@ class LocalizationAccuracy:
     Used in no chapter directly.
 
     Attributes:
-        top1_loc: class right AND best IoU with a ground-truth box >= the IoU threshold.
-        gt_known_loc: best IoU >= the threshold, whatever the class (the class is given).
+        top1_loc: class right AND best IoU with a ground-truth box >= 0.5.
+        gt_known_loc: best IoU >= 0.5, whatever the class (the class is given).
         top1_cls: class right (classification accuracy), for reference.
         ious: per image, the best IoU of its predicted box with its ground-truth boxes.
     """
@@ -362,7 +362,6 @@ def localization_accuracy(
     true_classes: Any,
     pred_boxes: Any,
     gt_boxes: Any,
-    iou_threshold: float = 0.5,
 ) -> LocalizationAccuracy:
     """Top-1 localisation (class right and IoU >= 0.5) and ground-truth-known localisation.
     Used in chapter 7, and the appendix.
@@ -370,8 +369,8 @@ def localization_accuracy(
     For image ``i`` with best IoU :math:`u_i = \\max_g \\mathrm{IoU}(\\hat b_i, g)` over its
     ground-truth boxes ``g`` (ImageNet's rule: any box of the class counts),
 
-    .. math:: \\text{top-1 loc} = \\tfrac1N \\sum_i [\\hat y_i = y_i]\\,[u_i \\ge \\delta],
-              \\qquad \\text{GT-known loc} = \\tfrac1N \\sum_i [u_i \\ge \\delta].
+    .. math:: \\text{top-1 loc} = \\tfrac1N \\sum_i [\\hat y_i = y_i]\\,[u_i \\ge 0.5],
+              \\qquad \\text{GT-known loc} = \\tfrac1N \\sum_i [u_i \\ge 0.5].
 
     Pass the boxes of the maps of the *true* class: ground-truth-known localisation needs them,
     and where the class is right they are the predicted class's boxes, so top-1 is unchanged.
@@ -381,7 +380,6 @@ def localization_accuracy(
         true_classes: ``(N,)`` true labels.
         pred_boxes: ``(N, 4)`` one box per image.
         gt_boxes: ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)`` arrays (several per image).
-        iou_threshold: :math:`\\delta` in (0, 1].
 
     Returns:
         A :class:`LocalizationAccuracy`.
@@ -392,8 +390,6 @@ def localization_accuracy(
         >>> r.top1_loc, r.gt_known_loc
         (0.5, 1.0)
     """
-    iou_threshold = float(check_unit_interval(iou_threshold, "iou_threshold",
-                                               allow_zero=False)[0])
     pred, true = to_numpy(pred_classes), to_numpy(true_classes)
     if pred.ndim != 1 or true.ndim != 1:
         raise ValueError(f"pred_classes and true_classes must be 1-D (N,) label arrays, got "
@@ -411,7 +407,7 @@ def localization_accuracy(
         raise ValueError(f"lengths differ: {n} pred_classes, {len(true)} true_classes, "
                          f"{len(boxes)} pred_boxes; give one of each per image")
     ious = np.array([_iou(box, gt).max() for box, gt in zip(boxes, as_box_lists(gt_boxes, n))])
-    located = ious >= iou_threshold
+    located = ious >= 0.5
     right = pred == true
     return LocalizationAccuracy(
         top1_loc=float(np.mean(right & located)),

@@ -304,8 +304,8 @@ class PartCoverage:
     Attributes:
         covered: ``(N, P)`` the share of part ``p``'s pixels in the kept region (NaN where the
             image has no pixel of that part).
-        parts_covered: ``(N,)`` how many parts have at least :func:`part_coverage`'s
-            ``min_share`` of their pixels covered (of the parts in its ``counted``).
+        parts_covered: ``(N,)`` how many parts have at least half their pixels covered (of
+            the parts in :func:`part_coverage`'s ``counted``).
         peak_part: ``(N,)`` the part under the map's maximum: ``p`` for part ``p``, ``-1`` for
             the background.
     """
@@ -328,7 +328,7 @@ class PartCoverage:
 
 
 def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | None = 0.2, *,
-                  counted: Sequence[int] | None = None, min_share: float = 0.5) -> PartCoverage:
+                  counted: Sequence[int] | None = None) -> PartCoverage:
     """Which parts of each object a map covers: the measure behind "GAP covers the whole extent,
     GMP one part".
     Used in the appendix.
@@ -338,7 +338,7 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
     the paper's (pixels at or above ``threshold`` times the map's maximum, as in
     :func:`cam_area_fraction`), or with ``threshold=None`` the map's ``|M|`` highest pixels, a
     region exactly the object's size (as in :func:`object_size_coverage`). Then for part ``p``
-    with pixels ``P_p``, ``covered = |A ∩ P_p| / |P_p|``.
+    with pixels ``P_p``, ``covered = |A ∩ P_p| / |P_p|``; a part counts as covered from half.
 
     Args:
         cams: ``(N, H, W)`` maps, at the part maps' resolution.
@@ -346,11 +346,10 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
         num_parts: the number of parts ``P``.
         threshold: the fraction of the maximum, in [0, 1], or ``None`` for object-sized regions.
         counted: the parts ``parts_covered`` counts (default all).
-        min_share: the covered share at which a part counts as covered, in (0, 1].
 
     Raises:
         ValueError: maps with NaN or infinity, part maps of another shape or with labels
-            outside ``[0, num_parts]``, or a bad threshold, share or part index.
+            outside ``[0, num_parts]``, or a bad threshold or part index.
 
     Example:
         >>> import numpy as np
@@ -373,8 +372,6 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
                          f"{labels.dtype} in [{labels.min()}, {labels.max()}]")
     if threshold is not None:
         threshold = float(check_unit_interval(threshold, "threshold")[0])
-    if not 0.0 < float(min_share) <= 1.0:
-        raise ValueError(f"min_share must be in (0, 1], got {min_share!r}")
     counted = tuple(range(num_parts)) if counted is None else tuple(int(p) for p in counted)
     if any(not 0 <= p < num_parts for p in counted):
         raise ValueError(f"counted parts must be in [0, {num_parts}), got {counted}")
@@ -390,5 +387,5 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
         hit = (on & kept).reshape(len(maps), -1).sum(1)
         covered[:, p] = np.where(n > 0, hit / np.maximum(n, 1), np.nan)
     peak = labels.reshape(len(maps), -1)[np.arange(len(maps)), maps.reshape(len(maps), -1).argmax(1)]
-    counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= min_share).sum(1)
+    counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= 0.5).sum(1)
     return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1)
