@@ -283,7 +283,7 @@ def foreground_mask(m: np.ndarray, threshold: float) -> np.ndarray:
     return m >= threshold * top
 
 
-def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
+def box_from_cam(cam: Any, threshold: float = 0.2) -> np.ndarray:
     """The CAM paper's box: the tight box of the largest region above a fraction of the maximum.
     Used in chapter 7, and the appendix.
 
@@ -306,8 +306,6 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
     Args:
         cam: one map ``(H, W)``, numpy or torch.
         threshold: the fraction of the maximum, in [0, 1]; the paper uses 0.2.
-        size: optional ``(height, width)`` (or one int) to resize the float map to first
-            (bilinear), e.g. the image's size when ``cam`` is the raw low-resolution map.
 
     Returns:
         ``(4,)`` int64 box ``(x0, y0, x1, y1)``, ``x1`` and ``y1`` exclusive.
@@ -319,8 +317,7 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
         [3, 4, 4, 5]
     """
     threshold = float(check_unit_interval(threshold, "threshold")[0])
-    m = resize_map(as_map(cam), check_size(size))
-    fg = foreground_mask(m, threshold).astype(np.uint8)
+    fg = foreground_mask(as_map(cam), threshold).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     # Row 0 of stats is the background label; the foreground is never empty here.
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -328,11 +325,11 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
     return np.array([x, y, x + w, y + h], dtype=np.int64)
 
 
-def boxes_from_cams(cams: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
+def boxes_from_cams(cams: Any, threshold: float = 0.2) -> np.ndarray:
     """:func:`box_from_cam` for a batch ``(N, H, W)`` (or a list of maps): ``(N, 4)`` int64.
     Used in chapters 5 and 8, and the appendix."""
     maps = as_maps(cams)
-    return np.stack([box_from_cam(m, threshold, size=size) for m in maps])
+    return np.stack([box_from_cam(m, threshold) for m in maps])
 
 
 # --------------------------------------------------------------------------------------------

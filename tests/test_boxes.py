@@ -14,6 +14,7 @@ from cam_tutorial.boxes import (
     boxes_from_cams,
     center_gaussian_maps,
     localization_accuracy,
+    resize_map,
 )
 from tests.localization_inputs import rectangle_map
 
@@ -113,12 +114,12 @@ def test_box_from_cam_rejects_nan_and_bad_input():
         box_from_cam(np.ones((5, 5)), threshold=20)
 
 
-def test_box_from_cam_resizes_the_float_map_first():
+def test_resize_map_resizes_the_float_map_bilinearly():
     # OpenCV's bilinear (half-pixel centres) turns [[1, 0], [0, 0]] into a 4x4 map whose
     # values >= 0.2 are 1, 0.75, 0.5625 and two 0.25s: the top-left 3x3 corner, less its
     # two 0.1875 pixels, whose box is (0, 0, 3, 3).
     cam = np.array([[1.0, 0.0], [0.0, 0.0]])
-    assert box_from_cam(cam, size=(4, 4)).tolist() == [0, 0, 3, 3]
+    assert box_from_cam(resize_map(cam, (4, 4))).tolist() == [0, 0, 3, 3]
 
 
 def test_boxes_from_cams_batch_and_torch():

@@ -416,7 +416,7 @@ def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
     reference = max_box_acc_reference(maps, boxes, (0.5,), taus, size=28,
                                       protocol="wsolevaluation")
     np.testing.assert_array_equal(reference.best_iou, best)
-    # The clean protocol resizes bilinearly: the same as resizing first with box_from_cam's
+    # The clean protocol resizes bilinearly: the same as resizing first with resize_map's
     # resize, then scoring at full size.
     upsampled = [cv2.resize(m, (28, 28), interpolation=cv2.INTER_LINEAR) for m in maps]
     np.testing.assert_array_equal(max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28)).best_iou,
