@@ -323,15 +323,9 @@ def max_box_acc(
     """
     maps, gts, deltas, taus = check_max_box_acc_inputs(cams, gt_boxes, iou_thresholds, cam_thresholds, size,
                                        protocol)
-    (best_iou,) = _best_ious_all(maps, gts, taus, (multi_contour,), protocol)
+    best_iou = np.stack([_best_ious_by_mode(m, gt, taus, (multi_contour,), protocol)[0]
+                         for m, gt in zip(maps, gts)])
     return result_from_best_ious(best_iou, deltas, taus, multi_contour, protocol)
-
-
-def _best_ious_all(maps: list[np.ndarray], gts: list[np.ndarray], taus: np.ndarray,
-                   modes: tuple[bool, ...], protocol: str) -> list[np.ndarray]:
-    """``(N, n_tau)`` best IoUs for each mode of ``modes``."""
-    rows = [_best_ious_by_mode(m, gt, taus, modes, protocol) for m, gt in zip(maps, gts)]
-    return [np.stack([row[k] for row in rows]) for k in range(len(modes))]
 
 
 def max_box_acc_both(
@@ -363,6 +357,7 @@ def max_box_acc_both(
     """
     maps, gts, deltas, taus = check_max_box_acc_inputs(cams, gt_boxes, iou_thresholds, cam_thresholds, size,
                                        protocol)
-    every, largest = _best_ious_all(maps, gts, taus, (True, False), protocol)
+    rows = [_best_ious_by_mode(m, gt, taus, (True, False), protocol) for m, gt in zip(maps, gts)]
+    every, largest = (np.stack(column) for column in zip(*rows))
     return (result_from_best_ious(every, deltas, taus, True, protocol),
             result_from_best_ious(largest, np.array([0.5]), taus, False, protocol))

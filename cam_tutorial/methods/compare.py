@@ -241,15 +241,13 @@ def method_maps(
     of each method's maps is stored in it, in seconds.
     """
     out: dict[str, DatasetMaps] = {}
-    jobs: list[tuple[str, Any]] = [(CAM_GAP, lambda: cams_for_dataset(gap_model, dataset, batch_size, device,
-                                                                     progress=progress))]
-    if gmp_model is not None:
-        jobs.append((CAM_GMP, lambda: cams_for_dataset(gmp_model, dataset, batch_size, device,
-                                                       progress=progress)))
-    jobs.append((SALIENCY, lambda: saliency_for_dataset(gap_model, dataset, batch_size, device,
-                                                        progress=progress)))
-    jobs.append((CENTER, lambda: center_baseline(out[CAM_GAP])))
-    for name, job in jobs:
+    jobs = {CAM_GAP: lambda: cams_for_dataset(gap_model, dataset, batch_size, device, progress=progress),
+            CAM_GMP: lambda: cams_for_dataset(gmp_model, dataset, batch_size, device, progress=progress),
+            SALIENCY: lambda: saliency_for_dataset(gap_model, dataset, batch_size, device, progress=progress),
+            CENTER: lambda: center_baseline(out[CAM_GAP])}
+    for name, job in jobs.items():
+        if name == CAM_GMP and gmp_model is None:
+            continue
         start = time.perf_counter()
         out[name] = job()
         if timings is not None:
