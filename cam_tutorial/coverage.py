@@ -240,20 +240,16 @@ def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFrac
     if np.ndim(to_numpy(cams)) == 2 and not isinstance(cams, (list, tuple)):
         cams, masks = [cams], [masks]
     maps = as_maps(cams)
-    covered, ratio, precision, cam_area, object_area = ([] for _ in range(5))
-    for m, mask in zip(maps, _masks_for(masks, maps)):
-        kept = foreground_mask(m, threshold)
-        n_kept, n_obj, n_both = int(kept.sum()), int(mask.sum()), int((kept & mask).sum())
-        covered.append(n_both / n_obj if n_obj else np.nan)
-        ratio.append(n_kept / n_obj if n_obj else np.nan)
-        precision.append(n_both / n_kept)
-        cam_area.append(n_kept / m.size)
-        object_area.append(n_obj / m.size)
-    return AreaFraction(
-        object_covered=np.array(covered), area_ratio=np.array(ratio),
-        precision=np.array(precision), cam_area=np.array(cam_area),
-        object_area=np.array(object_area),
-    )
+    # Per image: |A|, |M|, |A ∩ M| and the number of pixels HW.
+    kept = [foreground_mask(m, threshold) for m in maps]
+    n_kept, n_obj, n_both, n_all = np.array([(a.sum(), o.sum(), (a & o).sum(), a.size)
+                                             for a, o in zip(kept, _masks_for(masks, maps))], float).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return AreaFraction(
+            object_covered=np.where(n_obj > 0, n_both / n_obj, np.nan),
+            area_ratio=np.where(n_obj > 0, n_kept / n_obj, np.nan),
+            precision=n_both / n_kept, cam_area=n_kept / n_all, object_area=n_obj / n_all,
+        )
 
 
 def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
