@@ -102,9 +102,8 @@ def as_maps(cams: Any, name: str = "cams") -> list[np.ndarray]:
     else:
         arr = to_numpy(cams)
         if arr.ndim != 3:
-            hint = " (for one map use cam[None])" if arr.ndim == 2 else ""
-            hint = " (for (N, 1, H, W) use cams[:, 0])" if arr.ndim == 4 else hint
-            hint = hint or " (stack 2-D maps with np.stack)"
+            hint = {2: " (for one map use cam[None])", 4: " (for (N, 1, H, W) use cams[:, 0])"}.get(
+                arr.ndim, " (stack 2-D maps with np.stack)")
             raise ValueError(f"{name} must be (N, H, W) or a list of 2-D maps, got shape "
                              f"{arr.shape}{hint}")
         items = list(arr)

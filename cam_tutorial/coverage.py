@@ -360,8 +360,7 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
     if labels.shape != maps.shape:
         raise ValueError(f"part_maps have shape {labels.shape}, the maps {maps.shape}: give one part map "
                          "per map, at the maps' resolution (upsample the maps first)")
-    if isinstance(num_parts, bool) or not isinstance(num_parts, (int, np.integer)) or num_parts < 1:
-        raise ValueError(f"num_parts must be a positive int, got {num_parts!r}")
+    num_parts = check_count(num_parts, "num_parts")
     if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
                         or labels.max() > num_parts):
         raise ValueError(f"part labels must be integers in [0, {num_parts}] (0 = background), got "

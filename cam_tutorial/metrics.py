@@ -214,10 +214,8 @@ def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: t
             rects[True].extend(cv2.boundingRect(c) for c in contours)
             counts[True][k] = len(contours)
         if False in rects:
-            largest = contours[0]
-            if len(contours) > 1:  # max() keeps the first of equal areas, like np.argmax
-                largest = max(contours, key=cv2.contourArea)
-            rects[False].append(cv2.boundingRect(largest))
+            # max() keeps the first of equal areas, like np.argmax
+            rects[False].append(cv2.boundingRect(max(contours, key=cv2.contourArea)))
             counts[False][k] = 1
     out = []
     for multi in modes:

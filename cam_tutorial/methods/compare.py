@@ -195,11 +195,10 @@ def saliency_for_dataset(
     batch_size: int = 128,
     device: str | torch.device | None = None,
     *,
-    classes: str = "label",
     progress: bool = True,
 ) -> DatasetMaps:
-    """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`), min-max normalised
-    per image, and the logits, for every item of ``dataset`` (see
+    """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`) of the true class,
+    min-max normalised per image, and the logits, for every item of ``dataset`` (see
     :func:`~cam_tutorial.dataset_maps.maps_for_dataset`).
     Used in no chapter directly."""
     device = model_device(model) if device is None else device
@@ -209,8 +208,7 @@ def saliency_for_dataset(
             logits = model(images)
         return logits, normalize_maps(gradient_saliency(model, images, classes=wanted).float())
 
-    return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,
-                            desc="backprop saliency")
+    return maps_for_dataset(compute, dataset, batch_size, device, progress=progress, desc="backprop saliency")
 
 
 def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
