@@ -161,7 +161,7 @@ def result_from_best_ious(best_iou: np.ndarray, deltas: np.ndarray, taus: np.nda
 
 
 def _distinct_cuts(gray: np.ndarray, cuts: np.ndarray,
-                    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int, int]]]:
+                    ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     """The cuts that leave different pixels of ``gray``, and where to trace each.
 
     Returns the distinct cuts ``(K,)``, the index into them of each of ``cuts``, and per distinct
@@ -183,8 +183,7 @@ def _distinct_cuts(gray: np.ndarray, cuts: np.ndarray,
     y_stop = gray.shape[0] - np.argmax(rows_in[:, ::-1], axis=1)
     x_start = np.argmax(cols_in, axis=1)
     x_stop = gray.shape[1] - np.argmax(cols_in[:, ::-1], axis=1)
-    windows = [(int(y0), int(y1), int(x0), int(x1))
-               for y0, y1, x0, x1 in zip(y_start, y_stop, x_start, x_stop)]
+    windows = np.stack([y_start, y_stop, x_start, x_stop], axis=1).tolist()
     return distinct, inverse, windows
 
 

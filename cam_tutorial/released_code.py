@@ -108,13 +108,6 @@ def _released_raw_boxes(gray: np.ndarray, levels: Sequence[int], erode: bool,
     return np.stack([x, y, w, h], axis=1)
 
 
-def _matlab_corners(rect: np.ndarray) -> np.ndarray:
-    """How ``generate_bbox.m`` reads ``x y w h`` back: corners ``(x, y, x + w, y + h)``, then
-    the smaller of each pair first, so a negative width flips the box to the other side."""
-    x, y, w, h = (int(v) for v in rect)
-    return np.array([min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)], dtype=np.int64)
-
-
 def check_released_inputs(cam: Any, size: Any, levels: Sequence[int], edge_margin: int,
                           ) -> tuple[np.ndarray, list[int], int]:
     """:func:`box_from_cam_released_code`'s arguments, checked: the map (resized to ``size``),
@@ -245,4 +238,7 @@ def box_from_cam_released_code(
         rects = _released_raw_boxes(np.full(m.shape, 255, np.uint8), levels_list[:1], erode,
                                     margin)
     # The first of the largest area: what a stable descending sort puts first.
-    return _matlab_corners(rects[int(np.argmax(rects[:, 2] * rects[:, 3]))])
+    x, y, w, h = (int(v) for v in rects[int(np.argmax(rects[:, 2] * rects[:, 3]))])
+    # How generate_bbox.m reads x y w h back: corners (x, y, x + w, y + h), then the smaller of
+    # each pair first, so a negative width flips the box to the other side.
+    return np.array([min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)], dtype=np.int64)
