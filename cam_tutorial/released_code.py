@@ -188,7 +188,8 @@ def box_from_cam_released_code(
        it and is not reproduced here.
     7. **Back in MATLAB**, each ``x y w h`` becomes the corners ``(x, y, x + w, y + h)``,
        reordered to ``(min(x, x + w), min(y, y + h), max(..), max(..))``: a negative width
-       flips the box to the left of ``x'``. The first box (the largest) is the one scored.
+       flips the box to the left of ``x'``. The first box (the largest) is the one scored;
+       ``ILSVRC_evaluate_bbox.m`` also reads a second one, which this function does not give.
 
     The box is returned in the package's convention, ``(x0, y0, x1, y1)`` with exclusive
     ``x1``, ``y1`` (OpenCV's ``x + w``): the first of the largest signed area, found in one pass.
