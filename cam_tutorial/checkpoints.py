@@ -65,8 +65,6 @@ CHECKPOINT_FORMAT = "cam_tutorial.train/1"
 # What every checkpoint written by train() holds.
 CHECKPOINT_KEYS = ("format", "fingerprint", "epoch", "model", "optimizer", "scheduler", "scaler", "rng",
                    "history", "config")
-# Items of the training set whose bytes identify the data in the resume fingerprint.
-_FINGERPRINT_ITEMS = 3
 # "Disk quota exceeded" is not defined everywhere (e.g. Windows).
 _EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 
@@ -98,7 +96,7 @@ def _data_identity(dataset: Dataset) -> dict[str, Any]:
     length = len(dataset)  # type: ignore[arg-type]
     describes_itself = type(dataset).__repr__ is not object.__repr__
     digest = hashlib.sha256()
-    for index in sorted({0, length // 2, length - 1})[:_FINGERPRINT_ITEMS]:
+    for index in sorted({0, length // 2, length - 1}):
         image, label, *_ = dataset[index]
         try:
             digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
@@ -211,25 +209,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                   scaler: torch.amp.GradScaler, shuffle_generator: torch.Generator) -> dict[str, Any]:
-    """What a resumed run needs to go on exactly: the weights, the optimiser, the schedule, the
-    loss scaler and every generator's state (:func:`restore_training_state` puts it back)."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": rng_state(shuffle_generator)}
-
-
-def restore_training_state(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-                           scheduler: Any, scaler: torch.amp.GradScaler, shuffle_generator: torch.Generator) -> None:
-    """Put back what :func:`training_state` saved."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    restore_rng_state(state["rng"], shuffle_generator)
 
 
 def remove_stale_temporaries(path: Path) -> None:
@@ -459,7 +438,4 @@ def resume_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]
             f"mix two runs: delete {path} or choose another checkpoint_dir"
         )
     return checkpoint
-
-
-# --------------------------------------------------------------------------- training
 

@@ -208,13 +208,11 @@ def get_preset(name: str | None = None) -> Preset:
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
+    source = "the caller"
     if name is None:
-        name = os.environ.get(ENV_VAR, "").strip().lower() or None
+        name = os.environ.get(ENV_VAR, "").strip().lower()
         source = f"${ENV_VAR}" if name else "the hardware"
-    else:
-        source = "the caller"
-    if name is None:
-        name = "gpu" if torch.cuda.is_available() else "cpu"
+        name = name or ("gpu" if torch.cuda.is_available() else "cpu")
     if name not in PRESETS:
         raise ValueError(
             f"unknown preset {name!r} (from {source}): use one of {', '.join(PRESETS)}, "
@@ -229,7 +227,7 @@ def default_device() -> torch.device:
     Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -237,8 +235,6 @@ def default_device() -> torch.device:
 def map_size(image_size: int) -> int:
     """Side of ResNet18B's (and VGG16-GAP's) feature maps: the input side over the stride 16.
     Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix."""
-    # conv 7x7/2 (pad 3), max-pool 3x3/2 (pad 1), then two stride-2 3x3 convs (pad 1).
-    side = image_size
-    for _ in range(4):
-        side = (side + 1) // 2
-    return side
+    # conv 7x7/2 (pad 3), max-pool 3x3/2 (pad 1), then two stride-2 3x3 convs (pad 1): each
+    # halves the side, rounding up, and four halvings rounding up are one division by 16 rounding up.
+    return -(-image_size // 16)
