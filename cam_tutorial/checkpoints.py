@@ -98,11 +98,8 @@ def _data_identity(dataset: Dataset) -> dict[str, Any]:
     digest = hashlib.sha256()
     for index in sorted({0, length // 2, length - 1}):
         image, label, *_ = dataset[index]
-        try:
-            digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
-            digest.update(repr(torch.as_tensor(label).tolist()).encode())
-        except (TypeError, ValueError, RuntimeError):  # items that are not tensors: their repr
-            digest.update(repr((image, label)).encode())
+        digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
+        digest.update(repr(torch.as_tensor(label).tolist()).encode())
     return {"repr": repr(dataset) if describes_itself else "", "items": digest.hexdigest()[:16]}
 
 
@@ -229,14 +226,6 @@ def remove_stale_temporaries(path: Path) -> None:
             stale.unlink()
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT):
-        return True
-    # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("unexpected pos" in text or "file write failed" in text)
-
-
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``:
     a crash leaves either the old file or the new one, never half of one.
@@ -268,7 +257,9 @@ def atomic_save(obj: Any, path: Path) -> None:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if _is_disk_full(exc):
+        # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
+        if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT)
+                or isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc))):
             raise OSError(errno.ENOSPC, f"disk full: cannot write {path.name} to {path.parent} "
                           f"(any earlier {path.name} there is kept); free space there or choose another "
                           "folder", str(path)) from exc
@@ -362,23 +353,18 @@ def safe_load(path: str | os.PathLike, what: str, fix: str) -> Any:
         it is empty (0 bytes; an interrupted copy or write?): delete it
     """
     path = Path(path)
-    with contextlib.suppress(OSError):
-        if path.is_file() and path.stat().st_size == 0:
-            raise CheckpointError(f"cannot read {what} {path}: it is empty (0 bytes; an interrupted copy or "
-                                  f"write?): {fix}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {what} {path}: it is empty (0 bytes; an interrupted copy or "
+                              f"write?): {fix}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         cause, advice = next((cause, advice) for kind, says, cause, advice in _LOAD_FAILURES
                              if isinstance(exc, kind) and re.search(says, str(exc)))
-        raise CheckpointError(f"cannot read {what} {path} ({type(exc).__name__}: {_first_line(exc)}): {cause}: "
+        lines = str(exc).strip().splitlines()  # the first, at most 200 characters, says enough
+        said = lines[0][:200] if lines else f"{type(exc).__name__} without a message"
+        raise CheckpointError(f"cannot read {what} {path} ({type(exc).__name__}: {said}): {cause}: "
                               f"{(advice or '{fix}').format(fix=fix)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, at most 200 characters; the type when empty."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else f"{type(exc).__name__} without a message"
 
 
 def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], what: str, fix: str) -> None:

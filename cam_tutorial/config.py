@@ -40,13 +40,16 @@ _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _OBJECT_KINDS = ("shapes", "creatures")
 
 
-def _check_counts(owner: str, values: object, names: tuple[str, ...], least: int) -> None:
-    """Refuse any of ``values``' fields ``names`` that is not an integer of at least ``least``."""
-    for name in names:
-        value = getattr(values, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+def _check_fields(owner: str, values: object, may_be_zero: tuple[str, ...] = ()) -> None:
+    """Refuse a field of ``values`` annotated ``int`` that is not a positive integer (or 0, for the
+    fields ``may_be_zero``), and one annotated ``bool`` that is not ``True`` or ``False``."""
+    for field in dataclasses.fields(values):  # type: ignore[arg-type]
+        value, least = getattr(values, field.name), 0 if field.name in may_be_zero else 1
+        if field.type == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{owner} {field.name} must be True or False, got {value!r}")
+        if field.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             kind = "a non-negative" if least == 0 else "a positive"
-            raise ValueError(f"{owner} {name} must be {kind} integer, got {value!r}: e.g. {name}=32")
+            raise ValueError(f"{owner} {field.name} must be {kind} integer, got {value!r}: e.g. {field.name}=32")
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,7 @@ class ChapterSizes:
     finetune_epochs: int = 0
 
     def __post_init__(self) -> None:
-        _check_counts("chapter size", self, ("throughput_steps", "sanity_images",
-                                             "curve_images", "curve_steps", "probe_image_size",
-                                             "probe_train_size", "probe_test_size"), least=1)
-        _check_counts("chapter size", self, ("finetune_epochs",), least=0)
-        if not isinstance(self.download_weights, bool):
-            raise ValueError(f"chapter size download_weights must be True or False, got {self.download_weights!r}")
+        _check_fields("chapter size", self, may_be_zero=("finetune_epochs",))
 
     def replace(self, **changes: object) -> "ChapterSizes":
         """A copy with some sizes changed, e.g. ``preset.chapter.replace(sanity_images=4)``."""
@@ -156,9 +154,7 @@ class Preset:
                 "1-64 letters, digits, '_' or '-' starting with a letter or digit (no '/', '.', spaces or "
                 "line breaks), e.g. 'ci_small'"
             )
-        _check_counts("preset", self, ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
-                                       "epochs", "batch_size", "eval_batch_size"), least=1)
-        _check_counts("preset", self, ("pretrain_epochs", "pretrain_image_size"), least=0)
+        _check_fields("preset", self, may_be_zero=("pretrain_epochs", "pretrain_image_size"))
         if self.objects not in _OBJECT_KINDS:
             raise ValueError(f"preset objects must be one of {', '.join(map(repr, _OBJECT_KINDS))}, "
                              f"got {self.objects!r}: e.g. objects='creatures'")
