@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -220,10 +219,9 @@ def remove_stale_temporaries(path: Path) -> None:
         >>> list(folder.iterdir())
         []
     """
-    for stale in sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []:
+    for stale in sorted(path.parent.glob(f".{path.name}.*.tmp")):  # none where there is no folder
         logger.info("removing %s, left by a process killed while saving", stale)
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+        stale.unlink(missing_ok=True)
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -255,8 +253,7 @@ def atomic_save(obj: Any, path: Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
         if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT)
                 or isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc))):

@@ -164,28 +164,30 @@ class TrainConfig:
             raise ValueError(f"unknown amp {self.amp!r}: use one of {', '.join(map(repr, AMP_CHOICES))}")
         if self.channels_last not in (True, False, "auto"):
             raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-            value = _integer(name, getattr(self, name))
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}: e.g. {name}=1")
-            setattr(self, name, value)
-        self.seed = _integer("seed", self.seed)
-        if self.num_workers is not None:
-            self.num_workers = _integer("num_workers", self.num_workers)
-            if self.num_workers < 0:
-                raise ValueError(f"num_workers must be 0 or more (or None), got {self.num_workers!r}")
-        for name in ("lr", "weight_decay", "label_smoothing", "pct_start"):
+        # Whole numbers of an integer type (True, 1.5 and "3" are refused: a fractional epoch count
+        # would fail deep inside the schedule), each at least its least value.
+        for name, least in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("log_every", 1),
+                            ("seed", None), ("num_workers", 0)):
+            value = getattr(self, name)
+            if value is None and name == "num_workers":
+                continue
+            if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+                raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}): e.g. {name}=2")
+            if least is not None and value < least:
+                rule = "a positive integer" if least == 1 else "0 or more (or None)"
+                raise ValueError(f"{name} must be {rule}, got {value!r}: e.g. {name}={least}")
+            setattr(self, name, operator.index(value))
+        for name, fits, rule, example in (
+                ("lr", lambda value: value > 0, "be positive", ": e.g. lr=4e-3"),
+                ("weight_decay", lambda value: value >= 0, "be 0 or more", ": e.g. weight_decay=5e-4"),
+                ("label_smoothing", lambda value: 0 <= value < 1, "lie in [0, 1)", ""),
+                ("pct_start", lambda value: 0 < value < 1, "lie in (0, 1)", "")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
             setattr(self, name, float(value))
-        for name, fits, rule, example in (
-                ("lr", self.lr > 0, "be positive", ": e.g. lr=4e-3"),
-                ("weight_decay", self.weight_decay >= 0, "be 0 or more", ": e.g. weight_decay=5e-4"),
-                ("label_smoothing", 0 <= self.label_smoothing < 1, "lie in [0, 1)", ""),
-                ("pct_start", 0 < self.pct_start < 1, "lie in (0, 1)", "")):
-            if not fits:
-                raise ValueError(f"{name} must {rule}, got {getattr(self, name)!r}{example}")
+            if not fits(float(value)):
+                raise ValueError(f"{name} must {rule}, got {float(value)!r}{example}")
 
     @classmethod
     def from_preset(cls, preset: Preset, **changes: Any) -> "TrainConfig":
@@ -202,18 +204,6 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
-
-
-def _integer(name: str, value: Any) -> int:
-    """``value`` as an ``int`` when it is a whole number of an integer type (``True``, ``1.5`` and
-    ``"3"`` are refused: a fractional epoch count would fail deep inside the schedule)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}): "
-                         f"e.g. {name}=2") from None
 
 
 @dataclass
@@ -382,9 +372,9 @@ class _Run:
             torch.backends.cudnn.benchmark = True
         # Decay only matrices and kernels; decaying norm scales and biases only hurts.
         trained = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW([{"params": [p for p in trained if p.ndim > 1], "weight_decay": config.weight_decay},
-                                       {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}],
-                                      lr=config.lr, fused=device.type == "cuda")
+        groups = [{"params": [p for p in trained if p.ndim > 1], "weight_decay": config.weight_decay},
+                  {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=device.type == "cuda")
         # drop_last: equal batches keep batch-norm statistics honest and shapes static for compile.
         total_steps = config.epochs * (len(train_set) // config.batch_size)  # type: ignore[arg-type]
         pct_start = config.pct_start
