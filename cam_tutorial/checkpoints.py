@@ -11,7 +11,7 @@ files honest, away from the training loop:
   and a fix that suits it; :func:`check_format` checks what was read;
 * :func:`check_writable_folder` proves a folder takes files before any work that would be lost;
 * the resume fingerprint (:func:`run_fingerprint`): what identifies a run (the model's tensors
-  and module tree, the data, the settings and an ``identity``), so that :func:`resume_checkpoint`
+  and module tree, the data, the settings and an ``identity``), so that :func:`load_checkpoint`
   refuses a checkpoint of another run, naming what differs (:func:`identity_differences`);
 * the random state of every generator (:func:`rng_state`), so that a resumed run goes on exactly.
 
@@ -287,9 +287,7 @@ def check_writable_folder(folder: str | os.PathLike, fix: str) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cam_tutorial-write-test.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        tempfile.TemporaryFile(dir=folder).close()  # a file made there, and gone when closed
     except (FileExistsError, NotADirectoryError) as exc:
         # The first existing part of the path that is not a folder: the file in the way.
         blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
@@ -388,37 +386,24 @@ def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], wh
                               f"(written by hand or by a broken program?): {fix}")
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read one of :func:`~cam_tutorial.train.train`'s checkpoints safely (``weights_only=True``) and check its format.
+def load_checkpoint(path: str | os.PathLike, fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read one of :func:`~cam_tutorial.train.train`'s checkpoints safely (``weights_only=True``) and check its
+    format; given the ``fingerprint`` of a run (:func:`run_fingerprint`), check that this run wrote it.
     Used in no chapter directly.
 
     Raises:
         CheckpointError: when the file cannot be read (the message says why: missing, no
-            permission, empty, truncated...) or is not a complete checkpoint written by
-            :func:`~cam_tutorial.train.train` (e.g. a bare ``state_dict``); the message names the file and the fix.
+            permission, empty, truncated...), is not a complete checkpoint written by
+            :func:`~cam_tutorial.train.train` (e.g. a bare ``state_dict``), or was written by another
+            run (resuming would mix two runs; the message names what differs); the message names the
+            file and the fix.
     """
     path = Path(path)
     fix = f"delete {path} or choose another checkpoint_dir"
     checkpoint = safe_load(path, "the checkpoint", fix)
     check_format(checkpoint, path, CHECKPOINT_FORMAT, CHECKPOINT_KEYS, "a cam_tutorial training checkpoint", fix)
-    return checkpoint
-
-
-def resume_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` to resume from, ``None`` when there is none.
-
-    Raises:
-        CheckpointError: when it is unreadable, or was written by another run (:func:`run_fingerprint`
-            differs; the message names what differs), since resuming would mix two runs.
-    """
-    if not path.exists():
-        return None
-    checkpoint = load_checkpoint(path)
-    differences = _fingerprint_differences(checkpoint.get("fingerprint", {}), fingerprint)
+    differences = [] if fingerprint is None else _fingerprint_differences(checkpoint["fingerprint"], fingerprint)
     if differences:
-        raise CheckpointError(
-            f"{path} was written by another run ({'; '.join(differences)}), so resuming from it would "
-            f"mix two runs: delete {path} or choose another checkpoint_dir"
-        )
+        raise CheckpointError(f"{path} was written by another run ({'; '.join(differences)}), so resuming from "
+                              f"it would mix two runs: {fix}")
     return checkpoint
-

@@ -64,9 +64,9 @@ from cam_tutorial.checkpoints import (
     atomic_save,
     check_writable_folder,
     json_identity,
+    load_checkpoint,
     remove_stale_temporaries,
     restore_rng_state,
-    resume_checkpoint,
     rng_state,
     run_fingerprint,
     seed_everything,
@@ -292,18 +292,18 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     _check_train_arguments(train_set, config, checkpoint_dir, stop_after)
     _set_epoch(train_set, 0)  # a set that changes with the epoch is fingerprinted at its first
     run = _Run.of(model, train_set, config, checkpoint_dir)
-    checkpoint = resume_checkpoint(run.checkpoint_path, run.fingerprint) if run.checkpoint_path else None
+    path = run.checkpoint_path
+    checkpoint = load_checkpoint(path, run.fingerprint) if path is not None and path.exists() else None
     if checkpoint is not None and checkpoint["history"]["finished"]:
         model.load_state_dict(checkpoint["model"])
         model.eval()
-        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train",
-                    run.checkpoint_path, checkpoint["epoch"])
+        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train", path, checkpoint["epoch"])
         return History(**checkpoint["history"])
-    if run.checkpoint_path is not None:
+    if path is not None:
         # Before the first epoch, not after it: a folder that cannot take the checkpoint would
         # otherwise cost an epoch of training before saying so.
-        check_writable_folder(run.checkpoint_path.parent, "choose another checkpoint_dir")
-        remove_stale_temporaries(run.checkpoint_path)
+        check_writable_folder(path.parent, "choose another checkpoint_dir")
+        remove_stale_temporaries(path)
     history = run.start(checkpoint)
     start_epoch = history.starts[-1]
     end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
@@ -312,7 +312,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
         for epoch in epochs_bar:
             _run_epoch(run, epoch, train_set, val_set, history)
             epochs_bar.set_postfix(val_acc=f"{history.val_acc[-1]:.3f}", refresh=False)
-            if run.checkpoint_path is not None:
+            if path is not None:
                 run.save(history)
     model.eval()
     return history
@@ -437,7 +437,7 @@ def _run_epoch(run: _Run, epoch: int, train_set: Dataset, val_set: Dataset | Non
     train_seconds = time.perf_counter() - started
     if val_set is not None:
         val_loss, val_acc = evaluate(run.forward_model, val_set, config.eval_batch_size, run.device,
-                                     num_workers=run.num_workers, amp=config.amp if run.dtype else "off",
+                                     num_workers=run.num_workers, amp=config.amp,
                                      channels_last=run.channels_last, progress=config.progress)
     else:
         val_loss = val_acc = float("nan")
