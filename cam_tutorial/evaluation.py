@@ -77,9 +77,7 @@ def inference_channels_last(channels_last: bool | str, device: torch.device) -> 
     """
     if channels_last not in (True, False, "auto"):
         raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-    if channels_last == "auto":
-        return device.type in ("cuda", "cpu")
-    return bool(channels_last)
+    return device.type in ("cuda", "cpu") if channels_last == "auto" else bool(channels_last)
 
 
 def batch_to_device(images: torch.Tensor, device: torch.device, channels_last: bool, dataset: Dataset) -> torch.Tensor:
@@ -125,9 +123,7 @@ def progress_bar(loader: DataLoader, **bar_options: Any) -> tqdm:
 
 def default_workers(device: torch.device) -> int:
     """Loader workers for ``num_workers=None``: none on the CPU, up to 4 on CUDA."""
-    if device.type == "cuda":
-        return min(4, os.cpu_count() or 1)
-    return 0
+    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 @torch.no_grad()

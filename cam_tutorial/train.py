@@ -291,7 +291,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     config = config or TrainConfig()
     _check_train_arguments(train_set, config, checkpoint_dir, stop_after)
     _set_epoch(train_set, 0)  # a set that changes with the epoch is fingerprinted at its first
-    run = _Run.of(model, train_set, config, checkpoint_dir)
+    run = _Run(model, train_set, config, checkpoint_dir)
     path = run.checkpoint_path
     checkpoint = load_checkpoint(path, run.fingerprint) if path is not None and path.exists() else None
     if checkpoint is not None and checkpoint["history"]["finished"]:
@@ -337,55 +337,42 @@ def _check_train_arguments(train_set: Dataset, config: TrainConfig, checkpoint_d
         )
 
 
-@dataclass
 class _Run:
     """One call of :func:`train`: its settings, where and how it computes, what a checkpoint saves
     (the model, the optimiser, its schedule, the loss scaler, the shuffling) and where."""
 
-    config: TrainConfig
-    model: nn.Module
-    forward_model: nn.Module  # the model, or its compiled wrapper
-    device: torch.device
-    dtype: torch.dtype | None
-    channels_last: bool
-    num_workers: int
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    shuffle_generator: torch.Generator
-    checkpoint_path: Path | None
-    fingerprint: dict[str, Any]
-
-    @classmethod
-    def of(cls, model: nn.Module, train_set: Dataset, config: TrainConfig,
-           checkpoint_dir: str | os.PathLike | None) -> "_Run":
-        """The run's settings resolved, ``model`` moved to its device and layout, a fresh optimiser."""
-        device = torch.device(config.device) if config.device is not None else default_device()
-        dtype = resolve_precision(config.amp, device)
-        channels_last = device.type == "cuda" if config.channels_last == "auto" else bool(config.channels_last)
-        fingerprint = run_fingerprint(model, train_set, {name: getattr(config, name) for name in
-                                                         (*FINGERPRINT_FIELDS, "identity")})
-        model.to(device)
-        if channels_last:
+    def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig,
+                 checkpoint_dir: str | os.PathLike | None) -> None:
+        """Resolve the settings, move ``model`` to its device and layout, and make a fresh optimiser."""
+        self.config, self.model = config, model
+        self.device = torch.device(config.device) if config.device is not None else default_device()
+        self.dtype = resolve_precision(config.amp, self.device)
+        self.channels_last = (self.device.type == "cuda" if config.channels_last == "auto"
+                              else bool(config.channels_last))
+        self.num_workers = default_workers(self.device) if config.num_workers is None else config.num_workers
+        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        self.fingerprint = run_fingerprint(model, train_set, {name: getattr(config, name) for name in
+                                                              (*FINGERPRINT_FIELDS, "identity")})
+        model.to(self.device)
+        if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        if device.type == "cuda":
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        self.forward_model = torch.compile(model) if config.compile else model
         # Decay only matrices and kernels; decaying norm scales and biases only hurts.
         trained = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": [p for p in trained if p.ndim > 1], "weight_decay": config.weight_decay},
                   {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=device.type == "cuda")
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=self.device.type == "cuda")
         # drop_last: equal batches keep batch-norm statistics honest and shapes static for compile.
         total_steps = config.epochs * (len(train_set) // config.batch_size)  # type: ignore[arg-type]
         pct_start = config.pct_start
         if pct_start * total_steps == 1.0:
             pct_start *= 1.001  # OneCycleLR divides by zero when the warm-up is exactly one step
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
-                                                        pct_start=pct_start)
-        return cls(config, model, torch.compile(model) if config.compile else model, device, dtype, channels_last,
-                   default_workers(device) if config.num_workers is None else config.num_workers, optimizer,
-                   scheduler, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), torch.Generator(),
-                   Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None, fingerprint)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.lr,
+                                                             total_steps=total_steps, pct_start=pct_start)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.shuffle_generator = torch.Generator()
 
     def start(self, checkpoint: dict[str, Any] | None) -> History:
         """A fresh run seeds every generator; a resumed one restores the checkpoint's state."""
