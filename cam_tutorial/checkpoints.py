@@ -118,13 +118,6 @@ def run_fingerprint(model: nn.Module, train_set: Dataset, settings: dict[str, An
     }
 
 
-def _first_difference(stored: str, current: str) -> str:
-    for old, new in zip(stored.splitlines(), current.splitlines()):
-        if old != new:
-            return f"{old.strip()!r} vs now {new.strip()!r}"
-    return "a different number of modules"
-
-
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts as one dict of dotted paths, e.g. ``{"lab": {"version": 1}}`` -> ``{"lab.version": 1}``."""
     if not isinstance(value, dict) or not value:
@@ -159,8 +152,11 @@ def _fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) ->
             continue
         if key == "tensors":
             differences.append("model parameters (names or shapes)")
-        elif key == "modules":
-            text = _first_difference(str(stored.get("modules_text", "")), str(current.get("modules_text", "")))
+        elif key == "modules":  # the first line of the module trees that differs
+            lines = zip(str(stored.get("modules_text", "")).splitlines(),
+                        str(current.get("modules_text", "")).splitlines())
+            text = next((f"{old.strip()!r} vs now {new.strip()!r}" for old, new in lines if old != new),
+                        "a different number of modules")
             differences.append(f"model options (module tree): checkpoint {text}")
         elif key == "data":
             differences.append(f"training data: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")

@@ -130,6 +130,7 @@ def default_workers(device: torch.device) -> int:
 def _forward_all(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
                  num_workers: int, amp: str, channels_last: bool, progress: bool,
                  desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    model.to(device).eval()
     dtype = resolve_precision(amp, device)
     channels_last = inference_channels_last(channels_last, device)
     loader = make_loader(dataset, batch_size, device, num_workers)
@@ -166,7 +167,6 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
         True
     """
     device = model_device(model) if device is None else torch.device(device)
-    model.to(device).eval()
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     count = 0
@@ -207,7 +207,6 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
         (torch.Size([5]), [0, 1, 0, 1, 0])
     """
     device = model_device(model) if device is None else torch.device(device)
-    model.to(device).eval()
     predicted, targets = [], []
     for logits, labels in _forward_all(model, dataset, batch_size, device, num_workers, amp,
                                        channels_last, progress, "predict"):
