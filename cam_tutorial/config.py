@@ -45,9 +45,9 @@ def _check_fields(owner: str, values: object, may_be_zero: tuple[str, ...] = ())
     fields ``may_be_zero``), and one annotated ``bool`` that is not ``True`` or ``False``."""
     for field in dataclasses.fields(values):  # type: ignore[arg-type]
         value, least = getattr(values, field.name), 0 if field.name in may_be_zero else 1
-        if field.type == "bool" and not isinstance(value, bool):
+        if field.type in ("bool", bool) and not isinstance(value, bool):
             raise ValueError(f"{owner} {field.name} must be True or False, got {value!r}")
-        if field.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        if field.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             kind = "a non-negative" if least == 0 else "a positive"
             raise ValueError(f"{owner} {field.name} must be {kind} integer, got {value!r}: e.g. {field.name}=32")
 
