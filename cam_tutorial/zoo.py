@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -219,7 +219,7 @@ class ModelInfo:
 
 def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
     return ModelInfo(name=stored["name"], preset=stored["preset"], key=stored["key"],
-                     history=History.from_dict(stored["history"]), test_loss=stored["test_loss"],
+                     history=History(**stored["history"]), test_loss=stored["test_loss"],
                      test_acc=stored["test_acc"], region=stored["region"], source=source, path=str(path))
 
 
@@ -470,7 +470,7 @@ def _store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, history:
         "format": zoo_cache.ZOO_FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
         "region": wanted.lab.region, "identity": wanted.identity(),
         "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
+        "history": asdict(history), "test_loss": test_loss, "test_acc": test_acc,
     }
     zoo_cache.write_final(stored, final_path)
     return stored

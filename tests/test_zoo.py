@@ -553,7 +553,7 @@ def test_an_unwritable_cache_fails_before_training(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):  # the tests run as root, who may write anywhere: pretend
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(zoo_cache.tempfile, "mkstemp", read_only)  # the same module object as train's
+    monkeypatch.setattr(zoo_cache.tempfile, "TemporaryFile", read_only)  # the same module object as train's
     with pytest.raises(CheckpointError, match=r"cannot write to .*permission denied.*choose another cache_dir"):
         zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path / "ro", progress=False)
 
