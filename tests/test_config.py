@@ -84,7 +84,7 @@ def test_chapter_sizes_stay_outside_the_zoo_cache_key():
     changed = ci.replace(chapter=ci.chapter.replace(
         throughput_steps=3, sanity_images=9, curve_images=13, curve_steps=13,
         download_weights=True, finetune_epochs=1, probe_image_size=64, probe_train_size=7, probe_test_size=7,
-            compare_images=7))
+        compare_images=7))
     assert all(getattr(changed.chapter, f) != getattr(ci.chapter, f) for f in CHAPTER_FIELDS)
     assert [recipe(n, changed).key for n in available_models()] == [recipe(n, ci).key for n in available_models()]
 
