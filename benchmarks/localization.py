@@ -8,7 +8,7 @@ Gaussian bumps, ``--size`` px) with one or two random boxes each, scored with 10
 :func:`tests.reference.localization.max_box_acc_reference`, side by side in one run, for MaxBoxAccV2
 (all contours) and MaxBoxAcc (largest contour). Before any timing the two are checked to give
 the same numbers (every per-image, per-threshold IoU, bit for bit); the script stops with exit
-status 1 if they do not. The runs are interleaved (reference, fast, fast with threads, then
+status 1 if they do not. The runs are interleaved (reference, fast, then
 again) so that a change in machine load hits every method alike, and each time is the best of
 ``--repeats`` (the least disturbed run). Printed: seconds, maps per second, and the speed-up
 over the loop (target: at least 2x; ``--check-target`` makes a miss exit with status 1).
@@ -25,12 +25,11 @@ printed: how fast each method's maps are computed and scored. No number is typed
 is measured when it runs.
 
 **Part 3, the released code's boxes (``--released``).**
-:func:`cam_tutorial.released_code.box_from_cam_released_code` (first box, and ``return_all``)
-against the statement-by-statement loop it replaced,
-:func:`tests.reference.localization.box_from_cam_released_code_reference` (which runs the
-O(boxes x kept) merge even for the first box), on the map of issue 12 (uniform noise,
+:func:`cam_tutorial.released_code.box_from_cam_released_code` against the statement-by-statement
+loop it replaced, :func:`tests.reference.localization.box_from_cam_released_code_reference`
+(``LIMIT`` on every box in Python, then a sort), on the map of issue 12 (uniform noise,
 ``--size`` px: thousands of contours) and on ``--n`` smooth maps. Every box is checked equal first (exit status 1 if not);
-then each is timed once (the loop on noise takes tens of seconds) and the ratios printed.
+then each is timed once and the ratio printed.
 
 How to run (from the repository root, as a module: the reference loops live in ``tests/``)::
 
@@ -98,7 +97,7 @@ class Timed:
 GRIDS = {"default": DEFAULT_CAM_THRESHOLDS, "fine": FINE_CAM_THRESHOLDS}
 
 
-def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int,
+def metric_throughput(n: int, size: int, repeats: int, seed: int,
                       taus: np.ndarray = DEFAULT_CAM_THRESHOLDS, protocol: str = "clean") -> float:
     """Time fast vs reference MaxBoxAcc(V2); return the worst fast/reference speed-up."""
     maps, boxes = random_smooth_maps(n, size, seed)
@@ -113,11 +112,6 @@ def metric_throughput(n: int, size: int, repeats: int, seed: int, workers: int,
             Timed("max_box_acc", lambda mc=multi_contour: max_box_acc(
                 maps, boxes, cam_thresholds=taus, multi_contour=mc, protocol=protocol)),
         ]
-        if workers > 1:
-            methods.append(Timed(f"max_box_acc, {workers} threads",
-                                 lambda mc=multi_contour: max_box_acc(
-                                     maps, boxes, cam_thresholds=taus, multi_contour=mc,
-                                     workers=workers, protocol=protocol)))
         results = [m.run() for m in methods]  # untimed: check first, and warm up
         for method, result in zip(methods[1:], results[1:]):
             if not (np.array_equal(result.best_iou, results[0].best_iou)
@@ -174,7 +168,7 @@ TABLE_COLUMNS = ("method", "top1_cls", "top1_loc", "gt_known_loc", "max_box_acc"
                  "v2_03", "v2_05", "v2_07", "pointing", "object_covered", "area_ratio")
 
 
-def model_comparison(preset_name: str | None, limit: int | None, workers: int) -> list[dict[str, Any]]:
+def model_comparison(preset_name: str | None, limit: int | None) -> list[dict[str, Any]]:
     """Measure every method of :func:`cam_tutorial.methods.compare.method_maps` on the lab's test split.
 
     The models come from the zoo (trained on first use, then cached); the preset from
@@ -183,7 +177,7 @@ def model_comparison(preset_name: str | None, limit: int | None, workers: int) -
     """
     import torch
 
-    from cam_tutorial.methods.compare import compare_methods, comparison_rows, method_maps
+    from cam_tutorial.methods.compare import comparison_rows, localization_report, method_maps
     from cam_tutorial.config import default_device, get_preset
     from cam_tutorial.zoo import model_dataset, trained_model
 
@@ -199,7 +193,7 @@ def model_comparison(preset_name: str | None, limit: int | None, workers: int) -
     gmp = trained_model("resnet18b_gmp", preset, device=device, progress=False)
     timings: dict[str, float] = {}
     maps = method_maps(gap, dataset, gmp, preset.eval_batch_size, device, progress=False, timings=timings)
-    reports = compare_methods(maps, workers=workers)
+    reports = {name: localization_report(found, name) for name, found in maps.items()}
     print(f"\n  {'method':<32} {'maps (s)':>9} {'images/s':>9} {'scoring (s)':>12} {'maps/s':>8}")
     for name, report in reports.items():
         print(f"  {name:<32} {timings[name]:9.2f} {n / max(timings[name], 1e-9):9.0f} "
@@ -244,26 +238,19 @@ def released_code_speed(n: int, size: int, seed: int) -> None:
              (f"{n} smooth maps, {size} px", list(smooth))]
     print(f"released code's boxes: box_from_cam_released_code against the reference loop, "
           f"one timed run each, {os.cpu_count()} CPUs visible")
-    print(f"  {'maps':<30} {'boxes':>7} {'loop (s)':>9} {'first (s)':>10} {'ratio':>8} "
-          f"{'all (s)':>8} {'ratio':>8}")
+    print(f"  {'maps':<30} {'loop (s)':>9} {'fast (s)':>10} {'ratio':>8}")
     for label, maps in cases:
-        loop_s = first_s = all_s = 0.0
-        kept = 0
+        loop_s = fast_s = 0.0
         for cam in maps:
-            expected, seconds = _timed(lambda: box_from_cam_released_code_reference(
-                cam, return_all=True))
+            expected, seconds = _timed(lambda: box_from_cam_released_code_reference(cam))
             loop_s += seconds
-            first, seconds = _timed(lambda: box_from_cam_released_code(cam))
-            first_s += seconds
-            every, seconds = _timed(lambda: box_from_cam_released_code(cam, return_all=True))
-            all_s += seconds
-            kept += len(every)
-            if first.tolist() != expected[0].tolist() or every.tolist() != expected.tolist():
+            box, seconds = _timed(lambda: box_from_cam_released_code(cam))
+            fast_s += seconds
+            if box.tolist() != expected.tolist():
                 print(f"FAIL: box_from_cam_released_code and the loop disagree ({label})")
                 sys.exit(1)
-        print(f"  {label:<30} {kept:7d} {loop_s:9.2f} {first_s:10.3f} {loop_s / first_s:7.0f}x "
-              f"{all_s:8.2f} {loop_s / all_s:7.1f}x")
-    print("  boxes: identical to the loop's (the first box and every kept box)")
+        print(f"  {label:<30} {loop_s:9.2f} {fast_s:10.3f} {loop_s / fast_s:7.0f}x")
+    print("  boxes: identical to the loop's")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -272,8 +259,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224, help="map side in pixels (224)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2,
-                        help="also time max_box_acc with this many threads (2; 1 = skip)")
     parser.add_argument("--protocol", choices=MAX_BOX_ACC_PROTOCOLS, default="clean",
                         help="part 1's scoring protocol (clean; wsolevaluation: their code's numbers)")
     parser.add_argument("--grid", choices=tuple(GRIDS), default="default",
@@ -288,17 +273,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="--models: score only the first LIMIT test images")
     args = parser.parse_args(argv)
-    if min(args.n, args.size, args.repeats, args.workers) < 1:
-        parser.error("--n, --size, --repeats and --workers must be >= 1")
+    if min(args.n, args.size, args.repeats) < 1:
+        parser.error("--n, --size and --repeats must be >= 1")
 
     if args.models:
-        print_table(model_comparison(args.preset, args.limit, args.workers))
+        print_table(model_comparison(args.preset, args.limit))
         return
     if args.released:
         released_code_speed(args.n, args.size, args.seed)
         return
-    speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, args.workers,
-                                GRIDS[args.grid], args.protocol)
+    speedup = metric_throughput(args.n, args.size, args.repeats, args.seed, GRIDS[args.grid],
+                                args.protocol)
     both_at_once(args.n, args.size, args.repeats, args.seed, GRIDS[args.grid], args.protocol)
     verdict = "met" if speedup >= 2 else "NOT met"
     print(f"\nspeed-up of max_box_acc over the loop: {speedup:.2f}x at worst "

@@ -26,8 +26,8 @@ What is here:
 
 * :func:`box_from_cam`: the paper's rule (Zhou et al. 2016, section 3); :func:`boxes_from_cams`
   for a batch.
-* :func:`box_iou`, :func:`paired_box_iou` and :func:`localization_accuracy` (top-1 and
-  ground-truth-known localisation).
+* :func:`box_iou` and :func:`localization_accuracy` (top-1 and ground-truth-known
+  localisation).
 * A baseline that looks at no image: :func:`center_gaussian_maps`.
 * The input checks the localisation modules share (:func:`as_maps`, :func:`as_boxes`, ...):
   public so that those modules can use them, and left out of ``__all__``.
@@ -51,7 +51,6 @@ import numpy as np
 
 __all__ = [
     "box_iou",
-    "paired_box_iou",
     "box_from_cam",
     "boxes_from_cams",
     "LocalizationAccuracy",
@@ -103,18 +102,14 @@ def as_maps(cams: Any, name: str = "cams") -> list[np.ndarray]:
     else:
         arr = to_numpy(cams)
         if arr.ndim != 3:
-            hint = " (for one map use cam[None])" if arr.ndim == 2 else ""
-            hint = " (for (N, 1, H, W) use cams[:, 0])" if arr.ndim == 4 else hint
-            hint = hint or " (stack 2-D maps with np.stack)"
+            hint = {2: " (for one map use cam[None])", 4: " (for (N, 1, H, W) use cams[:, 0])"}.get(
+                arr.ndim, " (stack 2-D maps with np.stack)")
             raise ValueError(f"{name} must be (N, H, W) or a list of 2-D maps, got shape "
                              f"{arr.shape}{hint}")
         items = list(arr)
     if not items:
         raise ValueError(f"{name} is empty: need at least one map")
-    maps = []
-    for i, item in enumerate(items):
-        maps.append(as_map(item, f"{name}[{i}]"))
-    return maps
+    return [as_map(item, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 def as_boxes(boxes: Any, name: str = "boxes") -> np.ndarray:
@@ -214,18 +209,20 @@ def check_size(size: Any) -> tuple[int, int] | None:
     return int(size[0]), int(size[1])
 
 
-def resize_map(m: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Bilinear resize of a float map to (height, width); the float map, never 8-bit first."""
+def resize_map(m: np.ndarray, size: tuple[int, int] | None,
+               interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resize of a float map to (height, width), bilinear unless told; the float map, never
+    8-bit first."""
     if size is None or m.shape == size:
         return m
-    return cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(m, (size[1], size[0]), interpolation=interpolation)
 
 
 # --------------------------------------------------------------------------------------------
 # IoU
 # --------------------------------------------------------------------------------------------
 
-def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
+def box_iou(boxes_a: Any, boxes_b: Any, *, inclusive: bool = False) -> np.ndarray:
     """Intersection over union of every box in ``boxes_a`` with every box in ``boxes_b``.
     Used in chapter 7, and the appendix.
 
@@ -238,6 +235,9 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     Args:
         boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)``; one box ``(4,)`` counts as ``(1, 4)``.
         boxes_b: ``(M, 4)`` boxes.
+        inclusive: read ``x1`` and ``y1`` as inclusive pixels, every side ``x1 - x0 + 1``, as
+            Choe et al.'s code does (:func:`~cam_tutorial.metrics.max_box_acc`'s
+            ``protocol="wsolevaluation"``).
 
     Returns:
         ``(N, M)`` float64 array of IoUs in [0, 1].
@@ -249,40 +249,18 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
         >>> box_iou([[0, 0, 4, 4]], [[0, 0, 4, 4], [2, 0, 6, 4], [4, 4, 8, 8]]).round(4).tolist()
         [[1.0, 0.3333, 0.0]]
     """
-    return _iou(as_boxes(boxes_a, "boxes_a")[:, None, :], as_boxes(boxes_b, "boxes_b")[None, :, :])
+    return _iou(as_boxes(boxes_a, "boxes_a")[:, None, :], as_boxes(boxes_b, "boxes_b")[None, :, :],
+                1.0 if inclusive else 0.0)
 
 
-def paired_box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
-    """The IoU of each box in ``boxes_a`` with the box at the same index in ``boxes_b``.
-    Used in the appendix.
-
-    The diagonal of :func:`box_iou`, without the ``N x N`` matrix: one predicted box per image
-    against that image's ground truth.
-
-    Returns:
-        ``(N,)`` float64 array of IoUs in [0, 1].
-
-    Raises:
-        ValueError: as :func:`box_iou`, or when the two hold different numbers of boxes.
-
-    Example:
-        >>> paired_box_iou([[0, 0, 4, 4], [0, 0, 2, 2]], [[2, 0, 6, 4], [0, 0, 2, 2]]).round(4).tolist()
-        [0.3333, 1.0]
-    """
-    a, b = as_boxes(boxes_a, "boxes_a"), as_boxes(boxes_b, "boxes_b")
-    if len(a) != len(b):
-        raise ValueError(f"paired_box_iou pairs boxes by index: got {len(a)} and {len(b)} boxes; "
-                         "use box_iou for every pair")
-    return _iou(a, b)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes ``(..., 4)`` that broadcast against each other."""
-    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+def _iou(a: np.ndarray, b: np.ndarray, extra: float = 0.0) -> np.ndarray:
+    """IoU of boxes ``(..., 4)`` that broadcast against each other, ``extra`` added to every side
+    (1 for inclusive corners; adding 0.0 changes no bit)."""
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + extra, 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + extra, 0, None)
     inter = inter_w * inter_h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    area_a = (a[..., 2] - a[..., 0] + extra) * (a[..., 3] - a[..., 1] + extra)
+    area_b = (b[..., 2] - b[..., 0] + extra) * (b[..., 3] - b[..., 1] + extra)
     union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
@@ -304,7 +282,7 @@ def foreground_mask(m: np.ndarray, threshold: float) -> np.ndarray:
     return m >= threshold * top
 
 
-def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
+def box_from_cam(cam: Any, threshold: float = 0.2) -> np.ndarray:
     """The CAM paper's box: the tight box of the largest region above a fraction of the maximum.
     Used in chapter 7, and the appendix.
 
@@ -327,8 +305,6 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
     Args:
         cam: one map ``(H, W)``, numpy or torch.
         threshold: the fraction of the maximum, in [0, 1]; the paper uses 0.2.
-        size: optional ``(height, width)`` (or one int) to resize the float map to first
-            (bilinear), e.g. the image's size when ``cam`` is the raw low-resolution map.
 
     Returns:
         ``(4,)`` int64 box ``(x0, y0, x1, y1)``, ``x1`` and ``y1`` exclusive.
@@ -340,8 +316,7 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
         [3, 4, 4, 5]
     """
     threshold = float(check_unit_interval(threshold, "threshold")[0])
-    m = resize_map(as_map(cam), check_size(size))
-    fg = foreground_mask(m, threshold).astype(np.uint8)
+    fg = foreground_mask(as_map(cam), threshold).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     # Row 0 of stats is the background label; the foreground is never empty here.
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -349,11 +324,11 @@ def box_from_cam(cam: Any, threshold: float = 0.2, *, size: Any = None) -> np.nd
     return np.array([x, y, x + w, y + h], dtype=np.int64)
 
 
-def boxes_from_cams(cams: Any, threshold: float = 0.2, *, size: Any = None) -> np.ndarray:
+def boxes_from_cams(cams: Any, threshold: float = 0.2) -> np.ndarray:
     """:func:`box_from_cam` for a batch ``(N, H, W)`` (or a list of maps): ``(N, 4)`` int64.
     Used in chapters 5 and 8, and the appendix."""
     maps = as_maps(cams)
-    return np.stack([box_from_cam(m, threshold, size=size) for m in maps])
+    return np.stack([box_from_cam(m, threshold) for m in maps])
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,22 +341,16 @@ class LocalizationAccuracy:
     Used in no chapter directly.
 
     Attributes:
-        top1_loc: class right AND best IoU with a ground-truth box >= the IoU threshold.
-        gt_known_loc: best IoU >= the threshold, whatever the class (the class is given).
+        top1_loc: class right AND best IoU with a ground-truth box >= 0.5.
+        gt_known_loc: best IoU >= 0.5, whatever the class (the class is given).
         top1_cls: class right (classification accuracy), for reference.
         ious: per image, the best IoU of its predicted box with its ground-truth boxes.
-        iou_threshold: the threshold used.
     """
 
     top1_loc: float
     gt_known_loc: float
     top1_cls: float
     ious: np.ndarray
-    iou_threshold: float
-
-
-def _best_iou_per_image(pred_boxes: np.ndarray, gt_lists: list[np.ndarray]) -> np.ndarray:
-    return np.array([box_iou(pred_boxes[i], gt)[0].max() for i, gt in enumerate(gt_lists)])
 
 
 def localization_accuracy(
@@ -389,7 +358,6 @@ def localization_accuracy(
     true_classes: Any,
     pred_boxes: Any,
     gt_boxes: Any,
-    iou_threshold: float = 0.5,
 ) -> LocalizationAccuracy:
     """Top-1 localisation (class right and IoU >= 0.5) and ground-truth-known localisation.
     Used in chapter 7, and the appendix.
@@ -397,8 +365,8 @@ def localization_accuracy(
     For image ``i`` with best IoU :math:`u_i = \\max_g \\mathrm{IoU}(\\hat b_i, g)` over its
     ground-truth boxes ``g`` (ImageNet's rule: any box of the class counts),
 
-    .. math:: \\text{top-1 loc} = \\tfrac1N \\sum_i [\\hat y_i = y_i]\\,[u_i \\ge \\delta],
-              \\qquad \\text{GT-known loc} = \\tfrac1N \\sum_i [u_i \\ge \\delta].
+    .. math:: \\text{top-1 loc} = \\tfrac1N \\sum_i [\\hat y_i = y_i]\\,[u_i \\ge 0.5],
+              \\qquad \\text{GT-known loc} = \\tfrac1N \\sum_i [u_i \\ge 0.5].
 
     Pass the boxes of the maps of the *true* class: ground-truth-known localisation needs them,
     and where the class is right they are the predicted class's boxes, so top-1 is unchanged.
@@ -408,7 +376,6 @@ def localization_accuracy(
         true_classes: ``(N,)`` true labels.
         pred_boxes: ``(N, 4)`` one box per image.
         gt_boxes: ``(N, 4)``, ``(N, K, 4)`` or a list of ``(K_i, 4)`` arrays (several per image).
-        iou_threshold: :math:`\\delta` in (0, 1].
 
     Returns:
         A :class:`LocalizationAccuracy`.
@@ -419,8 +386,6 @@ def localization_accuracy(
         >>> r.top1_loc, r.gt_known_loc
         (0.5, 1.0)
     """
-    iou_threshold = float(check_unit_interval(iou_threshold, "iou_threshold",
-                                               allow_zero=False)[0])
     pred, true = to_numpy(pred_classes), to_numpy(true_classes)
     if pred.ndim != 1 or true.ndim != 1:
         raise ValueError(f"pred_classes and true_classes must be 1-D (N,) label arrays, got "
@@ -437,15 +402,14 @@ def localization_accuracy(
     if len(true) != n or len(boxes) != n:
         raise ValueError(f"lengths differ: {n} pred_classes, {len(true)} true_classes, "
                          f"{len(boxes)} pred_boxes; give one of each per image")
-    ious = _best_iou_per_image(boxes, as_box_lists(gt_boxes, n))
-    located = ious >= iou_threshold
+    ious = np.array([_iou(box, gt).max() for box, gt in zip(boxes, as_box_lists(gt_boxes, n))])
+    located = ious >= 0.5
     right = pred == true
     return LocalizationAccuracy(
         top1_loc=float(np.mean(right & located)),
         gt_known_loc=float(np.mean(located)),
         top1_cls=float(np.mean(right)),
         ious=ious,
-        iou_threshold=iou_threshold,
     )
 
 # --------------------------------------------------------------------------------------------

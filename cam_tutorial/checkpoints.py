@@ -11,7 +11,7 @@ files honest, away from the training loop:
   and a fix that suits it; :func:`check_format` checks what was read;
 * :func:`check_writable_folder` proves a folder takes files before any work that would be lost;
 * the resume fingerprint (:func:`run_fingerprint`): what identifies a run (the model's tensors
-  and module tree, the data, the settings and an ``identity``), so that :func:`resume_checkpoint`
+  and module tree, the data, the settings and an ``identity``), so that :func:`load_checkpoint`
   refuses a checkpoint of another run, naming what differs (:func:`identity_differences`);
 * the random state of every generator (:func:`rng_state`), so that a resumed run goes on exactly.
 
@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -65,8 +64,6 @@ CHECKPOINT_FORMAT = "cam_tutorial.train/1"
 # What every checkpoint written by train() holds.
 CHECKPOINT_KEYS = ("format", "fingerprint", "epoch", "model", "optimizer", "scheduler", "scaler", "rng",
                    "history", "config")
-# Items of the training set whose bytes identify the data in the resume fingerprint.
-_FINGERPRINT_ITEMS = 3
 # "Disk quota exceeded" is not defined everywhere (e.g. Windows).
 _EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
 
@@ -98,13 +95,10 @@ def _data_identity(dataset: Dataset) -> dict[str, Any]:
     length = len(dataset)  # type: ignore[arg-type]
     describes_itself = type(dataset).__repr__ is not object.__repr__
     digest = hashlib.sha256()
-    for index in sorted({0, length // 2, length - 1})[:_FINGERPRINT_ITEMS]:
+    for index in sorted({0, length // 2, length - 1}):
         image, label, *_ = dataset[index]
-        try:
-            digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
-            digest.update(repr(torch.as_tensor(label).tolist()).encode())
-        except (TypeError, ValueError, RuntimeError):  # items that are not tensors: their repr
-            digest.update(repr((image, label)).encode())
+        digest.update(torch.as_tensor(image).detach().cpu().contiguous().numpy().tobytes())
+        digest.update(repr(torch.as_tensor(label).tolist()).encode())
     return {"repr": repr(dataset) if describes_itself else "", "items": digest.hexdigest()[:16]}
 
 
@@ -122,13 +116,6 @@ def run_fingerprint(model: nn.Module, train_set: Dataset, settings: dict[str, An
         "data": _data_identity(train_set),
         **settings,
     }
-
-
-def _first_difference(stored: str, current: str) -> str:
-    for old, new in zip(stored.splitlines(), current.splitlines()):
-        if old != new:
-            return f"{old.strip()!r} vs now {new.strip()!r}"
-    return "a different number of modules"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -165,8 +152,11 @@ def _fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) ->
             continue
         if key == "tensors":
             differences.append("model parameters (names or shapes)")
-        elif key == "modules":
-            text = _first_difference(str(stored.get("modules_text", "")), str(current.get("modules_text", "")))
+        elif key == "modules":  # the first line of the module trees that differs
+            lines = zip(str(stored.get("modules_text", "")).splitlines(),
+                        str(current.get("modules_text", "")).splitlines())
+            text = next((f"{old.strip()!r} vs now {new.strip()!r}" for old, new in lines if old != new),
+                        "a different number of modules")
             differences.append(f"model options (module tree): checkpoint {text}")
         elif key == "data":
             differences.append(f"training data: checkpoint {stored.get(key)!r} vs now {current.get(key)!r}")
@@ -213,25 +203,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                   scaler: torch.amp.GradScaler, shuffle_generator: torch.Generator) -> dict[str, Any]:
-    """What a resumed run needs to go on exactly: the weights, the optimiser, the schedule, the
-    loss scaler and every generator's state (:func:`restore_training_state` puts it back)."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": rng_state(shuffle_generator)}
-
-
-def restore_training_state(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-                           scheduler: Any, scaler: torch.amp.GradScaler, shuffle_generator: torch.Generator) -> None:
-    """Put back what :func:`training_state` saved."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    restore_rng_state(state["rng"], shuffle_generator)
-
-
 def remove_stale_temporaries(path: Path) -> None:
     """Delete the temporary files that saves of ``path`` killed midway left (:func:`atomic_save`);
     only while nobody else writes there (one run per ``checkpoint_dir``, the zoo's lock per entry).
@@ -244,18 +215,9 @@ def remove_stale_temporaries(path: Path) -> None:
         >>> list(folder.iterdir())
         []
     """
-    for stale in sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []:
+    for stale in sorted(path.parent.glob(f".{path.name}.*.tmp")):  # none where there is no folder
         logger.info("removing %s, left by a process killed while saving", stale)
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT):
-        return True
-    # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("unexpected pos" in text or "file write failed" in text)
+        stale.unlink(missing_ok=True)
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -287,9 +249,10 @@ def atomic_save(obj: Any, path: Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if _is_disk_full(exc):
+        tmp.unlink(missing_ok=True)
+        # torch.save reports a failed write from its C++ writer as a RuntimeError without the errno.
+        if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT)
+                or isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc))):
             raise OSError(errno.ENOSPC, f"disk full: cannot write {path.name} to {path.parent} "
                           f"(any earlier {path.name} there is kept); free space there or choose another "
                           "folder", str(path)) from exc
@@ -320,9 +283,7 @@ def check_writable_folder(folder: str | os.PathLike, fix: str) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cam_tutorial-write-test.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        tempfile.TemporaryFile(dir=folder).close()  # a file made there, and gone when closed
     except (FileExistsError, NotADirectoryError) as exc:
         # The first existing part of the path that is not a folder: the file in the way.
         blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
@@ -383,23 +344,18 @@ def safe_load(path: str | os.PathLike, what: str, fix: str) -> Any:
         it is empty (0 bytes; an interrupted copy or write?): delete it
     """
     path = Path(path)
-    with contextlib.suppress(OSError):
-        if path.is_file() and path.stat().st_size == 0:
-            raise CheckpointError(f"cannot read {what} {path}: it is empty (0 bytes; an interrupted copy or "
-                                  f"write?): {fix}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {what} {path}: it is empty (0 bytes; an interrupted copy or "
+                              f"write?): {fix}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         cause, advice = next((cause, advice) for kind, says, cause, advice in _LOAD_FAILURES
                              if isinstance(exc, kind) and re.search(says, str(exc)))
-        raise CheckpointError(f"cannot read {what} {path} ({type(exc).__name__}: {_first_line(exc)}): {cause}: "
+        lines = str(exc).strip().splitlines()  # the first, at most 200 characters, says enough
+        said = lines[0][:200] if lines else f"{type(exc).__name__} without a message"
+        raise CheckpointError(f"cannot read {what} {path} ({type(exc).__name__}: {said}): {cause}: "
                               f"{(advice or '{fix}').format(fix=fix)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, at most 200 characters; the type when empty."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else f"{type(exc).__name__} without a message"
 
 
 def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], what: str, fix: str) -> None:
@@ -426,40 +382,24 @@ def check_format(stored: Any, path: Path, expected: str, keys: Sequence[str], wh
                               f"(written by hand or by a broken program?): {fix}")
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read one of :func:`~cam_tutorial.train.train`'s checkpoints safely (``weights_only=True``) and check its format.
+def load_checkpoint(path: str | os.PathLike, fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read one of :func:`~cam_tutorial.train.train`'s checkpoints safely (``weights_only=True``) and check its
+    format; given the ``fingerprint`` of a run (:func:`run_fingerprint`), check that this run wrote it.
     Used in no chapter directly.
 
     Raises:
         CheckpointError: when the file cannot be read (the message says why: missing, no
-            permission, empty, truncated...) or is not a complete checkpoint written by
-            :func:`~cam_tutorial.train.train` (e.g. a bare ``state_dict``); the message names the file and the fix.
+            permission, empty, truncated...), is not a complete checkpoint written by
+            :func:`~cam_tutorial.train.train` (e.g. a bare ``state_dict``), or was written by another
+            run (resuming would mix two runs; the message names what differs); the message names the
+            file and the fix.
     """
     path = Path(path)
     fix = f"delete {path} or choose another checkpoint_dir"
     checkpoint = safe_load(path, "the checkpoint", fix)
     check_format(checkpoint, path, CHECKPOINT_FORMAT, CHECKPOINT_KEYS, "a cam_tutorial training checkpoint", fix)
-    return checkpoint
-
-
-def resume_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` to resume from, ``None`` when there is none.
-
-    Raises:
-        CheckpointError: when it is unreadable, or was written by another run (:func:`run_fingerprint`
-            differs; the message names what differs), since resuming would mix two runs.
-    """
-    if not path.exists():
-        return None
-    checkpoint = load_checkpoint(path)
-    differences = _fingerprint_differences(checkpoint.get("fingerprint", {}), fingerprint)
+    differences = [] if fingerprint is None else _fingerprint_differences(checkpoint["fingerprint"], fingerprint)
     if differences:
-        raise CheckpointError(
-            f"{path} was written by another run ({'; '.join(differences)}), so resuming from it would "
-            f"mix two runs: delete {path} or choose another checkpoint_dir"
-        )
+        raise CheckpointError(f"{path} was written by another run ({'; '.join(differences)}), so resuming from "
+                              f"it would mix two runs: {fix}")
     return checkpoint
-
-
-# --------------------------------------------------------------------------- training
-

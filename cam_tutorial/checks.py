@@ -174,6 +174,8 @@ def check_image_batch(images: object) -> torch.Tensor:
 def as_class_tensor(classes: ClassIndices, batch: int, num_classes: int, device: torch.device) -> torch.Tensor:
     """Validate class indices; return a LongTensor of shape ``(B,)`` or ``(B, k)`` on ``device``.
 
+    One int (or a 0-d tensor) is the same class for every image.
+
     Example:
         >>> import torch
         >>> as_class_tensor([0, 1], batch=2, num_classes=3, device=torch.device("cpu")).tolist()
@@ -181,18 +183,6 @@ def as_class_tensor(classes: ClassIndices, batch: int, num_classes: int, device:
     """
     if isinstance(classes, bool):
         raise TypeError("classes must be an int, a sequence of ints or an integer tensor, got a bool")
-    if isinstance(classes, int):
-        idx = torch.full((batch,), classes, dtype=torch.long, device=device)
-    else:
-        idx = _index_tensor(classes, batch, device)
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
-        bad = idx[(idx < 0) | (idx >= num_classes)][0]
-        raise ValueError(f"class index {int(bad)} is out of range: valid indices are 0 to {num_classes - 1}")
-    return idx
-
-
-def _index_tensor(classes: object, batch: int, device: torch.device) -> torch.Tensor:
-    """A sequence or tensor of class indices as a ``(B,)`` or ``(B, k)`` LongTensor (range unchecked)."""
     try:
         idx = torch.as_tensor(classes, device=device)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -202,12 +192,15 @@ def _index_tensor(classes: object, batch: int, device: torch.device) -> torch.Te
     if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
         raise TypeError(f"class indices must be integers, got dtype {idx.dtype}; use .long()")
     if idx.ndim == 0:
-        idx = idx.expand(batch)
+        idx = idx.expand(batch).clone()
     if idx.ndim not in (1, 2) or idx.shape[0] != batch:
         raise ValueError(
             f"classes must hold one index per image (shape ({batch},)) or k per image (shape ({batch}, k)), "
             f"got shape {tuple(idx.shape)} for a batch of {batch}"
         )
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
+        bad = idx[(idx < 0) | (idx >= num_classes)][0]
+        raise ValueError(f"class index {int(bad)} is out of range: valid indices are 0 to {num_classes - 1}")
     return idx.long()
 
 

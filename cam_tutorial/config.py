@@ -40,13 +40,16 @@ _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _OBJECT_KINDS = ("shapes", "creatures")
 
 
-def _check_counts(owner: str, values: object, names: tuple[str, ...], least: int) -> None:
-    """Refuse any of ``values``' fields ``names`` that is not an integer of at least ``least``."""
-    for name in names:
-        value = getattr(values, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+def _check_fields(owner: str, values: object, may_be_zero: tuple[str, ...] = ()) -> None:
+    """Refuse a field of ``values`` annotated ``int`` that is not a positive integer (or 0, for the
+    fields ``may_be_zero``), and one annotated ``bool`` that is not ``True`` or ``False``."""
+    for field in dataclasses.fields(values):  # type: ignore[arg-type]
+        value, least = getattr(values, field.name), 0 if field.name in may_be_zero else 1
+        if field.type in ("bool", bool) and not isinstance(value, bool):
+            raise ValueError(f"{owner} {field.name} must be True or False, got {value!r}")
+        if field.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             kind = "a non-negative" if least == 0 else "a positive"
-            raise ValueError(f"{owner} {name} must be {kind} integer, got {value!r}: e.g. {name}=32")
+            raise ValueError(f"{owner} {field.name} must be {kind} integer, got {value!r}: e.g. {field.name}=32")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class ChapterSizes:
         probe_test_size: images they are scored on, per task.
         download_weights: whether chapter 8's page on other models may try to download ImageNet
             weights (``ci`` never downloads).
+        compare_images: test images of each other preset's row in the preset comparisons
+            (the Going deeper pages of chapters 1 and 6), at most that preset's test split: ``ci``,
+            the run that CI executes, scores the shipped ``cpu`` models on a fifth of theirs.
         finetune_epochs: epochs of the ResNet18B fine-tuning on Imagenette (chapter 8's page on
             other models), run on Colab only; 0 skips it (it downloads the data set and needs a GPU).
 
@@ -86,15 +92,11 @@ class ChapterSizes:
     probe_train_size: int = 500
     probe_test_size: int = 300
     download_weights: bool = True
+    compare_images: int = 1000
     finetune_epochs: int = 0
 
     def __post_init__(self) -> None:
-        _check_counts("chapter size", self, ("throughput_steps", "sanity_images",
-                                             "curve_images", "curve_steps", "probe_image_size",
-                                             "probe_train_size", "probe_test_size"), least=1)
-        _check_counts("chapter size", self, ("finetune_epochs",), least=0)
-        if not isinstance(self.download_weights, bool):
-            raise ValueError(f"chapter size download_weights must be True or False, got {self.download_weights!r}")
+        _check_fields("chapter size", self, may_be_zero=("finetune_epochs",))
 
     def replace(self, **changes: object) -> "ChapterSizes":
         """A copy with some sizes changed, e.g. ``preset.chapter.replace(sanity_images=4)``."""
@@ -156,9 +158,7 @@ class Preset:
                 "1-64 letters, digits, '_' or '-' starting with a letter or digit (no '/', '.', spaces or "
                 "line breaks), e.g. 'ci_small'"
             )
-        _check_counts("preset", self, ("image_size", "width", "vgg_width", "train_size", "val_size", "test_size",
-                                       "epochs", "batch_size", "eval_batch_size"), least=1)
-        _check_counts("preset", self, ("pretrain_epochs", "pretrain_image_size"), least=0)
+        _check_fields("preset", self, may_be_zero=("pretrain_epochs", "pretrain_image_size"))
         if self.objects not in _OBJECT_KINDS:
             raise ValueError(f"preset objects must be one of {', '.join(map(repr, _OBJECT_KINDS))}, "
                              f"got {self.objects!r}: e.g. objects='creatures'")
@@ -179,7 +179,8 @@ PRESETS: dict[str, Preset] = {
                  test_size=500, epochs=6, batch_size=64, lr=4e-3,
                  chapter=ChapterSizes(throughput_steps=2, sanity_images=8,
                                       curve_images=12, curve_steps=12, probe_image_size=160,
-                                      probe_train_size=120, probe_test_size=80, download_weights=False)),
+                                      probe_train_size=120, probe_test_size=80, download_weights=False,
+                                      compare_images=100)),
     # The book's outputs: the lab with parts at 160 px (10x10 maps). Every model is trained on the
     # shapes lab first (pretrain_epochs), then fine-tuned on the creatures; see zoo_recipes.ModelRecipe.start.
     "cpu": Preset("cpu", image_size=160, width=16, vgg_width=8, train_size=6000, val_size=1000,
@@ -208,13 +209,11 @@ def get_preset(name: str | None = None) -> Preset:
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
+    source = "the caller"
     if name is None:
-        name = os.environ.get(ENV_VAR, "").strip().lower() or None
+        name = os.environ.get(ENV_VAR, "").strip().lower()
         source = f"${ENV_VAR}" if name else "the hardware"
-    else:
-        source = "the caller"
-    if name is None:
-        name = "gpu" if torch.cuda.is_available() else "cpu"
+        name = name or ("gpu" if torch.cuda.is_available() else "cpu")
     if name not in PRESETS:
         raise ValueError(
             f"unknown preset {name!r} (from {source}): use one of {', '.join(PRESETS)}, "
@@ -229,7 +228,7 @@ def default_device() -> torch.device:
     Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -237,8 +236,6 @@ def default_device() -> torch.device:
 def map_size(image_size: int) -> int:
     """Side of ResNet18B's (and VGG16-GAP's) feature maps: the input side over the stride 16.
     Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix."""
-    # conv 7x7/2 (pad 3), max-pool 3x3/2 (pad 1), then two stride-2 3x3 convs (pad 1).
-    side = image_size
-    for _ in range(4):
-        side = (side + 1) // 2
-    return side
+    # conv 7x7/2 (pad 3), max-pool 3x3/2 (pad 1), then two stride-2 3x3 convs (pad 1): each
+    # halves the side, rounding up, and four halvings rounding up are one division by 16 rounding up.
+    return -(-image_size // 16)

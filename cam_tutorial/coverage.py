@@ -39,18 +39,40 @@ __all__ = [
 ]
 
 
-def _as_mask(mask: Any, shape: tuple[int, int], name: str) -> np.ndarray:
-    """One object mask as bool (non-zero = object), checked against its map's shape."""
-    m = to_numpy(mask)
-    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
-        raise TypeError(f"{name} must hold numbers or booleans, got dtype {m.dtype}")
-    if m.shape != shape:
-        raise ValueError(f"{name} has shape {m.shape} but its map has {shape}: a mask needs the "
-                         "same shape as its map; resize the map (or the mask) to one size")
-    if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
-        raise ValueError(f"{name} contains NaN or infinity: a mask is 0 (background) or "
-                         "non-zero (object); fix it upstream or pass np.nan_to_num(mask)")
-    return m != 0
+def _masks_for(masks: Any, maps: list[np.ndarray]) -> list[np.ndarray]:
+    """One boolean mask per map (non-zero = object), from ``(N, H, W)`` or a list of 2-D masks,
+    each checked against its map's shape."""
+    if isinstance(masks, (list, tuple)):
+        items = list(masks)
+    elif np.ndim(to_numpy(masks)) == 3:
+        items = list(to_numpy(masks))
+    else:
+        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
+                         f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
+    if len(items) != len(maps):
+        raise ValueError(f"{len(items)} masks for {len(maps)} maps: give one per map")
+    out = []
+    for i, (item, m) in enumerate(zip(items, maps)):
+        mask = to_numpy(item)
+        if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == bool):
+            raise TypeError(f"mask {i} must hold numbers or booleans, got dtype {mask.dtype}")
+        if mask.shape != m.shape:
+            raise ValueError(f"mask {i} has shape {mask.shape} but its map has {m.shape}: a mask "
+                             "needs the same shape as its map; resize the map (or the mask) to one size")
+        if np.issubdtype(mask.dtype, np.floating) and not np.isfinite(mask).all():
+            raise ValueError(f"mask {i} contains NaN or infinity: a mask is 0 (background) or "
+                             "non-zero (object); fix it upstream or pass np.nan_to_num(mask)")
+        out.append(mask != 0)
+    return out
+
+
+def _top_pixels(maps: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per map of ``maps`` ``(N, P)``, its ``counts[i]`` highest pixels ``(N, P)`` bool; ties
+    broken by position (a stable sort of ``-value``: row-major, first wins)."""
+    order = np.argsort(-maps, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
+    return ranks < counts[:, None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,13 +108,7 @@ def _object_masks(gt_masks_or_boxes: Any, maps: list[np.ndarray], kind: str) -> 
     if kind == "box":
         return [_box_mask(b, m.shape) for b, m in
                 zip(as_box_lists(gt_masks_or_boxes, len(maps), "gt_masks_or_boxes"), maps)]
-    items = (list(gt_masks_or_boxes) if isinstance(gt_masks_or_boxes, (list, tuple))
-             else list(to_numpy(gt_masks_or_boxes)))
-    if len(items) != len(maps):
-        raise ValueError(f"gt_masks_or_boxes has {len(items)} masks for {len(maps)} maps: "
-                         "give one per map")
-    return [_as_mask(item, m.shape, f"mask {i}")
-            for i, (item, m) in enumerate(zip(items, maps))]
+    return _masks_for(gt_masks_or_boxes, maps)
 
 
 def pointing_game(
@@ -177,7 +193,6 @@ class AreaFraction:
         precision: :math:`|A \\cap M| / |A|`, the fraction of the map's area on the object.
         cam_area: :math:`|A| / (HW)`, the fraction of the image the map keeps.
         object_area: :math:`|M| / (HW)`, the fraction of the image the object fills.
-        threshold: the fraction of each map's maximum used.
 
     ``object_covered`` and ``area_ratio`` are NaN for an image with an empty mask (use
     ``np.nanmean``); ``A`` is never empty.
@@ -188,7 +203,6 @@ class AreaFraction:
     precision: np.ndarray
     cam_area: np.ndarray
     object_area: np.ndarray
-    threshold: float
 
     def means(self) -> dict[str, float]:
         """The mean of each per-image measure over the images (NaN ignored)."""
@@ -226,28 +240,16 @@ def cam_area_fraction(cams: Any, masks: Any, threshold: float = 0.2) -> AreaFrac
     if np.ndim(to_numpy(cams)) == 2 and not isinstance(cams, (list, tuple)):
         cams, masks = [cams], [masks]
     maps = as_maps(cams)
-    mask_items = (list(masks) if isinstance(masks, (list, tuple))
-                  else list(to_numpy(masks)) if to_numpy(masks).ndim == 3 else None)
-    if mask_items is None:
-        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
-                         f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
-    if len(mask_items) != len(maps):
-        raise ValueError(f"{len(mask_items)} masks for {len(maps)} maps: give one per map")
-    covered, ratio, precision, cam_area, object_area = ([] for _ in range(5))
-    for i, (m, item) in enumerate(zip(maps, mask_items)):
-        mask = _as_mask(item, m.shape, f"mask {i}")
-        kept = foreground_mask(m, threshold)
-        n_kept, n_obj, n_both = int(kept.sum()), int(mask.sum()), int((kept & mask).sum())
-        covered.append(n_both / n_obj if n_obj else np.nan)
-        ratio.append(n_kept / n_obj if n_obj else np.nan)
-        precision.append(n_both / n_kept)
-        cam_area.append(n_kept / m.size)
-        object_area.append(n_obj / m.size)
-    return AreaFraction(
-        object_covered=np.array(covered), area_ratio=np.array(ratio),
-        precision=np.array(precision), cam_area=np.array(cam_area),
-        object_area=np.array(object_area), threshold=threshold,
-    )
+    # Per image: |A|, |M|, |A ∩ M| and the number of pixels HW.
+    kept = [foreground_mask(m, threshold) for m in maps]
+    n_kept, n_obj, n_both, n_all = np.array([(a.sum(), o.sum(), (a & o).sum(), a.size)
+                                             for a, o in zip(kept, _masks_for(masks, maps))], float).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return AreaFraction(
+            object_covered=np.where(n_obj > 0, n_both / n_obj, np.nan),
+            area_ratio=np.where(n_obj > 0, n_kept / n_obj, np.nan),
+            precision=n_both / n_kept, cam_area=n_kept / n_all, object_area=n_obj / n_all,
+        )
 
 
 def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
@@ -279,27 +281,15 @@ def object_size_coverage(cams: Any, masks: Any) -> np.ndarray:
     if not isinstance(cams, (list, tuple)) and np.ndim(to_numpy(cams)) == 2:
         cams, masks = [cams], [masks]
     map_list = as_maps(cams)
-    mask_list = (list(masks) if isinstance(masks, (list, tuple))
-                 else list(to_numpy(masks)) if np.ndim(to_numpy(masks)) == 3 else None)
-    if mask_list is None:
-        raise ValueError(f"masks must be (N, H, W) or a list of 2-D masks, got shape "
-                         f"{to_numpy(masks).shape}; give one mask per map, the map's shape")
-    if len(mask_list) != len(map_list):
-        raise ValueError(f"{len(mask_list)} masks for {len(map_list)} maps: give one per map")
-    objects_list = [_as_mask(item, m.shape, f"mask {i}")
-                    for i, (m, item) in enumerate(zip(map_list, mask_list))]
+    objects_list = _masks_for(masks, map_list)
     if len({m.shape for m in map_list}) > 1:
         raise ValueError("object_size_coverage needs maps of one size, got "
                          f"{sorted({m.shape for m in map_list})}; resize them to one size")
-    maps, objects = np.stack(map_list), np.stack(objects_list)
-    flat, inside = maps.reshape(len(maps), -1), objects.reshape(len(objects), -1)
+    inside = np.stack(objects_list).reshape(len(map_list), -1)
     sizes = inside.sum(1)
-    # A stable sort of -value: equal values keep their row-major order.
-    order = np.argsort(-flat, axis=1, kind="stable")
-    ranked_inside = np.take_along_axis(inside, order, axis=1)
-    top = np.arange(flat.shape[1])[None, :] < sizes[:, None]
+    top = _top_pixels(np.stack(map_list).reshape(len(map_list), -1), sizes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sizes > 0, (ranked_inside & top).sum(1) / sizes, np.nan)
+        return np.where(sizes > 0, (inside & top).sum(1) / sizes, np.nan)
 
 
 @dataclass(frozen=True)
@@ -310,22 +300,15 @@ class PartCoverage:
     Attributes:
         covered: ``(N, P)`` the share of part ``p``'s pixels in the kept region (NaN where the
             image has no pixel of that part).
-        parts_covered: ``(N,)`` how many parts have at least ``min_share`` of their pixels
-            covered (of the parts in ``counted``).
+        parts_covered: ``(N,)`` how many parts have at least half their pixels covered (of
+            the parts in :func:`part_coverage`'s ``counted``).
         peak_part: ``(N,)`` the part under the map's maximum: ``p`` for part ``p``, ``-1`` for
             the background.
-        counted: the parts ``parts_covered`` counts (indices into the P parts).
-        threshold: the fraction of each map's maximum that defines the kept region, or
-            ``None`` for regions of the object's size (``matched``).
-        min_share: the share of its pixels a part needs to count as covered.
     """
 
     covered: np.ndarray
     parts_covered: np.ndarray
     peak_part: np.ndarray
-    counted: tuple[int, ...]
-    threshold: float | None
-    min_share: float
 
     def mean_covered(self) -> np.ndarray:
         """``(P,)`` each part's mean covered share over the images that show it."""
@@ -341,7 +324,7 @@ class PartCoverage:
 
 
 def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | None = 0.2, *,
-                  counted: Sequence[int] | None = None, min_share: float = 0.5) -> PartCoverage:
+                  counted: Sequence[int] | None = None) -> PartCoverage:
     """Which parts of each object a map covers: the measure behind "GAP covers the whole extent,
     GMP one part".
     Used in the appendix.
@@ -351,7 +334,7 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
     the paper's (pixels at or above ``threshold`` times the map's maximum, as in
     :func:`cam_area_fraction`), or with ``threshold=None`` the map's ``|M|`` highest pixels, a
     region exactly the object's size (as in :func:`object_size_coverage`). Then for part ``p``
-    with pixels ``P_p``, ``covered = |A ∩ P_p| / |P_p|``.
+    with pixels ``P_p``, ``covered = |A ∩ P_p| / |P_p|``; a part counts as covered from half.
 
     Args:
         cams: ``(N, H, W)`` maps, at the part maps' resolution.
@@ -359,11 +342,10 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
         num_parts: the number of parts ``P``.
         threshold: the fraction of the maximum, in [0, 1], or ``None`` for object-sized regions.
         counted: the parts ``parts_covered`` counts (default all).
-        min_share: the covered share at which a part counts as covered, in (0, 1].
 
     Raises:
         ValueError: maps with NaN or infinity, part maps of another shape or with labels
-            outside ``[0, num_parts]``, or a bad threshold, share or part index.
+            outside ``[0, num_parts]``, or a bad threshold or part index.
 
     Example:
         >>> import numpy as np
@@ -378,25 +360,19 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
     if labels.shape != maps.shape:
         raise ValueError(f"part_maps have shape {labels.shape}, the maps {maps.shape}: give one part map "
                          "per map, at the maps' resolution (upsample the maps first)")
-    if isinstance(num_parts, bool) or not isinstance(num_parts, (int, np.integer)) or num_parts < 1:
-        raise ValueError(f"num_parts must be a positive int, got {num_parts!r}")
+    num_parts = check_count(num_parts, "num_parts")
     if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
                         or labels.max() > num_parts):
         raise ValueError(f"part labels must be integers in [0, {num_parts}] (0 = background), got "
                          f"{labels.dtype} in [{labels.min()}, {labels.max()}]")
     if threshold is not None:
         threshold = float(check_unit_interval(threshold, "threshold")[0])
-    if not 0.0 < float(min_share) <= 1.0:
-        raise ValueError(f"min_share must be in (0, 1], got {min_share!r}")
     counted = tuple(range(num_parts)) if counted is None else tuple(int(p) for p in counted)
     if any(not 0 <= p < num_parts for p in counted):
         raise ValueError(f"counted parts must be in [0, {num_parts}), got {counted}")
     if threshold is None:
         sizes = (labels > 0).reshape(len(maps), -1).sum(1)
-        order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(order.shape[1])[None], axis=1)
-        kept = (ranks < sizes[:, None]).reshape(maps.shape)
+        kept = _top_pixels(maps.reshape(len(maps), -1), sizes).reshape(maps.shape)
     else:
         kept = np.stack([foreground_mask(m, threshold) for m in maps])
     covered = np.full((len(maps), num_parts), np.nan)
@@ -406,6 +382,5 @@ def part_coverage(cams: Any, part_maps: Any, num_parts: int, threshold: float | 
         hit = (on & kept).reshape(len(maps), -1).sum(1)
         covered[:, p] = np.where(n > 0, hit / np.maximum(n, 1), np.nan)
     peak = labels.reshape(len(maps), -1)[np.arange(len(maps)), maps.reshape(len(maps), -1).argmax(1)]
-    counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= min_share).sum(1)
-    return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1,
-                        counted=counted, threshold=threshold, min_share=float(min_share))
+    counts = (np.nan_to_num(covered[:, list(counted)], nan=0.0) >= 0.5).sum(1)
+    return PartCoverage(covered=covered, parts_covered=counts, peak_part=peak.astype(np.int64) - 1)

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from typing import Any, Iterator, Sequence
@@ -54,16 +53,10 @@ def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
     """
     if amp not in AMP_CHOICES:
         raise ValueError(f"unknown amp {amp!r}: use one of {', '.join(map(repr, AMP_CHOICES))}")
-    if amp == "off":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    if device.type == "cuda":
+    if amp == "auto" and device.type == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
         return torch.bfloat16 if major >= 8 else torch.float16
-    return None
+    return {"auto": None, "off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def inference_channels_last(channels_last: bool | str, device: torch.device) -> bool:
@@ -84,16 +77,7 @@ def inference_channels_last(channels_last: bool | str, device: torch.device) -> 
     """
     if channels_last not in (True, False, "auto"):
         raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-    if channels_last == "auto":
-        return device.type in ("cuda", "cpu")
-    return bool(channels_last)
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` on ``device``; nothing for float32 (``None``)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return device.type in ("cuda", "cpu") if channels_last == "auto" else bool(channels_last)
 
 
 def batch_to_device(images: torch.Tensor, device: torch.device, channels_last: bool, dataset: Dataset) -> torch.Tensor:
@@ -110,10 +94,9 @@ def batch_to_device(images: torch.Tensor, device: torch.device, channels_last: b
             raise ValueError(f"{type(dataset).__name__} yields uint8 images but has no normalize_uint8(batch) "
                              "method to turn them into the model's float input: give it one (the lab's "
                              "training_view() has one), or yield normalised float images")
-        images = normalize(images)
-        return images.contiguous(memory_format=torch.channels_last if channels_last and images.dim() == 4
-                                 else torch.contiguous_format)
-    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.dim() == 4 else images
+        images = normalize(images)  # the lab's is a channels-last view: made planar below unless NHWC is wanted
+    nhwc = channels_last and images.dim() == 4
+    return images.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
 
 
 def make_loader(dataset: Dataset, batch_size: int, device: torch.device, num_workers: int,
@@ -140,22 +123,21 @@ def progress_bar(loader: DataLoader, **bar_options: Any) -> tqdm:
 
 def default_workers(device: torch.device) -> int:
     """Loader workers for ``num_workers=None``: none on the CPU, up to 4 on CUDA."""
-    if device.type == "cuda":
-        return min(4, os.cpu_count() or 1)
-    return 0
+    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 @torch.no_grad()
 def _forward_all(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
                  num_workers: int, amp: str, channels_last: bool, progress: bool,
                  desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    model.to(device).eval()
     dtype = resolve_precision(amp, device)
     channels_last = inference_channels_last(channels_last, device)
     loader = make_loader(dataset, batch_size, device, num_workers)
     for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress):
         images = batch_to_device(batch[0], device, channels_last, dataset)
         labels = torch.as_tensor(batch[1]).to(device, non_blocking=True)
-        with autocast(device, dtype):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(images)
         yield logits.float(), labels
 
@@ -185,7 +167,6 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: 
         True
     """
     device = model_device(model) if device is None else torch.device(device)
-    model.to(device).eval()
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     count = 0
@@ -226,7 +207,6 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 128, device: s
         (torch.Size([5]), [0, 1, 0, 1, 0])
     """
     device = model_device(model) if device is None else torch.device(device)
-    model.to(device).eval()
     predicted, targets = [], []
     for logits, labels in _forward_all(model, dataset, batch_size, device, num_workers, amp,
                                        channels_last, progress, "predict"):
@@ -257,6 +237,4 @@ def confusion_matrix(targets: torch.Tensor | Sequence[int], predicted: torch.Ten
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (the CPU for a model without parameters).
     Used in no chapter directly."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+    return next((p.device for p in model.parameters()), torch.device("cpu"))

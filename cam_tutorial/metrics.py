@@ -23,8 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +56,7 @@ MAX_BOX_ACC_PROTOCOLS: tuple[str, str] = ("clean", "wsolevaluation")
 
 # --------------------------------------------------------------------------------------------
 # MaxBoxAcc and MaxBoxAccV2. The steps without an underscore (normalize_to_uint8, candidate_boxes,
-# candidate_ious, ...) are shared with the reference loop in tests/reference/localization.py;
+# result_from_best_ious, ...) are shared with the reference loop in tests/reference/localization.py;
 # they are not in __all__.
 # --------------------------------------------------------------------------------------------
 
@@ -110,55 +108,23 @@ def normalize_to_uint8(m: np.ndarray) -> np.ndarray:
     return ((m - low) / (high - low) * 255).astype(np.uint8)
 
 
-def _cuts(cam_thresholds: np.ndarray, gray: np.ndarray) -> np.ndarray:
-    """The integer cut of each tau: pixels strictly above ``int(tau * max(gray))`` are kept."""
-    return (cam_thresholds * float(gray.max())).astype(np.int64)
-
-
-def _check_protocol(protocol: Any) -> str:
-    if protocol not in MAX_BOX_ACC_PROTOCOLS:
-        raise ValueError(f"protocol must be one of {MAX_BOX_ACC_PROTOCOLS}, got {protocol!r}: "
-                         "'clean' is this module's definition, 'wsolevaluation' Choe et al.'s "
-                         "code's")
-    return protocol
-
-
 def check_max_box_acc_inputs(cams: Any, gt_boxes: Any, iou_thresholds: Any, cam_thresholds: Any,
                              size: Any = None, protocol: str = "clean",
                              ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
     """:func:`max_box_acc`'s arguments, checked: the maps (resized to ``size`` as ``protocol``
     does), each image's ground-truth boxes, the deltas and the taus."""
-    protocol = _check_protocol(protocol)
+    if protocol not in MAX_BOX_ACC_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {MAX_BOX_ACC_PROTOCOLS}, got {protocol!r}: "
+                         "'clean' is this module's definition, 'wsolevaluation' Choe et al.'s "
+                         "code's")
     maps = as_maps(cams)
     gts = as_box_lists(gt_boxes, len(maps))
     deltas = check_unit_interval(iou_thresholds, "iou_thresholds", allow_zero=False)
     taus = check_unit_interval(cam_thresholds, "cam_thresholds")
+    # Their inference.py: cv2.resize of the float map with INTER_CUBIC.
+    interpolation = cv2.INTER_CUBIC if protocol == "wsolevaluation" else cv2.INTER_LINEAR
     target = check_size(size)
-    if target is not None:
-        if protocol == "wsolevaluation":
-            # Their inference.py: cv2.resize of the float map with INTER_CUBIC.
-            maps = [m if m.shape == target else
-                    cv2.resize(m, (target[1], target[0]), interpolation=cv2.INTER_CUBIC)
-                    for m in maps]
-        else:
-            maps = [resize_map(m, target) for m in maps]
-    return maps, gts, deltas, taus
-
-
-def _box_iou_wsolevaluation(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """wsolevaluation's ``calculate_multiple_iou``: corners read as inclusive pixels.
-
-    Every side is ``x1 - x0 + 1``, the intersection ``max(0, min(x1) - max(x0) + 1)`` (times
-    the same in ``y``), and a union ``<= 0`` gives IoU 0.
-    """
-    a, b = boxes_a[:, None, :], boxes_b[None, :, :]
-    inter = (np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
-             * np.maximum(0, np.minimum(a[..., 3], b[..., 3])
-                          - np.maximum(a[..., 1], b[..., 1]) + 1))
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros(union.shape), where=union > 0)
+    return [resize_map(m, target, interpolation) for m in maps], gts, deltas, taus
 
 
 def candidate_boxes(rects: Any, shape: tuple[int, int], protocol: str) -> np.ndarray:
@@ -173,18 +139,6 @@ def candidate_boxes(rects: Any, shape: tuple[int, int], protocol: str) -> np.nda
         boxes[:, 2] = np.minimum(boxes[:, 2], shape[1] - 1)
         boxes[:, 3] = np.minimum(boxes[:, 3], shape[0] - 1)
     return boxes
-
-
-def candidate_ious(boxes: np.ndarray, gt: np.ndarray, protocol: str) -> np.ndarray:
-    """Per candidate, the best IoU with the ground-truth boxes, under ``protocol``."""
-    if protocol == "wsolevaluation":
-        return _box_iou_wsolevaluation(boxes, gt).max(axis=1)
-    return box_iou(boxes, gt).max(axis=1)
-
-
-#: wsolevaluation's box for a threshold that leaves nothing: (0, 0, 0, 0), one pixel for them.
-WSOL_EMPTY_BOX: np.ndarray = np.zeros((1, 4))
-WSOL_EMPTY_BOX.setflags(write=False)
 
 
 def result_from_best_ious(best_iou: np.ndarray, deltas: np.ndarray, taus: np.ndarray,
@@ -207,7 +161,7 @@ def result_from_best_ious(best_iou: np.ndarray, deltas: np.ndarray, taus: np.nda
 
 
 def _distinct_cuts(gray: np.ndarray, cuts: np.ndarray,
-                    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int, int]]]:
+                    ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     """The cuts that leave different pixels of ``gray``, and where to trace each.
 
     Returns the distinct cuts ``(K,)``, the index into them of each of ``cuts``, and per distinct
@@ -229,8 +183,7 @@ def _distinct_cuts(gray: np.ndarray, cuts: np.ndarray,
     y_stop = gray.shape[0] - np.argmax(rows_in[:, ::-1], axis=1)
     x_start = np.argmax(cols_in, axis=1)
     x_stop = gray.shape[1] - np.argmax(cols_in[:, ::-1], axis=1)
-    windows = [(int(y0), int(y1), int(x0), int(x1))
-               for y0, y1, x0, x1 in zip(y_start, y_stop, x_start, x_stop)]
+    windows = np.stack([y_start, y_stop, x_start, x_stop], axis=1).tolist()
     return distinct, inverse, windows
 
 
@@ -241,9 +194,11 @@ def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: t
     gray = normalize_to_uint8(m)
     wsol = protocol == "wsolevaluation"
     mode = cv2.RETR_TREE if wsol else cv2.RETR_EXTERNAL
-    # A cut that leaves nothing: no candidate (clean), their one-pixel box at the origin (wsol).
-    empty = candidate_ious(WSOL_EMPTY_BOX, gt, protocol).max() if wsol else 0.0
-    cuts = _cuts(taus, gray)
+    # A cut that leaves nothing: no candidate (clean), their box (0, 0, 0, 0) (wsol: one pixel at
+    # the origin, their corners being inclusive).
+    empty = box_iou(np.zeros(4), gt, inclusive=True).max() if wsol else 0.0
+    # The integer cut of each tau: pixels strictly above int(tau * max(gray)) are kept.
+    cuts = (taus * float(gray.max())).astype(np.int64)
     live = cuts < int(gray.max())  # at or above the maximum nothing is left
     if not live.any():
         return [np.full(len(taus), empty) for _ in modes]
@@ -258,14 +213,14 @@ def _best_ious_by_mode(m: np.ndarray, gt: np.ndarray, taus: np.ndarray, modes: t
             rects[True].extend(cv2.boundingRect(c) for c in contours)
             counts[True][k] = len(contours)
         if False in rects:
-            largest = contours[0]
-            if len(contours) > 1:  # max() keeps the first of equal areas, like np.argmax
-                largest = max(contours, key=cv2.contourArea)
-            rects[False].append(cv2.boundingRect(largest))
+            # max() keeps the first of equal areas, like np.argmax
+            rects[False].append(cv2.boundingRect(max(contours, key=cv2.contourArea)))
             counts[False][k] = 1
     out = []
     for multi in modes:
-        per_candidate = candidate_ious(candidate_boxes(rects[multi], m.shape, protocol), gt, protocol)
+        # wsolevaluation's calculate_multiple_iou reads every corner as an inclusive pixel.
+        candidates = candidate_boxes(rects[multi], m.shape, protocol)
+        per_candidate = box_iou(candidates, gt, inclusive=wsol).max(axis=1)
         starts = np.concatenate([[0], np.cumsum(counts[multi])[:-1]])
         best = np.full(len(taus), empty)
         best[live] = np.maximum.reduceat(per_candidate, starts)[inverse]
@@ -279,7 +234,6 @@ def max_box_acc(
     iou_thresholds: Any = (0.3, 0.5, 0.7),
     cam_thresholds: Any = DEFAULT_CAM_THRESHOLDS,
     multi_contour: bool = True,
-    workers: int | None = None,
     *,
     size: Any = None,
     protocol: str = "clean",
@@ -344,8 +298,6 @@ def max_box_acc(
         cam_thresholds: the taus, in [0, 1]; default 0.00, 0.01, ..., 0.99
             (:data:`DEFAULT_CAM_THRESHOLDS`; :data:`FINE_CAM_THRESHOLDS` for published numbers).
         multi_contour: all contours (V2) or the largest only (MaxBoxAcc).
-        workers: threads over images (OpenCV releases the GIL); ``None`` or 1 runs in the
-            calling thread. See ``benchmarks/localization.py`` for what threads buy.
         size: optional ``(height, width)`` (or one int) to resize every map to first, e.g.
             the image size for raw low-resolution maps: bilinear (clean) or bicubic
             (wsolevaluation).
@@ -368,36 +320,16 @@ def max_box_acc(
     """
     maps, gts, deltas, taus = check_max_box_acc_inputs(cams, gt_boxes, iou_thresholds, cam_thresholds, size,
                                        protocol)
-    (best_iou,) = _best_ious_all(maps, gts, taus, (multi_contour,), workers, protocol)
+    best_iou = np.stack([_best_ious_by_mode(m, gt, taus, (multi_contour,), protocol)[0]
+                         for m, gt in zip(maps, gts)])
     return result_from_best_ious(best_iou, deltas, taus, multi_contour, protocol)
-
-
-def _best_ious_all(maps: list[np.ndarray], gts: list[np.ndarray], taus: np.ndarray,
-                   modes: tuple[bool, ...], workers: int | None, protocol: str) -> list[np.ndarray]:
-    """``(N, n_tau)`` best IoUs for each mode of ``modes``, over threads."""
-    n_workers = 1 if workers is None else int(workers)
-    if n_workers < 1:
-        raise ValueError(f"workers must be >= 1 threads (or None for the calling thread), "
-                         f"got {workers!r}")
-
-    def one(i: int) -> list[np.ndarray]:
-        return _best_ious_by_mode(maps[i], gts[i], taus, modes, protocol)
-
-    if n_workers == 1 or len(maps) == 1:
-        rows = [one(i) for i in range(len(maps))]
-    else:
-        with ThreadPoolExecutor(max_workers=min(n_workers, os.cpu_count() or 1)) as pool:
-            rows = list(pool.map(one, range(len(maps))))
-    return [np.stack([row[k] for row in rows]) for k in range(len(modes))]
 
 
 def max_box_acc_both(
     cams: Any,
     gt_boxes: Any,
     iou_thresholds: Any = (0.3, 0.5, 0.7),
-    largest_iou_thresholds: Any = (0.5,),
     cam_thresholds: Any = DEFAULT_CAM_THRESHOLDS,
-    workers: int | None = None,
     *,
     size: Any = None,
     protocol: str = "clean",
@@ -405,8 +337,8 @@ def max_box_acc_both(
     """MaxBoxAccV2 (every contour) and the original MaxBoxAcc (the largest contour) at once.
     Used in the appendix.
 
-    The same two results as ``max_box_acc(cams, gt_boxes, iou_thresholds, ...)`` and
-    ``max_box_acc(cams, gt_boxes, largest_iou_thresholds, ..., multi_contour=False)``, bit for
+    The same two results as ``max_box_acc(cams, gt_boxes, iou_thresholds, ...)`` and the
+    original MaxBoxAcc, ``max_box_acc(cams, gt_boxes, (0.5,), ..., multi_contour=False)``, bit for
     bit, for about half the work: each map is normalised, cut and traced once for both (tracing
     the contours is most of the time). The arguments are those of :func:`max_box_acc`.
 
@@ -422,7 +354,7 @@ def max_box_acc_both(
     """
     maps, gts, deltas, taus = check_max_box_acc_inputs(cams, gt_boxes, iou_thresholds, cam_thresholds, size,
                                        protocol)
-    largest_deltas = check_unit_interval(largest_iou_thresholds, "largest_iou_thresholds", allow_zero=False)
-    every, largest = _best_ious_all(maps, gts, taus, (True, False), workers, protocol)
+    rows = [_best_ious_by_mode(m, gt, taus, (True, False), protocol) for m, gt in zip(maps, gts)]
+    every, largest = (np.stack(column) for column in zip(*rows))
     return (result_from_best_ious(every, deltas, taus, True, protocol),
-            result_from_best_ious(largest, largest_deltas, taus, False, protocol))
+            result_from_best_ious(largest, np.array([0.5]), taus, False, protocol))

@@ -3,9 +3,10 @@
 Chapter 7 and its appendix use this module. The paper says "20% of the maximum, largest
 connected component" (:func:`cam_tutorial.boxes.box_from_cam`); the released MATLAB and C++
 pipeline thresholds an 8-bit map at three grey levels, erodes, clips boxes near the edges and
-merges them. :func:`box_from_cam_released_code` reproduces every step, arithmetic included.
+keeps the largest. :func:`box_from_cam_released_code` reproduces every step that makes the box
+it scores, arithmetic included.
 The statement-by-statement loop it replaced, ``box_from_cam_released_code_reference``, lives
-with the tests (``tests/reference/localization.py``), which check that both give the same boxes.
+with the tests (``tests/reference/localization.py``), which check that both give the same box.
 
 Maps and boxes follow :mod:`cam_tutorial.boxes`: boxes ``(x0, y0, x1, y1)`` with exclusive
 ``x1``, ``y1``; a map holding NaN or infinity raises ``ValueError``.
@@ -32,8 +33,8 @@ __all__ = ["RELEASED_CODE_LEVELS", "box_from_cam_released_code"]
 #: The three grey levels (of 255) of the released code's ``generate_bbox.m``.
 RELEASED_CODE_LEVELS: tuple[int, int, int] = (20, 100, 110)
 
-# The steps without an underscore (released_gray, released_erosion, check_released_*) are shared
-# with the reference loop in tests/reference/localization.py; they are not in __all__.
+# The steps without an underscore (released_gray, released_erosion, check_released_inputs) are
+# shared with the reference loop in tests/reference/localization.py; they are not in __all__.
 
 
 def released_gray(m: np.ndarray) -> np.ndarray:
@@ -107,55 +108,15 @@ def _released_raw_boxes(gray: np.ndarray, levels: Sequence[int], erode: bool,
     return np.stack([x, y, w, h], axis=1)
 
 
-def _released_merge(rects: np.ndarray) -> np.ndarray:
-    """``dt_box.cpp``'s ``mergeBBox`` on rectangles sorted largest first, vectorised.
+def check_released_inputs(cam: Any, size: Any, levels: Sequence[int], edge_margin: int,
+                          ) -> tuple[np.ndarray, list[int], int]:
+    """:func:`box_from_cam_released_code`'s arguments, checked: the map (resized to ``size``),
+    ``levels`` as a list of ints and ``edge_margin`` as an int.
 
-    For each surviving box ``i`` in order, every later box ``j`` with ``big_overlap(i, j)`` is
-    erased, except that the C++ loop increments ``j`` after an erase and so never tests the
-    box that moved into the erased slot: the box right after an erased one survives this ``i``
-    (it may still be erased by a later ``i``). ``big_overlap``: the overlap of the two
-    rectangles, ``max(0, min(x12, x22) - max(x11, x21))`` times the same in ``y``, exceeds
-    ``t = (int)(max(w_a h_a, w_b h_b) * 0.5)`` (C truncation, toward zero). A rectangle with a
-    negative side overlaps nothing; two with negative areas have ``t < 0`` and overlap 0, so
-    the later one is erased.
-
-    The overlaps of box ``i`` with all later boxes are one numpy expression; only the erase
-    positions are walked in Python, to reproduce the skip.
+    A map too small for the margin raises: the released code's boxes would leave it (issue 11).
+    With ``W >= 2 m - 1`` every box stays inside: ``x`` lies in ``[0, W - m]`` and a flipped
+    box's far corner ``2 W - x_contour - 2 m`` is at least ``W + 1 - 2 m``.
     """
-    x0, y0 = rects[:, 0], rects[:, 1]
-    x1, y1 = x0 + rects[:, 2], y0 + rects[:, 3]
-    area = rects[:, 2] * rects[:, 3]
-    alive = np.arange(len(rects))  # the current vector, as indices into rects
-    i = 0
-    while i < len(alive) - 1:
-        a, tail = alive[i], alive[i + 1:]
-        over_x = np.maximum(0, np.minimum(x1[a], x1[tail]) - np.maximum(x0[a], x0[tail]))
-        over_y = np.maximum(0, np.minimum(y1[a], y1[tail]) - np.maximum(y0[a], y0[tail]))
-        limit = np.trunc(np.maximum(area[a], area[tail]) * 0.5)
-        hits = np.flatnonzero(over_x * over_y > limit)
-        if hits.size:
-            erased, next_tested = [], 0
-            for q in hits.tolist():
-                if q >= next_tested:  # tested (not the slot right after an erase)
-                    erased.append(q)
-                    next_tested = q + 2
-            alive = np.delete(alive, i + 1 + np.array(erased))
-        i += 1
-    return rects[alive]
-
-
-def _matlab_corners(rects: np.ndarray) -> np.ndarray:
-    """How ``generate_bbox.m`` reads ``x y w h`` back: corners ``(x, y, x + w, y + h)``, then
-    the smaller of each pair first, so a negative width flips the box to the other side."""
-    x, y = rects[:, 0], rects[:, 1]
-    x_end, y_end = x + rects[:, 2], y + rects[:, 3]
-    return np.stack([np.minimum(x, x_end), np.minimum(y, y_end),
-                     np.maximum(x, x_end), np.maximum(y, y_end)], axis=1).astype(np.int64)
-
-
-def check_released_arguments(levels: Sequence[int], edge_margin: int) -> tuple[list[int], int]:
-    """``levels`` and ``edge_margin`` of :func:`box_from_cam_released_code`, checked, as a list
-    of ints and an int."""
     levels_arr = np.asarray(levels)
     if (levels_arr.ndim != 1 or levels_arr.size == 0
             or not np.issubdtype(levels_arr.dtype, np.integer)
@@ -165,24 +126,17 @@ def check_released_arguments(levels: Sequence[int], edge_margin: int) -> tuple[l
     if isinstance(edge_margin, bool) or not isinstance(edge_margin, (int, np.integer)) \
             or edge_margin < 0:
         raise ValueError(f"edge_margin must be an int >= 0 (pixels), got {edge_margin!r}")
-    return levels_arr.tolist(), int(edge_margin)
-
-
-def check_released_map_size(shape: tuple[int, int], margin: int) -> None:
-    """Maps too small for the margin: the released code's boxes would leave them (issue 11).
-
-    With ``W >= 2 m - 1`` every box stays inside: ``x`` lies in ``[0, W - m]`` and a flipped
-    box's far corner ``2 W - x_contour - 2 m`` is at least ``W + 1 - 2 m``.
-    """
-    smallest = 2 * margin - 1
-    if margin and min(shape) < smallest:
+    m = resize_map(as_map(cam), check_size(size))
+    smallest = 2 * edge_margin - 1
+    if edge_margin and min(m.shape) < smallest:
         raise ValueError(
-            f"the map is {shape[0]} x {shape[1]} px, smaller than 2 * edge_margin - 1 = "
+            f"the map is {m.shape[0]} x {m.shape[1]} px, smaller than 2 * edge_margin - 1 = "
             f"{smallest} px: the released code's edge clipping (dt_box.cpp's LIMIT, "
-            f"edge_margin={margin}) puts boxes outside such a map. Resize it to the image "
+            f"edge_margin={edge_margin}) puts boxes outside such a map. Resize it to the image "
             f"first (size=(height, width); the released code ran at the image's size), or pass "
             f"edge_margin=0"
         )
+    return m, levels_arr.tolist(), int(edge_margin)
 
 
 def box_from_cam_released_code(
@@ -192,7 +146,6 @@ def box_from_cam_released_code(
     levels: Sequence[int] = RELEASED_CODE_LEVELS,
     erode: bool = True,
     edge_margin: int = 5,
-    return_all: bool = False,
 ) -> np.ndarray:
     """The box that the authors' released code (zhoubolei/CAM) produces, not the paper's rule.
     Used in the appendix.
@@ -230,17 +183,16 @@ def box_from_cam_released_code(
     5. **Sort** by ``w' * h'``, largest first (signed: two negative sides give a positive area
        that competes with the others).
     6. **Merge** (``mergeBBox``): for each box in order, each later box whose overlap with it
-       exceeds ``(int)(0.5 * max(area_a, area_b))`` is erased; the C++ loop then skips the
-       box right after the erased one, so that box is not tested against this one (it is
-       reproduced; see :func:`_released_merge`).
+       exceeds ``(int)(0.5 * max(area_a, area_b))`` is erased (the C++ loop then skips the box
+       right after an erased one). Nothing can erase the first box, so the merge never changes
+       it and is not reproduced here.
     7. **Back in MATLAB**, each ``x y w h`` becomes the corners ``(x, y, x + w, y + h)``,
        reordered to ``(min(x, x + w), min(y, y + h), max(..), max(..))``: a negative width
-       flips the box to the left of ``x'``. The first box (the largest, which nothing can
-       erase) is the one scored; ``ILSVRC_evaluate_bbox.m`` also reads a second one.
+       flips the box to the left of ``x'``. The first box (the largest) is the one scored;
+       ``ILSVRC_evaluate_bbox.m`` also reads a second one, which this function does not give.
 
-    The boxes are returned in the package's convention, ``(x0, y0, x1, y1)`` with exclusive
-    ``x1``, ``y1`` (OpenCV's ``x + w``). Only the first box is needed without ``return_all``:
-    it is the first of the largest signed area, found in one pass, and the merge is skipped.
+    The box is returned in the package's convention, ``(x0, y0, x1, y1)`` with exclusive
+    ``x1``, ``y1`` (OpenCV's ``x + w``): the first of the largest signed area, found in one pass.
 
     Departures, all small: the released heat maps went through a JPEG file (lossy) and
     MATLAB's bicubic ``imresize`` in single precision; here the float map is used and resized
@@ -263,12 +215,9 @@ def box_from_cam_released_code(
         levels: grey levels (0..254) to threshold the 8-bit map at, strictly above.
         erode: apply step 3.
         edge_margin: ``m`` of step 4, in pixels; 0 turns the clipping off.
-        return_all: return every box the merge keeps ``(K, 4)``, in the released order,
-            instead of the first.
 
     Returns:
-        ``(4,)`` int64 box ``(x0, y0, x1, y1)`` (exclusive ``x1``, ``y1``), or ``(K, 4)`` with
-        ``return_all``.
+        ``(4,)`` int64 box ``(x0, y0, x1, y1)`` (exclusive ``x1``, ``y1``).
 
     Raises:
         ValueError: a non-finite map, a map too small for ``edge_margin``, levels that are not
@@ -283,17 +232,14 @@ def box_from_cam_released_code(
         >>> box_from_cam_released_code(corner).tolist()  # LIMIT's negative sides, flipped
         [215, 215, 219, 219]
     """
-    levels_list, margin = check_released_arguments(levels, edge_margin)
-    m = resize_map(as_map(cam), check_size(size))
-    check_released_map_size(m.shape, margin)
+    m, levels_list, margin = check_released_inputs(cam, size, levels, edge_margin)
     rects = _released_raw_boxes(released_gray(m), levels_list, erode, margin)
     if len(rects) == 0:
         # No box written (a zero maximum); the released code's box of a constant map.
         rects = _released_raw_boxes(np.full(m.shape, 255, np.uint8), levels_list[:1], erode,
                                     margin)
-    area = rects[:, 2] * rects[:, 3]
-    if not return_all:
-        # The first of the largest area: what a stable descending sort puts first.
-        return _matlab_corners(rects[int(np.argmax(area))][None])[0]
-    order = np.argsort(-area, kind="stable")
-    return _matlab_corners(_released_merge(rects[order]))
+    # The first of the largest area: what a stable descending sort puts first.
+    x, y, w, h = (int(v) for v in rects[int(np.argmax(rects[:, 2] * rects[:, 3]))])
+    # How generate_bbox.m reads x y w h back: corners (x, y, x + w, y + h), then the smaller of
+    # each pair first, so a negative width flips the box to the other side.
+    return np.array([min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)], dtype=np.int64)

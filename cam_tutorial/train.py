@@ -64,17 +64,16 @@ from cam_tutorial.checkpoints import (
     atomic_save,
     check_writable_folder,
     json_identity,
+    load_checkpoint,
     remove_stale_temporaries,
-    restore_training_state,
-    resume_checkpoint,
+    restore_rng_state,
+    rng_state,
     run_fingerprint,
     seed_everything,
-    training_state,
 )
 from cam_tutorial.config import Preset, default_device
 from cam_tutorial.evaluation import (
     AMP_CHOICES,
-    autocast,
     batch_to_device,
     default_workers,
     evaluate,
@@ -165,28 +164,30 @@ class TrainConfig:
             raise ValueError(f"unknown amp {self.amp!r}: use one of {', '.join(map(repr, AMP_CHOICES))}")
         if self.channels_last not in (True, False, "auto"):
             raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-            value = _integer(name, getattr(self, name))
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}: e.g. {name}=1")
-            setattr(self, name, value)
-        self.seed = _integer("seed", self.seed)
-        if self.num_workers is not None:
-            self.num_workers = _integer("num_workers", self.num_workers)
-            if self.num_workers < 0:
-                raise ValueError(f"num_workers must be 0 or more (or None), got {self.num_workers!r}")
-        for name in ("lr", "weight_decay", "label_smoothing", "pct_start"):
+        # Whole numbers of an integer type (True, 1.5 and "3" are refused: a fractional epoch count
+        # would fail deep inside the schedule), each at least its least value.
+        for name, least in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("log_every", 1),
+                            ("seed", None), ("num_workers", 0)):
+            value = getattr(self, name)
+            if value is None and name == "num_workers":
+                continue
+            if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+                raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}): e.g. {name}=2")
+            if least is not None and value < least:
+                rule = "a positive integer" if least == 1 else "0 or more (or None)"
+                raise ValueError(f"{name} must be {rule}, got {value!r}: e.g. {name}={least}")
+            setattr(self, name, operator.index(value))
+        for name, fits, rule, example in (
+                ("lr", lambda value: value > 0, "be positive", ": e.g. lr=4e-3"),
+                ("weight_decay", lambda value: value >= 0, "be 0 or more", ": e.g. weight_decay=5e-4"),
+                ("label_smoothing", lambda value: 0 <= value < 1, "lie in [0, 1)", ""),
+                ("pct_start", lambda value: 0 < value < 1, "lie in (0, 1)", "")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
             setattr(self, name, float(value))
-        for name, fits, rule, example in (
-                ("lr", self.lr > 0, "be positive", ": e.g. lr=4e-3"),
-                ("weight_decay", self.weight_decay >= 0, "be 0 or more", ": e.g. weight_decay=5e-4"),
-                ("label_smoothing", 0 <= self.label_smoothing < 1, "lie in [0, 1)", ""),
-                ("pct_start", 0 < self.pct_start < 1, "lie in (0, 1)", "")):
-            if not fits:
-                raise ValueError(f"{name} must {rule}, got {getattr(self, name)!r}{example}")
+            if not fits(float(value)):
+                raise ValueError(f"{name} must {rule}, got {float(value)!r}{example}")
 
     @classmethod
     def from_preset(cls, preset: Preset, **changes: Any) -> "TrainConfig":
@@ -203,24 +204,6 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
-
-    def fingerprint_settings(self) -> dict[str, Any]:
-        """What of this config enters the resume fingerprint: :data:`FINGERPRINT_FIELDS` and
-        ``identity`` (when given)."""
-        identity = {} if self.identity is None else {"identity": self.identity}
-        return {**{name: getattr(self, name) for name in FINGERPRINT_FIELDS}, **identity}
-
-
-def _integer(name: str, value: Any) -> int:
-    """``value`` as an ``int`` when it is a whole number of an integer type (``True``, ``1.5`` and
-    ``"3"`` are refused: a fractional epoch count would fail deep inside the schedule)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}): "
-                         f"e.g. {name}=2") from None
 
 
 @dataclass
@@ -262,24 +245,8 @@ class History:
         """How many epochs are complete."""
         return len(self.epoch)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain lists and scalars (what the checkpoint stores)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "History":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
 
 # --------------------------------------------------------------------------- training
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Decay only matrices and kernels; decaying norm scales and biases only hurts.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config: TrainConfig | None = None,
@@ -324,36 +291,29 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None, config:
     config = config or TrainConfig()
     _check_train_arguments(train_set, config, checkpoint_dir, stop_after)
     _set_epoch(train_set, 0)  # a set that changes with the epoch is fingerprinted at its first
-    setup = _Setup.of(model, train_set, config, checkpoint_dir)
-    checkpoint = resume_checkpoint(setup.checkpoint_path, setup.fingerprint) if setup.checkpoint_path else None
-    finished = checkpoint is not None and checkpoint["history"]["finished"]
-    if setup.checkpoint_path is not None and not finished:
-        # Before the first epoch, not after it: a folder that cannot take the checkpoint would
-        # otherwise cost an epoch of training before saying so.
-        check_writable_folder(setup.checkpoint_path.parent, "choose another checkpoint_dir")
-        remove_stale_temporaries(setup.checkpoint_path)
-    model.to(setup.device)
-    if setup.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if finished:
+    run = _Run(model, train_set, config, checkpoint_dir)
+    path = run.checkpoint_path
+    checkpoint = load_checkpoint(path, run.fingerprint) if path is not None and path.exists() else None
+    if checkpoint is not None and checkpoint["history"]["finished"]:
         model.load_state_dict(checkpoint["model"])
         model.eval()
-        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train",
-                    setup.checkpoint_path, checkpoint["epoch"])
-        return History.from_dict(checkpoint["history"])
-    if setup.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    forward_model = torch.compile(model) if config.compile else model
-    parts = _Optimisation.of(model, train_set, config, setup)
-    history, start_epoch = _seed_or_resume(model, parts, checkpoint, config, setup)
+        logger.info("%s holds a finished run of %d epochs: loaded it, nothing to train", path, checkpoint["epoch"])
+        return History(**checkpoint["history"])
+    if path is not None:
+        # Before the first epoch, not after it: a folder that cannot take the checkpoint would
+        # otherwise cost an epoch of training before saying so.
+        check_writable_folder(path.parent, "choose another checkpoint_dir")
+        remove_stale_temporaries(path)
+    history = run.start(checkpoint)
+    start_epoch = history.starts[-1]
     end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
     with tqdm(range(start_epoch, end_epoch), desc="epochs", initial=start_epoch, total=config.epochs,
               disable=not config.progress) as epochs_bar:  # closed however the loop ends
         for epoch in epochs_bar:
-            _run_epoch(epoch, model, forward_model, train_set, val_set, config, setup, parts, history)
+            _run_epoch(run, epoch, train_set, val_set, history)
             epochs_bar.set_postfix(val_acc=f"{history.val_acc[-1]:.3f}", refresh=False)
-            if setup.checkpoint_path is not None:
-                _save_epoch(setup, parts, model, history, config, epoch)
+            if path is not None:
+                run.save(history)
     model.eval()
     return history
 
@@ -377,105 +337,95 @@ def _check_train_arguments(train_set: Dataset, config: TrainConfig, checkpoint_d
         )
 
 
-@dataclasses.dataclass
-class _Setup:
-    """Where and how a run trains: device, precision, layout, workers, checkpoint and fingerprint."""
+class _Run:
+    """One call of :func:`train`: its settings, where and how it computes, what a checkpoint saves
+    (the model, the optimiser, its schedule, the loss scaler, the shuffling) and where."""
 
-    device: torch.device
-    dtype: torch.dtype | None
-    channels_last: bool
-    num_workers: int
-    checkpoint_path: Path | None
-    fingerprint: dict[str, Any]
-
-    @classmethod
-    def of(cls, model: nn.Module, train_set: Dataset, config: TrainConfig,
-           checkpoint_dir: str | os.PathLike | None) -> "_Setup":
-        device = torch.device(config.device) if config.device is not None else default_device()
-        return cls(
-            device=device,
-            dtype=resolve_precision(config.amp, device),
-            channels_last=device.type == "cuda" if config.channels_last == "auto" else bool(config.channels_last),
-            num_workers=default_workers(device) if config.num_workers is None else config.num_workers,
-            checkpoint_path=Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None,
-            fingerprint=run_fingerprint(model, train_set, config.fingerprint_settings()),
-        )
-
-
-@dataclasses.dataclass
-class _Optimisation:
-    """The optimiser, its schedule, the loss scaler and the shuffling of one run."""
-
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    shuffle_generator: torch.Generator
-    sampler: RandomSampler
-
-    @classmethod
-    def of(cls, model: nn.Module, train_set: Dataset, config: TrainConfig, setup: _Setup) -> "_Optimisation":
-        device = setup.device
-        optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
-                                      fused=device.type == "cuda")
-        shuffle_generator = torch.Generator()
-        sampler = RandomSampler(train_set, generator=shuffle_generator)  # type: ignore[arg-type]
+    def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig,
+                 checkpoint_dir: str | os.PathLike | None) -> None:
+        """Resolve the settings, move ``model`` to its device and layout, and make a fresh optimiser."""
+        self.config, self.model = config, model
+        self.device = torch.device(config.device) if config.device is not None else default_device()
+        self.dtype = resolve_precision(config.amp, self.device)
+        self.channels_last = (self.device.type == "cuda" if config.channels_last == "auto"
+                              else bool(config.channels_last))
+        self.num_workers = default_workers(self.device) if config.num_workers is None else config.num_workers
+        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        self.fingerprint = run_fingerprint(model, train_set, {name: getattr(config, name) for name in
+                                                              (*FINGERPRINT_FIELDS, "identity")})
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.forward_model = torch.compile(model) if config.compile else model
+        # Decay only matrices and kernels; decaying norm scales and biases only hurts.
+        trained = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trained if p.ndim > 1], "weight_decay": config.weight_decay},
+                  {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=self.device.type == "cuda")
         # drop_last: equal batches keep batch-norm statistics honest and shapes static for compile.
-        steps_per_epoch = len(train_set) // config.batch_size  # type: ignore[arg-type]
-        total_steps = config.epochs * steps_per_epoch
+        total_steps = config.epochs * (len(train_set) // config.batch_size)  # type: ignore[arg-type]
         pct_start = config.pct_start
         if pct_start * total_steps == 1.0:
             pct_start *= 1.001  # OneCycleLR divides by zero when the warm-up is exactly one step
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start,
-        )
-        scaler = torch.amp.GradScaler(device.type, enabled=setup.dtype == torch.float16)
-        return cls(optimizer, scheduler, scaler, shuffle_generator, sampler)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.lr,
+                                                             total_steps=total_steps, pct_start=pct_start)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.shuffle_generator = torch.Generator()
+
+    def start(self, checkpoint: dict[str, Any] | None) -> History:
+        """A fresh run seeds every generator; a resumed one restores the checkpoint's state."""
+        if checkpoint is None:
+            seed_everything(self.config.seed)
+            self.shuffle_generator.manual_seed(self.config.seed)
+            history = History()
+        else:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            if checkpoint["scaler"]:  # empty when the scaler was off (float32 or bfloat16)
+                self.scaler.load_state_dict(checkpoint["scaler"])
+            restore_rng_state(checkpoint["rng"], self.shuffle_generator)
+            history = History(**checkpoint["history"])
+            logger.info("resuming from %s after epoch %d of %d", self.checkpoint_path, history.epochs_done,
+                        self.config.epochs)
+        history.starts.append(history.epochs_done)
+        history.device = str(self.device)
+        history.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        history.channels_last, history.compiled = self.channels_last, bool(self.config.compile)
+        return history
+
+    def save(self, history: History) -> None:
+        """Write ``last.pt`` after an epoch: everything a resumed run needs to go on exactly."""
+        atomic_save({"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, "epoch": history.epochs_done,
+                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                     "rng": rng_state(self.shuffle_generator), "history": dataclasses.asdict(history),
+                     "config": dataclasses.asdict(self.config)}, self.checkpoint_path)
 
 
-def _seed_or_resume(model: nn.Module, parts: _Optimisation, checkpoint: dict[str, Any] | None,
-                    config: TrainConfig, setup: _Setup) -> tuple[History, int]:
-    """A fresh run seeds every generator; a resumed one restores the checkpoint's state."""
-    if checkpoint is None:
-        seed_everything(config.seed)
-        parts.shuffle_generator.manual_seed(config.seed)
-        history = History()
-        start_epoch = 0
-    else:
-        restore_training_state(checkpoint, model, parts.optimizer, parts.scheduler, parts.scaler,
-                               parts.shuffle_generator)
-        history = History.from_dict(checkpoint["history"])
-        start_epoch = int(checkpoint["epoch"])
-        logger.info("resuming from %s after epoch %d of %d", setup.checkpoint_path, start_epoch, config.epochs)
-    history.starts.append(start_epoch)
-    history.device = str(setup.device)
-    history.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[setup.dtype]
-    history.channels_last, history.compiled = setup.channels_last, bool(config.compile)
-    return history, start_epoch
-
-
-def _run_epoch(epoch: int, model: nn.Module, forward_model: nn.Module, train_set: Dataset,
-               val_set: Dataset | None, config: TrainConfig, setup: _Setup, parts: _Optimisation,
-               history: History) -> None:
+def _run_epoch(run: _Run, epoch: int, train_set: Dataset, val_set: Dataset | None, history: History) -> None:
     """Train one epoch, validate, and append the epoch's numbers to ``history``."""
+    config = run.config
     started = time.perf_counter()
     _set_epoch(train_set, epoch)
     # The workers' seeds depend on the epoch only, so a resumed epoch gets the same ones.
-    loader = make_loader(train_set, config.batch_size, setup.device, setup.num_workers, sampler=parts.sampler,
-                       drop_last=True, seed=config.seed * 100_003 + epoch)
+    loader = make_loader(train_set, config.batch_size, run.device, run.num_workers, drop_last=True,
+                         sampler=RandomSampler(train_set, generator=run.shuffle_generator),  # type: ignore[arg-type]
+                         seed=config.seed * 100_003 + epoch)
     try:
-        train_loss, train_acc, images, last_lr = train_one_epoch(
-            forward_model, loader, parts.optimizer, parts.scheduler, parts.scaler, config, setup.device,
-            setup.dtype, setup.channels_last, desc=f"epoch {epoch + 1}/{config.epochs}",
-        )
+        train_loss, train_acc, images, last_lr = train_one_epoch(run.forward_model, loader, run,
+                                                                 desc=f"epoch {epoch + 1}/{config.epochs}")
     except TrainingDiverged as exc:
-        kept = (f"; the last good checkpoint, after epoch {epoch}, stays in {setup.checkpoint_path}"
-                if setup.checkpoint_path is not None and epoch > 0 else "")
+        kept = (f"; the last good checkpoint, after epoch {epoch}, stays in {run.checkpoint_path}"
+                if run.checkpoint_path is not None and epoch > 0 else "")
         raise TrainingDiverged(f"epoch {epoch + 1}/{config.epochs}, {exc}{kept}") from None
     train_seconds = time.perf_counter() - started
     if val_set is not None:
-        val_loss, val_acc = evaluate(forward_model, val_set, config.eval_batch_size, setup.device,
-                                     num_workers=setup.num_workers, amp=config.amp if setup.dtype else "off",
-                                     channels_last=setup.channels_last, progress=config.progress)
+        val_loss, val_acc = evaluate(run.forward_model, val_set, config.eval_batch_size, run.device,
+                                     num_workers=run.num_workers, amp=config.amp,
+                                     channels_last=run.channels_last, progress=config.progress)
     else:
         val_loss = val_acc = float("nan")
     seconds = time.perf_counter() - started
@@ -498,20 +448,10 @@ def _set_epoch(train_set: Dataset, epoch: int) -> None:
         set_epoch(epoch)
 
 
-def _save_epoch(setup: _Setup, parts: _Optimisation, model: nn.Module, history: History,
-                config: TrainConfig, epoch: int) -> None:
-    """Write ``last.pt`` after an epoch: everything a resumed run needs to go on exactly."""
-    state = training_state(model, parts.optimizer, parts.scheduler, parts.scaler, parts.shuffle_generator)
-    atomic_save({"format": CHECKPOINT_FORMAT, "fingerprint": setup.fingerprint, "epoch": epoch + 1, **state,
-                 "history": history.to_dict(), "config": dataclasses.asdict(config)}, setup.checkpoint_path)
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                    config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
-                    channels_last: bool, desc: str) -> tuple[float, float, int, float]:
+def train_one_epoch(model: nn.Module, loader: DataLoader, run: _Run, desc: str) -> tuple[float, float, int, float]:
     """One pass over ``loader`` (:func:`train`'s inner loop): ``(mean loss, accuracy, images, last
     learning rate)``; :class:`TrainingDiverged` at the first non-finite or exploding loss."""
+    config, device, optimizer, scaler = run.config, run.device, run.optimizer, run.scaler
     model.train()
     # Running sums stay on the device: reading them every step would make the CPU wait for the GPU.
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
@@ -525,9 +465,9 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     batches = progress_bar(loader, desc=desc, leave=False, disable=not config.progress)
     steps = len(loader)
     for step, batch in enumerate(batches, 1):
-        images = batch_to_device(batch[0], device, channels_last, loader.dataset)
+        images = batch_to_device(batch[0], device, run.channels_last, loader.dataset)
         labels = torch.as_tensor(batch[1]).to(device, non_blocking=True)
-        with autocast(device, dtype):
+        with torch.autocast(device.type, dtype=run.dtype, enabled=run.dtype is not None):
             logits = model(images)
             loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -535,7 +475,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         scaler.step(optimizer)
         scaler.update()
         last_lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-        scheduler.step()
+        run.scheduler.step()
         step_loss = loss.detach().double()
         total_loss += step_loss * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()

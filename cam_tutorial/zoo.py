@@ -17,16 +17,16 @@ Where the weights come from, in order:
    from its last complete epoch) and then the final weights, deleting the per-epoch checkpoint
    (it holds the optimiser's state too: 1.6 GB for VGG16-FC at the ``gpu`` preset).
 
-Each model under each preset has one :class:`~cam_tutorial.zoo_recipes.ModelRecipe`
-(:func:`recipe`; :mod:`cam_tutorial.zoo_recipes`): everything that shapes its weights, hashed into
-its cache key; a change to any of it trains a new model rather than reusing an old one. A shipped
-checkpoint whose key is not the recipe's is ignored with a logged warning that says what differs,
-and the model is trained into the cache. Every function here takes a preset or its name.
+Each model under each preset has one frozen :class:`~cam_tutorial.zoo_recipes.ModelRecipe`
+(:func:`recipe`): everything that shapes its weights, hashed whole into its cache key; a change to
+any of it trains a new model rather than reusing an old one. A shipped checkpoint whose key is not
+the recipe's is ignored with a logged warning that says what differs, and the model is trained
+into the cache. Every function here takes a preset or its name.
 
 A chapter may train a zoo model by hand (chapter 3 does, to show resuming): :func:`run_folder`
-is the entry's checkpoint folder, :func:`train_config` its settings, and :func:`store_run` makes
-the finished run the entry's model. On Colab, :func:`cam_tutorial.book.colab.use_drive_cache` puts
-the whole cache on Google Drive.
+is the entry's checkpoint folder, :func:`train_config` its settings, the recipe's ``lab`` its
+data, and :func:`store_run` makes the finished run the entry's model. On Colab,
+:func:`cam_tutorial.book.colab.use_drive_cache` puts the whole cache on Google Drive.
 
 Several processes may ask for the same model at once: a lock lets one of them train while the
 others wait. Files, locks and their checks (shipped files against a manifest of digests, cached
@@ -43,13 +43,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from cam_tutorial import lab as lab_module
 from cam_tutorial import zoo_cache
@@ -58,21 +57,10 @@ from cam_tutorial.config import PRESETS, Preset, default_device, get_preset
 from cam_tutorial.evaluation import default_workers, evaluate, model_device
 from cam_tutorial.lab import CLASS_NAMES, SyntheticShapes
 from cam_tutorial.train import History, TrainConfig, train
-from cam_tutorial.zoo_cache import (
-    ZOO_FORMAT,
-    entry_folder,
-    entry_lock,
-    explain_stale_shipped,
-    load_weights,
-    read_final,
-    remove_resume_checkpoint,
-    write_final,
-)
 from cam_tutorial.zoo_recipes import (
     DATA_SEED,
     MODEL_SEED,
     TRAIN_SEED,
-    Architecture,
     LabRecipe,
     ModelRecipe,
     TrainingRecipe,
@@ -85,11 +73,9 @@ __all__ = [
     "available_models",
     "trained_model",
     "model_dataset",
-    "training_images",
     "build_model",
     "preset_recipes",
     "train_config",
-    "shipped_presets",
     "presets_to_compare",
     "run_folder",
     "store_run",
@@ -177,39 +163,31 @@ def recipe(name: str, preset: Preset | str | None = None) -> ModelRecipe:
     Example:
         >>> from cam_tutorial.config import get_preset
         >>> r = recipe("resnet18b_gmp", get_preset("ci"))
-        >>> r.architecture.kwargs["pooling"], r.lab.train_size, r.training.epochs
+        >>> dict(r.options)["pooling"], r.lab.train_size, r.training.epochs
         ('max', 3000, 6)
     """
-    model = _zoo_model(name)
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(map(repr, _MODELS))}")
+    model = _MODELS[name]
     preset = as_preset(preset)
     config = TrainConfig.from_preset(preset, lr=preset.lr * model.lr_scale, seed=TRAIN_SEED)
     start = None
     creatures = preset.objects != "shapes"
     if creatures and preset.pretrain_epochs > 0:
         source = model.start_from or name
-        size = preset.pretrain_image_size if _zoo_model(source).small_start and preset.pretrain_image_size \
+        size = preset.pretrain_image_size if _MODELS[source].small_start and preset.pretrain_image_size \
             else preset.image_size
         shapes = preset.replace(objects="shapes", epochs=preset.pretrain_epochs, pretrain_epochs=0,
                                 pretrain_image_size=0, image_size=size)
         start = replace(recipe(source, shapes), name=f"{source}{START_SUFFIX}")
+    options = dict(num_classes=len(CLASS_NAMES), **model.options(preset))
     return ModelRecipe(
-        name=name, preset=preset.name,
-        architecture=Architecture.of(model.builder, num_classes=len(CLASS_NAMES), **model.options(preset)),
+        name=name, preset=preset.name, builder=model.builder, options=tuple(sorted(options.items())),
         lab=LabRecipe(train_size=preset.train_size, val_size=preset.val_size, test_size=preset.test_size,
                       version=lab_module.LAB_VERSION, image_size=preset.image_size, seed=DATA_SEED,
                       region=model.region, objects=preset.objects,
                       fresh_epochs=config.epochs if creatures and model.fresh_images else 0),
         training=TrainingRecipe.of(config), model_seed=MODEL_SEED, start=start)
-
-
-def _with_starts(recipes: list[ModelRecipe]) -> list[ModelRecipe]:
-    """``recipes`` and the recipes they start from, each once, starts first."""
-    found: dict[str, ModelRecipe] = {}
-    for wanted in recipes:
-        if wanted.start is not None:
-            found.update((r.key, r) for r in _with_starts([wanted.start]))
-        found[wanted.key] = wanted
-    return list(found.values())
 
 
 @dataclass
@@ -238,15 +216,11 @@ class ModelInfo:
     source: str
     path: str
 
-    @property
-    def val_acc(self) -> float:
-        """Validation accuracy after the last epoch."""
-        return self.history.val_acc[-1]
 
-    @property
-    def train_seconds(self) -> float:
-        """Wall time of training, summed over epochs (as measured when it was trained)."""
-        return float(sum(self.history.epoch_seconds))
+def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
+    return ModelInfo(name=stored["name"], preset=stored["preset"], key=stored["key"],
+                     history=History(**stored["history"]), test_loss=stored["test_loss"],
+                     test_acc=stored["test_acc"], region=stored["region"], source=source, path=str(path))
 
 
 def available_models() -> list[str]:
@@ -255,59 +229,42 @@ def available_models() -> list[str]:
     return list(_MODELS)
 
 
-def _zoo_model(name: str) -> _ZooModel:
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}: use one of {', '.join(map(repr, _MODELS))}")
-    return _MODELS[name]
-
-
-def shipped_presets() -> list[str]:
-    """The presets for which every zoo model ships with the package, in :data:`PRESETS` order.
-    Used in no chapter directly.
-
-    Read from the checkpoints' file names (``<model>-<preset>-<digest>.pt``); whether a file
-    still matches the code is :func:`trained_model`'s business.
-    """
-    found: dict[str, set[str]] = {}
-    for path in zoo_cache.PACKAGED_DIR.glob("*.pt") if zoo_cache.PACKAGED_DIR.is_dir() else []:
-        model, _, rest = path.stem.partition("-")
-        found.setdefault(rest.partition("-")[0], set()).add(model)
-    return [name for name in PRESETS if found.get(name, set()) >= set(_MODELS)]
-
-
 def presets_to_compare(preset: Preset | str | None = None) -> list[Preset]:
-    """``preset`` and every shipped preset, in :data:`PRESETS` order: the runs a chapter can set
-    side by side without training any model but its own preset's.
+    """``preset`` and every preset for which all zoo models ship with the package, in
+    :data:`PRESETS` order: the runs a chapter can set side by side without training any model but
+    its own preset's.
     Used in the appendix.
+
+    What ships is read from the checkpoints' file names (``<model>-<preset>-<digest>.pt``);
+    whether a file still matches the code is :func:`trained_model`'s business.
 
     Example:
         >>> [p.name for p in presets_to_compare(get_preset("gpu"))]
         ['ci', 'cpu', 'gpu']
     """
     preset = as_preset(preset)
-    names = set(shipped_presets()) | {preset.name}
-    return [preset if name == preset.name else PRESETS[name] for name in PRESETS if name in names]
+    shipped: dict[str, set[str]] = {preset.name: set(_MODELS)}
+    for path in zoo_cache.PACKAGED_DIR.glob("*.pt"):
+        model, _, rest = path.stem.partition("-")
+        shipped.setdefault(rest.partition("-")[0], set()).add(model)
+    return [preset if name == preset.name else PRESETS[name] for name in PRESETS
+            if shipped.get(name, set()) >= set(_MODELS)]
 
 
 def build_model(name: str, preset: Preset | str | None = None, cache_dir: str | os.PathLike | None = None) -> nn.Module:
-    """The network behind ``name`` as the zoo's training starts it (:func:`build_recipe` of
-    :func:`recipe`): seeded random weights, or under a creatures preset the weights of its start,
-    the same network trained on the shapes lab (shipped for ``cpu``; trained into ``cache_dir``
-    first elsewhere).
+    """The network behind ``name`` as the zoo's training starts it: seeded random weights
+    (:meth:`~cam_tutorial.zoo_recipes.ModelRecipe.network`), or under a creatures preset the
+    weights of its start, the same network trained on the shapes lab (shipped for ``cpu``; trained
+    into ``cache_dir`` first elsewhere).
     Used in chapters 3 and 6, and the appendix."""
-    return build_recipe(recipe(name, preset), cache_dir)
+    return _starting_network(recipe(name, preset), cache_dir, None, True)
 
 
-def build_recipe(wanted: ModelRecipe, cache_dir: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None, progress: bool = True) -> nn.Module:
-    """The network of recipe ``wanted`` as training starts it: :meth:`~ModelRecipe.network`, then,
-    when the recipe has a ``start``, that model's trained weights (from the package or the cache
-    in ``cache_dir``, trained first if neither has them)."""
+def _starting_network(wanted: ModelRecipe, cache_dir: str | os.PathLike | None, device: str | torch.device | None,
+                      progress: bool) -> nn.Module:
     model = wanted.network()
-    if wanted.start is not None:
-        stored, _, path = _stored_model(wanted.start, _START_EVAL_BATCH, wanted.start.network(),
-                                        entry_folder(wanted.start, cache_dir), device, progress)
-        load_weights(model, stored, path)
+    if wanted.start is not None:  # its trained weights, not random ones, are where training starts
+        _stored_model(model, wanted.start, _START_EVAL_BATCH, cache_dir, device, progress)
     return model
 
 
@@ -321,8 +278,12 @@ def preset_recipes(preset: Preset | str | None = None) -> list[ModelRecipe]:
         >>> [r.name for r in preset_recipes(get_preset("cpu"))][:3]
         ['resnet18b_gap_shapes', 'resnet18b_gap', 'resnet18b_gmp']
     """
-    preset = as_preset(preset)
-    return _with_starts([recipe(name, preset) for name in available_models()])
+    found: dict[str, ModelRecipe] = {}
+    for wanted in (recipe(name, preset) for name in available_models()):
+        if wanted.start is not None:  # a start has no start of its own
+            found[wanted.start.key] = wanted.start
+        found[wanted.key] = wanted
+    return list(found.values())
 
 
 def model_dataset(name: str, split: str, preset: Preset | str | None = None) -> SyntheticShapes:
@@ -337,23 +298,6 @@ def model_dataset(name: str, split: str, preset: Preset | str | None = None) -> 
         ('left', True)
     """
     return recipe(name, preset).lab.dataset(split)
-
-
-def training_images(name: str, preset: Preset | str | None = None, progress: bool = True) -> Dataset:
-    """What model ``name`` is trained on under ``preset``, as :func:`~cam_tutorial.train.train`
-    reads it: under a creatures preset the twins read ``train_size`` new lab images every epoch
-    (a :class:`~cam_tutorial.lab.FreshEachEpoch`), every other model one fixed set rendered once
-    (:func:`~cam_tutorial.zoo_recipes.cache_in_memory`). The zoo trains on exactly this.
-    Used in chapter 3.
-
-    Example:
-        >>> from cam_tutorial.config import get_preset
-        >>> cpu = get_preset("cpu")
-        >>> fresh = training_images("resnet18b_gmp", cpu)
-        >>> type(fresh).__name__, len(fresh) == cpu.train_size, fresh.epochs == cpu.epochs
-        ('FreshEachEpoch', True, True)
-    """
-    return recipe(name, preset).lab.training_images(progress)
 
 
 def train_config(name: str, preset: Preset | str | None = None) -> TrainConfig:
@@ -372,57 +316,6 @@ def train_config(name: str, preset: Preset | str | None = None) -> TrainConfig:
     return recipe(name, preset).train_config(progress=False, eval_batch_size=preset.eval_batch_size)
 
 
-def _info(stored: dict[str, Any], source: str, path: Path) -> ModelInfo:
-    return ModelInfo(name=stored["name"], preset=stored["preset"], key=stored["key"],
-                     history=History.from_dict(stored["history"]), test_loss=stored["test_loss"],
-                     test_acc=stored["test_acc"], region=stored["region"], source=source, path=str(path))
-
-
-def _render_workers(config: TrainConfig) -> int:
-    """Processes that render the lab for the zoo's training: the config's loader workers, else
-    what :func:`~cam_tutorial.train.train` would pick (none on the CPU, a few on a GPU)."""
-    if config.num_workers is not None:
-        return config.num_workers
-    return default_workers(torch.device(config.device or default_device()))
-
-
-def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, entry: Path, final_path: Path,
-                     device: str | torch.device | None, progress: bool) -> dict[str, Any]:
-    config = wanted.train_config(device=None if device is None else str(device), progress=progress,
-                                 eval_batch_size=eval_batch_size)
-    # Before training, not after: a read-only cache would otherwise cost the whole run.
-    check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
-    remove_stale_temporaries(final_path)  # we hold the entry's lock: nobody else writes here
-    if wanted.start is not None:  # its trained weights, not random ones, are where training starts
-        model.load_state_dict(build_recipe(wanted, entry.parent.parent, device, progress).state_dict())
-        logger.info("%s starts from %s's trained weights", wanted.name, wanted.start.name)
-    logger.info("training %s under preset %r (cached afterwards in %s)", wanted.name, wanted.preset, entry)
-    started = time.perf_counter()
-    workers = _render_workers(config)
-    history = train(model, wanted.lab.training_images(progress, workers),
-                    cache_in_memory(wanted.lab.dataset("val"), progress, num_workers=workers), config,
-                    checkpoint_dir=entry / "checkpoints")
-    stored = _store(wanted, eval_batch_size, model, history, final_path, workers)
-    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", wanted.name, time.perf_counter() - started,
-                history.val_acc[-1], stored["test_acc"])
-    return stored
-
-
-def _store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, history: History, final_path: Path,
-           workers: int) -> dict[str, Any]:
-    """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
-    test_set = wanted.lab.dataset("test")
-    test_loss, test_acc = evaluate(model, test_set.training_view(), eval_batch_size, num_workers=workers)
-    stored = {
-        "format": ZOO_FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
-        "region": wanted.lab.region, "identity": wanted.identity(),
-        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "history": history.to_dict(), "test_loss": test_loss, "test_acc": test_acc,
-    }
-    write_final(stored, final_path)
-    return stored
-
-
 def run_folder(name: str, preset: Preset | str | None = None, cache_dir: str | os.PathLike | None = None) -> Path:
     """The folder where the zoo keeps the per-epoch checkpoint of ``name``'s training run: pass
     it as ``train(..., checkpoint_dir=...)`` (with :func:`train_config` and the zoo's data) to
@@ -435,7 +328,7 @@ def run_folder(name: str, preset: Preset | str | None = None, cache_dir: str | o
         >>> folder.parent.parent.name, folder.parent.name == recipe("resnet18b_gap", get_preset("ci")).key
         ('models', True)
     """
-    return entry_folder(recipe(name, preset), cache_dir) / "checkpoints"
+    return zoo_cache.entry_folder(recipe(name, preset), cache_dir) / "checkpoints"
 
 
 def store_run(name: str, model: nn.Module, history: History, preset: Preset | str | None = None,
@@ -451,9 +344,9 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | st
     """
     preset = as_preset(preset)
     wanted = recipe(name, preset)
-    config = wanted.train_config(progress=False, eval_batch_size=preset.eval_batch_size)
-    if not history.finished or history.epoch != list(range(1, config.epochs + 1)):
-        raise ValueError(f"store_run takes a finished run of {config.epochs} epochs, got epochs {history.epoch} "
+    epochs = wanted.training.epochs
+    if not history.finished or history.epoch != list(range(1, epochs + 1)):
+        raise ValueError(f"store_run takes a finished run of {epochs} epochs, got epochs {history.epoch} "
                          f"(finished={history.finished}): train with train_config({name!r}, preset) to the end")
     wrapper = ("module" if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else
                "_orig_mod" if isinstance(getattr(model, "_orig_mod", None), nn.Module) else None)
@@ -465,12 +358,11 @@ def store_run(name: str, model: nn.Module, history: History, preset: Preset | st
     if weights.keys() != reference.keys() or any(weights[k].shape != reference[k].shape for k in reference):
         raise ValueError(f"the model is not the zoo's {name!r} under preset {preset.name!r}: build it with "
                          f"build_model({name!r}, preset)")
-    entry = entry_folder(wanted, cache_dir)
-    final_path = entry / "final.pt"
-    check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
-    with entry_lock(final_path):
+    final_path = zoo_cache.entry_folder(wanted, cache_dir) / "final.pt"
+    check_writable_folder(final_path.parent, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
+    with zoo_cache.entry_lock(final_path):
         stored = _store(wanted, preset.eval_batch_size, model, history, final_path,
-                        _render_workers(config.replace(device=str(model_device(model)))))
+                        default_workers(model_device(model)))
     logger.info("stored %s as the zoo's model in %s: test acc %.3f", name, final_path, stored["test_acc"])
     return _info(stored, "trained", final_path)
 
@@ -515,34 +407,70 @@ def trained_model(name: str, preset: Preset | str | None = None, device: str | t
         raise ValueError("device='meta' holds shapes, not weights, so the trained model would have none: pass "
                          "'cpu' or 'cuda' (for shapes only, build_model(name, preset).to('meta'))")
     wanted = recipe(name, preset)
-    entry = entry_folder(wanted, cache_dir)
     model = wanted.network()
-    stored, source, path = _stored_model(wanted, preset.eval_batch_size, model, entry, device, progress)
-    load_weights(model, stored, path)
+    stored, source, path = _stored_model(model, wanted, preset.eval_batch_size, cache_dir, device, progress)
     model.to(device if device is not None else default_device()).eval()
     # The preset in the line: a chapter that loads another preset's models shows which numbers are whose.
-    logger.info("%s (%s) under preset %r, from %s: test accuracy %.3f", name, _zoo_model(name).description,
+    logger.info("%s (%s) under preset %r, from %s: test accuracy %.3f", name, _MODELS[name].description,
                 preset.name, source, stored["test_acc"])
     if with_info:
         return model, _info(stored, source, path)
     return model
 
 
-def _stored_model(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, entry: Path,
+def _stored_model(model: nn.Module, wanted: ModelRecipe, eval_batch_size: int, cache_dir: str | os.PathLike | None,
                   device: str | torch.device | None, progress: bool) -> tuple[dict[str, Any], str, Path]:
-    """The stored model of recipe ``wanted``, its source and file: the package's, the cache's, or
-    trained now into the cache (by this process, or by another that held the lock)."""
+    """Load into ``model`` the stored weights of recipe ``wanted``: the package's, the cache's, or
+    trained now into the cache (by this process, or by another that held the lock); return the
+    stored file's contents, its source and its path."""
+    entry = zoo_cache.entry_folder(wanted, cache_dir)
     packaged = zoo_cache.PACKAGED_DIR / f"{wanted.key}.pt"
-    final_path = entry / "final.pt"
     if packaged.exists():
-        return read_final(packaged, wanted), "package", packaged
-    if final_path.exists():
-        stored = read_final(final_path, wanted)
-        remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
-        return stored, "cache", final_path
-    with entry_lock(final_path, wanted.name):
-        if final_path.exists():  # trained by the process we waited for
-            return read_final(final_path, wanted), "cache", final_path
-        explain_stale_shipped(wanted)
-        return _train_and_store(wanted, eval_batch_size, model, entry, final_path, device, progress), "trained", final_path
+        return zoo_cache.read_final(packaged, wanted, model), "package", packaged
+    final_path, source = entry / "final.pt", "cache"
+    if not final_path.exists():
+        with zoo_cache.entry_lock(final_path, wanted.name):
+            if not final_path.exists():  # else trained by the process we waited for
+                zoo_cache.explain_stale_shipped(wanted)
+                _train_and_store(wanted, eval_batch_size, cache_dir, device, progress)
+                source = "trained"
+    stored = zoo_cache.read_final(final_path, wanted, model)
+    zoo_cache.remove_resume_checkpoint(entry / "checkpoints" / CHECKPOINT_NAME)  # left by a run killed after saving
+    return stored, source, final_path
 
+
+def _train_and_store(wanted: ModelRecipe, eval_batch_size: int, cache_dir: str | os.PathLike | None,
+                     device: str | torch.device | None, progress: bool) -> None:
+    entry = zoo_cache.entry_folder(wanted, cache_dir)
+    config = wanted.train_config(device=None if device is None else str(device), progress=progress,
+                                 eval_batch_size=eval_batch_size)
+    # Before training, not after: a read-only cache would otherwise cost the whole run.
+    check_writable_folder(entry, "choose another cache_dir (or $CAM_TUTORIAL_CACHE)")
+    remove_stale_temporaries(entry / "final.pt")  # we hold the entry's lock: nobody else writes here
+    model = _starting_network(wanted, cache_dir, device, progress)
+    if wanted.start is not None:
+        logger.info("%s starts from %s's trained weights", wanted.name, wanted.start.name)
+    logger.info("training %s under preset %r (cached afterwards in %s)", wanted.name, wanted.preset, entry)
+    started = time.perf_counter()
+    workers = default_workers(torch.device(config.device or default_device()))  # what train picks
+    history = train(model, wanted.lab.training_images(progress, workers),
+                    cache_in_memory(wanted.lab.dataset("val"), progress, num_workers=workers), config,
+                    checkpoint_dir=entry / "checkpoints")
+    stored = _store(wanted, eval_batch_size, model, history, entry / "final.pt", workers)
+    logger.info("trained %s in %.0f s: val acc %.3f, test acc %.3f", wanted.name, time.perf_counter() - started,
+                history.val_acc[-1], stored["test_acc"])
+
+
+def _store(wanted: ModelRecipe, eval_batch_size: int, model: nn.Module, history: History, final_path: Path,
+           workers: int) -> dict[str, Any]:
+    """Score ``model`` on the test split, write the entry's ``final.pt``, delete its ``last.pt``."""
+    test_set = wanted.lab.dataset("test")
+    test_loss, test_acc = evaluate(model, test_set.training_view(), eval_batch_size, num_workers=workers)
+    stored = {
+        "format": zoo_cache.ZOO_FORMAT, "name": wanted.name, "preset": wanted.preset, "key": wanted.key,
+        "region": wanted.lab.region, "identity": wanted.identity(),
+        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "history": asdict(history), "test_loss": test_loss, "test_acc": test_acc,
+    }
+    zoo_cache.write_final(stored, final_path)
+    return stored

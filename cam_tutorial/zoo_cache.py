@@ -97,10 +97,11 @@ def _recipe_differences(stored: dict[str, Any], wanted: ModelRecipe) -> str:
     return "; ".join(identity_differences(identity, wanted.identity(), "file")) or "the same recipe, another key"
 
 
-def read_final(path: Path, wanted: ModelRecipe) -> dict[str, Any]:
+def read_final(path: Path, wanted: ModelRecipe, model: nn.Module) -> dict[str, Any]:
     """The stored trained model at ``path`` (a shipped file or a cache entry's ``final.pt``),
-    checked to be intact (:func:`check_shipped_digest` or the stored weights' digest; finite
-    weights, numeric scores) and to be the model of recipe ``wanted``.
+    checked to be intact (a shipped file's SHA-256 against the manifest, a cached one's weights
+    against their stored digest; finite weights, numeric scores) and to be the model of recipe
+    ``wanted``, its weights loaded into ``model``.
     Used in no chapter directly.
 
     Raises:
@@ -109,8 +110,13 @@ def read_final(path: Path, wanted: ModelRecipe) -> dict[str, Any]:
     """
     shipped = path.parent == PACKAGED_DIR
     fix = REINSTALL if shipped else f"delete {path} (it will be retrained) or choose another cache_dir"
-    if shipped:
-        check_shipped_digest(path)
+    if shipped:  # the file the package shipped, not a damaged or replaced one
+        found, expected = file_digest(path), shipped_digests().get(path.name)
+        if found != expected:
+            manifest = PACKAGED_DIR / MANIFEST_NAME
+            listed = f"the manifest {manifest} lists {expected[:12]}..." if expected else f"{manifest} does not list it"
+            raise CheckpointError(f"the shipped model {path} is damaged or was replaced (its SHA-256 is "
+                                  f"{found[:12]}..., {listed}): {REINSTALL}")
     stored = safe_load(path, "the trained model", fix)
     check_format(stored, path, ZOO_FORMAT, FINAL_KEYS, "a cam_tutorial zoo model", fix)
     _check_contents(stored, path, fix)
@@ -121,20 +127,19 @@ def read_final(path: Path, wanted: ModelRecipe) -> dict[str, Any]:
         raise CheckpointError(f"{path} holds {wanted.name!r} trained for another recipe (cache key "
                               f"{stored['key']!r}, expected {wanted.key!r}; copied from another entry? "
                               f"{_recipe_differences(stored, wanted)}): {fix}")
+    try:
+        model.load_state_dict(stored["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:  # missing, unexpected or misshapen tensors
+        first = str(exc).strip().splitlines()[:2]
+        raise CheckpointError(f"the weights in {path} do not fit {stored['name']!r} under this preset "
+                              f"({' '.join(first)[:300]}): {fix}") from exc
     return stored
 
 
-def _stale_shipped(wanted: ModelRecipe) -> list[Path]:
-    """Shipped checkpoints of ``wanted``'s model and preset made for another recipe."""
-    if not PACKAGED_DIR.is_dir():
-        return []
-    return sorted(path for path in PACKAGED_DIR.glob(f"{wanted.name}-{wanted.preset}-*.pt")
-                  if path.stem != wanted.key)
-
-
 def explain_stale_shipped(wanted: ModelRecipe) -> None:
-    """Say why a shipped checkpoint of this model and preset is not used (it is trained instead)."""
-    for path in _stale_shipped(wanted):
+    """Say why a shipped checkpoint of this model and preset made for another recipe is not used
+    (the model is trained instead)."""
+    for path in sorted(p for p in PACKAGED_DIR.glob(f"{wanted.name}-{wanted.preset}-*.pt") if p.stem != wanted.key):
         try:
             reason = _recipe_differences(safe_load(path, "the shipped model", "reinstall cam_tutorial"), wanted)
         except CheckpointError as exc:
@@ -143,18 +148,6 @@ def explain_stale_shipped(wanted: ModelRecipe) -> None:
                        "%s into the cache instead (the package's maintainers ship a new one with "
                        "`python -m scripts.ship_models --preset %s --ship`)", path.name, wanted.key, reason,
                        wanted.name, wanted.preset)
-
-
-def load_weights(model: nn.Module, stored: dict[str, Any], path: Path) -> None:
-    """Load ``stored``'s weights into ``model``; a misfit is a :class:`CheckpointError`."""
-    try:
-        model.load_state_dict(stored["model"])
-    except (RuntimeError, TypeError, AttributeError) as exc:  # missing, unexpected or misshapen tensors
-        first = str(exc).strip().splitlines()[:2]
-        fix = REINSTALL if path.parent == PACKAGED_DIR else f"delete {path} (it will be retrained) or choose " \
-                                                           "another cache_dir"
-        raise CheckpointError(f"the weights in {path} do not fit {stored['name']!r} under this preset "
-                              f"({' '.join(first)[:300]}): {fix}") from exc
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
@@ -187,21 +180,6 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_shipped_digest(path: Path) -> None:
-    """Check a shipped file against the manifest committed beside it.
-
-    Raises:
-        CheckpointError: when it is not the file the package shipped (damaged or replaced).
-    """
-    expected = shipped_digests().get(path.name)
-    found = file_digest(path)
-    if found != expected:
-        manifest = PACKAGED_DIR / MANIFEST_NAME
-        listed = f"the manifest {manifest} lists {expected[:12]}..." if expected else f"{manifest} does not list it"
-        raise CheckpointError(f"the shipped model {path} is damaged or was replaced (its SHA-256 is {found[:12]}..., "
-                              f"{listed}): {REINSTALL}")
-
-
 def _check_contents(stored: dict[str, Any], path: Path, fix: str) -> None:
     """Refuse a stored model whose weights were damaged, are not finite, or whose scores are not numbers."""
     weights = stored["model"]
@@ -229,14 +207,6 @@ def write_final(stored: dict[str, Any], final_path: Path) -> None:
     Used in no chapter directly."""
     atomic_save({**stored, "weights_sha256": weights_digest(stored["model"])}, final_path)
     remove_resume_checkpoint(final_path.parent / "checkpoints" / CHECKPOINT_NAME)
-
-
-def write_manifest() -> None:
-    """Write the manifest anew from the shipped files (after ``python -m scripts.ship_models --ship``)."""
-    lines = [f"{file_digest(path)}  {path.name}\n" for path in sorted(PACKAGED_DIR.glob("*.pt"))]
-    temporary = PACKAGED_DIR / f".{MANIFEST_NAME}.tmp"
-    temporary.write_text("".join(lines))
-    os.replace(temporary, PACKAGED_DIR / MANIFEST_NAME)
 
 
 def _user_id() -> int:

@@ -1,7 +1,7 @@
-"""What makes a zoo model the model it is: its recipe, hashed into its cache key.
+"""What makes a zoo model the model it is: one frozen recipe, hashed whole into its cache key.
 
-A :class:`ModelRecipe` holds everything that shapes one model's weights: the network
-(:class:`Architecture`), the lab data (:class:`LabRecipe`: split sizes, options and
+A :class:`ModelRecipe` holds everything that shapes one model's weights: the network (a builder of
+:data:`BUILDERS` and its options), the lab data (:class:`LabRecipe`: split sizes, options and
 :data:`cam_tutorial.lab.LAB_VERSION`), the training settings (:class:`TrainingRecipe`) and the
 seeds. Everything derives from it: the network (:meth:`~ModelRecipe.network`), the data (its
 ``lab``'s :meth:`~LabRecipe.dataset`), the training settings (:meth:`~ModelRecipe.train_config`,
@@ -11,8 +11,8 @@ them trains a new model rather than reusing an old one. :func:`cam_tutorial.zoo.
 book's recipes; :func:`cache_in_memory` renders a training set once, as fast as memory allows.
 
 Example:
-    >>> arch = Architecture.of("ResNet18B", num_classes=10, width=2)
-    >>> type(arch.build()).__name__
+    >>> from cam_tutorial.zoo import recipe
+    >>> type(recipe("resnet18b_gap", "ci").network()).__name__
     'ResNet18B'
 """
 
@@ -34,7 +34,7 @@ from cam_tutorial.lab import FreshEachEpoch, SyntheticShapes
 from cam_tutorial.models import ResNet18B, vgg16_fc, vgg16_gap
 from cam_tutorial.train import TrainConfig
 
-__all__ = ["ModelRecipe", "Architecture", "LabRecipe", "TrainingRecipe", "BUILDERS", "cache_in_memory"]
+__all__ = ["ModelRecipe", "LabRecipe", "TrainingRecipe", "BUILDERS", "cache_in_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,47 +50,9 @@ MODEL_SEED = 0
 DATA_SEED = 0
 #: Seed of training: shuffling, dropout, the loader's workers.
 TRAIN_SEED = 0
-#: The networks a recipe can build, by the name its ``architecture.builder`` holds.
+#: The networks a recipe can build, by the name its ``builder`` holds.
 BUILDERS: dict[str, Callable[..., nn.Module]] = {"ResNet18B": ResNet18B, "vgg16_gap": vgg16_gap,
                                                  "vgg16_fc": vgg16_fc}
-# LabRecipe's fields that are not SyntheticShapes options.
-_LAB_SIZES = ("train_size", "val_size", "test_size")
-_LAB_NOT_OPTIONS = (*_LAB_SIZES, "version", "fresh_epochs")
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Which network to build, and the builder's keyword arguments.
-    Used in no chapter directly.
-
-    Attributes:
-        builder: a key of :data:`BUILDERS`.
-        options: the builder's keyword arguments as ``(name, value)`` pairs, sorted by name.
-
-    Example:
-        >>> arch = Architecture.of("ResNet18B", num_classes=10, width=2, pooling="max")
-        >>> arch.kwargs, type(arch.build()).__name__
-        ({'num_classes': 10, 'pooling': 'max', 'width': 2}, 'ResNet18B')
-    """
-
-    builder: str
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @classmethod
-    def of(cls, builder: str, **options: Any) -> "Architecture":
-        """The architecture ``builder(**options)``."""
-        if builder not in BUILDERS:
-            raise ValueError(f"unknown builder {builder!r}: use one of {', '.join(map(repr, BUILDERS))}")
-        return cls(builder, tuple(sorted(options.items())))
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        """The builder's keyword arguments as a dict."""
-        return dict(self.options)
-
-    def build(self) -> nn.Module:
-        """The network, initialised from torch's global generator (seed it first)."""
-        return BUILDERS[self.builder](**self.kwargs)
 
 
 @dataclass(frozen=True)
@@ -143,8 +105,8 @@ class LabRecipe:
             raise ValueError(f"this recipe names items of lab version {self.version}, but the lab is version "
                              f"{lab_module.LAB_VERSION}: make the recipe anew (zoo.recipe(name, preset))")
         length = self.train_size * max(1, self.fresh_epochs) if split == "train" else getattr(self, f"{split}_size")
-        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LAB_NOT_OPTIONS}
-        return SyntheticShapes(split, length=length, **options)
+        return SyntheticShapes(split, length=length, image_size=self.image_size, seed=self.seed, region=self.region,
+                               objects=self.objects)
 
     def training_images(self, progress: bool = True, num_workers: int = 0) -> Dataset:
         """The training split as :func:`~cam_tutorial.train.train` reads it: ``fresh_epochs``
@@ -153,14 +115,6 @@ class LabRecipe:
         if self.fresh_epochs:
             return FreshEachEpoch(train_split, self.train_size)
         return cache_in_memory(train_split, progress, num_workers=num_workers)
-
-    def identity(self) -> dict[str, Any]:
-        """The fields as a dict; ``fresh_epochs`` only where it is set, so that the keys of models
-        trained on a fixed set stay as they were."""
-        found = asdict(self)
-        if not self.fresh_epochs:
-            del found["fresh_epochs"]
-        return found
 
 
 @dataclass(frozen=True)
@@ -193,7 +147,8 @@ class ModelRecipe:
     Attributes:
         name: the zoo name.
         preset: the preset's name (the preset's sizes are in the other fields).
-        architecture: the network and its options.
+        builder: the network's builder, a key of :data:`BUILDERS`.
+        options: the builder's keyword arguments as ``(name, value)`` pairs, sorted by name.
         lab: the training, validation and test data.
         training: the settings of the training run.
         model_seed: seed of the initial weights.
@@ -207,15 +162,18 @@ class ModelRecipe:
         >>> from cam_tutorial.config import get_preset
         >>> from cam_tutorial.zoo import recipe
         >>> r = recipe("vgg16_fc_left", get_preset("ci"))
-        >>> r.architecture.builder, r.lab.region, r.training.lr == get_preset("ci").lr / 4
+        >>> r.builder, r.lab.region, r.training.lr == get_preset("ci").lr / 4
         ('vgg16_fc', 'left', True)
+        >>> dict(r.options)
+        {'batch_norm': True, 'image_size': 64, 'num_classes': 10, 'width': 8}
         >>> r.key == recipe("vgg16_fc_left", get_preset("ci")).key, r.key.startswith("vgg16_fc_left-ci-")
         (True, True)
     """
 
     name: str
     preset: str
-    architecture: Architecture
+    builder: str
+    options: tuple[tuple[str, Any], ...]
     lab: LabRecipe
     training: TrainingRecipe
     model_seed: int = MODEL_SEED
@@ -225,7 +183,7 @@ class ModelRecipe:
         """The network with random weights drawn from ``model_seed`` (this seeds torch's global
         generator, as :func:`torch.manual_seed` does); what trained weights are loaded into."""
         torch.manual_seed(self.model_seed)
-        return self.architecture.build()
+        return BUILDERS[self.builder](**dict(self.options))
 
     def train_config(self, **run: Any) -> TrainConfig:
         """The :class:`~cam_tutorial.train.TrainConfig` of this model's training run: the recipe's
@@ -242,15 +200,15 @@ class ModelRecipe:
         return TrainConfig(**asdict(self.training), identity=self.identity(), **run)
 
     def identity(self) -> dict[str, Any]:
-        """The recipe as a JSON-able dict (tuples as lists); ``architecture.network`` is a digest
-        of the built network's class and tensor shapes, so that a change to a builder's code that
-        changes them changes the identity too."""
+        """The recipe as a JSON-able dict (tuples as lists), the network's fields under
+        ``architecture``; ``architecture.network`` is a digest of the built network's class and
+        tensor shapes, so that a change to a builder's code that changes them changes the identity too."""
         return json.loads(json.dumps({
             "name": self.name,
             "preset": self.preset,
-            "architecture": {"builder": self.architecture.builder, "options": self.architecture.kwargs,
-                             "network": _network_digest(self.architecture)},
-            "lab": self.lab.identity(),
+            "architecture": {"builder": self.builder, "options": dict(self.options), "network": self._network_digest()},
+            # fresh_epochs only where it is set, so that the keys of models trained on a fixed set stay as they were
+            "lab": {k: v for k, v in asdict(self.lab).items() if k != "fresh_epochs" or v},
             "training": asdict(self.training),
             "model_seed": self.model_seed,
             # only where there is one, so that the keys of models trained from scratch stay as they were
@@ -268,15 +226,14 @@ class ModelRecipe:
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
         return f"{self.name}-{self.preset}-{digest}"
 
-
-def _network_digest(architecture: Architecture) -> str:
-    """A digest of the network's class and its tensors' names and shapes, built on the meta device
-    (no memory, no draws from the generators). Not its module tree's ``repr``: that may change
-    with PyTorch's version, and a key must not (the resume fingerprint, on one machine, has it)."""
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        model = architecture.build()
-    shapes = [type(model).__name__] + [[name, list(t.shape)] for name, t in model.state_dict().items()]
-    return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
+    def _network_digest(self) -> str:
+        """A digest of the network's class and its tensors' names and shapes, built on the meta device
+        (no memory, no draws from the generators). Not its module tree's ``repr``: that may change
+        with PyTorch's version, and a key must not (the resume fingerprint, on one machine, has it)."""
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = BUILDERS[self.builder](**dict(self.options))
+        shapes = [type(model).__name__] + [[name, list(t.shape)] for name, t in model.state_dict().items()]
+        return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
 
 
 def cache_in_memory(dataset: Dataset, progress: bool = True, max_bytes: int | None = None,

@@ -33,6 +33,7 @@ is missing (install Debian's ``chromium`` package).
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures
 import functools
 import http.server
@@ -161,7 +162,8 @@ class Browser:
     """One headless Chromium, started once and reused for several pages, each in a tab of its own.
 
     Starting Chromium costs about as much CPU as checking a page, so each of ``main``'s workers
-    keeps one browser for all its pages.
+    keeps one browser for all its pages, and a later ``main`` in the same process (the tests call
+    it many times) takes the browsers an earlier one left running.
     """
 
     def __init__(self, chromium: str) -> None:
@@ -178,6 +180,9 @@ class Browser:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/close/{tab['id']}", timeout=30):
             pass
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def close(self) -> None:
         self.process.terminate()
         try:
@@ -185,6 +190,11 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self._profile.cleanup()
+
+
+# Browsers that a finished ``main`` left running for the next one in this process; closed at exit.
+IDLE_BROWSERS: list[Browser] = []
+atexit.register(lambda: [each.close() for each in IDLE_BROWSERS])
 
 
 # Paragraphs of the text that hold a pipe table's separator row ("|---|", or "|—|" once
@@ -396,12 +406,18 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
 
-    # One browser per worker thread, started on its first page and closed at the end.
+    # One browser per worker thread, taken on its first page from those an earlier run left
+    # running, else started; left running at the end for the next run.
     local, browsers, browsers_lock = threading.local(), [], threading.Lock()
 
     def browser() -> Browser:
         if not hasattr(local, "browser"):
-            local.browser = Browser(chromium)
+            with browsers_lock:
+                idle = IDLE_BROWSERS.pop() if IDLE_BROWSERS else None
+            if idle is not None and not idle.alive():
+                idle.close()  # its profile folder goes too
+                idle = None
+            local.browser = idle or Browser(chromium)
             with browsers_lock:
                 browsers.append(local.browser)
         return local.browser
@@ -429,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
                 failed += bool(problems)
     finally:
         for each in browsers:
-            each.close()
+            if each.alive():
+                IDLE_BROWSERS.append(each)
+            else:
+                each.close()
         server.shutdown()
         server.server_close()
     print(f"check_pages: {len(pages) - failed} of {len(pages)} pages passed")

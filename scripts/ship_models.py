@@ -19,9 +19,18 @@ from pathlib import Path
 from cam_tutorial import zoo_cache
 from cam_tutorial.config import get_preset
 from cam_tutorial.zoo import available_models, preset_recipes, recipe, trained_model
-from cam_tutorial.zoo_cache import entry_folder, write_manifest
+from cam_tutorial.zoo_cache import MANIFEST_NAME, entry_folder, file_digest
 
 logger = logging.getLogger("scripts.ship_models")
+
+
+def write_manifest(folder: Path) -> None:
+    """Write the manifest of the shipped files in ``folder`` anew (``<digest>  <file name>`` lines,
+    ``sha256sum``'s format), which the zoo checks shipped files against."""
+    lines = [f"{file_digest(path)}  {path.name}\n" for path in sorted(folder.glob("*.pt"))]
+    temporary = folder / f".{MANIFEST_NAME}.tmp"
+    temporary.write_text("".join(lines))
+    os.replace(temporary, folder / MANIFEST_NAME)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                 stale.unlink()
     for name in args.names:
         _, info = trained_model(name, preset, cache_dir=args.cache_dir, with_info=True)  # type: ignore[misc]
-        print(f"{name:16s} {info.source:8s} val acc {info.val_acc:.3f}  test acc {info.test_acc:.3f}  "
-              f"trained in {info.train_seconds:.0f} s")
+        print(f"{name:16s} {info.source:8s} val acc {info.history.val_acc[-1]:.3f}  test acc {info.test_acc:.3f}  "
+              f"trained in {sum(info.history.epoch_seconds):.0f} s")
         if not args.ship:
             continue
         start = recipe(name, preset).start
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             os.replace(target.with_suffix(".tmp"), target)
             print(f"  shipped {target} ({target.stat().st_size / 2**20:.1f} MiB)")
     if args.ship:
-        write_manifest()
+        write_manifest(zoo_cache.PACKAGED_DIR)
     return 0
 
 

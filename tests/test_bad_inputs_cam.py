@@ -21,12 +21,10 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
-from cam_tutorial.real import datasets as data_module  # noqa: E402
 from cam_tutorial.anymodel.extractor import CAMExtractor  # noqa: E402
 from cam_tutorial.cam import CAMNotApplicableError, compute_cams, normalize_maps  # noqa: E402
 from cam_tutorial.checks import check_image_batch  # noqa: E402
 from cam_tutorial.dataset_maps import maps_for_dataset  # noqa: E402
-from cam_tutorial.real.datasets import default_data_root  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes, denormalize  # noqa: E402
 from cam_tutorial.models import GlobalPool, ResNet18B, vgg16_fc, vgg16_gap  # noqa: E402
 from cam_tutorial.methods.saliency import grad_cam, gradient_saliency  # noqa: E402
@@ -334,18 +332,6 @@ def _numpy_index_gives_the_same_item() -> bool:
     return torch.equal(a[0], b[0]) and a[1] == b[1] and ds.label(np.int32(3)) == ds[3][1]
 
 
-def _data_root(value: str | None) -> Any:
-    def run() -> Any:
-        with pytest.MonkeyPatch.context() as patch:
-            if value is None:
-                patch.delenv(data_module._DATA_ROOT_ENV, raising=False)
-            else:
-                patch.setenv(data_module._DATA_ROOT_ENV, value)
-            return default_data_root()
-
-    return run
-
-
 def _grey_gallery_cmaps(images: torch.Tensor) -> list:
     fig = show_gallery(images)
     shown = [(ax.images[0].get_cmap().name, ax.images[0].get_array().shape) for ax in fig.axes if ax.images]
@@ -414,9 +400,6 @@ VALUE_CASES = [
      lambda: tuple(ResNet18B(width=2).eval()(torch.rand(1, 3, 32, 32)).shape), (1, 10)),
     ("sanity", "Spearman of monotone maps", _spearman_of_monotone_maps, [1.0, -1.0]),
     ("data", "numpy integer indices", _numpy_index_gives_the_same_item, True),
-    ("data", "blank CAM_TUTORIAL_DATA is unset", _data_root("  "), _data_root(None)()),
-    ("data", "empty CAM_TUTORIAL_DATA is unset", _data_root(""), _data_root(None)()),
-    ("data", "CAM_TUTORIAL_DATA is stripped", _data_root("  /tmp/cam data \n"), data_module.Path("/tmp/cam data")),
     ("viz", "grey gallery (N, H, W) shows in grey", lambda: _grey_gallery_cmaps(torch.rand(2, 8, 8)),
      [("gray", (8, 8))] * 2),
     ("viz", "grey gallery (N, 1, H, W), normalised, shows in grey",

@@ -78,8 +78,9 @@ ERROR_CASES: list[tuple[str, Callable[[], Any], type, tuple[str, ...]]] = [
     ("max_box_acc size 0", lambda: max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], size=(0, 8),
                                                protocol="wsolevaluation"), ValueError,
      ("size must be (height, width)", "size=(H, W)")),
-    ("max_box_acc workers 0", lambda: max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX], workers=0),
-     ValueError, ("workers must be >= 1", "None for the calling thread")),
+    ("max_box_acc size 3 values", lambda: max_box_acc(batch(GOOD_MAP, 1), [GOOD_BOX],
+                                                      size=(10, 10, 3)), ValueError,
+     ("size must be (height, width)", "size=(H, W)")),
 ]
 
 
@@ -111,6 +112,9 @@ VALUE_CASES: list[tuple[str, Callable[[], Any], Any]] = [
         protocol="wsolevaluation").best_iou.tolist(),
      max_box_acc(_gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]],
                  protocol="wsolevaluation").best_iou.tolist()),
+    ("max_box_acc size as one int", lambda: max_box_acc(
+        _gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]], size=24).best_iou.tolist(),
+     max_box_acc(_gaussian_batch(), [[3, 2, 8, 7], [6, 6, 11, 11]], size=(24, 24)).best_iou.tolist()),
 ]
 
 

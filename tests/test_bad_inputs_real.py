@@ -188,8 +188,6 @@ HEAD_CASES = {
                         "num_classes must be an int, got float 2.7"),
     "max_iter 0": (lambda: fit_linear_head(FEATURES, LABELS, max_iter=0), ValueError, "max_iter must be at least 1"),
     "TextScenes seed -1": (lambda: TextScenes(seed=-1), ValueError, "seed must be at least 0, got -1"),
-    "TextScenes photo_share '0.5'": (lambda: TextScenes(photo_share="0.5"), ValueError,
-                                     "photo_share must be a number in"),
 }
 
 

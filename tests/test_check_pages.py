@@ -70,6 +70,16 @@ def test_a_page_whose_figures_load_passes_and_is_photographed(tmp_path):
     assert shot.size[0] > 100
 
 
+def test_a_later_run_in_this_process_takes_the_browser_an_earlier_one_left_running(tmp_path):
+    site = _site(tmp_path)
+    code, _ = _run("--build-dir", str(site), "--jobs", "1", "book/good.html")
+    left = {each.process.pid for each in check_pages.IDLE_BROWSERS}
+    assert code == 0 and left and all(each.alive() for each in check_pages.IDLE_BROWSERS)
+    code, out = _run("--build-dir", str(site), "--jobs", "1", "book/good.html")
+    assert code == 0, out
+    assert left & {each.process.pid for each in check_pages.IDLE_BROWSERS}, "a new Chromium was started"
+
+
 def test_missing_files_broken_images_and_figureless_pages_fail(tmp_path):
     site = _site(tmp_path)
     code, out = _run("--build-dir", str(site), "book/missing.html", "book/broken.html", "book/text.html")

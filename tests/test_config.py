@@ -53,7 +53,7 @@ def test_preset_sizes_must_be_positive_integers():
 
 
 CHAPTER_FIELDS = ("throughput_steps", "sanity_images", "curve_images", "curve_steps", "download_weights",
-                  "finetune_epochs", "probe_image_size", "probe_train_size", "probe_test_size")
+                  "finetune_epochs", "probe_image_size", "probe_train_size", "probe_test_size", "compare_images")
 MODEL_FIELDS = ("name", "image_size", "width", "vgg_width", "train_size", "val_size", "test_size", "epochs",
                 "batch_size", "lr", "objects", "pretrain_epochs", "pretrain_image_size", "eval_batch_size", "chapter")
 
@@ -72,9 +72,9 @@ def test_a_preset_holds_model_and_data_sizes_and_one_table_of_chapter_sizes():
 
 def test_chapter_sizes_are_chosen_by_the_preset_with_the_values_the_notebooks_used():
     values = {name: tuple(getattr(p.chapter, f) for f in CHAPTER_FIELDS) for name, p in PRESETS.items()}
-    assert values == {"ci": (2, 8, 12, 12, False, 0, 160, 120, 80),
-                      "cpu": (4, 16, 48, 32, True, 0, 224, 500, 300),
-                      "gpu": (20, 16, 48, 32, True, 3, 224, 2000, 1000)}
+    assert values == {"ci": (2, 8, 12, 12, False, 0, 160, 120, 80, 100),
+                      "cpu": (4, 16, 48, 32, True, 0, 224, 500, 300, 1000),
+                      "gpu": (20, 16, 48, 32, True, 3, 224, 2000, 1000, 1000)}
 
 
 def test_chapter_sizes_stay_outside_the_zoo_cache_key():
@@ -83,7 +83,8 @@ def test_chapter_sizes_stay_outside_the_zoo_cache_key():
     ci = PRESETS["ci"]
     changed = ci.replace(chapter=ci.chapter.replace(
         throughput_steps=3, sanity_images=9, curve_images=13, curve_steps=13,
-        download_weights=True, finetune_epochs=1, probe_image_size=64, probe_train_size=7, probe_test_size=7))
+        download_weights=True, finetune_epochs=1, probe_image_size=64, probe_train_size=7, probe_test_size=7,
+        compare_images=7))
     assert all(getattr(changed.chapter, f) != getattr(ci.chapter, f) for f in CHAPTER_FIELDS)
     assert [recipe(n, changed).key for n in available_models()] == [recipe(n, ci).key for n in available_models()]
 

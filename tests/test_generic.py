@@ -129,7 +129,7 @@ def test_text_scene_items_are_tensors_and_bad_input_says_so():
     assert box.dtype == torch.float32 and mask.shape == (48, 48)
     with pytest.raises(ValueError, match="unknown split"):
         TextScenes("dev")
-    with pytest.raises(TypeError, match="index must be an int"):
+    with pytest.raises(TypeError, match="indices must be integers"):
         ds.render(1.5)
     with pytest.raises(IndexError, match="out of range"):
         ds.render(4)

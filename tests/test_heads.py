@@ -6,11 +6,10 @@ from torch import nn
 
 from cam_tutorial.anymodel.heads import (
     choose_feature_layer,
-    default_feature_layer,
+    could_be_features,
     find_classifier,
     head_problem,
     match_head,
-    verify_head,
 )
 from cam_tutorial.cam import CAMNotApplicableError
 from cam_tutorial.models import ResNet18B
@@ -34,9 +33,11 @@ def test_an_mlp_head_is_refused_from_its_structure():
 
 
 def test_the_book_models_name_their_feature_layer():
-    model = ResNet18B(num_classes=3, width=4)
-    assert default_feature_layer(model) is model.features
-    assert default_feature_layer(_gap_net()) is None
+    from cam_tutorial.anymodel.extractor import CAMExtractor
+
+    model = ResNet18B(num_classes=3, width=4).eval()
+    assert CAMExtractor(model).target_layer is model.features
+    assert CAMExtractor(_gap_net().eval()).target_layer is None
 
 
 @pytest.mark.parametrize("pooling", ["avg", "max"])
@@ -48,13 +49,14 @@ def test_match_finds_the_pooling_that_reproduces_the_logits(pooling):
     assert match_head(f, fc(pooled) + 1.0, fc) is None
 
 
-def test_verify_names_the_layers_when_the_identity_fails():
+def test_choose_names_the_layers_when_the_identity_fails():
     fc = nn.Linear(4, 3)
     f = torch.rand(2, 4, 5, 5)
     with pytest.raises(CAMNotApplicableError, match="'trunk' followed by 'head'"):
-        verify_head(f, torch.zeros(2, 3) + 5.0, fc, "trunk", "head")
-    with pytest.raises(CAMNotApplicableError, match="takes 4 channels"):
-        verify_head(torch.rand(2, 6, 5, 5), torch.zeros(2, 3), fc, "trunk", "head")
+        choose_feature_layer([("trunk", f)], torch.zeros(2, 3) + 5.0, fc, "head")
+    with pytest.raises(CAMNotApplicableError, match=r"takes 4 channels.*'trunk' outputs shape \(2, 6, 5, 5\)"):
+        choose_feature_layer([("trunk", torch.rand(2, 6, 5, 5))], torch.zeros(2, 3), fc, "head")
+    assert could_be_features(f, 4) and not could_be_features(f[:, :, :1, :1], 4)
 
 
 def test_choose_takes_the_last_output_that_verifies():

@@ -206,8 +206,8 @@ def test_both_measures_from_one_tracing_equal_two_separate_calls(protocol):
     maps[0] = np.round(maps[0] * 4)              # plateaus
     maps[1] += 0.3 * rng.random(maps[1].shape)   # many contours
     maps[2] = 0.0                                # nothing above any cut
-    for workers, size in ((None, None), (2, 64)):
-        every, largest = max_box_acc_both(maps, boxes, workers=workers, size=size, protocol=protocol)
+    for size in (None, 64):
+        every, largest = max_box_acc_both(maps, boxes, size=size, protocol=protocol)
         separate = (max_box_acc(maps, boxes, size=size, protocol=protocol),
                     max_box_acc(maps, boxes, iou_thresholds=(0.5,), multi_contour=False, size=size,
                                 protocol=protocol))
@@ -217,18 +217,15 @@ def test_both_measures_from_one_tracing_equal_two_separate_calls(protocol):
             assert (one.mean, one.multi_contour, one.protocol) == (other.mean, other.multi_contour, other.protocol)
         # the two differ on these maps: the largest contour is not every contour
         assert not np.array_equal(every.best_iou, largest.best_iou)
-    with pytest.raises(ValueError, match="largest_iou_thresholds"):
-        max_box_acc_both(maps, boxes, largest_iou_thresholds=(1.5,))
 
 
-def test_max_box_acc_fast_equals_reference_on_a_fine_grid_with_threads():
+def test_max_box_acc_fast_equals_reference_on_a_fine_grid():
     # 1000 thresholds map onto at most 256 cuts: the shared cuts must be reused right.
     maps, boxes = smooth_maps(6, 40, seed=2)
     taus = np.linspace(0, 1, 1000)
     reference = max_box_acc_reference(maps, boxes, cam_thresholds=taus)
-    for workers in (None, 2):
-        fast = max_box_acc(maps, boxes, cam_thresholds=taus, workers=workers)
-        np.testing.assert_array_equal(fast.best_iou, reference.best_iou)
+    fast = max_box_acc(maps, boxes, cam_thresholds=taus)
+    np.testing.assert_array_equal(fast.best_iou, reference.best_iou)
     assert (reference.best_iou[:, -1] == 0).all()  # tau = 1: nothing is above the maximum
 
 
@@ -271,7 +268,6 @@ def test_max_box_acc_accepts_tensors_and_lists_of_maps_of_different_sizes():
     (dict(cam_thresholds=[-0.1, 0.5]), r"cam_thresholds must lie in \[0, 1\]"),
     (dict(iou_thresholds=(0.0, 0.5)), r"iou_thresholds must lie in \(0, 1\]"),
     (dict(gt_boxes=np.zeros((2, 3))), r"\(N, 4\), \(N, K, 4\)"),
-    (dict(workers=0), "workers must be >= 1"),
 ])
 def test_max_box_acc_input_errors(kwargs, match):
     args = dict(cams=np.zeros((2, 5, 5)), gt_boxes=[[0, 0, 1, 1]] * 2) | kwargs
@@ -414,14 +410,13 @@ def test_max_box_acc_wsolevaluation_protocol_upsamples_bicubically():
              for _ in maps]
     taus = np.arange(0, 1, 0.1)
     best, correct = wsolevaluation_restated(maps, boxes, taus, (50,), True, size=(28, 28))
-    result = max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28), protocol="wsolevaluation",
-                         workers=2)
+    result = max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28), protocol="wsolevaluation")
     np.testing.assert_array_equal(result.best_iou, best)
     np.testing.assert_array_equal(np.round(result.box_acc[:, 0] * len(maps)), correct[0])
     reference = max_box_acc_reference(maps, boxes, (0.5,), taus, size=28,
                                       protocol="wsolevaluation")
     np.testing.assert_array_equal(reference.best_iou, best)
-    # The clean protocol resizes bilinearly: the same as resizing first with box_from_cam's
+    # The clean protocol resizes bilinearly: the same as resizing first with resize_map's
     # resize, then scoring at full size.
     upsampled = [cv2.resize(m, (28, 28), interpolation=cv2.INTER_LINEAR) for m in maps]
     np.testing.assert_array_equal(max_box_acc(maps, boxes, (0.5,), taus, size=(28, 28)).best_iou,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -12,7 +13,7 @@ from scipy import ndimage
 
 
 from cam_tutorial.real.efficientnet_lite import CropGeometry
-from cam_tutorial.real.photos import PHOTO_NAMES, Photo, load_photo, load_photos, photo_records
+from cam_tutorial.real.photos import PHOTO_NAMES, PHOTOS_JSON, Photo, load_photo, load_photos
 
 pytest.importorskip("sklearn", reason="scikit-learn ships china.jpg and flower.jpg: pip install 'cam-tutorial[photos]'")
 
@@ -41,16 +42,14 @@ def test_the_motorcycle_is_the_left_stereo_image_and_grace_hopper_is_rgb(photos)
     assert by_name["china"].image.shape == (427, 640, 3)
 
 
-def test_every_record_says_where_the_photo_comes_from_and_its_licence():
-    records = photo_records()
-    assert sorted(records) == sorted(PHOTO_NAMES)
-    for name, record in records.items():
+def test_every_photo_says_where_it_comes_from_and_its_licence(photos):
+    assert sorted(json.loads(PHOTOS_JSON.read_text(encoding="utf-8"))["photos"]) == sorted(PHOTO_NAMES)
+    for photo in photos:
         for key in ("title", "package", "loader", "credit", "licence"):
-            assert record[key].strip(), (name, key)
-    assert records["china"]["licence"].startswith("CC BY 2.0")
-    assert records["coffee"]["licence"].startswith("CC0")
-    records["coffee"]["boxes"].clear()  # a copy: the package's data is untouched
-    assert load_photo("coffee").boxes.tolist() == [[172, 15, 412, 292]]
+            assert getattr(photo, key).strip(), (photo.name, key)
+    by_name = {p.name: p for p in photos}
+    assert by_name["china"].licence.startswith("CC BY 2.0")
+    assert by_name["coffee"].licence.startswith("CC0")
 
 
 def test_bad_names_say_what_to_do():
@@ -135,17 +134,17 @@ def test_photo_cams_refuse_one_photo_not_in_a_list(photos):
     assert isinstance(photos[0], Photo)
 
 
-def test_the_credits_page_lists_every_photo_with_its_source_and_licence():
+def test_the_credits_page_lists_every_photo_with_its_source_and_licence(photos):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     credits = (root / "book" / "credits.md").read_text(encoding="utf-8")
-    for name, record in photo_records().items():
-        row = next((line for line in credits.splitlines() if line.startswith(f"| `{name}` |")), None)
-        assert row is not None, f"book/credits.md has no row for {name}"
-        licence = record["licence"].split(" (https://")[0]  # the page links the licence instead
-        for text in (record["loader"], record["credit"], licence):
-            assert text in row, (name, text)
+    for photo in photos:
+        row = next((line for line in credits.splitlines() if line.startswith(f"| `{photo.name}` |")), None)
+        assert row is not None, f"book/credits.md has no row for {photo.name}"
+        licence = photo.licence.split(" (https://")[0]  # the page links the licence instead
+        for text in (photo.loader, photo.credit, licence):
+            assert text in row, (photo.name, text)
     assert "Apache-2.0" in credits and "book/credits" in (root / "_toc.yml").read_text()
 
 

@@ -42,9 +42,6 @@ def test_released_code_and_paper_disagree_on_a_faint_halo():
                                                                         0.85)
     assert box_from_cam(cam).tolist() == [30, 20, 40, 30]
     assert box_from_cam_released_code(cam).tolist() == [10, 10, 60, 50]
-    # The second box is the core, found at levels 100 and 110; the duplicates are dropped.
-    assert box_from_cam_released_code(cam, return_all=True).tolist() == [
-        [10, 10, 60, 50], [30, 20, 40, 30]]
 
 
 def test_released_code_constant_and_nan_maps():
@@ -92,19 +89,16 @@ _RELEASED_OPTIONS = [{}, {"edge_margin": 0}, {"erode": False}, {"levels": (20,)}
 
 @pytest.mark.parametrize("options", _RELEASED_OPTIONS, ids=str)
 def test_released_code_fast_equals_the_slow_reference(options):
-    # The reference is dt_box.cpp's loops one box at a time (list erase with its skip); the
-    # fast function finds the first box in one pass and merges with numpy.
+    # The reference is dt_box.cpp's loops one box at a time and a stable sort; the fast
+    # function finds the first box in one pass.
     for name, cam in released_maps():
         first = box_from_cam_released_code(cam, **options)
-        every = box_from_cam_released_code(cam, return_all=True, **options)
-        ref_every = box_from_cam_released_code_reference(cam, return_all=True, **options)
-        assert first.tolist() == ref_every[0].tolist(), name
-        assert every.tolist() == ref_every.tolist(), name
+        assert first.tolist() == box_from_cam_released_code_reference(cam, **options).tolist(), name
 
 
 def test_released_code_first_box_equals_the_reference_on_many_random_maps():
-    # The first box is found without the merge (the largest signed area, first on a tie);
-    # the reference sorts and merges everything. Random sizes, margins, sparsity and signs.
+    # The first box is found without sorting (the largest signed area, first on a tie);
+    # the reference sorts everything. Random sizes, margins, sparsity and signs.
     rng = np.random.default_rng(17)
     for trial in range(80):
         margin = int(rng.integers(0, 7))
@@ -123,14 +117,15 @@ def test_released_code_contour_in_the_last_pixels_gets_limit_s_negative_sides():
     cam[223, 223] = 1
     cam[100:105, 40:43] = 1
     assert box_from_cam_released_code(cam).tolist() == [215, 215, 219, 219]
-    # With one negative side (x only) the area is negative and the box ranks last, flipped to
-    # the left of x = 219: x + w = 219 + (224 - 222 - 5) = 216.
+    # With one negative side (x only) the area is negative and the box ranks below any other
+    # (here, a block's); alone, it is flipped to the left of x = 219:
+    # x + w = 219 + (224 - 222 - 5) = 216.
     cam = np.zeros((224, 224))
     cam[100, 222] = 1
+    alone = box_from_cam_released_code(cam)
     cam[50:60, 50:60] = 1
-    boxes = box_from_cam_released_code(cam, return_all=True)
-    assert boxes[0].tolist() == [50, 50, 60, 60]
-    assert boxes[-1].tolist() == [216, 100, 219, 101]
+    assert box_from_cam_released_code(cam).tolist() == [50, 50, 60, 60]
+    assert alone.tolist() == [216, 100, 219, 101]
 
 
 def test_released_code_negative_only_map_saturates_to_the_whole_image():
@@ -148,15 +143,6 @@ def test_released_code_zero_maximum_gives_the_constant_map_box():
     cam = np.full((30, 40), -1.0)
     cam[10:20, 10:20] = 0.0
     assert box_from_cam_released_code(cam).tolist() == [0, 0, 35, 25]
-
-
-def test_released_code_merge_skips_the_box_after_an_erased_one():
-    # One rectangle gives the same box at all three levels. mergeBBox erases the second copy,
-    # then its j++ skips the third (which moved into the erased slot): two copies remain.
-    cam = rectangle_map(60, 60, (10, 20, 40, 35))
-    assert box_from_cam_released_code(cam, return_all=True).tolist() == [[10, 20, 40, 35]] * 2
-    assert box_from_cam_released_code(cam, levels=(20,), return_all=True).tolist() == [
-        [10, 20, 40, 35]]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (4, 4), (8, 30), (30, 6)])
@@ -179,7 +165,7 @@ def test_released_code_boxes_never_leave_the_image():
         height, width = (int(v) for v in rng.integers(max(2 * margin - 1, 1), 20, 2))
         cam = rng.random((height, width)) * (rng.random((height, width)) > 0.6)
         cam[rng.integers(0, height), rng.integers(0, width)] = 2.0  # never all zero
-        boxes = box_from_cam_released_code(cam, edge_margin=margin, return_all=True)
+        boxes = box_from_cam_released_code(cam, edge_margin=margin)[None]
         assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all(), (trial, boxes)
         assert (boxes[:, 0] <= boxes[:, 2]).all() and (boxes[:, 1] <= boxes[:, 3]).all()
         assert (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all(), (trial, boxes)

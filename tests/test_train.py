@@ -508,7 +508,7 @@ def test_an_unwritable_checkpoint_dir_fails_before_the_first_epoch(tmp_path, mon
     def read_only(*args, **kwargs):  # the tests run as root, who may write anywhere: pretend
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(checkpoints.tempfile, "TemporaryFile", read_only)
     with pytest.raises(CheckpointError, match=r"cannot write to .*permission denied.*make it writable or choose "
                                               r"another checkpoint_dir"):
         train(tiny_model(), tiny_data(32, 0), None, CONFIG, tmp_path / "ro")

@@ -3,10 +3,10 @@
 :func:`cam_tutorial.cam.compute_cams` reads ``model.features``, ``model.pool`` and
 ``model.classifier`` directly. Other networks hide their last convolutional maps inside
 ``forward``: :class:`CAMExtractor` hooks the layer that outputs them (found by a probe of every
-module when not given), takes the classifier that returns the logits (not the Linears of a
-squeeze-excitation block, :mod:`cam_tutorial.anymodel.heads`), checks once that
-``logits == pool(f) @ W.T + b``, and then computes the same maps with the same kernel,
-:func:`cam_tutorial.cam.class_activation_maps`.
+module when not given) for the length of one forward pass, takes the classifier that returns
+the logits (not the Linears of a squeeze-excitation block, :mod:`cam_tutorial.anymodel.heads`),
+checks once that ``logits == pool(f) @ W.T + b``, and then computes the same maps with the
+same kernel, :func:`cam_tutorial.cam.class_activation_maps`.
 
 Example:
     >>> import torch
@@ -24,8 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
-import weakref
 from typing import Callable
 
 import torch
@@ -33,18 +33,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_tutorial.anymodel.heads import (
-    module_name,
-    resolve_submodule,
     CAM_ADVICE,
     choose_feature_layer,
-    default_feature_layer,
+    could_be_features,
     find_classifier,
-    verify_head,
+    module_name,
+    resolve_submodule,
 )
 from cam_tutorial.cam import (
     CAMNotApplicableError,
     CAMResult,
     cam_result,
+    has_cam_layout,
 )
 from cam_tutorial.checks import (
     ClassIndices,
@@ -61,58 +61,52 @@ __all__ = ["CAMExtractor"]
 logger = logging.getLogger(__name__)
 
 
-class _FeatureStore:
-    """Holds what the hooks capture; kept apart from the extractor so hooks do not pin it.
+def forward_recording(model: nn.Module, images: torch.Tensor, layers: list[tuple[str, nn.Module]],
+                      keep: Callable[[object], bool] | None = None) -> tuple[object, list[tuple[str, object]]]:
+    """``model(images)``, and the ``(name, output)`` of each of ``layers`` each time it ran, in
+    order (only the outputs ``keep`` accepts, if given). The hooks live only during this one pass.
+    Used in no chapter directly.
 
-    Its methods are the hooks: :meth:`capture` on the feature layer, :meth:`probe_hook` on every
-    module while the feature layer is unknown.
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU())
+        >>> _, recorded = forward_recording(model, torch.rand(1, 3, 2, 2), [("0", model[0])])
+        >>> [(name, tuple(out.shape)) for name, out in recorded], bool(model[0]._forward_hooks)
+        ([('0', (1, 4, 2, 2))], False)
     """
+    recorded: list[tuple[str, object]] = []
 
-    def __init__(self) -> None:
-        self.active = False
-        self.output: torch.Tensor | None = None
-        self.calls = 0
-        self.probe: list[tuple[str, torch.Tensor]] = []
+    def record(name: str, module: nn.Module, inputs: tuple, output: object) -> None:
+        if keep is None or keep(output):
+            recorded.append((name, output))
 
-    def reset(self) -> None:
-        self.output, self.calls, self.probe = None, 0, []
-
-    def capture(self, module: nn.Module, inputs: tuple, output: object) -> None:
-        if self.active:
-            self.output = output if isinstance(output, torch.Tensor) else None
-            self.calls += 1
-
-    def probe_hook(self, name: str, channels: int) -> Callable:
-        """A hook keeping what could be ``f``: 4-D, ``K`` channels, more than one position."""
-        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-            if (self.active and isinstance(output, torch.Tensor) and output.ndim == 4
-                    and output.shape[1] == channels and output.shape[2] * output.shape[3] > 1):
-                self.probe.append((name, output))
-        return hook
-
-    def captured_features(self, target_name: str | None) -> torch.Tensor:
-        """The feature layer's output of the last pass, checked: one tensor, once, finite."""
-        features = self.output
-        if features is None:
-            raise ValueError(
-                f"the target layer {target_name!r} did not output a tensor during the forward pass; "
-                "pick the layer whose output feeds the global pooling"
-            )
-        if self.calls > 1:
-            raise ValueError(
-                f"the target layer {target_name!r} ran {self.calls} times in one forward pass; "
-                "pick a layer that runs once (the one whose output feeds the global pooling)"
-            )
-        if features.is_floating_point():
-            check_finite(features, f"the features of {target_name!r}",
-                         "the model overflowed before its head (run it in float32, check its weights)")
-        return features
+    handles = [layer.register_forward_hook(functools.partial(record, name)) for name, layer in layers]
+    try:
+        return model(images), recorded
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
-def _remove_handles(handles: list) -> None:
-    for handle in handles:
-        handle.remove()
-    handles.clear()
+def layer_output(recorded: list[tuple[str, object]], name: str | None) -> torch.Tensor:
+    """The one tensor a target layer output in a pass (from :func:`forward_recording`), or a
+    ``ValueError`` saying why there is not one.
+    Used in no chapter directly.
+
+    Example:
+        >>> import torch
+        >>> layer_output([("conv", torch.zeros(1, 2, 3, 3))], "conv").shape
+        torch.Size([1, 2, 3, 3])
+    """
+    if len(recorded) > 1:
+        raise ValueError(f"the target layer {name!r} ran {len(recorded)} times in one forward pass; pick the layer "
+                         "whose output are the last convolutional maps (the input of the global pooling), which "
+                         "runs once")
+    if not recorded or not isinstance(recorded[0][1], torch.Tensor):
+        raise ValueError(f"the target layer {name!r} did not output a tensor during the forward pass; pick the "
+                         "layer whose output feeds the global pooling")
+    return recorded[0][1]
 
 
 def _check_logits(model: nn.Module, fc: nn.Linear, fc_name: str, logits: object, batch: int) -> None:
@@ -161,8 +155,8 @@ class CAMExtractor:
       (mobilenet_v3's Linear-Hardswish-Dropout-Linear, VGG16's FC stack, convnext's LayerNorm),
       CAM does not apply: :class:`CAMNotApplicableError`. Dropout, Identity, Flatten and pooling
       around it are fine (dropout is the identity in eval).
-    * the feature layer: ``model.features`` for the book's models (``.features``, ``.pool``,
-      ``.classifier``); otherwise, on the first call, every 4-D output with ``K`` channels and
+    * the feature layer: ``model.features`` for a model laid out as ``features -> pool ->
+      classifier`` (the book's, :func:`~cam_tutorial.cam.has_cam_layout`); otherwise, on the first call, every 4-D output with ``K`` channels and
       more than one position is recorded, and the last one whose pooling reproduces the logits is
       chosen (``layer4`` for resnet, ``features`` for densenet/efficientnet, ``inception5b``
       for googlenet, ``conv5`` for shufflenet, ``trunk_output`` for regnet).
@@ -179,8 +173,8 @@ class CAMExtractor:
     between ``f`` and the pooling is recognised too. Otherwise :class:`CAMNotApplicableError`
     says why. The chosen layers are logged with ``logging.info``.
 
-    Hooks are removed by :meth:`close`, on leaving a ``with`` block (also on an exception), or
-    when the extractor is garbage collected.
+    The hooks live only for the forward pass of each call: nothing stays on the model between
+    calls. :meth:`close` (or leaving a ``with`` block) refuses later calls.
 
     Args:
         model: a classifier in eval mode, returning logits ``(B, C)``.
@@ -221,42 +215,27 @@ class CAMExtractor:
         self.num_classes, self.num_channels = self.fc.weight.shape
         self.pooling: str | None = None  # "avg" or "max", once verified
         self.activation: str | None = None  # "none" or "relu" between f and the pooling
-        self._store = _FeatureStore()
         self._closed = False
-        self._handles: list = []
-        self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
         self.target_layer: nn.Module | None = None
         self.target_name: str | None = None
         if target_layer is not None:
             self._set_target(resolve_submodule(model, target_layer, "target_layer"), "given")
-        elif default_feature_layer(model) is not None:
-            self._set_target(default_feature_layer(model), "the model's .features")
-        else:
-            self._install_probe()
-        # The layers found are debug detail; the one INFO line is the verification (_accept).
+        elif has_cam_layout(model):
+            self._set_target(model.features, "the model's .features")
+        # The layers found are debug detail; the one INFO line is the verification (_log_verified).
         logger.debug("CAMExtractor: classifier %r (%d classes, %d channels)", self.fc_name, self.num_classes,
                      self.num_channels)
         if example is not None:
             self(example)  # settles the feature layer and the pooling now
 
-    # -- hooks -------------------------------------------------------------------------------
-
     def _set_target(self, layer: nn.Module, how: str) -> None:
         self.target_layer = layer
         self.target_name = module_name(self.model, layer)
-        self._handles.append(layer.register_forward_hook(self._store.capture))
         logger.debug("CAMExtractor: feature layer %r (%s)", self.target_name, how)
 
-    def _install_probe(self) -> None:
-        for name, module in self.model.named_modules():
-            if module is not self.model:
-                hook = self._store.probe_hook(name, self.num_channels)
-                self._handles.append(module.register_forward_hook(hook))
-
     def close(self) -> None:
-        """Remove every hook this extractor put on the model (safe to call twice)."""
+        """Refuse later calls (safe to call twice). No hook stays on the model between calls."""
         self._closed = True
-        _remove_handles(self._handles)
 
     def __enter__(self) -> "CAMExtractor":
         return self
@@ -267,8 +246,6 @@ class CAMExtractor:
     def __repr__(self) -> str:
         return (f"CAMExtractor(target_layer={self.target_name!r}, fc_layer={self.fc_name!r}, "
                 f"pooling={self.pooling!r})")
-
-    # -- the call ----------------------------------------------------------------------------
 
     def __call__(
         self,
@@ -286,40 +263,34 @@ class CAMExtractor:
         pooling followed by one linear layer. The forward pass runs without gradients.
         """
         if self._closed:
-            raise RuntimeError("this CAMExtractor is closed (its hooks were removed); create a new one")
+            raise RuntimeError("this CAMExtractor is closed; create a new one")
         images = check_on_device_of(check_image_batch(images), self.fc.weight)
         batch = images.shape[0]
         classes = requested_classes(classes, top_k, batch, self.num_classes, images.device)
         check_model(self.model)
-        logits = self._forward(images)
+        if self.target_layer is not None:
+            layers, keep = [(self.target_name, self.target_layer)], None
+        else:  # the probe: every output that could be f
+            layers = [(name, m) for name, m in self.model.named_modules() if m is not self.model]
+            keep = functools.partial(could_be_features, channels=self.num_channels)
+        with torch.no_grad():
+            logits, recorded = forward_recording(self.model, images, layers, keep)
         _check_logits(self.model, self.fc, self.fc_name, logits, batch)
         size = tuple(images.shape[-2:]) if upsample else None
-        return cam_result(self._features(logits), self.fc.weight, logits, classes, top_k, size, normalize)
+        return cam_result(self._features(recorded, logits), self.fc.weight, logits, classes, top_k, size, normalize)
 
-    def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        """The model's output, with the hooks recording (and only then)."""
-        self._store.reset()
-        self._store.active = True
-        try:
-            with torch.no_grad():
-                return self.model(images)
-        finally:
-            self._store.active = False
-
-    def _features(self, logits: torch.Tensor) -> torch.Tensor:
-        """``f`` of this pass (verified on the first call), after the head's ReLU if it has one."""
-        if self.target_layer is None:
-            name, features, match = choose_feature_layer(self._store.probe, logits, self.fc, self.fc_name)
-            _remove_handles(self._handles)
-            self._set_target(self.model.get_submodule(name), "found by matching the logits")
-            self._accept(*match)
-        else:
-            features = self._store.captured_features(self.target_name)
-            if self.pooling is None:
-                self._accept(*verify_head(features, logits, self.fc, self.target_name, self.fc_name))
-        self._store.output, self._store.probe = None, []
+    def _features(self, recorded: list[tuple[str, object]], logits: torch.Tensor) -> torch.Tensor:
+        """``f`` of this pass (found and verified on the first call), after the head's ReLU if it has one."""
+        if self.target_layer is not None:
+            features = layer_output(recorded, self.target_name)
+            if features.is_floating_point():
+                check_finite(features, f"the features of {self.target_name!r}",
+                             "the model overflowed before its head (run it in float32, check its weights)")
+            recorded = [(self.target_name, features)]
+        if self.pooling is None:
+            name, features, (self.pooling, self.activation) = choose_feature_layer(recorded, logits, self.fc,
+                                                                                   self.fc_name)
+            if self.target_layer is None:
+                self._set_target(self.model.get_submodule(name), "found by matching the logits")
+            _log_verified(self.pooling, self.activation, self.target_name, self.fc, self.fc_name)
         return F.relu(features) if self.activation == "relu" else features
-
-    def _accept(self, pooling: str, activation: str) -> None:
-        self.pooling, self.activation = pooling, activation
-        _log_verified(pooling, activation, self.target_name, self.fc, self.fc_name)

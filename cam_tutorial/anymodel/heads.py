@@ -6,11 +6,11 @@ This module answers the two questions that come before any map, with no hooks of
 * *which Linear is the classifier, and can it be a CAM head?* (:func:`find_classifier`): a Linear
   in an ``nn.Sequential`` with an activation, a norm or another weighted layer (an MLP head, a
   squeeze-excitation block) cannot be; the structure alone says so.
-* *do these features and logits obey the identity?* (:func:`verify_head`,
-  :func:`choose_feature_layer`): ``logits == pool(act(f)) @ W.T + b`` within float tolerance,
-  for average or max pooling, with or without a functional ReLU.
+* *which layer's output is ``f``, and does it obey the identity?* (:func:`choose_feature_layer`,
+  :func:`match_head`): ``logits == pool(act(f)) @ W.T + b`` within float tolerance, for average
+  or max pooling, with or without a functional ReLU.
 
-:class:`cam_tutorial.anymodel.extractor.CAMExtractor` owns the hooks that capture ``f`` and calls these.
+:class:`cam_tutorial.anymodel.extractor.CAMExtractor` owns the hooks that record the outputs and calls these.
 
 Example:
     >>> import torch
@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import torch
@@ -36,11 +35,10 @@ from cam_tutorial.cam import CAMNotApplicableError
 __all__ = [
     "CAM_ADVICE",
     "choose_feature_layer",
-    "default_feature_layer",
+    "could_be_features",
     "find_classifier",
     "head_problem",
     "match_head",
-    "verify_head",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,20 +57,6 @@ _ACTIVATIONS = tuple(
 )
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
-
-
-def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast disabled on ``device`` (so a check runs in float32), where torch allows it.
-
-    Example:
-        >>> import torch
-        >>> with autocast_off(torch.device("cpu")):
-        ...     pass
-    """
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):  # a device type this torch cannot autocast: nothing to turn off
-        return contextlib.nullcontext()
 
 
 def head_problem(model: nn.Module, fc: nn.Module) -> str | None:
@@ -142,21 +126,6 @@ def find_classifier(model: nn.Module, fc_layer: nn.Module | str | None = None) -
     return fc
 
 
-def default_feature_layer(model: nn.Module) -> nn.Module | None:
-    """``model.features`` for the book's models (``.features``, ``.pool``, ``.classifier``), else ``None``.
-    Used in no chapter directly.
-
-    Example:
-        >>> from torch import nn
-        >>> default_feature_layer(nn.Linear(2, 2)) is None
-        True
-    """
-    if all(hasattr(model, a) for a in ("features", "pool", "classifier")) and isinstance(
-            model.features, nn.Module):
-        return model.features
-    return None
-
-
 def match_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear) -> tuple[str, str] | None:
     """Which ``(pooling, activation)`` makes ``pool(act(f)) @ W.T + b`` equal the logits, if any.
     Used in no chapter directly.
@@ -179,7 +148,7 @@ def match_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear) -> t
         torch.float16, torch.bfloat16)
     rtol = 2e-2 if low_precision else 1e-3
     tol = 1e-6 + rtol * float(target.abs().max())
-    with autocast_off(features.device):
+    with torch.autocast(features.device.type, enabled=False):  # a check in float32, even under autocast
         f = features.detach().float()
         for activation in ("none", "relu"):
             g = f if activation == "none" else F.relu(f)
@@ -190,47 +159,34 @@ def match_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear) -> t
     return None
 
 
-def verify_head(features: torch.Tensor, logits: torch.Tensor, fc: nn.Linear, target_name: str,
-                fc_name: str) -> tuple[str, str]:
-    """``(pooling, activation)`` of a verified head, or :class:`CAMNotApplicableError` saying why.
+def could_be_features(output: object, channels: int) -> bool:
+    """Whether a layer's ``output`` could be ``f``: a 4-D map with ``channels`` channels and more
+    than one position.
     Used in no chapter directly.
 
     Example:
         >>> import torch
-        >>> from torch import nn
-        >>> fc = nn.Linear(4, 2)
-        >>> f = torch.rand(1, 4, 3, 3)
-        >>> verify_head(f, fc(f.mean(dim=(2, 3))), fc, "features", "classifier")
-        ('avg', 'none')
+        >>> could_be_features(torch.rand(1, 4, 3, 3), 4), could_be_features(torch.rand(1, 4, 1, 1), 4)
+        (True, False)
     """
-    channels = fc.weight.shape[1]
-    if features.ndim != 4 or features.shape[1] != channels:
-        raise CAMNotApplicableError(
-            f"CAM does not apply with this target layer: {target_name!r} outputs shape "
-            f"{tuple(features.shape)}, but the classifier "
-            f"{fc_name!r} takes {channels} channels: f must be (B, {channels}, h, w). "
-            f"{CAM_ADVICE}."
-        )
-    match = match_head(features, logits, fc)
-    if match is None:
-        raise CAMNotApplicableError(
-            f"CAM does not apply to this model: the logits are not global pooling of {target_name!r} "
-            f"followed by {fc_name!r} "
-            f"(checked logits == pool(f) @ W.T + b with average and max pooling), so the head is not global "
-            f"pooling followed by one linear layer. {CAM_ADVICE}."
-        )
-    return match
+    return (isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[1] == channels
+            and output.shape[2] * output.shape[3] > 1)
 
 
-def choose_feature_layer(probe: list[tuple[str, torch.Tensor]], logits: torch.Tensor, fc: nn.Linear,
+def choose_feature_layer(recorded: list[tuple[str, torch.Tensor]], logits: torch.Tensor, fc: nn.Linear,
                          fc_name: str) -> tuple[str, torch.Tensor, tuple[str, str]]:
-    """Of the 4-D outputs recorded in one pass, the last whose pooling reproduces the logits.
+    """Of the layer outputs recorded in one pass, the last that can be ``f`` and whose pooling
+    reproduces the logits.
     Used in no chapter directly.
+
+    ``recorded`` holds ``(layer name, output)`` pairs in the order they ran: the target layer's
+    output when it was named, else every output that :func:`could_be_features`.
 
     Returns ``(layer name, its output, (pooling, activation))``.
 
     Raises:
-        CAMNotApplicableError: no output with ``K`` channels, or none that verifies.
+        CAMNotApplicableError: no output that can be ``f``, or none that verifies; the message
+            names the layers and the classifier.
 
     Example:
         >>> import torch
@@ -241,23 +197,25 @@ def choose_feature_layer(probe: list[tuple[str, torch.Tensor]], logits: torch.Te
         'conv'
     """
     channels = fc.weight.shape[1]
-    candidates = [(n, out) for n, out in probe if out.shape[1] == channels]
+    candidates = [(n, out) for n, out in recorded if could_be_features(out, channels)]
     seen: set[int] = set()
     for name, output in reversed(candidates):
-        if id(output) in seen:
+        if id(output) in seen:  # a container and its last child record the same tensor
             continue
         seen.add(id(output))
         match = match_head(output, logits, fc)
         if match is not None:
             return name, output, match
-    names = ", ".join(dict.fromkeys(n for n, _ in candidates)) or "none"
     if not candidates:
-        why = (f"no layer outputs a 4-D map with {channels} channels (the classifier's inputs) and "
-               "more than one position; if the input is small the maps may be 1x1: use larger images")
+        shapes = "".join(f"; {n!r} outputs shape {tuple(out.shape)}" for n, out in recorded)
+        why = (f"no layer outputs a 4-D map with {channels} channels (the classifier {fc_name!r} takes {channels} "
+               f"channels) and more than one position{shapes}; if the input is small the maps may be 1x1: use "
+               "larger images")
     else:
-        why = (f"no layer's output, globally pooled, reproduces the logits through {fc_name!r} "
-               f"(candidates with {channels} channels: {names}); the head is not global pooling "
-               "followed by one linear layer")
+        names = " or ".join(repr(n) for n in dict.fromkeys(n for n, _ in candidates))
+        why = (f"the logits are not global pooling of {names} followed by {fc_name!r} (checked logits == "
+               f"pool(f) @ W.T + b with average and max pooling, for every candidate with {channels} channels), "
+               "so the head is not global pooling followed by one linear layer")
     raise CAMNotApplicableError(f"CAM does not apply to this model: {why}. {CAM_ADVICE}.")
 
 

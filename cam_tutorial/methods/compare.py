@@ -67,7 +67,6 @@ __all__ = [
     "saliency_for_dataset",
     "center_baseline",
     "method_maps",
-    "compare_methods",
     "comparison_rows",
     "twin_measures",
     "CalibratedBoxAcc",
@@ -113,7 +112,6 @@ class LocalizationReport:
         original: MaxBoxAcc (largest contour, delta 0.5).
         pointing: the pointing-game hit rate.
         area: coverage of the object (``None`` without masks).
-        threshold: the paper's-rule threshold used (fraction of the maximum).
         seconds: wall time of the scoring.
     """
 
@@ -124,7 +122,6 @@ class LocalizationReport:
     original: MaxBoxAccResult
     pointing: float
     area: AreaFraction | None
-    threshold: float
     seconds: float
 
     def row(self) -> dict[str, Any]:
@@ -150,9 +147,6 @@ class LocalizationReport:
 def localization_report(
     found: DatasetMaps,
     name: str = "",
-    threshold: float = 0.2,
-    *,
-    workers: int | None = None,
 ) -> LocalizationReport:
     """Score one method's maps against the dataset's boxes (and masks) with every measure.
     Used in chapter 8, and the appendix.
@@ -161,8 +155,6 @@ def localization_report(
         found: the maps, scores and ground truth (:func:`~cam_tutorial.dataset_maps.cams_for_dataset`
             and friends); it needs boxes.
         name: the method's name in the table.
-        threshold: the paper's rule's fraction of the maximum (0.2), also used for coverage.
-        workers: threads for :func:`~cam_tutorial.metrics.max_box_acc_both`.
 
     Returns:
         A :class:`LocalizationReport`.
@@ -181,20 +173,20 @@ def localization_report(
     start = time.perf_counter()
     maps = found.maps.numpy()
     gt_boxes = found.boxes.numpy()
-    boxes = boxes_from_cams(maps, threshold)
+    boxes = boxes_from_cams(maps)  # the paper's 20% of the maximum
     loc = localization_accuracy(found.predictions, found.labels, boxes, gt_boxes)
-    v2, original = max_box_acc_both(maps, gt_boxes, workers=workers)  # one tracing for both
+    v2, original = max_box_acc_both(maps, gt_boxes)  # one tracing for both
     if found.masks is not None:
         masks = found.masks.numpy()
         pointing = pointing_game(maps, masks, kind="mask")
-        area = cam_area_fraction(maps, masks, threshold)
+        area = cam_area_fraction(maps, masks)
     else:
         pointing = pointing_game(maps, gt_boxes, kind="box")
         area = None
     seconds = time.perf_counter() - start
     logger.info("scored %s on %d images in %.1f s: %s", name or "maps", len(found), seconds, v2)
     return LocalizationReport(name=name, loc=loc, boxes=boxes, v2=v2, original=original, pointing=pointing,
-                              area=area, threshold=float(threshold), seconds=seconds)
+                              area=area, seconds=seconds)
 
 
 def saliency_for_dataset(
@@ -203,11 +195,10 @@ def saliency_for_dataset(
     batch_size: int = 128,
     device: str | torch.device | None = None,
     *,
-    classes: str = "label",
     progress: bool = True,
 ) -> DatasetMaps:
-    """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`), min-max normalised
-    per image, and the logits, for every item of ``dataset`` (see
+    """Backprop saliency (:func:`~cam_tutorial.methods.saliency.gradient_saliency`) of the true class,
+    min-max normalised per image, and the logits, for every item of ``dataset`` (see
     :func:`~cam_tutorial.dataset_maps.maps_for_dataset`).
     Used in no chapter directly."""
     device = model_device(model) if device is None else device
@@ -217,8 +208,7 @@ def saliency_for_dataset(
             logits = model(images)
         return logits, normalize_maps(gradient_saliency(model, images, classes=wanted).float())
 
-    return maps_for_dataset(compute, dataset, batch_size, device, classes=classes, progress=progress,
-                            desc="backprop saliency")
+    return maps_for_dataset(compute, dataset, batch_size, device, progress=progress, desc="backprop saliency")
 
 
 def center_baseline(found: DatasetMaps, sigma: float = 0.25) -> DatasetMaps:
@@ -249,27 +239,18 @@ def method_maps(
     of each method's maps is stored in it, in seconds.
     """
     out: dict[str, DatasetMaps] = {}
-    jobs: list[tuple[str, Any]] = [(CAM_GAP, lambda: cams_for_dataset(gap_model, dataset, batch_size, device,
-                                                                     progress=progress))]
-    if gmp_model is not None:
-        jobs.append((CAM_GMP, lambda: cams_for_dataset(gmp_model, dataset, batch_size, device,
-                                                       progress=progress)))
-    jobs.append((SALIENCY, lambda: saliency_for_dataset(gap_model, dataset, batch_size, device,
-                                                        progress=progress)))
-    jobs.append((CENTER, lambda: center_baseline(out[CAM_GAP])))
-    for name, job in jobs:
+    jobs = {CAM_GAP: lambda: cams_for_dataset(gap_model, dataset, batch_size, device, progress=progress),
+            CAM_GMP: lambda: cams_for_dataset(gmp_model, dataset, batch_size, device, progress=progress),
+            SALIENCY: lambda: saliency_for_dataset(gap_model, dataset, batch_size, device, progress=progress),
+            CENTER: lambda: center_baseline(out[CAM_GAP])}
+    for name, job in jobs.items():
+        if name == CAM_GMP and gmp_model is None:
+            continue
         start = time.perf_counter()
         out[name] = job()
         if timings is not None:
             timings[name] = time.perf_counter() - start
     return out
-
-
-def compare_methods(maps: Mapping[str, DatasetMaps], threshold: float = 0.2,
-                    workers: int | None = None) -> dict[str, LocalizationReport]:
-    """A :class:`LocalizationReport` for each named method's maps, in the same order.
-    Used in the appendix."""
-    return {name: localization_report(found, name, threshold, workers=workers) for name, found in maps.items()}
 
 
 def comparison_rows(reports: Mapping[str, LocalizationReport] | list[LocalizationReport]) -> list[dict[str, Any]]:

@@ -38,10 +38,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cam_tutorial.anymodel.extractor import forward_recording, layer_output
+from cam_tutorial.anymodel.heads import module_name, resolve_submodule
 from cam_tutorial.cam import normalize_maps, upsample_maps
-from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_finite_logits
-from cam_tutorial.anymodel.heads import resolve_submodule
-from cam_tutorial.checks import check_image_batch, check_model
+from cam_tutorial.checks import (
+    ClassIndices,
+    check_finite,
+    check_finite_logits,
+    check_image_batch,
+    check_model,
+    requested_classes,
+)
 
 __all__ = ["gradient_saliency", "grad_cam"]
 
@@ -51,24 +58,15 @@ _GRADIENT_FIX = ("the backward pass overflowed (run the model in float32, not fl
                  "is undefined there (e.g. sqrt at 0); check the model's weights with torch.isfinite")
 
 
-def _check_inputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Validate model and images the way compute_cams does; return a (B, C, H, W) batch."""
-    check_model(model)
-    return check_image_batch(images)
-
-
-def _selected_scores(logits: object, classes: ClassIndices, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sum over the batch of each image's score for its class, and the classes used."""
+def _summed_score(model: nn.Module, logits: object, classes: ClassIndices, batch: int) -> torch.Tensor:
+    """The sum over the batch of each image's score for its class (checked, as the logits are)."""
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != batch:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model should return logits of shape ({batch}, C), got {got}")
-    if classes is None:
-        idx = logits.detach().argmax(dim=1)
-    else:
-        idx = as_class_tensor(classes, batch, logits.shape[1], logits.device)
-        if idx.ndim != 1:
-            raise ValueError(f"classes must hold one index per image, got shape {tuple(idx.shape)}")
-    return logits.gather(1, idx[:, None]).sum(), idx
+    idx = requested_classes(classes, None, batch, logits.shape[1], logits.device)
+    check_finite_logits(model, logits)
+    idx = logits.detach().argmax(dim=1) if idx is None else idx
+    return logits.gather(1, idx[:, None]).sum()
 
 
 def gradient_saliency(model: nn.Module, images: torch.Tensor, classes: ClassIndices = None) -> torch.Tensor:
@@ -99,12 +97,10 @@ def gradient_saliency(model: nn.Module, images: torch.Tensor, classes: ClassIndi
         >>> torch.allclose(s[0], w.abs().amax(dim=0))  # a linear model's gradient is its weight
         True
     """
-    images = _check_inputs(model, images)
-    x = images.detach().clone().requires_grad_(True)
+    check_model(model)
+    x = check_image_batch(images).detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        logits = model(x)
-        score, _ = _selected_scores(logits, classes, x.shape[0])
-        check_finite_logits(model, logits)
+        score = _summed_score(model, model(x), classes, x.shape[0])
         (grad,) = torch.autograd.grad(score, x)
     check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     return grad.abs().amax(dim=1)
@@ -153,8 +149,10 @@ def grad_cam(
         >>> torch.allclose(grad_cam(model, images), out.maps.clamp(min=0) / Z, atol=1e-6)
         True
     """
-    images = _check_inputs(model, images)
-    f, grad = _maps_and_gradient(model, _target_layer(model, target_layer), images, classes)
+    check_model(model)
+    images = check_image_batch(images)
+    layer = resolve_submodule(model, "features" if target_layer is None else target_layer, "target_layer")
+    f, grad = _maps_and_gradient(model, layer, images, classes)
     check_finite(grad, "the gradients of the scores", _GRADIENT_FIX)
     dtype = torch.promote_types(f.dtype, torch.float32)
     f, grad = f.detach().to(dtype), grad.to(dtype)
@@ -167,47 +165,18 @@ def grad_cam(
     return maps
 
 
-def _target_layer(model: nn.Module, target_layer: nn.Module | str | None) -> nn.Module:
-    """The layer whose output Grad-CAM weighs: ``target_layer``, or by default ``model.features``."""
-    if target_layer is not None:
-        return resolve_submodule(model, target_layer, "target_layer")
-    layer = getattr(model, "features", None)
-    if not isinstance(layer, nn.Module):
-        raise ValueError(
-            "the model has no .features module: pass target_layer, the layer whose output are the last "
-            "convolutional maps (e.g. 'layer4' for torchvision's ResNets, 'features' for DenseNet)"
-        )
-    return layer
-
-
 def _maps_and_gradient(model: nn.Module, layer: nn.Module, images: torch.Tensor,
                        classes: ClassIndices) -> tuple[torch.Tensor, torch.Tensor]:
     """``layer``'s output ``f`` (B, K, h, w) in one forward pass, and the gradient of the chosen
     classes' scores with respect to it."""
-    captured: list[torch.Tensor] = []
-
-    def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-        captured.append(output)
-
     # The input needs a gradient so that every activation does, even for a frozen model; the
     # backward pass stops at the layer's output, so nothing before it is differentiated.
     x = images.detach().clone().requires_grad_(True)
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            logits = model(x)
-            if len(captured) != 1:
-                raise ValueError(
-                    f"the target layer ran {len(captured)} times in one forward pass; pick the layer whose "
-                    "output are the last convolutional maps, which runs once"
-                )
-            f = captured[0]
-            if not isinstance(f, torch.Tensor) or f.ndim != 4 or f.shape[0] != x.shape[0]:
-                got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
-                raise ValueError(f"the target layer must output maps of shape (B, K, h, w), got {got}")
-            score, _ = _selected_scores(logits, classes, x.shape[0])
-            check_finite_logits(model, logits)
-            (grad,) = torch.autograd.grad(score, f)
-    finally:
-        handle.remove()
+    name = module_name(model, layer)
+    with torch.enable_grad():
+        logits, recorded = forward_recording(model, x, [(name, layer)])
+        f = layer_output(recorded, name)
+        if f.ndim != 4 or f.shape[0] != x.shape[0]:
+            raise ValueError(f"the target layer {name!r} must output maps of shape (B, K, h, w), got {tuple(f.shape)}")
+        (grad,) = torch.autograd.grad(_summed_score(model, logits, classes, x.shape[0]), f)
     return f, grad

@@ -34,11 +34,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+import scipy.stats
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_model
+from cam_tutorial.anymodel.heads import resolve_submodule
+from cam_tutorial.checks import ClassIndices, as_class_tensor, check_finite, check_image_batch, check_model
 
 __all__ = [
     "RandomizationResult",
@@ -53,7 +55,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+MapFunction = Callable[[nn.Module, torch.Tensor, ClassIndices], torch.Tensor]
 
 _MAPS_FIX = ("find where the NaN/Inf come from (the images, the model's weights, a float16 overflow; "
              "compute_cams and grad_cam name which) or replace them first with torch.nan_to_num")
@@ -62,21 +64,6 @@ _MAPS_FIX = ("find where the NaN/Inf come from (the images, the model's weights,
 # --------------------------------------------------------------------------------------------
 # Rank correlation
 # --------------------------------------------------------------------------------------------
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n along the last dimension; tied values share the mean of their ranks."""
-    n = x.shape[-1]
-    sorted_x, order = x.sort(dim=-1, stable=True)
-    # A new group starts where the sorted value changes; every member gets the group's mean rank.
-    new_group = torch.ones_like(sorted_x, dtype=torch.bool)
-    new_group[..., 1:] = sorted_x[..., 1:] != sorted_x[..., :-1]
-    group = new_group.cumsum(dim=-1) - 1  # group id of each sorted position
-    positions = torch.arange(1, n + 1, dtype=torch.float64, device=x.device).expand_as(sorted_x)
-    sums = torch.zeros_like(positions).scatter_add_(-1, group, positions)
-    counts = torch.zeros_like(positions).scatter_add_(-1, group, torch.ones_like(positions))
-    mean_rank_sorted = (sums / counts.clamp(min=1)).gather(-1, group)
-    return torch.empty_like(mean_rank_sorted).scatter_(-1, order, mean_rank_sorted)
 
 
 def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor:
@@ -109,8 +96,9 @@ def spearman_per_map(maps_a: torch.Tensor, maps_b: torch.Tensor) -> torch.Tensor
     for name, maps in (("maps_a", maps_a), ("maps_b", maps_b)):
         if maps.is_floating_point():
             check_finite(maps, f"the maps {name}", _MAPS_FIX)
-    a = _average_ranks(maps_a.detach().reshape(maps_a.shape[0], -1).double())
-    b = _average_ranks(maps_b.detach().reshape(maps_b.shape[0], -1).to(a.device).double())
+    # Ranks of each map's pixels; tied values share the mean of their ranks (scipy's "average").
+    flat = (maps.detach().reshape(maps.shape[0], -1).double().cpu().numpy() for maps in (maps_a, maps_b))
+    a, b = (torch.from_numpy(scipy.stats.rankdata(x, axis=1)).to(maps_a.device) for x in flat)
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
     denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
@@ -180,25 +168,19 @@ def randomization_order(model: nn.Module) -> list[str]:
     return names
 
 
-def _randomize_(module: nn.Module) -> None:
+def _randomize_(module: nn.Module, name: str) -> None:
     """Back to a random initialisation: every submodule's own ``reset_parameters``.
 
     Batch norm layers are reset too (weight 1, bias 0, running mean 0, variance 1): their learned
     statistics are part of the trained model.
     """
-    reset = 0
-    for sub in module.modules():
-        if callable(getattr(sub, "reset_parameters", None)):
-            sub.reset_parameters()
-            reset += 1
+    resettable = [sub for sub in module.modules() if callable(getattr(sub, "reset_parameters", None))]
+    if not resettable:  # left trained, it would pass for a layer the maps do not depend on
+        raise ValueError(f"the layer {name!r} has no reset_parameters to randomise it with; leave it out of layers")
+    for sub in resettable:
+        sub.reset_parameters()
         if isinstance(sub, nn.modules.batchnorm._NormBase) and sub.track_running_stats:
             sub.reset_running_stats()
-    if reset == 0:
-        # A custom layer without reset_parameters: draw its parameters like its current ones.
-        with torch.no_grad():
-            for p in module.parameters():
-                scale = float(p.std()) if p.numel() > 1 and float(p.std()) > 0 else 0.01
-                p.normal_(0.0, scale)
 
 
 def cascading_randomization(
@@ -219,8 +201,8 @@ def cascading_randomization(
     Args:
         model: the trained model, in eval mode.
         images: ``(B, 3, H, W)`` batch, on the model's device.
-        classes: the class to explain for each image (an int or ``(B,)``); kept fixed at every step,
-            so the maps answer the same question of each model.
+        classes: the class to explain for each image (an int or ``(B,)``), given to ``map_fn`` (which
+            checks it) unchanged at every step, so the maps answer the same question of each model.
         map_fn: ``map_fn(model, images, classes) -> (B, H, W)`` maps, e.g.
             ``lambda m, x, c: grad_cam(m, x, c, upsample=True)``.
         seed: seeds the re-initialisation (CPU and CUDA generators, restored afterwards).
@@ -234,19 +216,18 @@ def cascading_randomization(
         ValueError: a model in training mode, an unknown layer name, maps of the wrong shape.
     """
     check_model(model)
-    if not callable(map_fn):
-        raise TypeError("map_fn must be a function map_fn(model, images, classes) -> (B, H, W) maps")
-    names = _layer_names(model, layers)
-    class_idx = _class_indices(model, classes, images)
-    original = _checked_maps(map_fn, model, images, class_idx)
+    names = list(layers) if layers is not None else randomization_order(model)
+    for name in names:  # every name checked before the first, long, step
+        resolve_submodule(model, name, "layers")
+    original = _checked_maps(map_fn, model, images, classes)
     work = copy.deepcopy(model).eval()
     cuda_devices = sorted({p.device.index or 0 for p in work.parameters() if p.device.type == "cuda"})
     correlations = []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         for name in names:
-            _randomize_(work.get_submodule(name))
-            maps = _checked_maps(map_fn, work, images, class_idx)
+            _randomize_(work.get_submodule(name), name)
+            maps = _checked_maps(map_fn, work, images, classes)
             correlations.append(spearman_per_map(original, maps).cpu().numpy())
             logger.info("randomised up to %s: mean Spearman %.3f", name, float(np.nanmean(correlations[-1])))
     return RandomizationResult(
@@ -256,34 +237,10 @@ def cascading_randomization(
     )
 
 
-def _layer_names(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
-    """``layers`` (default :func:`randomization_order`), each checked to name a submodule."""
-    names = list(layers) if layers is not None else randomization_order(model)
-    for name in names:
-        try:
-            model.get_submodule(name)
-        except AttributeError as err:
-            raise ValueError(f"the model has no submodule {name!r} to randomise; "
-                             f"the default order is {randomization_order(model)}") from err
-    return names
-
-
-def _class_indices(model: nn.Module, classes: ClassIndices, images: torch.Tensor) -> torch.Tensor:
-    """``classes`` as one index per image, checked against the model's last linear layer if any."""
-    num_classes = None
-    for m in reversed(list(model.modules())):
-        if isinstance(m, nn.Linear):
-            num_classes = m.out_features
-            break
-    if num_classes is None:
-        return torch.as_tensor(classes, device=images.device)
-    return as_class_tensor(classes, images.shape[0], num_classes, images.device)
-
-
-def _checked_maps(map_fn: MapFunction, net: nn.Module, images: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
-    """``map_fn(net, images, class_idx)``, refused unless ``(B, H, W)``; detached, float32."""
+def _checked_maps(map_fn: MapFunction, net: nn.Module, images: torch.Tensor, classes: ClassIndices) -> torch.Tensor:
+    """``map_fn(net, images, classes)``, refused unless ``(B, H, W)``; detached, float32."""
     batch = images.shape[0]
-    out = map_fn(net, images, class_idx)
+    out = map_fn(net, images, classes)
     if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != batch:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"map_fn must return maps of shape (B, H, W) = ({batch}, H, W), got {got}")
@@ -402,7 +359,7 @@ def deletion_insertion_curves(
         ValueError: a model in training mode, maps not ``(B, H, W)`` at the image size, ``steps`` < 1,
             an unknown substrate, a class out of range, NaN/Inf in the maps or the images.
     """
-    _check_curve_inputs(model, images, maps, steps, batch_size)
+    images, class_idx = _checked_curve_inputs(model, images, classes, maps, steps, batch_size)
     batch, _, height, width = images.shape
     deleted_to = _substrate(images, deletion_substrate, blur_sigma)
     inserted_onto = _substrate(images, insertion_substrate, blur_sigma)
@@ -411,13 +368,10 @@ def deletion_insertion_curves(
     counts = torch.round(torch.linspace(0, pixels, steps + 1, dtype=torch.float64)).long().to(images.device)
     # rank[b, y, x] = position of the pixel in decreasing order of saliency (0 = most salient).
     order = maps.detach().reshape(batch, -1).float().argsort(dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(pixels, device=order.device).expand(batch, -1))
-    rank = rank.reshape(batch, 1, height, width).to(images.device)
+    rank = order.argsort(dim=1).reshape(batch, 1, height, width).to(images.device)  # the inverse permutation
 
-    probabilities = _class_probabilities(model, images, classes, {"deletion": deleted_to, "insertion": inserted_onto},
-                                         rank, counts, batch_size)
-    deletion, insertion = (torch.cat(probabilities[kind]).reshape(batch, steps + 1).cpu().double()
-                           for kind in ("deletion", "insertion"))
+    deletion, insertion = _class_probabilities(model, images, class_idx, deleted_to, inserted_onto, rank, counts,
+                                               batch_size)
     fractions = counts.cpu().double() / pixels
     return CurvesResult(
         fractions=fractions.numpy(),
@@ -428,12 +382,12 @@ def deletion_insertion_curves(
     )
 
 
-def _check_curve_inputs(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, steps: int,
-                        batch_size: int) -> None:
-    """Refuse what :func:`deletion_insertion_curves` cannot measure, naming the argument."""
+def _checked_curve_inputs(model: nn.Module, images: torch.Tensor, classes: ClassIndices, maps: torch.Tensor,
+                          steps: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images as a batch and the classes as ``(B,)`` indices; refuse what
+    :func:`deletion_insertion_curves` cannot measure, naming the argument."""
     check_model(model)
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4:
-        raise ValueError("images must be a float tensor of shape (B, 3, H, W)")
+    images = check_image_batch(images)
     batch, _, height, width = images.shape
     if not isinstance(maps, torch.Tensor) or maps.shape != (batch, height, width):
         got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
@@ -444,32 +398,29 @@ def _check_curve_inputs(model: nn.Module, images: torch.Tensor, maps: torch.Tens
     # argsort ranks NaN like a large value, so NaN maps would give finite, meaningless curves.
     if maps.is_floating_point():
         check_finite(maps, "the maps", _MAPS_FIX)
-    check_finite(images, "the input images", "check how they were loaded and normalised or clean them "
-                  "with torch.nan_to_num")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    with torch.no_grad():  # the number of classes, from one image, to check the classes before the long run
+        class_idx = as_class_tensor(classes, batch, model(images[:1]).shape[1], images.device)
+    if class_idx.ndim != 1:
+        raise ValueError("classes must hold one index per image")
+    return images, class_idx
 
 
-def _class_probabilities(model: nn.Module, images: torch.Tensor, classes: ClassIndices,
-                         substrates: dict[str, torch.Tensor], rank: torch.Tensor, counts: torch.Tensor,
-                         batch_size: int) -> dict[str, list[torch.Tensor]]:
-    """Per kind (``"deletion"``, ``"insertion"``), the probability of each image's class for every
-    (image, step) variant, in order, as chunks of ``batch_size``."""
-    batch, steps = images.shape[0], len(counts) - 1
-    probabilities: dict[str, list[torch.Tensor]] = {"deletion": [], "insertion": []}
-    jobs = torch.cartesian_prod(torch.arange(batch), torch.arange(steps + 1)).to(images.device)  # (B*(S+1), 2)
-    class_idx = None
+def _class_probabilities(model: nn.Module, images: torch.Tensor, class_idx: torch.Tensor, deleted_to: torch.Tensor,
+                         inserted_onto: torch.Tensor, rank: torch.Tensor, counts: torch.Tensor,
+                         batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probability of each image's class for every (image, step) variant, deleted and inserted:
+    two ``(B, steps + 1)`` float64 tensors on the CPU, classified in chunks of ``batch_size``."""
+    batch, points = images.shape[0], len(counts)
+    jobs = torch.cartesian_prod(torch.arange(batch), torch.arange(points)).to(images.device)  # (B*(S+1), 2)
+    deletion: list[torch.Tensor] = []
+    insertion: list[torch.Tensor] = []
     with torch.no_grad():
-        for start in range(0, len(jobs), batch_size):
-            b, k = jobs[start:start + batch_size].unbind(1)
+        for chunk in jobs.split(batch_size):
+            b, k = chunk.unbind(1)
             changed = rank[b] < counts[k][:, None, None, None]  # (n, 1, H, W): the top pixels
-            for kind, variant in (("deletion", torch.where(changed, substrates["deletion"][b], images[b])),
-                                  ("insertion", torch.where(changed, images[b], substrates["insertion"][b]))):
-                logits = model(variant)
-                if class_idx is None:
-                    class_idx = as_class_tensor(classes, batch, logits.shape[1], images.device)
-                    if class_idx.ndim != 1:
-                        raise ValueError("classes must hold one index per image")
-                probs = logits.float().softmax(dim=1).gather(1, class_idx[b][:, None])[:, 0]
-                probabilities[kind].append(probs)
-    return probabilities
+            for curve, variant in ((deletion, torch.where(changed, deleted_to[b], images[b])),
+                                   (insertion, torch.where(changed, images[b], inserted_onto[b]))):
+                curve.append(model(variant).float().softmax(dim=1).gather(1, class_idx[b][:, None])[:, 0])
+    return tuple(torch.cat(curve).reshape(batch, points).cpu().double() for curve in (deletion, insertion))

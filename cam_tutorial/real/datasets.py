@@ -33,39 +33,19 @@ __all__ = ["photo_to_tensor", "RealDataset", "load_dataset", "default_data_root"
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_LENGTHS = {"train": 10_000, "val": 2_000, "test": 2_000}
-_DATA_ROOT_ENV = "CAM_TUTORIAL_DATA"
-
 # ----------------------------------------------------------------------------------------------
 # Real data (Colab): Imagenette and Oxford-IIIT Pet
 # ----------------------------------------------------------------------------------------------
 
 def default_data_root() -> Path:
-    """Where real datasets live: ``$CAM_TUTORIAL_DATA`` or ``~/.cache/cam_tutorial/data``.
-    Used in no chapter directly.
-
-    The variable is stripped of surrounding spaces, and a blank one counts as unset (``'  '``
-    would otherwise make a folder named by two spaces in the working directory).
-    """
-    env = os.environ.get(_DATA_ROOT_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "cam_tutorial" / "data"
-
-
-def _resize_centre_crop(image: "Any", size: int, nearest: bool) -> "Any":
-    """PIL image: resize so the shorter side is ``size``, then crop the centre ``size x size``."""
-    from PIL import Image
-
-    width, height = image.size
-    factor = size / min(width, height)
-    new_w, new_h = max(size, round(width * factor)), max(size, round(height * factor))
-    image = image.resize((new_w, new_h), resample=Image.NEAREST if nearest else Image.BILINEAR)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    """Where real datasets live unless ``root=`` says otherwise: ``~/.cache/cam_tutorial/data``.
+    Used in no chapter directly."""
+    return Path.home() / ".cache" / "cam_tutorial" / "data"
 
 
 def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:
-    """A PIL image as the lab's input: RGB, shorter side resized to ``size``, centre ``size x size``
-    crop, normalised like the lab's images: ``(3, size, size)`` float32.
+    """A PIL image as the lab's input: RGB, its centre square resized to ``size x size`` (PIL's
+    ``ImageOps.fit``), normalised like the lab's images: ``(3, size, size)`` float32.
     Used in no chapter directly.
 
     Example:
@@ -73,25 +53,20 @@ def photo_to_tensor(image: "Any", size: int) -> torch.Tensor:
         >>> photo_to_tensor(Image.new("RGB", (40, 30)), 32).shape
         torch.Size([3, 32, 32])
     """
-    rgb = np.asarray(_resize_centre_crop(image.convert("RGB"), image_side(size), nearest=False), dtype=np.uint8)
+    from PIL import Image, ImageOps
+
+    size = image_side(size)
+    rgb = np.asarray(ImageOps.fit(image.convert("RGB"), (size, size), Image.BILINEAR), dtype=np.uint8)
     return torch.from_numpy(cv2.LUT(np.ascontiguousarray(rgb), normalization_table())).permute(2, 0, 1).contiguous()
-
-
-def _box_of(mask: np.ndarray) -> torch.Tensor:
-    """Tight box (x0, y0, x1, y1), exclusive ends, of a bool mask; NaNs when it is empty."""
-    if not mask.any():
-        return torch.full((4,), float("nan"))
-    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-    return torch.tensor([x, y, x + w, y + h], dtype=torch.float32)
 
 
 class RealDataset(Dataset):
     """A real dataset as ``(image, label, box, mask)`` items, like the lab's.
     Used in no chapter directly.
 
-    ``image`` is resized (shorter side to ``image_size``), centre-cropped and normalised like
-    the lab's. Where a dataset has no localisation ground truth (Imagenette), ``box`` is four
-    NaNs and ``mask`` is all ``False``: test with ``torch.isnan(box).any()`` or ``mask.any()``.
+    ``image`` is its centre square, resized to ``image_size`` and normalised like the lab's.
+    Where a dataset has no localisation ground truth (Imagenette), ``box`` is four NaNs and
+    ``mask`` is all ``False``: test with ``torch.isnan(box).any()`` or ``mask.any()``.
     Build it with :func:`load_dataset`; ``items`` are ``(photo path, label, trimap path or None)``.
     """
 
@@ -110,7 +85,7 @@ class RealDataset(Dataset):
         return f"RealDataset({self.kind!r}, items={len(self)}, image_size={self.image_size})"
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
-        from PIL import Image
+        from PIL import Image, ImageOps
 
         path, label, trimap_path = self.items[integral_index(index)]
         image, size = Image.open(path), self.image_size
@@ -122,9 +97,11 @@ class RealDataset(Dataset):
                                  f"{path} is {image.size[0]}x{image.size[1]}: they do not belong together; "
                                  "download the dataset again")
             # Trimap: 1 = pet, 2 = background, 3 = boundary (counted as pet).
-            values = np.asarray(_resize_centre_crop(trimap, size, nearest=True))
+            values = np.asarray(ImageOps.fit(trimap, (size, size), Image.NEAREST))
             mask = (values == 1) | (values == 3)
-            box = _box_of(mask)
+            if mask.any():
+                x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+                box = torch.tensor([x, y, x + w, y + h], dtype=torch.float32)
         return photo_to_tensor(image, size), label, box, torch.from_numpy(np.ascontiguousarray(mask))
 
 
@@ -263,7 +240,7 @@ def load_dataset(
     name = str(name).lower()
     if name == "lab":
         if length is None:
-            length = _DEFAULT_LENGTHS.get(split, 2_000)
+            length = 10_000 if split == "train" else 2_000
         return SyntheticShapes(split=split, length=length, image_size=image_size, seed=seed, region=region,
                                objects=objects or "shapes")
     if name not in _REAL:

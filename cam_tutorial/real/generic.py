@@ -47,8 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cam_tutorial.evaluation import model_device
-from cam_tutorial.real.inputs import image_side, whole_number
+from cam_tutorial.evaluation import model_device, progress_bar
+from cam_tutorial.lab import SPLITS, SyntheticShapes, integral_index
+from cam_tutorial.real.inputs import image_side, rgb_photo, whole_number
 
 __all__ = [
     "pooled_features", "fit_linear_head", "LinearProbe", "Rendered", "TextScenes", "TEXT_FONTS",
@@ -63,7 +64,6 @@ TEXT_FONTS: tuple[int, ...] = (
 )
 _WORDS = ("CAM", "OPEN", "exit", "Sale", "STOP", "cafe", "2016", "Zhou", "GAP", "map", "hotel",
           "bus 42", "Learn", "DEEP", "text", "No.7", "park", "Paris", "LOCAL", "class")
-_SPLITS = {"train": 0, "val": 1, "test": 2}
 _BACKGROUND_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera", "coins", "immunohistochemistry")
 
 
@@ -91,8 +91,6 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
     Returns:
         ``(features (N, K) float32, labels (N,) int64)``, on the CPU, in dataset order.
     """
-    from tqdm.auto import tqdm
-
     _require_layout(model)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the dataset is empty: nothing to compute features of")
@@ -100,8 +98,7 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64,
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     parts, labels = [], []
-    # The bar gets an iterator, not the loader: tqdm.auto would otherwise start a second one.
-    for batch in tqdm(iter(loader), total=len(loader), desc="pooled features", leave=False, disable=not progress):
+    for batch in progress_bar(loader, desc="pooled features", leave=False, disable=not progress):
         parts.append(model.pool(model.features(batch[0].to(device))).float().cpu())
         labels.append(torch.as_tensor(batch[1]).long())
     return torch.cat(parts), torch.cat(labels)
@@ -193,11 +190,9 @@ class LinearProbe(nn.Module):
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be an nn.Linear, got {type(head).__name__}")
         self.features, self.pool = copy.deepcopy(backbone.features), copy.deepcopy(backbone.pool)
-        self.classifier = head
+        self.classifier = head.to(model_device(backbone))
         for p in self.parameters():
             p.requires_grad_(False)
-        device = next(backbone.parameters()).device
-        self.classifier.to(device)
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -234,13 +229,7 @@ class Rendered(Dataset):
 def _background_photos() -> tuple[np.ndarray, ...]:
     import skimage.data  # the photographs ship inside scikit-image's wheel
 
-    photos = []
-    for name in _BACKGROUND_PHOTOS:
-        picture = np.asarray(getattr(skimage.data, name)())
-        if picture.ndim == 2:
-            picture = cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB)
-        photos.append(np.ascontiguousarray(picture[..., :3].astype(np.uint8)))
-    return tuple(photos)
+    return tuple(rgb_photo(getattr(skimage.data, name)()) for name in _BACKGROUND_PHOTOS)  # grey ones too
 
 
 class TextScenes(Dataset):
@@ -252,8 +241,8 @@ class TextScenes(Dataset):
     word drawn with :func:`cv2.putText` in one of :data:`TEXT_FONTS`, at a random size (its width
     30% to 80% of the image), thickness, slant and position, in a colour far from the background
     under it; even items (label 0, "no text") are the same kind of background without one. The
-    background is a random crop of a photograph shipped with scikit-image (``photo_share`` of
-    the items) or a lab image (:class:`~cam_tutorial.lab.SyntheticShapes`, its shape included:
+    background is a random crop of a photograph shipped with scikit-image (half of the items)
+    or a lab image (:class:`~cam_tutorial.lab.SyntheticShapes`, its shape included:
     a shape is not text).
 
     ``render(i)`` gives ``(rgb uint8 (H, W, 3), label, box, mask)``; ``box = (x0, y0, x1, y1)``
@@ -274,15 +263,11 @@ class TextScenes(Dataset):
     class_names: tuple[str, ...] = ("no text", "text")
     num_classes = 2
 
-    def __init__(self, split: str = "train", length: int = 1000, image_size: int = 224, seed: int = 0,
-                 photo_share: float = 0.5) -> None:
-        if split not in _SPLITS:
-            raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, _SPLITS))}")
-        if isinstance(photo_share, bool) or not (isinstance(photo_share, numbers.Real) and 0 <= photo_share <= 1):
-            raise ValueError(f"photo_share must be a number in [0, 1], got {photo_share!r}")
+    def __init__(self, split: str = "train", length: int = 1000, image_size: int = 224, seed: int = 0) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
         self.split, self.length = split, whole_number(length, "length")
         self.image_size, self.seed = image_side(image_size, "image_size"), whole_number(seed, "seed", 0)
-        self.photo_share = float(photo_share)
 
     def __len__(self) -> int:
         return self.length
@@ -293,7 +278,7 @@ class TextScenes(Dataset):
 
     def _background(self, rng: np.random.Generator, index: int) -> np.ndarray:
         size = self.image_size
-        if rng.random() < self.photo_share:
+        if rng.random() < 0.5:
             photos = _background_photos()
             photo = photos[int(rng.integers(len(photos)))]
             h, w = photo.shape[:2]
@@ -303,19 +288,17 @@ class TextScenes(Dataset):
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
-        from cam_tutorial.lab import SyntheticShapes  # the lab's backgrounds, shapes included
-
+        # the lab's backgrounds, shapes included: a shape is not text
         lab = SyntheticShapes(self.split, length=index + 1, image_size=size, seed=self.seed + 7919)
         return lab.render(index)[0].copy()
 
     def render(self, index: int) -> tuple[np.ndarray, int, tuple[int, int, int, int], np.ndarray]:
         """Item ``index``: ``(rgb uint8 (H, W, 3), label, box, mask)``."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
-        index = int(index) + (self.length if index < 0 else 0)
+        index = integral_index(index)
+        index += self.length if index < 0 else 0
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
-        rng = np.random.default_rng([self.seed, _SPLITS[self.split], index, 0x7E47])
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index, 0x7E47])
         canvas = self._background(rng, index)
         label = index % 2
         size = self.image_size

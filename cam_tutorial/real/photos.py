@@ -4,8 +4,8 @@ Eight photographs, all on disk once scikit-image, scikit-learn and matplotlib ar
 download): scikit-image's ``chelsea``, ``coffee``, ``astronaut``, ``rocket`` and the left image of
 ``stereo_motorcycle``; scikit-learn's ``china.jpg`` and ``flower.jpg``; matplotlib's
 ``grace_hopper.jpg``. Their sources, licences and hand-annotated boxes are in
-``cam_tutorial/data/photos.json`` (read by :func:`photo_records`); the book's credits page lists
-them.
+``cam_tutorial/data/photos.json`` (each :class:`Photo` carries its own); the book's credits page
+lists them.
 
 Eight photographs are far too few to *measure* localization; they are enough to *see* it, and to
 check that the code that scores a real dataset does the right thing on real maps.
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["PHOTO_NAMES", "PHOTOS_JSON", "Photo", "load_photo", "load_photos", "photo_records"]
+__all__ = ["PHOTO_NAMES", "PHOTOS_JSON", "Photo", "load_photo", "load_photos"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +69,6 @@ PHOTOS_JSON = resources.files("cam_tutorial") / "data" / "photos.json"
 _FIELDS = ("title", "package", "loader", "credit", "licence", "objects", "boxes", "plausible_classes")
 
 
-def _records() -> dict[str, dict[str, Any]]:
-    return _read_records(PHOTOS_JSON)
-
-
 @lru_cache(maxsize=2)
 def _read_records(path: Any) -> dict[str, dict[str, Any]]:
     records = json.loads(path.read_text(encoding="utf-8"))["photos"]
@@ -96,12 +92,6 @@ def _record_problem(record: Any) -> str:
     if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1000 for c in classes):
         return f"has plausible_classes {classes!r}, not ImageNet-1k indices"
     return ""
-
-
-def photo_records() -> dict[str, dict[str, Any]]:
-    """The metadata of every shipped photo (source, licence, boxes), keyed by name (a copy).
-    Used in no chapter directly."""
-    return json.loads(json.dumps(_records()))
 
 
 def _need(package: str, module: str) -> Any:
@@ -138,9 +128,9 @@ def load_photo(name: str) -> Photo:
         ValueError: a name that is not in :data:`PHOTO_NAMES`.
         ImportError: the package that ships the photo is missing (the message says which).
     """
-    records = _records()
+    records = _read_records(PHOTOS_JSON)  # a test may point PHOTOS_JSON elsewhere
     if name not in records:
-        raise ValueError(f"no shipped photograph {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
+        raise ValueError(f"there is no photograph {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
     record = records[name]
     image = np.ascontiguousarray(np.asarray(_read_pixels(name), dtype=np.uint8)[..., :3])
     boxes = np.asarray(record["boxes"], dtype=np.int64).reshape(-1, 4)

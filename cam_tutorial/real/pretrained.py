@@ -18,13 +18,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
+import pickle
 import re
 import socket
-import stat
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +49,7 @@ IMAGENET_MODELS = ("resnet18", "resnet50", "googlenet", "densenet121", "mobilene
 PHOTOGRAPHS = ("chelsea", "astronaut", "coffee", "rocket")
 #: Environment variable that forbids downloads when on (``1``, ``true``, ``yes``, ``on``).
 OFFLINE_ENV = "CAM_TUTORIAL_OFFLINE"
-# torchvision names its weight files ``<name>-<first hex digits of the file's sha256>.pth``.
-_HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.[A-Za-z0-9]+$")
 _BUILD_LOCK = threading.Lock()
-_MAX_WEIGHT_BYTES = 4 << 30  # torchvision's largest weight file is 2.6 GB
 
 
 @dataclass
@@ -109,63 +104,18 @@ def _random_model(name: str) -> nn.Module:
     return torchvision.models.get_model(name, weights=None)
 
 
-class _UnsafeWeights(Exception):
-    """A weight file that failed its hash check or safe loading; the message says which."""
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in a torchvision weight file, checked against the hash prefix its name
-    carries and loaded with ``weights_only=True``, so that the file cannot run code."""
-    info = path.stat()  # follows a link to what would be read: /dev/zero or a FIFO never ends
-    if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_WEIGHT_BYTES:
-        raise _UnsafeWeights(f"{path} is not a regular file of at most {_MAX_WEIGHT_BYTES >> 30} GiB, as weights "
-                             "are; delete it")
-    match = _HASH_IN_NAME.search(path.name)
-    if match is None:
-        raise _UnsafeWeights(f"{path.name} carries no hash in its name, so it cannot be checked")
-    expected, actual = match.group(1), _sha256(path)
-    if not actual.startswith(expected):
-        raise _UnsafeWeights(f"{path} fails its hash check (sha256 {actual[:len(expected)]}..., its name says "
-                             f"{expected}...): damaged or replaced; delete it to download it again")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # forbidden globals, truncated archives...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise _UnsafeWeights(f"{path} does not load safely (weights_only: {first}); delete it") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _UnsafeWeights(f"{path} is not a state dict of tensors; delete it")
-    return state
-
-
-def _download(url: str, target: Path) -> None:
-    """Download ``url`` to ``target`` with torch.hub's hash check, atomically (a temporary file
-    in the same folder, renamed when complete and checked)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    match = _HASH_IN_NAME.search(target.name)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        torch.hub.download_url_to_file(url, tmp, hash_prefix=match.group(1) if match else None, progress=False)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 @contextlib.contextmanager
-def _weights_from(weights: object, state: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Make torchvision's builder take ``state`` (already checked and safely loaded) where it
-    would read the file itself (unsafely, with ``weights_only=False``), so that every builder's
-    own handling (densenet's renamed keys, googlenet's flags) still applies."""
+def _weights_only(weights: object) -> Iterator[None]:
+    """Make torchvision's builder read its weight file through torch.hub with ``weights_only=True``
+    (it passes ``False``, which lets a pickle run code), so that every builder's own handling
+    (densenet's renamed keys, googlenet's flags) still applies. torch.hub downloads a missing file
+    into a temporary one, checks it against the sha256 prefix in its name (torchvision's
+    ``name-<hash>.pth``) and moves it into place only then."""
     enum_class = type(weights)
     with _BUILD_LOCK:
         own = vars(enum_class).get("get_state_dict")  # None: inherited from WeightsEnum
-        enum_class.get_state_dict = lambda self, *args, **kwargs: dict(state)  # type: ignore[method-assign]
+        enum_class.get_state_dict = lambda self, *args, **kwargs: (  # type: ignore[method-assign]
+            torch.hub.load_state_dict_from_url(self.url, *args, **{**kwargs, "weights_only": True}))
         try:
             yield
         finally:
@@ -185,10 +135,10 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
     ``note`` says so. ``CAM_TUTORIAL_OFFLINE`` set to ``1``/``true``/``yes``/``on`` forbids the
     download (``0``/``false``/``no``/``off`` or empty allow it).
 
-    Every weight file, cached or downloaded, is checked against the sha256 prefix in its name
-    (torchvision's ``name-<hash>.pth``) and loaded with ``weights_only=True``: a file planted in the
-    cache cannot run code. A file that fails either check is not used; the model is then randomly
-    initialised and ``note`` says exactly why.
+    torch.hub downloads the file and checks it against the sha256 prefix in its name (torchvision's
+    ``name-<hash>.pth``); every file, cached or downloaded, is loaded with ``weights_only=True``, so
+    a file planted in the cache cannot run code. A file that does not load is not used; the model is
+    then randomly initialised and ``note`` says exactly why.
 
     Args:
         name: a torchvision model name, e.g. one of :data:`IMAGENET_MODELS`.
@@ -210,7 +160,9 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
         raise ValueError(f"unknown torchvision model {name!r}; e.g. {', '.join(IMAGENET_MODELS)}") from err
     categories = list(weights.meta["categories"])
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-    if cached.exists():
+    if cached.exists() and not cached.is_file():  # follows links: /dev/zero or a FIFO would never end
+        source, reason = None, f"the weight file was not used: {cached} is not a regular file; delete it"
+    elif cached.exists():
         source, reason = "from the local cache", ""
     elif not download:
         source, reason = None, "downloading was not asked for"
@@ -223,7 +175,7 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
     model, reason = _load_weights(name, weights, cached, source) if source else (None, reason)
     loaded = model is not None
     if loaded:
-        note = f"{name}: ImageNet weights ({weights.name}) {source}, hash-checked and loaded safely."
+        note = f"{name}: ImageNet weights ({weights.name}) {source}, loaded safely (weights_only=True)."
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -236,19 +188,16 @@ def imagenet_model(name: str, download: bool = True, timeout: float = 3.0) -> Pr
 
 
 def _load_weights(name: str, weights: Any, cached: Path, source: str) -> tuple[nn.Module | None, str]:
-    """The model with the checked weights and ``""``, or ``None`` and why not."""
+    """The model with ImageNet's weights and ``""``, or ``None`` and why not."""
     import torchvision
 
     try:
-        if source == "downloaded":
-            with _socket_timeout(60.0):
-                _download(weights.url, cached)
-        state = _safe_state_dict(cached)
-        with _weights_from(weights, state):
-            return torchvision.models.get_model(name, weights=weights), ""
-    except _UnsafeWeights as err:
-        logger.warning("%s: the weight file was not used: %s", name, err)
-        return None, f"the weight file was not used: {err}"
+        with _socket_timeout(60.0), _weights_only(weights):
+            return torchvision.models.get_model(name, weights=weights, progress=False), ""
+    except pickle.UnpicklingError as err:  # weights_only refused an object: loading it could have run code
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        logger.warning("%s: the weight file %s was not used: %s", name, cached, first)
+        return None, f"the weight file was not used: {cached} does not load safely (weights_only: {first}); delete it"
     except Exception as err:  # a broken download or a file that does not fit: fall back, and say why
         action = "the download failed" if source == "downloaded" else f"the cached {cached} did not load"
         return None, f"{action} ({type(err).__name__}: {err})"
@@ -275,19 +224,19 @@ def photographs(names: str | Sequence[str] = PHOTOGRAPHS, size: int = 224) -> tu
     from PIL import Image
 
     from cam_tutorial.real.datasets import photo_to_tensor
-    from cam_tutorial.real.photos import PHOTO_NAMES, load_photo
+    from cam_tutorial.real.photos import load_photos
 
     names = [names] if isinstance(names, str) else list(names)
     if not names:
         raise ValueError(f"names is empty: give at least one photograph, e.g. {', '.join(PHOTOGRAPHS)}")
-    for name in names:
-        if name not in PHOTO_NAMES:
-            raise ValueError(f"there is no photograph {name!r}; e.g. {', '.join(PHOTOGRAPHS)} "
-                             f"(all: {', '.join(PHOTO_NAMES)})")
-    return torch.stack([photo_to_tensor(Image.fromarray(load_photo(n).image), size) for n in names]), names
+    return torch.stack([photo_to_tensor(Image.fromarray(p.image), size) for p in load_photos(names)]), names
 
 
-_TV_BLOCK = re.compile(r"^layer([1-4])\.([01])\.(.+)$")
+def _resnet18b_name(key: str) -> str:
+    """torchvision's resnet18 name of a tensor -> ResNet18B's (unchanged when it has no place there)."""
+    key = re.sub(r"^layer([1-4])\.([01])\.", lambda m: f"features.conv{int(m[1]) + 1}_{int(m[2]) + 1}.", key)
+    key = re.sub(r"^conv1\.", "features.gate.0.", re.sub(r"^bn1\.", "features.gate.1.", key))
+    return re.sub(r"^fc\.", "classifier.", key.replace(".downsample.", ".shortcut."))
 
 
 def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_classes: int = 1000) -> ResNet18B:
@@ -308,23 +257,11 @@ def resnet18b_from_torchvision(state_dict: Mapping[str, torch.Tensor], num_class
     target = model.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        if key.startswith("fc."):
-            if num_classes == 1000:
-                mapped["classifier." + key[3:]] = value
-            continue
-        if key.startswith("conv1."):
-            new = "features.gate.0." + key[6:]
-        elif key.startswith("bn1."):
-            new = "features.gate.1." + key[4:]
-        else:
-            match = _TV_BLOCK.match(key)
-            if match is None:
-                raise ValueError(f"unexpected key {key!r}: not a torchvision resnet18 state dict")
-            stage, block, rest = match.groups()
-            rest = rest.replace("downsample.", "shortcut.")
-            new = f"features.conv{int(stage) + 1}_{int(block) + 1}.{rest}"
+        if key.startswith("fc.") and num_classes != 1000:
+            continue  # a new classifier replaces ImageNet's
+        new = _resnet18b_name(key)
         if new not in target or target[new].shape != value.shape:
-            raise ValueError(f"{key!r} does not fit ResNet18B's {new!r}: not a torchvision resnet18 state dict")
+            raise ValueError(f"{key!r} does not fit ResNet18B (as {new!r}): not a torchvision resnet18 state dict")
         mapped[new] = value
     missing = [k for k in target if k not in mapped and not k.startswith("classifier.")]
     if missing:

@@ -105,12 +105,6 @@ class PhotoCAMs:
         """Softmax probability of the ``rank``-th class (0: the top one)."""
         return float(self.probabilities[self.classes[rank]])
 
-    def top_is_plausible(self) -> bool | None:
-        """Whether the top class names the photo's main object (``None``: no class does)."""
-        if not self.photo.plausible_classes:
-            return None
-        return self.top_class in self.photo.plausible_classes
-
     def peak(self, rank: int = 0) -> tuple[int, int]:
         """``(x, y)`` of the maximum of the ``rank``-th map, in crop pixels (the first on a tie)."""
         y, x = divmod(int(self.maps[rank].argmax()), self.maps.shape[-1])
@@ -229,9 +223,9 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
     and ``gap`` are NaN when no photo has plausible classes: nothing to judge).
     """
     results = check_results(results)
-    judged = [r for r in results if r.top_is_plausible() is not None]
+    judged = [r for r in results if r.photo.plausible_classes]
     confidence_judged = float(np.mean([r.probability() for r in judged])) if judged else float("nan")
-    plausible = float(np.mean([bool(r.top_is_plausible()) for r in judged])) if judged else float("nan")
+    plausible = float(np.mean([r.top_class in r.photo.plausible_classes for r in judged])) if judged else float("nan")
     return {
         "mean_top_probability": float(np.mean([r.probability() for r in results])),
         "plausible": plausible,
@@ -245,15 +239,9 @@ def confidence_summary(results: Sequence[PhotoCAMs]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _label(categories: Sequence[str], c: int, p: float, width: int = 18) -> str:
-    name = categories[c]
-    name = name if len(name) <= width else name[: width - 1] + "…"
-    return f"{name}\np = {p:.2f}"
-
-
-def _clean(ax: plt.Axes) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _short(name: str, width: int) -> str:
+    """``name`` cut to ``width`` characters with an ellipsis: a long class name overlaps the next title."""
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None, top_k: int = 5) -> plt.Figure:
@@ -269,10 +257,10 @@ def show_top_classes(result: PhotoCAMs, categories: Sequence[str] | None = None,
     for rank in range(top_k):
         ax = axes[rank + 1]
         ax.imshow(overlay(result.crop, result.maps[rank]))
-        ax.set_title(_label(categories, int(result.classes[rank]), result.probability(rank)),
+        ax.set_title(f"{_short(categories[int(result.classes[rank])], 18)}\np = {result.probability(rank):.2f}",
                      fontsize=LABEL_SIZE)
     for ax in axes:
-        _clean(ax)
+        ax.set(xticks=[], yticks=[])
     return fig
 
 
@@ -289,7 +277,7 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
     fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.7) + (0.55 if title else 0)),
                              layout="constrained", squeeze=False)
     for ax in axes.flat:
-        _clean(ax)
+        ax.set(xticks=[], yticks=[])
         ax.set_axis_off()
     for ax, r in zip(axes.flat, results):
         ax.set_axis_on()
@@ -297,11 +285,9 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
         for box in r.true_boxes:
             draw_box(ax, box, TRUE_BOX_COLOR, linewidth=2)
         draw_box(ax, r.paper_box(), CAM_BOX_COLOR, linewidth=2)
-        name = categories[r.top_class]
-        name = name if len(name) <= 20 else name[:19] + "…"
         # three short lines: one long line overlaps the next panel's title at this width
-        ax.set_title(f"{r.name}\n{name} ({r.probability():.2f})\nIoU {r.paper_box_iou():.2f}",
-                     fontsize=LABEL_SIZE)
+        ax.set_title(f"{r.name}\n{_short(categories[r.top_class], 20)} ({r.probability():.2f})\n"
+                     f"IoU {r.paper_box_iou():.2f}", fontsize=LABEL_SIZE)
     if title:
         fig.suptitle(textwrap.fill(title, 90), fontsize=LABEL_SIZE + 1)
     return fig
@@ -326,8 +312,8 @@ def show_resolutions(by_size: Mapping[int, Sequence[PhotoCAMs]], categories: Seq
         for ax, r in zip(axes[row], results):
             ax.imshow(overlay(r.crop, r.maps[0]))
             h, w = r.map_size
-            ax.set_title(f"{_label(categories, r.top_class, r.probability(), 16).replace(chr(10), ', ')}"
-                         f"\n{size} px, {h}x{w} map", fontsize=LABEL_SIZE)
-            _clean(ax)
+            ax.set_title(f"{_short(categories[r.top_class], 16)}, p = {r.probability():.2f}\n{size} px, {h}x{w} map",
+                         fontsize=LABEL_SIZE)
+            ax.set(xticks=[], yticks=[])
     return fig
 

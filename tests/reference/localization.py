@@ -17,21 +17,18 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from cam_tutorial.boxes import as_map, check_size, resize_map
+from cam_tutorial.boxes import box_iou
 from cam_tutorial.metrics import (
     DEFAULT_CAM_THRESHOLDS,
-    WSOL_EMPTY_BOX,
     MaxBoxAccResult,
     candidate_boxes,
-    candidate_ious,
     check_max_box_acc_inputs,
     normalize_to_uint8,
     result_from_best_ious,
 )
 from cam_tutorial.released_code import (
     RELEASED_CODE_LEVELS,
-    check_released_arguments,
-    check_released_map_size,
+    check_released_inputs,
     released_erosion,
     released_gray,
 )
@@ -68,14 +65,14 @@ def max_box_acc_reference(
             _, binary = cv2.threshold(gray, cut, 255, cv2.THRESH_BINARY)  # strictly above
             contours, _ = cv2.findContours(binary, mode, cv2.CHAIN_APPROX_SIMPLE)
             if not contours:
-                if wsol:  # their one-pixel box at the origin
-                    best_iou[i, t] = candidate_ious(WSOL_EMPTY_BOX, gt, protocol).max()
+                if wsol:  # their box (0, 0, 0, 0), one pixel at the origin
+                    best_iou[i, t] = box_iou(np.zeros(4), gt, inclusive=True).max()
                 continue  # clean: no candidate box, IoU 0, incorrect
             if not multi_contour:
                 contours = [max(contours, key=cv2.contourArea)]
             candidates = candidate_boxes([cv2.boundingRect(c) for c in contours], m.shape,
                                          protocol)
-            best_iou[i, t] = candidate_ious(candidates, gt, protocol).max()
+            best_iou[i, t] = box_iou(candidates, gt, inclusive=wsol).max()
     return result_from_best_ious(best_iou, deltas, taus, multi_contour, protocol)
 
 
@@ -87,19 +84,16 @@ def box_from_cam_released_code_reference(
     levels: Sequence[int] = RELEASED_CODE_LEVELS,
     erode: bool = True,
     edge_margin: int = 5,
-    return_all: bool = False,
 ) -> np.ndarray:
     """:func:`~cam_tutorial.released_code.box_from_cam_released_code` as the released code's
     loops, one box at a time.
 
-    Slow (O(boxes x kept) in Python): kept for the tests and the benchmark, which check that
-    the fast function returns the same boxes. Written from ``dt_box.cpp`` statement by
-    statement: ``LIMIT`` on scalars, a stable sort, ``mergeBBox``'s erase loop on a list
-    (with its skip), then ``generate_bbox.m``'s corners.
+    Slow (a Python loop over every contour's box): kept for the tests and the benchmark, which
+    check that the fast function returns the same box. Written from ``dt_box.cpp`` statement by
+    statement: ``LIMIT`` on scalars, a stable sort, then ``generate_bbox.m``'s corners of the
+    first box (``mergeBBox`` never erases the first).
     """
-    levels_list, margin = check_released_arguments(levels, edge_margin)
-    m = resize_map(as_map(cam), check_size(size))
-    check_released_map_size(m.shape, margin)
+    m, levels_list, margin = check_released_inputs(cam, size, levels, edge_margin)
     height, width = m.shape
 
     def limit(v: int, low: int, high: int) -> int:
@@ -123,22 +117,5 @@ def box_from_cam_released_code_reference(
     if not rects:
         rects = rectangles(np.full(m.shape, 255, np.uint8), levels_list[:1])
     rects.sort(key=lambda r: -r[2] * r[3])  # list.sort is stable
-
-    def big_overlap(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-        t = int(max(a[2] * a[3], b[2] * b[3]) * 0.5)  # int() truncates toward zero, as C
-        x_overlap = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-        y_overlap = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-        return x_overlap * y_overlap > t
-
-    i = 0
-    while i < len(rects):
-        j = i + 1
-        while j < len(rects):
-            if big_overlap(rects[i], rects[j]):
-                del rects[j]
-            j += 1  # also after an erase: the C++ loop's skip
-        i += 1
-    corners = [(min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h))
-               for x, y, w, h in rects]
-    result = np.array(corners, dtype=np.int64)
-    return result if return_all else result[0]
+    x, y, w, h = rects[0]
+    return np.array([min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)], dtype=np.int64)
