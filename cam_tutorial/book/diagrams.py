@@ -141,10 +141,8 @@ def draw_cam_pipeline(channels: int = 512, side: int = 14, image_size: int = 224
     _box(ax, 4.85, top, 1.6, 1.0, f"features $f_k$\n{channels}\u00d7{side}\u00d7{side}", "data")
     _box(ax, 6.85, top, 1.4, 1.0, f"GAP\n$F_k$: {channels}", "layer")
     _box(ax, 8.95, top, 1.8, 1.0, f"linear $W$\nscores $S_c$: {num_classes}", "head")
-    _arrow(ax, (1.6, top), (2.1, top))
-    _arrow(ax, (3.6, top), (4.05, top))
-    _arrow(ax, (5.65, top), (6.15, top))
-    _arrow(ax, (7.55, top), (8.05, top))
+    for start, end in ((1.6, 2.1), (3.6, 4.05), (5.65, 6.15), (7.55, 8.05)):
+        _arrow(ax, (start, top), (end, top))
     _box(ax, 4.85, bottom, 2.3, 1.1, "weighted sum\n$M_c = \\sum_k w_k^c f_k$\n" + f"{side}\u00d7{side}", "cam")
     _box(ax, 8.3, bottom, 2.6, 1.1, "upsample (bilinear)\nand normalise:\n"
          f"map {image_size}\u00d7{image_size}", "cam")
@@ -246,20 +244,17 @@ def draw_vgg_heads(fc: dict[str, object], gap: dict[str, object], image_size: in
         convs = "conv1_1 ... conv5_3\n+ pool5" if info["head"] == "fc" else "conv1_1 ... conv5_3\n+ conv 3\u00d73"
         _box(ax, 2.8, y, 2.1, 0.9, convs, "layer", fontsize=DIAGRAM_FONT - 1)
         _box(ax, 4.85, y, 1.7, 0.9, f"maps f\n{k}\u00d7{h}\u00d7{w}", "data")
-        _arrow(ax, (1.5, y), (1.75, y))
-        _arrow(ax, (3.85, y), (4.0, y))
         if info["head"] == "fc":
             _box(ax, 6.65, y, 1.4, 0.9, f"flatten\n{k * h * w:,}", "layer")
             fcs = "\n".join(f"FC {a:,}\u2192{b:,}" for a, b in linear)  # type: ignore[union-attr]
             _box(ax, 8.75, y, 2.3, 1.1, fcs, "head", fontsize=DIAGRAM_FONT - 1)
-            ax.text(6.65, y - 0.62, "one weight per channel and position", ha="center", va="top",
-                    fontsize=DIAGRAM_FONT - 1, style="italic")
+            note = "one weight per channel and position"
         else:
             _box(ax, 6.65, y, 1.4, 0.9, f"GAP\n{k}", "layer")
             a, b = linear[-1]  # type: ignore[index]
             _box(ax, 8.75, y, 2.3, 0.9, f"linear {a:,}\u2192{b:,}", "head")
-            ax.text(6.65, y - 0.62, "one weight per channel: CAM reads it", ha="center", va="top",
-                    fontsize=DIAGRAM_FONT - 1, style="italic")
-        _arrow(ax, (5.7, y), (5.95, y))
-        _arrow(ax, (7.35, y), (7.6, y))
+            note = "one weight per channel: CAM reads it"
+        ax.text(6.65, y - 0.62, note, ha="center", va="top", fontsize=DIAGRAM_FONT - 1, style="italic")
+        for start, end in ((1.5, 1.75), (3.85, 4.0), (5.7, 5.95), (7.35, 7.6)):
+            _arrow(ax, (start, y), (end, y))
     return fig
