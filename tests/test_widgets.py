@@ -20,8 +20,7 @@ from cam_tutorial.cam import compute_cams  # noqa: E402
 from cam_tutorial.lab import SyntheticShapes  # noqa: E402
 from cam_tutorial.boxes import box_from_cam, box_iou  # noqa: E402
 from cam_tutorial.models import ResNet18B, vgg16_fc  # noqa: E402
-from cam_tutorial.book.widgets import CAMExplorer  # noqa: E402
-from cam_tutorial.real.datasets import photo_to_tensor  # noqa: E402
+from cam_tutorial.book.widgets import CAMExplorer, load_image_bytes  # noqa: E402
 
 SIZE = 32
 
@@ -103,12 +102,12 @@ def test_an_uploaded_photo_is_resized_and_explained(model, dataset):
     state = explorer.current
     assert state["source"] == "uploaded half.png" and state["gt_box"] is None and state["iou"] is None
     assert "IoU" not in explorer.scores.value
-    tensor = explorer._tensor
+    tensor = load_image_bytes(buffer.getvalue(), SIZE)
     assert tensor.shape == (3, SIZE, SIZE)
     # Centre crop of a half-black, half-white picture: left half dark, right half bright.
     assert float(tensor[:, :, : SIZE // 2 - 2].mean()) < 0 < float(tensor[:, :, SIZE // 2 + 2:].mean())
     with pytest.raises(ValueError, match="not an image"):
-        explorer.show_bytes(b"not a picture")
+        load_image_bytes(b"not a picture", SIZE)
 
 
 def test_static_figure_shows_the_same_state(model, dataset):
@@ -172,7 +171,7 @@ def test_upload_handles_both_ipywidgets_value_shapes(model, dataset, version):
     explorer = CAMExplorer(model, dataset)
     explorer._on_upload({"name": "value", "old": None, "new": value, "owner": explorer.upload})
     assert explorer.current["source"] == "uploaded half.png"
-    assert torch.equal(explorer._tensor, photo_to_tensor(Image.open(io.BytesIO(data)), SIZE))
+    assert torch.equal(explorer._tensor, load_image_bytes(data, SIZE))
 
 
 def test_image_label_items_work_and_unnamed_classes_show_their_index(model):

@@ -41,11 +41,27 @@ from cam_tutorial.checks import check_model
 from cam_tutorial.evaluation import model_device
 from cam_tutorial.viz import draw_box, overlay
 
-__all__ = ["CAMExplorer", "uploaded_files"]
+__all__ = ["CAMExplorer", "load_image_bytes", "uploaded_files"]
 
 _TOP_K = 5
 _BOX_COLOUR = (255, 40, 40)  # the CAM box: red
 _GT_COLOUR = (40, 230, 40)  # the ground truth: green
+
+
+def load_image_bytes(data: bytes, size: int) -> torch.Tensor:
+    """Decode an uploaded image (PNG, JPEG, ...), resize its shorter side to ``size``, crop the
+    centre ``size x size`` and normalise it like the lab's images: ``(3, size, size)`` float32.
+    Used in no chapter directly."""
+    from PIL import Image, UnidentifiedImageError
+
+    from cam_tutorial.real.datasets import photo_to_tensor
+
+    try:
+        picture = Image.open(io.BytesIO(bytes(data)))
+        picture.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError("the uploaded file is not an image that Pillow can read (use PNG or JPEG)") from err
+    return photo_to_tensor(picture, size)
 
 
 def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
@@ -184,21 +200,8 @@ class CAMExplorer(widgets.VBox):
         self._set_image(image, f"lab image {position} (true class: {self._name(label)})", gt)
 
     def show_bytes(self, data: bytes, name: str = "upload") -> None:
-        """Explain an uploaded image given as file bytes (what the upload button does).
-
-        The image (PNG, JPEG, ...) is decoded, its shorter side resized to the model's input size,
-        its centre square cropped and normalised like the lab's images.
-        """
-        from PIL import Image, UnidentifiedImageError
-
-        from cam_tutorial.real.datasets import photo_to_tensor
-
-        try:
-            picture = Image.open(io.BytesIO(bytes(data)))
-            picture.load()
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError("the uploaded file is not an image that Pillow can read (use PNG or JPEG)") from err
-        self._set_image(photo_to_tensor(picture, self.image_size), f"uploaded {name}", None)
+        """Explain an uploaded image given as file bytes (what the upload button does)."""
+        self._set_image(load_image_bytes(data, self.image_size), f"uploaded {name}", None)
 
     def _on_upload(self, change: dict) -> None:
         files = uploaded_files(change["new"])
