@@ -165,6 +165,8 @@ def test_figures_label_each_map_with_its_class_probability_and_box_score(results
     shown = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert shown == [f"coffee\nespresso ({coffee.probability():.2f})\nIoU {coffee.paper_box_iou():.2f}",
                      f"flower\ndaisy ({flower.probability():.2f})\nIoU {flower.paper_box_iou():.2f}"]
+    with pytest.raises(ValueError, match="columns must be at least 1, got 0"):
+        show_photo_cams(results, columns=0)
     fig = show_resolutions({224: results, 448: results}, names=["flower"])
     assert [ax.get_title().splitlines()[-1] for ax in fig.axes] == ["224 px, 7x7 map", "448 px, 7x7 map"]
     fig = show_photo_cam_box(coffee)

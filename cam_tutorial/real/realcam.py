@@ -12,7 +12,8 @@ boxes are mapped into the crop with :meth:`~cam_tutorial.real.efficientnet_lite.
 (the part of an object outside the crop is cut off, as it is for the network).
 
 Example:
-    >>> from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
+    >>> from cam_tutorial.real.inputs import whole_number
+from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
     >>> from cam_tutorial.real.photos import load_photos
     >>> [coffee] = photo_cams(efficientnet_lite0(), load_photos(["coffee"]))
     >>> coffee.top_class, round(coffee.probability(), 2), tuple(coffee.raw_maps.shape)
@@ -35,6 +36,7 @@ from cam_tutorial.cam import compute_cams, normalize_maps, upsample_maps
 from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, imagenet_categories, normalize_crop
 from cam_tutorial.boxes import box_from_cam, box_iou
 from cam_tutorial.metrics import MaxBoxAccResult, max_box_acc
+from cam_tutorial.real.inputs import whole_number
 from cam_tutorial.real.photos import Photo
 from cam_tutorial.viz import LABEL_SIZE, MAX_FIGURE_WIDTH, balanced_columns, draw_box, overlay
 
@@ -271,7 +273,7 @@ def show_photo_cams(results: Sequence[PhotoCAMs], categories: Sequence[str] | No
     Used in the appendix."""
     categories = list(categories) if categories is not None else imagenet_categories()
     results = check_results(results)
-    columns = balanced_columns(len(results), columns)  # six photos: two rows of three, no blank cell
+    columns = balanced_columns(len(results), whole_number(columns, "columns"))  # six photos: two rows of three, no blank cell
     rows = -(-len(results) // columns)
     side = MAX_FIGURE_WIDTH / columns
     fig, axes = plt.subplots(rows, columns, figsize=(MAX_FIGURE_WIDTH, rows * (side + 0.7) + (0.55 if title else 0)),
