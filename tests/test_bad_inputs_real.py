@@ -28,7 +28,7 @@ import cam_tutorial.real.efficientnet_lite as lite  # noqa: E402
 import cam_tutorial.real.photos as photos  # noqa: E402
 from cam_tutorial.models import ResNet18B  # noqa: E402
 from cam_tutorial.real.datasets import load_dataset, photo_to_tensor  # noqa: E402
-from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, efficientnet_lite0, preprocess  # noqa: E402
+from cam_tutorial.real.efficientnet_lite import CropGeometry, crop_photo, efficientnet_lite0  # noqa: E402
 from cam_tutorial.real.generic import LinearProbe, TextScenes, fit_linear_head  # noqa: E402
 from cam_tutorial.real.inputs import env_flag  # noqa: E402
 from cam_tutorial.real.pretrained import imagenet_model, photographs, resnet18b_from_torchvision  # noqa: E402
@@ -115,17 +115,16 @@ def test_pretrained_bad_inputs(case, resnet18):
 def test_palette_and_cmyk_photos_are_read_as_their_colours(mode):  # item 6
     rgb = Image.fromarray(COFFEE.image[:96, :128])
     photo = rgb.quantize(16) if mode == "P" else rgb.convert("CMYK")
-    batch, _ = preprocess(photo, 64)
-    torch.testing.assert_close(batch, preprocess(np.asarray(photo.convert("RGB")), 64)[0])
+    assert np.array_equal(crop_photo(photo, 64)[0], crop_photo(np.asarray(photo.convert("RGB")), 64)[0])
     assert np.array_equal(crop_photo(photo, 32)[0], crop_photo(np.asarray(photo.convert("RGB")), 32)[0])
 
 
 LITE_CASES = {
-    "size 3000 (item 13)": (lambda: preprocess(COFFEE.image, 3000), ValueError, r"at most 2048, got 3000"),
-    "size bool": (lambda: preprocess(COFFEE.image, True), TypeError, "must be an int, got bool"),
+    "size 3000 (item 13)": (lambda: crop_photo(COFFEE.image, 3000), ValueError, r"at most 2048, got 3000"),
+    "size bool": (lambda: crop_photo(COFFEE.image, True), TypeError, "must be an int, got bool"),
     "NaN box (item 12)": (lambda: CropGeometry(400, 600, 0.5, 0.5, 0, 0, 224).box_to_crop([np.nan, 0, 9, 9]),
                           ValueError, r"finite \(x0, y0, x1, y1\)"),
-    "empty photo": (lambda: preprocess(np.zeros((0, 5, 3), np.uint8)), ValueError, r"\(H, W, 3\)"),
+    "empty photo": (lambda: crop_photo(np.zeros((0, 5, 3), np.uint8)), ValueError, r"\(H, W, 3\)"),
 }
 
 
