@@ -31,12 +31,6 @@ __all__ = ["BuildingBlock", "ResNet18B", "GlobalPool", "shortcut_module", "vgg16
 #: 2x2 maps, the least on which "where" still means something.
 MIN_INPUT_SIZE = 32
 
-_POOLINGS = ("avg", "max")
-#: Shortcut options: He et al.'s A (zero padding) and B (projection with batch norm), and two
-#: the slide deck asks about: B without its batch norm, and concatenating copies of the input.
-_SHORTCUTS = ("A", "B", "B-noBN", "concat")
-_SHORTCUT_ADVICE = ("use 'A' (zero padding), 'B' (1x1 projection + batch norm), 'B-noBN' (the projection "
-                    "alone) or 'concat' (copies of the input)")
 
 
 class GlobalPool(nn.Module):
@@ -49,13 +43,11 @@ class GlobalPool(nn.Module):
 
     def __init__(self, mode: str = "avg") -> None:
         super().__init__()
-        if mode not in _POOLINGS:
+        if mode not in ("avg", "max"):
             raise ValueError(f"unknown pooling {mode!r}: use 'avg' (GAP) or 'max' (GMP)")
         self.mode = mode
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        if f.ndim != 4:
-            raise ValueError(f"GlobalPool expects maps of shape (B, K, h, w), got {tuple(f.shape)}")
         return f.mean(dim=(2, 3)) if self.mode == "avg" else f.amax(dim=(2, 3))
 
     def extra_repr(self) -> str:
@@ -113,8 +105,11 @@ def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option
         >>> [tuple(shortcut_module(4, 8, 2, o)(torch.zeros(1, 4, 8, 8)).shape) for o in ("A", "concat")]
         [(1, 8, 4, 4), (1, 8, 4, 4)]
     """
-    if option not in _SHORTCUTS:
-        raise ValueError(f"unknown shortcut {option!r}: {_SHORTCUT_ADVICE}")
+    # He et al.'s A (zero padding) and B (projection with batch norm), and two the slide deck asks
+    # about: B without its batch norm, and concatenating copies of the input.
+    if option not in ("A", "B", "B-noBN", "concat"):
+        raise ValueError(f"unknown shortcut {option!r}: use 'A' (zero padding), 'B' (1x1 projection + batch "
+                         "norm), 'B-noBN' (the projection alone) or 'concat' (copies of the input)")
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     if option == "A":
@@ -162,38 +157,34 @@ class BuildingBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-_IMAGE_CHANNELS = 3
+def check_input(x: torch.Tensor, min_size: int, fixed_size: int | None = None) -> None:
+    """Fail early, with the fix in the message, unless ``x`` is a ``(B, 3, H, W)`` batch whose sides
+    are at least ``min_size`` (chapter 2: the first line of ``ResNet18B.forward``), or exactly
+    ``fixed_size`` for a model whose FC head fixes its input size (chapter 1's VGG16).
 
+    The layout is checked before the sizes, so that ``(B, H, W, 3)`` is not read as a 3 px wide image.
 
-def _check_layout(x: torch.Tensor) -> None:
-    """A batch of RGB images, channels first: ``(B, 3, H, W)``; a channels-last batch names the permute.
-
-    Checked before the sizes, so that ``(B, H, W, 3)`` is not read as a 3 px wide image.
+    Example:
+        >>> import torch
+        >>> check_input(torch.zeros(1, 3, 32, 32), min_size=32)
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch tensor of images (B, 3, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"expected a batch of images of shape (B, 3, H, W), got {tuple(x.shape)}; "
                          "for one image (3, H, W) use x.unsqueeze(0)")
-    if x.shape[1] != _IMAGE_CHANNELS and x.shape[-1] == _IMAGE_CHANNELS:
-        raise ValueError(
-            f"input of shape {tuple(x.shape)} looks channels-last (B, H, W, C): the model wants "
-            f"(B, {_IMAGE_CHANNELS}, H, W); use x.permute(0, 3, 1, 2)"
-        )
-    if x.shape[1] != _IMAGE_CHANNELS:
-        raise ValueError(f"expected {_IMAGE_CHANNELS} colour channels (B, 3, H, W), got shape {tuple(x.shape)}; "
+    if x.shape[1] != 3 and x.shape[-1] == 3:
+        raise ValueError(f"input of shape {tuple(x.shape)} looks channels-last (B, H, W, C): the model wants "
+                         "(B, 3, H, W); use x.permute(0, 3, 1, 2)")
+    if x.shape[1] != 3:
+        raise ValueError(f"expected 3 colour channels (B, 3, H, W), got shape {tuple(x.shape)}; "
                          "repeat a grey channel (x.expand(-1, 3, -1, -1)) or drop an alpha one (x[:, :3])")
-
-
-def check_input(x: torch.Tensor, min_size: int) -> None:
-    """Fail early, with the fix in the message, unless ``x`` is a ``(B, 3, H, W)`` batch whose sides
-    are at least ``min_size`` (chapter 2: the first line of ``ResNet18B.forward``).
-
-    Example:
-        >>> import torch
-        >>> check_input(torch.zeros(1, 3, 32, 32), min_size=32)
-    """
-    _check_layout(x)
+    if fixed_size is not None and tuple(x.shape[-2:]) != (fixed_size, fixed_size):
+        raise ValueError(
+            f"this FC model was built for {fixed_size}x{fixed_size} inputs, got {tuple(x.shape)}: "
+            "its first FC layer has one weight per position, so the size is fixed; resize the "
+            "images or build the model with image_size set"
+        )
     if min(x.shape[-2:]) < min_size:
         raise ValueError(
             f"input of {x.shape[-2]}x{x.shape[-1]} px is too small to pool: this network needs at "
@@ -201,16 +192,17 @@ def check_input(x: torch.Tensor, min_size: int) -> None:
         )
 
 
-class _CheckInputSize(nn.Module):
-    """:func:`check_input` as the first layer of VGG16-GAP's ``features`` (kept there: removing it
+class _CheckInput(nn.Module):
+    """:func:`check_input` as the first layer of a VGG16's ``features`` (kept there: removing it
     would shift the index, so the name, of every weight after it)."""
 
-    def __init__(self, min_size: int) -> None:
+    def __init__(self, min_size: int, fixed_size: int | None = None) -> None:
         super().__init__()
         self.min_size = min_size
+        self.fixed_size = fixed_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.min_size)
+        check_input(x, self.min_size, self.fixed_size)
         return x
 
 
@@ -329,7 +321,7 @@ def vgg16_fc(num_classes: int = 1000, width: int = 64, image_size: int = 224, ba
     """
     if image_size % 32 or image_size < 32:
         raise ValueError(f"vgg16_fc needs an image_size that is a multiple of 32 (>= 32), got {image_size}")
-    features = nn.Sequential(_CheckExactSize(image_size), *_vgg16_convs(width, batch_norm, pool5=True))
+    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE, image_size), *_vgg16_convs(width, batch_norm, pool5=True))
     side = image_size // 32
     hidden = 64 * width
     classifier = nn.Sequential(
@@ -356,24 +348,8 @@ def vgg16_gap(num_classes: int = 1000, width: int = 64, batch_norm: bool = False
     if batch_norm:
         layers.append(nn.BatchNorm2d(16 * width))
     layers.append(nn.ReLU(inplace=True))
-    features = nn.Sequential(_CheckInputSize(MIN_INPUT_SIZE), *layers)
+    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE), *layers)
     return VGG(features, GlobalPool("avg"), nn.Linear(16 * width, num_classes), head="gap")
-
-
-class _CheckExactSize(nn.Module):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_layout(x)
-        if tuple(x.shape[-2:]) != (self.size, self.size):
-            raise ValueError(
-                f"this FC model was built for {self.size}x{self.size} inputs, got {tuple(x.shape)}: "
-                "its first FC layer has one weight per position, so the size is fixed; resize the "
-                "images or build the model with image_size set"
-            )
-        return x
 
 
 def init_weights(model: nn.Module) -> None:
