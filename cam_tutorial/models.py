@@ -54,41 +54,34 @@ class GlobalPool(nn.Module):
         return f"mode={self.mode!r}"
 
 
-class _ZeroPadShortcut(nn.Module):
-    """Option A of He et al. (2016): subsample by the stride, pad the new channels with zeros.
+class _SubsampleShortcut(nn.Module):
+    """Options A and ``"concat"``: subsample by the stride, then fill the new channels.
 
-    It has no parameters, which is its point: the identity where it can be, zeros where not.
+    Option A of He et al. (2016) pads them with zeros: the identity where it can be, zeros where
+    not. The slide deck's question, ``"concat"``, repeats the input's channels instead, so the
+    block adds the same signal to two groups of channels; it needs ``out_channels`` to be a
+    multiple of ``in_channels`` (every ResNet stage doubles them). Neither has parameters, which
+    is their point.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, fill: str) -> None:
         super().__init__()
-        self.extra = out_channels - in_channels
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
-
-
-class _ConcatShortcut(nn.Module):
-    """The slide deck's question: subsample by the stride, then repeat the input's channels.
-
-    Like option A it has no parameters; unlike A, the new channels carry copies of the input, so
-    the block adds the same signal to two groups of channels. It needs ``out_channels`` to be a
-    multiple of ``in_channels`` (every ResNet stage doubles them).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        if out_channels % in_channels:
+        if fill == "concat" and out_channels % in_channels:
             raise ValueError(f"a concatenating shortcut needs out_channels ({out_channels}) to be a multiple of "
                              f"in_channels ({in_channels}); use shortcut='A' or 'B' for these widths")
-        self.copies = out_channels // in_channels
+        self.fill = fill
         self.stride = stride
+        self.extra = out_channels - in_channels  # zeros, for A
+        self.copies = out_channels // in_channels  # copies of the input, for concat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        return torch.cat([x] * self.copies, dim=1)
+        if self.fill == "concat":
+            return torch.cat([x] * self.copies, dim=1)
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+
+    def extra_repr(self) -> str:
+        return f"fill={self.fill!r}"
 
 
 def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option: str = "B") -> nn.Module:
@@ -112,10 +105,8 @@ def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option
                          "norm), 'B-noBN' (the projection alone) or 'concat' (copies of the input)")
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
-    if option == "A":
-        return _ZeroPadShortcut(in_channels, out_channels, stride)
-    if option == "concat":
-        return _ConcatShortcut(in_channels, out_channels, stride)
+    if option in ("A", "concat"):
+        return _SubsampleShortcut(in_channels, out_channels, stride, option)
     projection = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
     if option == "B-noBN":
         return nn.Sequential(projection)
@@ -285,12 +276,12 @@ class VGG(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-def _vgg16_convs(width: int, batch_norm: bool, pool5: bool) -> list[nn.Module]:
+def _vgg16_convs(width: int, batch_norm: bool, last: int | str) -> list[nn.Module]:
+    """VGG16's convolutions (configuration D, ``"M"`` a 2x2 max-pool) through conv5_3, then ``last``:
+    pool5 (``"M"``, the FC model) or the GAP model's extra 3x3 convolution's channels."""
     w = width
     config: list[int | str] = [w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M",
-                               8 * w, 8 * w, 8 * w, "M", 8 * w, 8 * w, 8 * w, "M"]
-    if not pool5:
-        config = config[:-1]
+                               8 * w, 8 * w, 8 * w, "M", 8 * w, 8 * w, 8 * w, last]
     layers: list[nn.Module] = []
     channels = 3
     for item in config:
@@ -321,7 +312,7 @@ def vgg16_fc(num_classes: int = 1000, width: int = 64, image_size: int = 224, ba
     """
     if image_size % 32 or image_size < 32:
         raise ValueError(f"vgg16_fc needs an image_size that is a multiple of 32 (>= 32), got {image_size}")
-    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE, image_size), *_vgg16_convs(width, batch_norm, pool5=True))
+    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE, image_size), *_vgg16_convs(width, batch_norm, last="M"))
     side = image_size // 32
     hidden = 64 * width
     classifier = nn.Sequential(
@@ -343,12 +334,7 @@ def vgg16_gap(num_classes: int = 1000, width: int = 64, batch_norm: bool = False
         >>> vgg16_gap(10, width=8).features(torch.zeros(1, 3, 224, 224)).shape
         torch.Size([1, 128, 14, 14])
     """
-    layers = _vgg16_convs(width, batch_norm, pool5=False)
-    layers.append(nn.Conv2d(8 * width, 16 * width, 3, padding=1))
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(16 * width))
-    layers.append(nn.ReLU(inplace=True))
-    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE), *layers)
+    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE), *_vgg16_convs(width, batch_norm, last=16 * width))
     return VGG(features, GlobalPool("avg"), nn.Linear(16 * width, num_classes), head="gap")
 
 
