@@ -250,10 +250,6 @@ class ResNet18B(nn.Module):
         ))
         self.pool = GlobalPool(pooling)
         self.classifier = nn.Linear(8 * w, num_classes, bias=bias)
-        self.num_classes = num_classes
-        self.width = width
-        self.pooling = pooling
-        self.shortcut = shortcut
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
