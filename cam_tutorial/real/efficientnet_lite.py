@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,8 +45,6 @@ __all__ = [
     "imagenet_categories", "load_lite0_state_dict", "crop_photo", "lite0_weights_path",
     "normalize_crop",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: The MBConv stages: (repeats, kernel, stride of the first block, expansion, output channels).
 LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -224,7 +221,6 @@ def efficientnet_lite0() -> EfficientNetLite0:
     """
     model = EfficientNetLite0()
     model.load_state_dict(_state_dict(lite0_weights_path()), strict=True)
-    logger.debug("EfficientNet-Lite0: ImageNet weights from %s", lite0_weights_path())
     return model.to(memory_format=torch.channels_last).eval()
 
 
