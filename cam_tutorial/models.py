@@ -32,7 +32,6 @@ __all__ = ["BuildingBlock", "ResNet18B", "GlobalPool", "shortcut_module", "vgg16
 MIN_INPUT_SIZE = 32
 
 
-
 class GlobalPool(nn.Module):
     """Global average (``"avg"``) or max (``"max"``) pooling from ``(B, K, h, w)`` to ``(B, K)``.
     Used in chapter 2.
