@@ -19,6 +19,7 @@ from typing import Callable, Sequence, Union
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from cam_tutorial.cam import compute_cams
 from cam_tutorial.evaluation import model_device
@@ -117,7 +118,6 @@ def maps_for_dataset(
         ValueError: an unknown ``classes``, an empty dataset, a bad ``batch_size``, or a
             ``compute`` that returns the wrong shapes.
     """
-    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
     if classes not in ("label", "predicted"):
@@ -128,36 +128,29 @@ def maps_for_dataset(
         raise ValueError("the dataset is empty: nothing to map")
     device = torch.device(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("logits", "maps", "classes", "labels",
-                                                            "boxes", "masks")}
     # iter(loader): tqdm.auto's asyncio class calls iter() on what it wraps, once more than needed.
-    for batch in tqdm(iter(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
-        _collect_batch(batch, compute, device, classes, parts)
-    joined = {k: torch.cat(v) if v else None for k, v in parts.items()}
-    return DatasetMaps(**joined)  # type: ignore[arg-type]
+    batches = [_batch_maps(batch, compute, device, classes)
+               for batch in tqdm(iter(loader), total=len(loader), desc=desc, leave=False, disable=not progress)]
+    # zip(*batches): one column per field of DatasetMaps, in its order; a field no item has is None.
+    return DatasetMaps(*(None if column[0] is None else torch.cat(column) for column in zip(*batches)))
 
 
-def _collect_batch(batch: object, compute: MapFunction, device: torch.device, classes: str,
-                   parts: dict[str, list[torch.Tensor]]) -> None:
-    """One batch of :func:`maps_for_dataset`: run ``compute`` and append its results to ``parts``."""
+def _batch_maps(batch: object, compute: MapFunction, device: torch.device,
+                classes: str) -> tuple[torch.Tensor | None, ...]:
+    """One batch of :func:`maps_for_dataset`, on the CPU: the fields of a :class:`DatasetMaps`, in order."""
     if not isinstance(batch, (list, tuple)) or len(batch) < 2:
         raise ValueError("dataset items must be (image, label[, box[, mask]]) tuples")
     images = batch[0].to(device, non_blocking=True)
     labels = torch.as_tensor(batch[1]).long()
-    wanted = labels.to(device) if classes == "label" else None
-    logits, maps = compute(images, wanted)
+    logits, maps = compute(images, labels.to(device) if classes == "label" else None)
     if logits.ndim != 2 or logits.shape[0] != len(images) or maps.ndim != 3 or maps.shape[0] != len(images):
         raise ValueError(f"compute must return logits (B, C) and maps (B, H, W) for a batch of {len(images)}, "
                          f"got {tuple(logits.shape)} and {tuple(maps.shape)}")
     logits = logits.detach().float().cpu()
-    parts["logits"].append(logits)
-    parts["maps"].append(maps.detach().float().cpu())
-    parts["classes"].append(labels if classes == "label" else logits.argmax(dim=1))
-    parts["labels"].append(labels)
-    if len(batch) > 2:
-        parts["boxes"].append(torch.as_tensor(batch[2]).float())
-    if len(batch) > 3:
-        parts["masks"].append(torch.as_tensor(batch[3]).bool())
+    boxes = torch.as_tensor(batch[2]).float() if len(batch) > 2 else None
+    masks = torch.as_tensor(batch[3]).bool() if len(batch) > 3 else None
+    return (logits, maps.detach().float().cpu(), labels if classes == "label" else logits.argmax(dim=1), labels,
+            boxes, masks)
 
 
 def cams_for_dataset(

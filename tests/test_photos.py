@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -50,6 +51,49 @@ def test_every_photo_says_where_it_comes_from_and_its_licence(photos):
     by_name = {p.name: p for p in photos}
     assert by_name["china"].licence.startswith("CC BY 2.0")
     assert by_name["coffee"].licence.startswith("CC0")
+
+
+# -- photos.json: package data, so its format is checked here once, not at every load (items 12, 15)
+
+FIELDS = ("title", "package", "loader", "credit", "licence", "objects", "boxes", "plausible_classes")
+
+
+def entry_problem(name: str, record: dict, width: int, height: int) -> str:
+    """What is wrong with the entry ``name`` of photos.json for a ``width`` x ``height`` photo ('' if nothing)."""
+    missing = [f for f in FIELDS if f not in record]
+    if missing:
+        return f"photos.json: the entry {name!r} lacks {', '.join(missing)}"
+    boxes, classes = record["boxes"], record["plausible_classes"]
+    whole = [isinstance(v, int) and not isinstance(v, bool) and v >= 0 for b in boxes for v in b]
+    if not (all(whole) and all(len(b) == 4 and b[0] < b[2] and b[1] < b[3] for b in boxes)
+            and len(boxes) == len(record["objects"])):
+        return f"photos.json: the entry {name!r} has boxes {boxes!r} for the objects {record['objects']!r}"
+    if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1000 for c in classes):
+        return f"photos.json: the entry {name!r} has plausible_classes {classes!r}, not ImageNet-1k indices"
+    if any(b[2] > width or b[3] > height for b in boxes):
+        return f"photos.json: the entry {name!r} has boxes {boxes} past the photo's {width}x{height} pixels"
+    return ""
+
+
+def test_every_shipped_photos_json_entry_is_well_formed(photos):
+    records = json.loads(PHOTOS_JSON.read_text(encoding="utf-8"))["photos"]
+    for photo in photos:
+        height, width = photo.image.shape[:2]
+        assert entry_problem(photo.name, records[photo.name], width, height) == ""
+
+
+@pytest.mark.parametrize("edit, match", [
+    ({"boxes": [[412, 15, 172, 292]]}, r"has boxes \[\[412, 15, 172, 292\]\]"),
+    ({"boxes": [[172.5, 15, 412, 292]]}, r"has boxes \[\[172.5"),
+    ({"boxes": [[172, 15, 412, 292], [0, 0, 5, 5]]}, "for the objects"),
+    ({"plausible_classes": [967, 5000]}, r"plausible_classes \[967, 5000\], not ImageNet-1k indices"),
+    ({"licence": None}, "lacks licence"),
+    ({"boxes": [[172, 15, 700, 292]]}, r"past the photo's 600x400 pixels"),
+], ids=["x1 < x0", "fractional", "a box without an object", "class 5000", "a missing field", "past the photo"])
+def test_a_bad_photos_json_entry_is_named(edit, match):
+    record = {**json.loads(PHOTOS_JSON.read_text(encoding="utf-8"))["photos"]["coffee"], **edit}
+    record = {key: value for key, value in record.items() if value is not None}
+    assert re.search(r"photos.json: the entry 'coffee' .*" + match, entry_problem("coffee", record, 600, 400))
 
 
 def test_bad_names_say_what_to_do():

@@ -226,7 +226,7 @@ def test_available_models_and_unknown_name():
 
 def test_gap_and_gmp_start_from_the_same_weights_and_data():
     gap, gmp = zoo.build_model("resnet18b_gap", TINY), zoo.build_model("resnet18b_gmp", TINY)
-    assert gap.pooling == "avg" and gmp.pooling == "max"
+    assert gap.pool.mode == "avg" and gmp.pool.mode == "max"
     assert _weights_equal(gap, gmp)
     a, b = zoo.model_dataset("resnet18b_gap", "train", TINY), zoo.model_dataset("resnet18b_gmp", "train", TINY)
     assert torch.equal(a[3][0], b[3][0]) and len(a) == TINY.train_size
@@ -246,7 +246,7 @@ def test_left_models_see_objects_in_the_left_half_only():
 
 def test_trains_once_then_loads_from_cache(tmp_path):
     model, info = zoo.trained_model("resnet18b_gap", TINY, "cpu", tmp_path, progress=False, with_info=True)
-    assert isinstance(model, ResNet18B) and not model.training and model.width == TINY.width
+    assert isinstance(model, ResNet18B) and not model.training and model.classifier.in_features == 8 * TINY.width
     assert info.source == "trained" and info.history.epoch == [1] and info.region is None
     loss, acc = evaluate(model, zoo.model_dataset("resnet18b_gap", "test", TINY), 64)
     assert acc == pytest.approx(info.test_acc) and loss == pytest.approx(info.test_loss, rel=1e-5)

@@ -20,14 +20,9 @@ from pathlib import Path, PurePosixPath
 
 from cam_tutorial.zoo_cache import CACHE_ENV
 
-__all__ = ["DRIVE_FOLDER", "MOUNT_POINT", "in_colab", "use_drive_cache"]
+__all__ = ["in_colab", "use_drive_cache"]
 
 logger = logging.getLogger(__name__)
-
-#: Where Colab mounts Google Drive.
-MOUNT_POINT = "/content/drive"
-#: The cache folder inside "My Drive".
-DRIVE_FOLDER = "cam_tutorial"
 
 
 def in_colab() -> bool:
@@ -36,8 +31,8 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def use_drive_cache(enabled: bool = True, mount_point: str = MOUNT_POINT,
-                    folder: str = DRIVE_FOLDER) -> Path | None:
+def use_drive_cache(enabled: bool = True, mount_point: str = "/content/drive",
+                    folder: str = "cam_tutorial") -> Path | None:
     """On Colab, keep the zoo's models on Google Drive: mount it and set ``$CAM_TUTORIAL_CACHE``.
     Used in chapters 1, 2, 3, 4, 5, 6, 7 and 8, and the appendix.
 
@@ -48,7 +43,7 @@ def use_drive_cache(enabled: bool = True, mount_point: str = MOUNT_POINT,
 
     Args:
         enabled: whether to use Drive.
-        mount_point: where Drive is mounted.
+        mount_point: where Drive is mounted (Colab's own place by default).
         folder: the cache folder inside "My Drive": a relative path such as ``"cam_tutorial"``
             or ``"models/cam"``, never the Drive's root nor a path that leaves it.
 

