@@ -36,6 +36,11 @@ PART_NAMES: tuple[str, ...] = ("body", "head", "tail", "limb 1", "limb 2")
 #: tell the class. The body is the same ellipse for every class (it tells nothing).
 CLASS_PARTS: tuple[str, ...] = ("head", "tail", "limb 1", "limb 2")
 
+#: The largest rotation of an object either way, in degrees (a creature's parts turn a little more).
+MAX_ROTATION = 20.0
+#: The largest change of a shape's aspect ratio: from ``1 / MAX_STRETCH`` to ``MAX_STRETCH``.
+MAX_STRETCH = 1.15
+
 #: Polygon vertices carry this many fractional bits (1/16 px) for OpenCV's drawing.
 SUBPIXEL_BITS = 4
 
@@ -147,13 +152,13 @@ def fixed_point(polygon: np.ndarray, scale: float, offset: np.ndarray) -> np.nda
     return np.rint(polygon * scale + offset).astype(np.int32)
 
 
-def creature_outline(label: int, draws: Draws, max_rotation: float) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def creature_outline(label: int, draws: Draws) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """A creature's polygons in its own frame (body half-length 1), turned by up to
-    ``max_rotation`` degrees either way: body, head, tail and two limbs, each ``(outline, hole
+    :data:`MAX_ROTATION` degrees either way: body, head, tail and two limbs, each ``(outline, hole
     or None)``; ``draws`` gives the body's aspect, the turns and the limbs' places."""
     outline, hole = SHAPES[label]
     minor = _BODY_ASPECT[0] + (_BODY_ASPECT[1] - _BODY_ASPECT[0]) * draws.aspect
-    turn = rotation(max_rotation * (2 * draws.angle - 1))
+    turn = rotation(MAX_ROTATION * (2 * draws.angle - 1))
     body = _BODY * np.array([1.0, minor])
     placed: list[tuple[np.ndarray, np.ndarray | None]] = [(body @ turn, None)]
     limb_y = minor + PART_OVERLAP * LIMB_RADIUS

@@ -31,6 +31,8 @@ from cam_tutorial.lab.geometry import (
     CREATURE_LENGTH,
     HEAD_RADIUS,
     LIMB_RADIUS,
+    MAX_ROTATION,
+    MAX_STRETCH,
     SHAPES,
     SUBPIXEL_BITS,
     creature_outline,
@@ -117,8 +119,8 @@ def _place_shape(lab: SyntheticShapes, label: int, u: Sequence[float]) -> Polygo
     outline, hole = SHAPES[label]
     lo, hi = lab.size_range
     radius = 0.5 * lab.image_size * (lo + (hi - lo) * u[2])
-    stretch = math.exp(math.log(lab.stretch) * (2 * u[3] - 1))  # aspect 1/s .. s
-    angle = math.radians(lab.rotation) * (2 * u[4] - 1)
+    stretch = math.exp(math.log(MAX_STRETCH) * (2 * u[3] - 1))  # aspect 1/s .. s
+    angle = math.radians(MAX_ROTATION) * (2 * u[4] - 1)
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     sx, sy = radius * stretch, radius / stretch
     transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
@@ -255,7 +257,7 @@ class Placed(NamedTuple):
 def place(lab: SyntheticShapes, scene: Scene) -> Placed:
     """The creature scaled to its drawn length, fitted inside the region, in fixed point."""
     draws = scene.draws
-    shapes = creature_outline(scene.label, draws, lab.rotation)
+    shapes = creature_outline(scene.label, draws)
     points = np.concatenate([outline for outline, _ in shapes])
     lo, hi = lab.size_range
     length = lab.image_size * (lo + (hi - lo) * draws.size)
