@@ -124,20 +124,31 @@ def _place_shape(lab: SyntheticShapes, label: int, u: Sequence[float]) -> Polygo
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     sx, sy = radius * stretch, radius / stretch
     transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
-    outline_px = outline @ transform
+    shape = (outline @ transform, None if hole is None else hole @ transform)
+    return _fit_in_region(lab, [shape], 1.0, u[5], u[6])[0][0]
+
+
+def _fit_in_region(lab: SyntheticShapes, shapes: list[tuple[np.ndarray, np.ndarray | None]], per_unit: float,
+                   x: float, y: float) -> tuple[list[Polygon], float]:
+    """Float ``(outline, hole or None)`` polygons at ``per_unit`` pixels a unit, shrunk if need be
+    to fit inside the lab's region and placed at the fractions ``x``, ``y`` of the room left
+    there, in fixed point; with the pixels a unit they got (both labs place their objects so)."""
+    points = np.concatenate([outline for outline, _ in shapes])
     rx0, ry0, rx1, ry1 = lab.region_pixels
-    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased
-    # rim both remain inside the region.
+    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased rim
+    # both remain inside the region.
     avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
-    vmin, vmax = outline_px.min(0), outline_px.max(0)
-    width, height = float(vmax[0] - vmin[0]), float(vmax[1] - vmin[1])
-    shrink = min(1.0, avail_w / width, avail_h / height)
-    ox = rx0 + 0.5 - vmin[0] * shrink + (avail_w - width * shrink) * u[5]
-    oy = ry0 + 0.5 - vmin[1] * shrink + (avail_h - height * shrink) * u[6]
+    span = np.ptp(points, axis=0)
+    per_unit *= min(1.0, avail_w / (span[0] * per_unit), avail_h / (span[1] * per_unit))
+    vmin = points.min(0) * per_unit
+    width, height = float(span[0] * per_unit), float(span[1] * per_unit)
+    ox = rx0 + 0.5 - vmin[0] + (avail_w - width) * x
+    oy = ry0 + 0.5 - vmin[1] + (avail_h - height) * y
     one = 1 << SUBPIXEL_BITS
-    scale, offset = shrink * one, np.array([ox * one, oy * one])
-    hole_px = None if hole is None else fixed_point(hole @ transform, scale, offset)
-    return fixed_point(outline_px, scale, offset), hole_px
+    scale, offset = per_unit * one, np.array([ox * one, oy * one])
+    polygons = [(fixed_point(outline, scale, offset), None if hole is None else fixed_point(hole, scale, offset))
+                for outline, hole in shapes]
+    return polygons, per_unit
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,27 +267,10 @@ class Placed(NamedTuple):
 
 def place(lab: SyntheticShapes, scene: Scene) -> Placed:
     """The creature scaled to its drawn length, fitted inside the region, in fixed point."""
-    draws = scene.draws
-    shapes = creature_outline(scene.label, draws)
-    points = np.concatenate([outline for outline, _ in shapes])
     lo, hi = lab.size_range
-    length = lab.image_size * (lo + (hi - lo) * draws.size)
-    per_unit = length / CREATURE_LENGTH
-    rx0, ry0, rx1, ry1 = lab.region_pixels
-    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased rim
-    # both remain inside the region.
-    avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
-    span = np.ptp(points, axis=0)
-    per_unit *= min(1.0, avail_w / (span[0] * per_unit), avail_h / (span[1] * per_unit))
-    vmin = points.min(0) * per_unit
-    width, height = float(span[0] * per_unit), float(span[1] * per_unit)
-    ox = rx0 + 0.5 - vmin[0] + (avail_w - width) * draws.x
-    oy = ry0 + 0.5 - vmin[1] + (avail_h - height) * draws.y
-    one = 1 << SUBPIXEL_BITS
-    scale, offset = per_unit * one, np.array([ox * one, oy * one])
-    polygons = [(fixed_point(outline, scale, offset), None if hole is None else fixed_point(hole, scale, offset))
-                for outline, hole in shapes]
-    return Placed(polygons, per_unit)
+    length = lab.image_size * (lo + (hi - lo) * scene.draws.size)
+    shapes = creature_outline(scene.label, scene.draws)
+    return Placed(*_fit_in_region(lab, shapes, length / CREATURE_LENGTH, scene.draws.x, scene.draws.y))
 
 
 def decoy_polygons(scene: Scene, placed: Placed, size: int) -> list[tuple[int, Polygon]]:
