@@ -15,14 +15,12 @@ from cam_tutorial.lab import (
     CLASS_NAMES,
     CLASS_PARTS,
     LAB_VERSION,
-    MAX_IMAGE_SIZE,
-    MEAN,
     PART_NAMES,
     SPLITS,
-    STD,
     SyntheticShapes,
     denormalize,
 )
+from cam_tutorial.lab.dataset import MAX_IMAGE_SIZE, MEAN, STD
 
 def _digest(image: torch.Tensor) -> str:
     return hashlib.sha256(image.numpy().tobytes()).hexdigest()

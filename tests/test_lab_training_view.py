@@ -11,7 +11,8 @@ import torch
 
 from cam_tutorial import zoo_recipes
 from cam_tutorial.config import get_preset
-from cam_tutorial.lab import LabTrainingImages, SyntheticShapes, normalize_uint8
+from cam_tutorial.lab import SyntheticShapes
+from cam_tutorial.lab.dataset import LabTrainingImages, normalize_uint8
 from cam_tutorial.lab.pixels import composite
 from cam_tutorial.train import TrainConfig, train
 

@@ -64,39 +64,29 @@ Example:
 
 from cam_tutorial.lab.dataset import (
     LAB_VERSION,
-    MAX_IMAGE_SIZE,
-    MEAN,
-    MIN_IMAGE_SIZE,
     OBJECTS,
     REGIONS,
     SPLITS,
-    STD,
     FreshEachEpoch,
-    LabTrainingImages,
     SyntheticShapes,
     denormalize,
     integral_index,
     normalization_table,
-    normalize_uint8,
 )
 from cam_tutorial.lab.geometry import CLASS_NAMES, CLASS_PARTS, PART_NAMES
 
+# What the chapters and the other modules import; the rest (the normalisation's constants and
+# the uint8 view's class) is read where it is defined, in cam_tutorial.lab.dataset.
 __all__ = [
     "LAB_VERSION",
     "CLASS_NAMES",
-    "MEAN",
-    "STD",
     "SPLITS",
     "REGIONS",
-    "MIN_IMAGE_SIZE",
-    "MAX_IMAGE_SIZE",
     "OBJECTS",
     "PART_NAMES",
     "CLASS_PARTS",
     "SyntheticShapes",
-    "LabTrainingImages",
     "FreshEachEpoch",
-    "normalize_uint8",
     "denormalize",
     "normalization_table",
     "integral_index",

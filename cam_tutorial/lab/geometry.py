@@ -94,12 +94,14 @@ def _crescent(offset: float = 0.5, inner: float = 0.8, n: int = 40) -> np.ndarra
     return np.concatenate([outer, back])
 
 
-def _normalise(polygons: list[np.ndarray]) -> list[np.ndarray]:
-    """Centre on the union's bounding box and scale so the farthest vertex is at radius 1."""
+def _normalise(*polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """An outline (and its hole), centred on the union's bounding box and scaled so the farthest
+    vertex is at radius 1: ``(outline, hole or None)``."""
     points = np.concatenate(polygons)
     centre = (points.min(0) + points.max(0)) / 2
     radius = np.sqrt(((points - centre) ** 2).sum(1)).max()
-    return [((p - centre) / radius).astype(np.float64) for p in polygons]
+    outline, *hole = (((p - centre) / radius).astype(np.float64) for p in polygons)
+    return outline, hole[0] if hole else None
 
 
 def _build_shapes() -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -111,23 +113,19 @@ def _build_shapes() -> list[tuple[np.ndarray, np.ndarray | None]]:
                       (0.15, 0.22), (-1, 0.22)], dtype=np.float64)
     hourglass = np.array([(-0.75, -1), (0.75, -1), (0.13, 0), (0.75, 1), (-0.75, 1),
                           (-0.13, 0)], dtype=np.float64)
-    raw: dict[str, list[np.ndarray]] = {
-        "circle": [_regular(64)],
-        "square": [_regular(4, phase_deg=45.0)],
-        "triangle": [_regular(3)],
-        "star": [_star()],
-        "cross": [cross],
-        "heart": [_heart()],
-        "crescent": [_crescent()],
-        "arrow": [arrow],
-        "ring": [_regular(64), _regular(64, radius=0.55)],
-        "hourglass": [hourglass],
+    shapes = {
+        "circle": _normalise(_regular(64)),
+        "square": _normalise(_regular(4, phase_deg=45.0)),
+        "triangle": _normalise(_regular(3)),
+        "star": _normalise(_star()),
+        "cross": _normalise(cross),
+        "heart": _normalise(_heart()),
+        "crescent": _normalise(_crescent()),
+        "arrow": _normalise(arrow),
+        "ring": _normalise(_regular(64), _regular(64, radius=0.55)),
+        "hourglass": _normalise(hourglass),
     }
-    shapes = []
-    for name in CLASS_NAMES:
-        polys = _normalise(raw[name])
-        shapes.append((polys[0], polys[1] if len(polys) > 1 else None))
-    return shapes
+    return [shapes[name] for name in CLASS_NAMES]
 
 
 #: Each class's unit polygon, in label order: ``(outline, hole or None)``, float (x, y) vertices.

@@ -20,8 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -104,9 +105,8 @@ def render_shape(lab: SyntheticShapes, label: int, rng: np.random.Generator,
     polygon = _place_shape(lab, label, u)
     alpha = np.zeros((size, size), np.uint8)  # on the whole image, not an alpha_patch: see there
     fill_polygon(alpha, *polygon, 255, cv2.LINE_AA)
-    paint(canvas, (alpha, 0, 0),
-          lambda height, width: surface(kind=u[7], period=u[8], angle=u[9], zoom=u[10], crop=u[16:20],
-                                        colours=(colour_a, colour_b), image_size=size, height=height, width=width))
+    paint(canvas, (alpha, 0, 0), functools.partial(surface, kind=u[7], period=u[8], angle=u[9], zoom=u[10],
+                                                   crop=u[16:20], colours=(colour_a, colour_b), image_size=size))
     if not with_mask:
         return canvas, None
     mask = np.zeros((size, size), np.uint8)
@@ -295,11 +295,9 @@ def _draw_creature(canvas: np.ndarray, scene: Scene, placed: Placed, size: int,
     mask); with ``with_parts``, the part map from the same polygons without anti-aliasing."""
     (body, _), *parts = placed.polygons
     draws = scene.draws
-
-    def body_surface(height: int, width: int) -> Any:  # none of it depends on the class
-        return surface(kind=draws.fill, period=draws.stripe_period, angle=draws.stripe_angle, zoom=draws.fill_zoom,
-                       crop=scene.fill_crop, colours=scene.body_colours, image_size=size, height=height, width=width)
-
+    body_surface = functools.partial(  # none of it depends on the class
+        surface, kind=draws.fill, period=draws.stripe_period, angle=draws.stripe_angle, zoom=draws.fill_zoom,
+        crop=scene.fill_crop, colours=scene.body_colours, image_size=size)
     paint(canvas, alpha_patch([(body, None)], size), body_surface)
     paint(canvas, alpha_patch(parts, size), scene.part_colour)
     if not with_parts:
