@@ -257,11 +257,9 @@ def integral_index(index: object) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _device_table(device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalisation table flattened to 768 entries (value * 3 + channel), and the channel
-    offsets, on ``device``."""
-    table = torch.from_numpy(normalization_table().reshape(-1).copy()).to(device)
-    return table, torch.arange(3, device=device)
+def _device_table(device: str) -> torch.Tensor:
+    """The normalisation table as a (256, 3) tensor on ``device``."""
+    return torch.from_numpy(normalization_table()[0].copy()).to(device)
 
 
 def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -279,8 +277,8 @@ def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
         raise ValueError(f"normalize_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "
                          f"{tuple(images.shape)}: pass a batch of LabTrainingImages items")
-    table, channels = _device_table(str(images.device))
-    return table[images.long() * 3 + channels].permute(0, 3, 1, 2)
+    channels = torch.arange(3, device=images.device)
+    return _device_table(str(images.device))[images.long(), channels].permute(0, 3, 1, 2)
 
 
 class LabTrainingImages(Dataset):

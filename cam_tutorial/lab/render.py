@@ -219,12 +219,9 @@ _UNIFORM_COUNT, _BYTE_COUNT = (sum(math.prod(shape) for shape in layout.values()
 
 def _split_draws(values: np.ndarray, layout: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     """``values`` cut into the named, shaped pieces of ``layout``, in its order."""
-    pieces, start = {}, 0
-    for name, shape in layout.items():
-        size = math.prod(shape)
-        pieces[name] = values[start:start + size].reshape(shape)
-        start += size
-    return pieces
+    ends = np.cumsum([math.prod(shape) for shape in layout.values()])
+    pieces = np.split(values, ends[:-1])
+    return {name: piece.reshape(shape) for (name, shape), piece in zip(layout.items(), pieces)}
 
 
 def draw_scene(lab: SyntheticShapes, label: int, rng: np.random.Generator) -> Scene:
