@@ -8,8 +8,8 @@ and on every machine, and it costs no download. Two kinds of object (:data:`OBJE
 
 * ``objects="shapes"`` (the default; the ``ci`` preset's): the class's polygon (a circle, a star, a
   heart, ...) is the whole object, scaled so its circumscribed diameter is a fraction ``scale``
-  (default 0.45 to 0.9) of the image side, stretched a little (aspect up to ``stretch``),
-  rotated (default up to 20 degrees either way), flat, striped or textured; it has one part.
+  (default 0.45 to 0.9) of the image side, stretched a little (aspect up to 1.15),
+  rotated (up to 20 degrees either way), flat, striped or textured; it has one part.
 * ``objects="creatures"`` (the book's outputs, the ``cpu`` and ``gpu`` presets), described
   below: a body and four parts that carry the class.
 
@@ -25,7 +25,7 @@ i])`` and has a name: :class:`~cam_tutorial.lab.render.Draws`, :class:`~cam_tuto
   head and the tail at the two ends of the body, a limb on each side. Any one of them suffices
   to tell the class, so a network can classify from one part or from all of them, which is the
   choice the paper's GAP vs GMP argument is about. The creature's length is a fraction ``scale``
-  (default 0.45 to 0.85) of the image side; it is rotated (default up to 20 degrees either way), each part turned
+  (default 0.45 to 0.85) of the image side; it is rotated (up to 20 degrees either way), each part turned
   a little more, placed at random inside ``region``. The body is flat (half the objects), striped
   or textured in a colour far from the background's; the parts in another colour, far from both.
 * **background**: low-frequency noise mixed with a texture cut from images that ship inside
@@ -64,39 +64,29 @@ Example:
 
 from cam_tutorial.lab.dataset import (
     LAB_VERSION,
-    MAX_IMAGE_SIZE,
-    MEAN,
-    MIN_IMAGE_SIZE,
     OBJECTS,
     REGIONS,
     SPLITS,
-    STD,
     FreshEachEpoch,
-    LabTrainingImages,
     SyntheticShapes,
     denormalize,
     integral_index,
     normalization_table,
-    normalize_uint8,
 )
 from cam_tutorial.lab.geometry import CLASS_NAMES, CLASS_PARTS, PART_NAMES
 
+# What the chapters and the other modules import; the rest (the normalisation's constants and
+# the uint8 view's class) is read where it is defined, in cam_tutorial.lab.dataset.
 __all__ = [
     "LAB_VERSION",
     "CLASS_NAMES",
-    "MEAN",
-    "STD",
     "SPLITS",
     "REGIONS",
-    "MIN_IMAGE_SIZE",
-    "MAX_IMAGE_SIZE",
     "OBJECTS",
     "PART_NAMES",
     "CLASS_PARTS",
     "SyntheticShapes",
-    "LabTrainingImages",
     "FreshEachEpoch",
-    "normalize_uint8",
     "denormalize",
     "normalization_table",
     "integral_index",

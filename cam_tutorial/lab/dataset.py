@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -32,7 +31,7 @@ STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: Split names and the ids mixed into each item's seed (so the splits are disjoint).
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
-#: Named regions as fractions ``(x0, y0, x1, y1)`` of the image.
+#: Where the whole object may lie: the image's halves, as fractions ``(x0, y0, x1, y1)`` of it.
 REGIONS: dict[str, tuple[float, float, float, float]] = {
     "left": (0.0, 0.0, 0.5, 1.0),
     "right": (0.5, 0.0, 1.0, 1.0),
@@ -44,13 +43,10 @@ MIN_IMAGE_SIZE = 32
 #: The largest image side the lab renders: an item's memory grows with the side's square (one
 #: item at 6000 px takes about 0.7 GB), and the largest preset renders 224 px.
 MAX_IMAGE_SIZE = 1024
-#: A region must leave the object at least this many pixels.
-_MIN_REGION_PIXELS = 16
 
-#: The two kinds of lab, with their default ``scale`` and ``rotation``: ``"shapes"`` (one
-#: polygon per image, the book's lab) and ``"creatures"`` (a body with four class parts).
-OBJECTS: dict[str, tuple[tuple[float, float], float]] = {"shapes": ((0.45, 0.9), 20.0),
-                                                         "creatures": ((0.45, 0.85), 20.0)}
+#: The two kinds of lab, with their default ``scale``: ``"shapes"`` (one polygon per image, the
+#: book's lab) and ``"creatures"`` (a body with four class parts).
+OBJECTS: dict[str, tuple[float, float]] = {"shapes": (0.45, 0.9), "creatures": (0.45, 0.85)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,13 +57,6 @@ def normalization_table() -> np.ndarray:
     return table.astype(np.float32).reshape(1, 256, 3)
 
 
-@functools.lru_cache(maxsize=1)
-def _normalise_planes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The same table split per channel: three (1, 256) float32 tables."""
-    table = normalization_table()
-    return tuple(np.ascontiguousarray(table[0, :, c]).reshape(1, 256) for c in range(3))
-
-
 @functools.lru_cache(maxsize=4096)
 def _block_labels(seed: int, split_id: int, block: int) -> tuple[int, ...]:
     """The labels of items ``10 * block ... 10 * block + 9``: each class once, in seeded order."""
@@ -75,30 +64,8 @@ def _block_labels(seed: int, split_id: int, block: int) -> tuple[int, ...]:
     return tuple(int(c) for c in rng.permutation(len(CLASS_NAMES)))
 
 
-def _parse_region(region: Any) -> tuple[float, float, float, float]:
-    known = f"use None, one of {', '.join(map(repr, REGIONS))}, or a tuple of fractions (x0, y0, x1, y1)"
-    if region is None:
-        return (0.0, 0.0, 1.0, 1.0)
-    if isinstance(region, str):
-        if region not in REGIONS:
-            raise ValueError(f"unknown region {region!r}: {known}")
-        return REGIONS[region]
-    try:
-        values = tuple(float(v) for v in region)
-    except (TypeError, ValueError):
-        raise ValueError(f"unknown region {region!r}: {known}") from None
-    if len(values) != 4:
-        raise ValueError(f"a region tuple needs 4 fractions (x0, y0, x1, y1), got {len(values)}")
-    x0, y0, x1, y1 = values
-    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
-        raise ValueError(
-            f"region {region!r} is not inside the image: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1"
-        )
-    return values
-
-
-def _check_options(split: str, length: int, image_size: int, seed: int, scale: tuple[float, float],
-                   clutter: float, rotation: float) -> None:
+def _check_options(split: str, length: int, image_size: int, seed: int, region: str | None,
+                   scale: tuple[float, float], clutter: float) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(map(repr, SPLITS))}")
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0:
@@ -118,24 +85,14 @@ def _check_options(split: str, length: int, image_size: int, seed: int, scale: t
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not (region is None or isinstance(region, str) and region in REGIONS):
+        raise ValueError(f"unknown region {region!r}: use None (anywhere) or one of {', '.join(map(repr, REGIONS))}")
     lo, hi = (float(s) for s in scale)
     if not 0.05 <= lo <= hi <= 1.0:
         raise ValueError(f"scale must satisfy 0.05 <= min <= max <= 1, got {scale!r}")
     if not 0.0 <= float(clutter) <= 1.0:
         raise ValueError(f"clutter must be in [0, 1], got {clutter!r}")
-    if not 0.0 <= float(rotation) <= 180.0:
-        raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation!r}")
 
-
-def _region_pixels(region: Any, fractions: tuple[float, ...], image_size: int) -> tuple[int, int, int, int]:
-    bounds = tuple(round(f * image_size) for f in fractions)
-    if min(bounds[2] - bounds[0], bounds[3] - bounds[1]) < _MIN_REGION_PIXELS:
-        raise ValueError(
-            f"region {region!r} is {bounds[2] - bounds[0]}x{bounds[3] - bounds[1]} px at "
-            f"image_size={image_size}: too small for a recognisable object; give it at least "
-            f"{_MIN_REGION_PIXELS} px a side"
-        )
-    return bounds  # type: ignore[return-value]
 
 class SyntheticShapes(Dataset):
     """The lab: ten classes of shapes (or creatures) on cluttered backgrounds, with a mask, a box
@@ -159,8 +116,8 @@ class SyntheticShapes(Dataset):
         image_size: side of the square images in pixels, from 32 to 1024 (:data:`MIN_IMAGE_SIZE`,
             :data:`MAX_IMAGE_SIZE`); rendered at that size directly.
         seed: the dataset's seed (a non-negative int).
-        region: where the whole object lies: ``None`` (anywhere), ``"left"``, ``"right"``,
-            ``"top"``, ``"bottom"`` (halves) or fractions ``(x0, y0, x1, y1)`` of the image.
+        region: where the whole object lies: ``None`` (anywhere), or one of :data:`REGIONS`:
+            ``"left"``, ``"right"``, ``"top"``, ``"bottom"`` (the image's halves).
         objects: ``"shapes"`` (one polygon, the default) or ``"creatures"`` (a body and four class
             parts); see :mod:`cam_tutorial.lab`.
         scale: range of the object's size as fractions of the image side: a shape's
@@ -168,9 +125,9 @@ class SyntheticShapes(Dataset):
             (:data:`OBJECTS`). In a region, the range shrinks to fit: at most the region's short
             side, from at most 60% of that.
         clutter: from 0 (smooth background, no texture, no distractors) to 1 (the default).
-        rotation: the largest rotation of the object either way, in degrees (180: any angle);
-            default per kind.
-        stretch: the largest aspect-ratio change of a shape (1: none; creatures ignore it).
+
+    The object is rotated by up to :data:`~cam_tutorial.lab.geometry.MAX_ROTATION` degrees either
+    way; a shape is also stretched (:data:`~cam_tutorial.lab.geometry.MAX_STRETCH`).
 
     Example:
         >>> ds = SyntheticShapes("val", length=10, image_size=64, region="left")
@@ -179,29 +136,24 @@ class SyntheticShapes(Dataset):
     """
 
     def __init__(self, split: str = "train", length: int = 10_000, image_size: int = 64, seed: int = 0,
-                 region: str | Sequence[float] | None = None, *, objects: str = "shapes",
-                 scale: tuple[float, float] | None = None, clutter: float = 1.0, rotation: float | None = None,
-                 stretch: float = 1.15) -> None:
+                 region: str | None = None, *, objects: str = "shapes", scale: tuple[float, float] | None = None,
+                 clutter: float = 1.0) -> None:
         if objects not in OBJECTS:
             raise ValueError(f"unknown objects {objects!r}: use one of {', '.join(map(repr, OBJECTS))}")
-        default_scale, default_rotation = OBJECTS[objects]
-        scale = default_scale if scale is None else scale
-        rotation = default_rotation if rotation is None else rotation
-        _check_options(split, length, image_size, seed, scale, clutter, rotation)
-        if not 1.0 <= float(stretch) <= 2.0:
-            raise ValueError(f"stretch must be in [1, 2], got {stretch!r}")
-        fractions = _parse_region(region)
+        scale = OBJECTS[objects] if scale is None else scale
+        _check_options(split, length, image_size, seed, region, scale, clutter)
+        fractions = (0.0, 0.0, 1.0, 1.0) if region is None else REGIONS[region]
         self.split, self.length, self.image_size, self.seed = split, int(length), int(image_size), int(seed)
-        self.region, self.region_fractions, self.objects = region, fractions, objects
+        self.region, self.objects = region, objects
         # Pixel bounds of the region: the object's mask stays inside [x0, x1) x [y0, y1).
-        self.region_pixels = _region_pixels(region, fractions, self.image_size)
+        self.region_pixels = tuple(round(f * self.image_size) for f in fractions)
         self.scale = (float(scale[0]), float(scale[1]))
         # In a region, sizes are drawn from a range that fits it, so objects still move around:
         # the largest is the region's short side, the smallest at most 60% of that.
         short = min(fractions[2] - fractions[0], fractions[3] - fractions[1])
         hi_eff = min(self.scale[1], short)
         self.size_range = (min(self.scale[0], 0.6 * hi_eff), hi_eff)  # what the sizes are drawn from
-        self.clutter, self.rotation, self.stretch = float(clutter), float(rotation), float(stretch)
+        self.clutter = float(clutter)
         self.version = LAB_VERSION
         self.part_names: tuple[str, ...] = PART_NAMES if objects == "creatures" else ("object",)
         # The parts that tell the class, as indices into part_names: the creatures' four (not the
@@ -241,13 +193,14 @@ class SyntheticShapes(Dataset):
         # Normalise through a lookup table per channel, straight into planar (3, H, W) memory:
         # exact for every uint8 value and faster than float arithmetic plus a transpose.
         image = np.empty((3, self.image_size, self.image_size), dtype=np.float32)
-        for plane, table, out in zip(cv2.split(rgb), _normalise_planes(), image):
+        tables = np.ascontiguousarray(normalization_table()[0].T)  # (3, 256): one row a channel
+        for plane, table, out in zip(cv2.split(rgb), tables, image):
             cv2.LUT(plane, table, dst=out)
         return torch.from_numpy(image), label, torch.tensor(box, dtype=torch.float32), torch.from_numpy(mask)
 
     def render(self, index: int) -> tuple[np.ndarray, int, tuple[int, int, int, int], np.ndarray]:
         """Item ``index`` before normalisation: ``(rgb uint8 (H, W, 3), label, box, mask)``."""
-        canvas, label, parts = self._render(self._check_index(index), with_parts=True)
+        canvas, label, parts = self._render(index, with_parts=True)
         mask = parts > 0
         x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
         return canvas, label, (x, y, x + w, y + h), mask
@@ -262,18 +215,11 @@ class SyntheticShapes(Dataset):
             >>> sorted(set(ds.part_map(0).ravel().tolist())) == list(range(len(PART_NAMES) + 1))
             True
         """
-        return self._render(self._check_index(index), with_parts=True)[2]
+        return self._render(index, with_parts=True)[2]
 
-    def part_maps(self, indices: Sequence[int] | None = None) -> np.ndarray:
-        """The part maps of ``indices`` (default: every item, in order), ``(N, H, W)`` uint8."""
-        chosen = range(self.length) if indices is None else indices
-        return np.stack([self.part_map(i) for i in chosen])
-
-    def render_image(self, index: int) -> tuple[np.ndarray, int]:
-        """Item ``index``'s ``(rgb uint8 (H, W, 3), label)`` only: the pixels :meth:`render` gives,
-        without drawing the masks (what training reads, and faster)."""
-        canvas, label, _ = self._render(self._check_index(index), with_parts=False)
-        return canvas, label
+    def part_maps(self) -> np.ndarray:
+        """The part maps of every item, in order, ``(N, H, W)`` uint8."""
+        return np.stack([self.part_map(i) for i in range(self.length)])
 
     def training_view(self) -> LabTrainingImages:
         """This dataset as training reads it: uint8 ``(H, W, 3)`` images and labels, normalised on
@@ -287,12 +233,10 @@ class SyntheticShapes(Dataset):
 
     def _render(self, index: int, with_parts: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Item ``index``'s pixels, label and (with ``with_parts``) part map, drawn from its seed."""
+        index = self._check_index(index)
         label = self.label(index)
-        rng = self.item_rng(index)
         draw = render_shape if self.objects == "shapes" else render_creature
-        canvas, parts = draw(self, label, rng, with_parts)
-        if parts is not None and not parts.any():  # cannot happen at scale >= 0.05 and 32 px
-            raise RuntimeError(f"item {index} of {self!r} rendered an empty mask; please report this")
+        canvas, parts = draw(self, label, self.item_rng(index), with_parts)
         return canvas, label, parts
 
 
@@ -312,6 +256,31 @@ def integral_index(index: object) -> int:
         ) from None
 
 
+@functools.lru_cache(maxsize=8)
+def _device_table(device: str) -> torch.Tensor:
+    """The normalisation table as a (256, 3) tensor on ``device``."""
+    return torch.from_numpy(normalization_table()[0].copy()).to(device)
+
+
+def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(B, H, W, 3)`` -> float32 ``(B, 3, H, W)`` normalised with :data:`MEAN` and
+    :data:`STD`, on the images' device, through the same per-channel table as the lab's
+    ``__getitem__`` (so the values are identical, bit for bit, not merely close). The result is
+    a channels-last view (what a GPU convolution wants); ``.contiguous()`` makes it planar.
+
+    Example:
+        >>> x = torch.tensor([[[[0, 255, 128]]]], dtype=torch.uint8)
+        >>> y = normalize_uint8(x)
+        >>> tuple(y.shape), [round(v, 3) for v in y.flatten().tolist()]
+        ((1, 3, 1, 1), [-2.118, 2.429, 0.426])
+    """
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(f"normalize_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "
+                         f"{tuple(images.shape)}: pass a batch of LabTrainingImages items")
+    channels = torch.arange(3, device=images.device)
+    return _device_table(str(images.device))[images.long(), channels].permute(0, 3, 1, 2)
+
+
 class LabTrainingImages(Dataset):
     """A lab dataset as training reads it: ``(image uint8 (H, W, 3), label)`` items.
 
@@ -329,10 +298,13 @@ class LabTrainingImages(Dataset):
         (torch.uint8, (32, 32, 3), True)
     """
 
+    #: A batch of these images as the model's input (training asks the dataset).
+    normalize_uint8 = staticmethod(normalize_uint8)
+
     def __init__(self, lab: SyntheticShapes) -> None:
         if not isinstance(lab, SyntheticShapes):
-            raise TypeError(f"LabTrainingImages wraps a SyntheticShapes, got {type(lab).__name__}: "
-                            "use SyntheticShapes(...).training_view()")
+            raise TypeError(f"{type(self).__name__} draws from a SyntheticShapes, got {type(lab).__name__}: use "
+                            "SyntheticShapes(...).training_view() or FreshEachEpoch(SyntheticShapes(...), epoch_size)")
         self.lab = lab
 
     def __len__(self) -> int:
@@ -342,15 +314,11 @@ class LabTrainingImages(Dataset):
         return f"LabTrainingImages({self.lab!r})"
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        rgb, label = self.lab.render_image(index)
+        rgb, label, _ = self.lab._render(index, with_parts=False)  # the masks and box, never read, undrawn
         return torch.from_numpy(rgb), label
 
-    def normalize_uint8(self, images: torch.Tensor) -> torch.Tensor:
-        """A batch of these images as the model's input (training asks the dataset)."""
-        return normalize_uint8(images)
 
-
-class FreshEachEpoch(Dataset):
+class FreshEachEpoch(LabTrainingImages):
     """A lab split read ``epoch_size`` new images at a time: epoch ``e`` serves items
     ``e * epoch_size ... (e + 1) * epoch_size - 1`` of ``lab`` (as :class:`LabTrainingImages`
     does, uint8 ``(H, W, 3)`` images and labels), so no image is seen twice in a run.
@@ -375,16 +343,12 @@ class FreshEachEpoch(Dataset):
     """
 
     def __init__(self, lab: SyntheticShapes, epoch_size: int) -> None:
-        if not isinstance(lab, SyntheticShapes):
-            raise TypeError(f"FreshEachEpoch draws from a SyntheticShapes, got {type(lab).__name__}: "
-                            "use FreshEachEpoch(SyntheticShapes(...), epoch_size)")
+        super().__init__(lab)
         epoch_size = integral_index(epoch_size)
         if not 1 <= epoch_size <= len(lab):
             raise ValueError(f"epoch_size must lie in [1, {len(lab)}] (the lab's length), got {epoch_size}: "
                              "make the lab epochs * epoch_size items long")
-        self.lab, self.epoch_size, self.epoch = lab, epoch_size, 0
-        self._images = lab.training_view()  # the one place that says how training reads an item
-        self.normalize_uint8 = self._images.normalize_uint8
+        self.epoch_size, self.epoch = epoch_size, 0
 
     @property
     def epochs(self) -> int:
@@ -413,34 +377,7 @@ class FreshEachEpoch(Dataset):
         index = integral_index(index)
         if not 0 <= index < self.epoch_size:
             raise IndexError(f"index {index} out of range for an epoch of {self.epoch_size} items")
-        return self._images[self.epoch * self.epoch_size + index]
-
-
-@functools.lru_cache(maxsize=8)
-def _device_table(device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalisation table flattened to 768 entries (value * 3 + channel), and the channel
-    offsets, on ``device``."""
-    table = torch.from_numpy(normalization_table().reshape(-1).copy()).to(device)
-    return table, torch.arange(3, device=device)
-
-
-def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images ``(B, H, W, 3)`` -> float32 ``(B, 3, H, W)`` normalised with :data:`MEAN` and
-    :data:`STD`, on the images' device, through the same per-channel table as the lab's
-    ``__getitem__`` (so the values are identical, bit for bit, not merely close). The result is
-    a channels-last view (what a GPU convolution wants); ``.contiguous()`` makes it planar.
-
-    Example:
-        >>> x = torch.tensor([[[[0, 255, 128]]]], dtype=torch.uint8)
-        >>> y = normalize_uint8(x)
-        >>> tuple(y.shape), [round(v, 3) for v in y.flatten().tolist()]
-        ((1, 3, 1, 1), [-2.118, 2.429, 0.426])
-    """
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
-        raise ValueError(f"normalize_uint8 takes uint8 images (B, H, W, 3), got {images.dtype} "
-                         f"{tuple(images.shape)}: pass a batch of LabTrainingImages items")
-    table, channels = _device_table(str(images.device))
-    return table[images.long() * 3 + channels].permute(0, 3, 1, 2)
+        return super().__getitem__(self.epoch * self.epoch_size + index)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,11 @@ PART_NAMES: tuple[str, ...] = ("body", "head", "tail", "limb 1", "limb 2")
 #: tell the class. The body is the same ellipse for every class (it tells nothing).
 CLASS_PARTS: tuple[str, ...] = ("head", "tail", "limb 1", "limb 2")
 
+#: The largest rotation of an object either way, in degrees (a creature's parts turn a little more).
+MAX_ROTATION = 20.0
+#: The largest change of a shape's aspect ratio: from ``1 / MAX_STRETCH`` to ``MAX_STRETCH``.
+MAX_STRETCH = 1.15
+
 #: Polygon vertices carry this many fractional bits (1/16 px) for OpenCV's drawing.
 SUBPIXEL_BITS = 4
 
@@ -89,12 +94,14 @@ def _crescent(offset: float = 0.5, inner: float = 0.8, n: int = 40) -> np.ndarra
     return np.concatenate([outer, back])
 
 
-def _normalise(polygons: list[np.ndarray]) -> list[np.ndarray]:
-    """Centre on the union's bounding box and scale so the farthest vertex is at radius 1."""
+def _normalise(*polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """An outline (and its hole), centred on the union's bounding box and scaled so the farthest
+    vertex is at radius 1: ``(outline, hole or None)``."""
     points = np.concatenate(polygons)
     centre = (points.min(0) + points.max(0)) / 2
     radius = np.sqrt(((points - centre) ** 2).sum(1)).max()
-    return [((p - centre) / radius).astype(np.float64) for p in polygons]
+    outline, *hole = (((p - centre) / radius).astype(np.float64) for p in polygons)
+    return outline, hole[0] if hole else None
 
 
 def _build_shapes() -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -106,23 +113,19 @@ def _build_shapes() -> list[tuple[np.ndarray, np.ndarray | None]]:
                       (0.15, 0.22), (-1, 0.22)], dtype=np.float64)
     hourglass = np.array([(-0.75, -1), (0.75, -1), (0.13, 0), (0.75, 1), (-0.75, 1),
                           (-0.13, 0)], dtype=np.float64)
-    raw: dict[str, list[np.ndarray]] = {
-        "circle": [_regular(64)],
-        "square": [_regular(4, phase_deg=45.0)],
-        "triangle": [_regular(3)],
-        "star": [_star()],
-        "cross": [cross],
-        "heart": [_heart()],
-        "crescent": [_crescent()],
-        "arrow": [arrow],
-        "ring": [_regular(64), _regular(64, radius=0.55)],
-        "hourglass": [hourglass],
+    shapes = {
+        "circle": _normalise(_regular(64)),
+        "square": _normalise(_regular(4, phase_deg=45.0)),
+        "triangle": _normalise(_regular(3)),
+        "star": _normalise(_star()),
+        "cross": _normalise(cross),
+        "heart": _normalise(_heart()),
+        "crescent": _normalise(_crescent()),
+        "arrow": _normalise(arrow),
+        "ring": _normalise(_regular(64), _regular(64, radius=0.55)),
+        "hourglass": _normalise(hourglass),
     }
-    shapes = []
-    for name in CLASS_NAMES:
-        polys = _normalise(raw[name])
-        shapes.append((polys[0], polys[1] if len(polys) > 1 else None))
-    return shapes
+    return [shapes[name] for name in CLASS_NAMES]
 
 
 #: Each class's unit polygon, in label order: ``(outline, hole or None)``, float (x, y) vertices.
@@ -147,13 +150,13 @@ def fixed_point(polygon: np.ndarray, scale: float, offset: np.ndarray) -> np.nda
     return np.rint(polygon * scale + offset).astype(np.int32)
 
 
-def creature_outline(label: int, draws: Draws, max_rotation: float) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def creature_outline(label: int, draws: Draws) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """A creature's polygons in its own frame (body half-length 1), turned by up to
-    ``max_rotation`` degrees either way: body, head, tail and two limbs, each ``(outline, hole
+    :data:`MAX_ROTATION` degrees either way: body, head, tail and two limbs, each ``(outline, hole
     or None)``; ``draws`` gives the body's aspect, the turns and the limbs' places."""
     outline, hole = SHAPES[label]
     minor = _BODY_ASPECT[0] + (_BODY_ASPECT[1] - _BODY_ASPECT[0]) * draws.aspect
-    turn = rotation(max_rotation * (2 * draws.angle - 1))
+    turn = rotation(MAX_ROTATION * (2 * draws.angle - 1))
     body = _BODY * np.array([1.0, minor])
     placed: list[tuple[np.ndarray, np.ndarray | None]] = [(body @ turn, None)]
     limb_y = minor + PART_OVERLAP * LIMB_RADIUS

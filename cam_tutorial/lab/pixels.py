@@ -37,13 +37,10 @@ def textures() -> tuple[np.ndarray, ...]:
 
     found = []
     for name in _TEXTURE_NAMES:
-        image = np.asarray(getattr(skimage.data, name)())
-        if image.ndim == 3:
-            image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+        image = getattr(skimage.data, name)().astype(np.int32)  # each a grey (512, 512) uint8 image
         # Stretch the contrast so every texture spans 0..255 (integer arithmetic, exact).
         lo, hi = int(image.min()), int(image.max())
-        image = ((image.astype(np.int32) - lo) * 255 // max(hi - lo, 1)).astype(np.uint8)
-        found.append(np.ascontiguousarray(image))
+        found.append(((image - lo) * 255 // max(hi - lo, 1)).astype(np.uint8))
     return tuple(found)
 
 
@@ -212,13 +209,13 @@ def alpha_patch(shapes: Sequence[Polygon], size: int) -> tuple[np.ndarray, int, 
 
 
 def paint(canvas: np.ndarray, patch_alpha: tuple[np.ndarray, int, int],
-          fill: np.ndarray | Callable[[int, int], Any]) -> None:
-    """Composite ``fill`` (a colour, or a function of the painted rectangle's height and width
-    that returns its surface) onto ``canvas`` where the :func:`alpha_patch` is non-zero."""
+          fill: np.ndarray | Callable[..., Any]) -> None:
+    """Composite ``fill`` (a colour, or a function of the painted rectangle's ``height`` and
+    ``width`` that returns its surface) onto ``canvas`` where the :func:`alpha_patch` is non-zero."""
     alpha, x0, y0 = patch_alpha
     px, py, pw, ph = cv2.boundingRect(alpha)
     if pw == 0 or ph == 0:
         return
     patch = canvas[y0 + py:y0 + py + ph, x0 + px:x0 + px + pw]
-    painted = fill(ph, pw) if callable(fill) else fill
+    painted = fill(height=ph, width=pw) if callable(fill) else fill
     patch[...] = composite(patch, alpha[py:py + ph, px:px + pw], painted)

@@ -20,8 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -31,6 +32,8 @@ from cam_tutorial.lab.geometry import (
     CREATURE_LENGTH,
     HEAD_RADIUS,
     LIMB_RADIUS,
+    MAX_ROTATION,
+    MAX_STRETCH,
     SHAPES,
     SUBPIXEL_BITS,
     creature_outline,
@@ -102,9 +105,8 @@ def render_shape(lab: SyntheticShapes, label: int, rng: np.random.Generator,
     polygon = _place_shape(lab, label, u)
     alpha = np.zeros((size, size), np.uint8)  # on the whole image, not an alpha_patch: see there
     fill_polygon(alpha, *polygon, 255, cv2.LINE_AA)
-    paint(canvas, (alpha, 0, 0),
-          lambda height, width: surface(kind=u[7], period=u[8], angle=u[9], zoom=u[10], crop=u[16:20],
-                                        colours=(colour_a, colour_b), image_size=size, height=height, width=width))
+    paint(canvas, (alpha, 0, 0), functools.partial(surface, kind=u[7], period=u[8], angle=u[9], zoom=u[10],
+                                                   crop=u[16:20], colours=(colour_a, colour_b), image_size=size))
     if not with_mask:
         return canvas, None
     mask = np.zeros((size, size), np.uint8)
@@ -117,25 +119,36 @@ def _place_shape(lab: SyntheticShapes, label: int, u: Sequence[float]) -> Polygo
     outline, hole = SHAPES[label]
     lo, hi = lab.size_range
     radius = 0.5 * lab.image_size * (lo + (hi - lo) * u[2])
-    stretch = math.exp(math.log(lab.stretch) * (2 * u[3] - 1))  # aspect 1/s .. s
-    angle = math.radians(lab.rotation) * (2 * u[4] - 1)
+    stretch = math.exp(math.log(MAX_STRETCH) * (2 * u[3] - 1))  # aspect 1/s .. s
+    angle = math.radians(MAX_ROTATION) * (2 * u[4] - 1)
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     sx, sy = radius * stretch, radius / stretch
     transform = np.array([[sx * cos_a, sx * sin_a], [-sy * sin_a, sy * cos_a]])
-    outline_px = outline @ transform
+    shape = (outline @ transform, None if hole is None else hole @ transform)
+    return _fit_in_region(lab, [shape], 1.0, u[5], u[6])[0][0]
+
+
+def _fit_in_region(lab: SyntheticShapes, shapes: list[tuple[np.ndarray, np.ndarray | None]], per_unit: float,
+                   x: float, y: float) -> tuple[list[Polygon], float]:
+    """Float ``(outline, hole or None)`` polygons at ``per_unit`` pixels a unit, shrunk if need be
+    to fit inside the lab's region and placed at the fractions ``x``, ``y`` of the room left
+    there, in fixed point; with the pixels a unit they got (both labs place their objects so)."""
+    points = np.concatenate([outline for outline, _ in shapes])
     rx0, ry0, rx1, ry1 = lab.region_pixels
-    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased
-    # rim both remain inside the region.
+    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased rim
+    # both remain inside the region.
     avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
-    vmin, vmax = outline_px.min(0), outline_px.max(0)
-    width, height = float(vmax[0] - vmin[0]), float(vmax[1] - vmin[1])
-    shrink = min(1.0, avail_w / width, avail_h / height)
-    ox = rx0 + 0.5 - vmin[0] * shrink + (avail_w - width * shrink) * u[5]
-    oy = ry0 + 0.5 - vmin[1] * shrink + (avail_h - height * shrink) * u[6]
+    span = np.ptp(points, axis=0)
+    per_unit *= min(1.0, avail_w / (span[0] * per_unit), avail_h / (span[1] * per_unit))
+    vmin = points.min(0) * per_unit
+    width, height = float(span[0] * per_unit), float(span[1] * per_unit)
+    ox = rx0 + 0.5 - vmin[0] + (avail_w - width) * x
+    oy = ry0 + 0.5 - vmin[1] + (avail_h - height) * y
     one = 1 << SUBPIXEL_BITS
-    scale, offset = shrink * one, np.array([ox * one, oy * one])
-    hole_px = None if hole is None else fixed_point(hole @ transform, scale, offset)
-    return fixed_point(outline_px, scale, offset), hole_px
+    scale, offset = per_unit * one, np.array([ox * one, oy * one])
+    polygons = [(fixed_point(outline, scale, offset), None if hole is None else fixed_point(hole, scale, offset))
+                for outline, hole in shapes]
+    return polygons, per_unit
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,12 +219,9 @@ _UNIFORM_COUNT, _BYTE_COUNT = (sum(math.prod(shape) for shape in layout.values()
 
 def _split_draws(values: np.ndarray, layout: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     """``values`` cut into the named, shaped pieces of ``layout``, in its order."""
-    pieces, start = {}, 0
-    for name, shape in layout.items():
-        size = math.prod(shape)
-        pieces[name] = values[start:start + size].reshape(shape)
-        start += size
-    return pieces
+    ends = np.cumsum([math.prod(shape) for shape in layout.values()])
+    pieces = np.split(values, ends[:-1])
+    return {name: piece.reshape(shape) for (name, shape), piece in zip(layout.items(), pieces)}
 
 
 def draw_scene(lab: SyntheticShapes, label: int, rng: np.random.Generator) -> Scene:
@@ -254,27 +264,10 @@ class Placed(NamedTuple):
 
 def place(lab: SyntheticShapes, scene: Scene) -> Placed:
     """The creature scaled to its drawn length, fitted inside the region, in fixed point."""
-    draws = scene.draws
-    shapes = creature_outline(scene.label, draws, lab.rotation)
-    points = np.concatenate([outline for outline, _ in shapes])
     lo, hi = lab.size_range
-    length = lab.image_size * (lo + (hi - lo) * draws.size)
-    per_unit = length / CREATURE_LENGTH
-    rx0, ry0, rx1, ry1 = lab.region_pixels
-    # Vertices stay in [r0 + 0.5, r1 - 1.5]: the mask (pixel centres) and the anti-aliased rim
-    # both remain inside the region.
-    avail_w, avail_h = rx1 - rx0 - 2.0, ry1 - ry0 - 2.0
-    span = np.ptp(points, axis=0)
-    per_unit *= min(1.0, avail_w / (span[0] * per_unit), avail_h / (span[1] * per_unit))
-    vmin = points.min(0) * per_unit
-    width, height = float(span[0] * per_unit), float(span[1] * per_unit)
-    ox = rx0 + 0.5 - vmin[0] + (avail_w - width) * draws.x
-    oy = ry0 + 0.5 - vmin[1] + (avail_h - height) * draws.y
-    one = 1 << SUBPIXEL_BITS
-    scale, offset = per_unit * one, np.array([ox * one, oy * one])
-    polygons = [(fixed_point(outline, scale, offset), None if hole is None else fixed_point(hole, scale, offset))
-                for outline, hole in shapes]
-    return Placed(polygons, per_unit)
+    length = lab.image_size * (lo + (hi - lo) * scene.draws.size)
+    shapes = creature_outline(scene.label, scene.draws)
+    return Placed(*_fit_in_region(lab, shapes, length / CREATURE_LENGTH, scene.draws.x, scene.draws.y))
 
 
 def decoy_polygons(scene: Scene, placed: Placed, size: int) -> list[tuple[int, Polygon]]:
@@ -299,11 +292,9 @@ def _draw_creature(canvas: np.ndarray, scene: Scene, placed: Placed, size: int,
     mask); with ``with_parts``, the part map from the same polygons without anti-aliasing."""
     (body, _), *parts = placed.polygons
     draws = scene.draws
-
-    def body_surface(height: int, width: int) -> Any:  # none of it depends on the class
-        return surface(kind=draws.fill, period=draws.stripe_period, angle=draws.stripe_angle, zoom=draws.fill_zoom,
-                       crop=scene.fill_crop, colours=scene.body_colours, image_size=size, height=height, width=width)
-
+    body_surface = functools.partial(  # none of it depends on the class
+        surface, kind=draws.fill, period=draws.stripe_period, angle=draws.stripe_angle, zoom=draws.fill_zoom,
+        crop=scene.fill_crop, colours=scene.body_colours, image_size=size)
     paint(canvas, alpha_patch([(body, None)], size), body_surface)
     paint(canvas, alpha_patch(parts, size), scene.part_colour)
     if not with_parts:
