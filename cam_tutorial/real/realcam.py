@@ -12,8 +12,7 @@ boxes are mapped into the crop with :meth:`~cam_tutorial.real.efficientnet_lite.
 (the part of an object outside the crop is cut off, as it is for the network).
 
 Example:
-    >>> from cam_tutorial.real.inputs import whole_number
-from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
+    >>> from cam_tutorial.real.efficientnet_lite import efficientnet_lite0
     >>> from cam_tutorial.real.photos import load_photos
     >>> [coffee] = photo_cams(efficientnet_lite0(), load_photos(["coffee"]))
     >>> coffee.top_class, round(coffee.probability(), 2), tuple(coffee.raw_maps.shape)
