@@ -97,11 +97,11 @@ def shortcut_module(in_channels: int, out_channels: int, stride: int = 1, option
         >>> [tuple(shortcut_module(4, 8, 2, o)(torch.zeros(1, 4, 8, 8)).shape) for o in ("A", "concat")]
         [(1, 8, 4, 4), (1, 8, 4, 4)]
     """
-    # He et al.'s A (zero padding) and B (projection with batch norm), and two the slide deck asks
-    # about: B without its batch norm, and concatenating copies of the input.
     if option not in ("A", "B", "B-noBN", "concat"):
-        raise ValueError(f"unknown shortcut {option!r}: use 'A' (zero padding), 'B' (1x1 projection + batch "
-                         "norm), 'B-noBN' (the projection alone) or 'concat' (copies of the input)")
+        raise ValueError(f"unknown shortcut {option!r}: use 'A' (zero "
+                         "padding), 'B' (1x1 projection + batch norm), "
+                         "'B-noBN' (the projection alone) or 'concat' "
+                         "(copies of the input)")
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     if option in ("A", "concat"):
