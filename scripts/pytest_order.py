@@ -18,10 +18,10 @@ import pytest
 
 #: Notebooks, longest first under the ``ci`` preset (measured on 2 CPU cores). Unlisted notebooks
 #: start after these, in the order collected.
-NOTEBOOKS_LONGEST_FIRST = ("03_", "deeper_01_", "deeper_06_fair", "01_", "02_", "07_", "06_",
-                           "deeper_05_lab", "deeper_06_parts", "08_", "deeper_07_protocols", "05_",
-                           "deeper_05_photos", "deeper_02_sizes", "deeper_02_shortcuts", "deeper_08_",
-                           "04_", "deeper_07_released", "deeper_03_")
+NOTEBOOKS_LONGEST_FIRST = ("03_", "deeper_07_protocols", "08_", "deeper_01_", "deeper_06_fair", "01_",
+                           "deeper_05_photos", "deeper_07_released", "deeper_05_lab", "07_", "04_", "05_",
+                           "deeper_08_other_methods", "deeper_06_parts", "deeper_03_", "deeper_08_other_models",
+                           "06_", "02_", "deeper_02_sizes", "00_", "deeper_02_shortcuts")
 #: Package tests that take 5 s or more (prefixes of node ids), longest first; they start right
 #: after the notebooks. Only the order depends on this list, never what runs.
 SLOW_TESTS = (
