@@ -285,8 +285,9 @@ def figure_problems(figures: list[dict], base_url: str, build_dir: Path, min_tex
 
 def check_page(browser: Browser, base_url: str, page: str, screenshot_dir: Path | None,
                require_figures: bool = True, build_dir: Path | None = None, min_text_px: float = 9.0,
-               allow_unmeasured: bool = False) -> tuple[list[str], list[str]]:
-    """Load one page in a new tab of ``browser``; return (problems, notes)."""
+               allow_unmeasured: bool = False, settle: float = 0.5) -> tuple[list[str], list[str]]:
+    """Load one page in a new tab of ``browser``; return (problems, notes). The page counts as
+    loaded once its load event has fired and the network has then been quiet for ``settle`` seconds."""
     problems: list[str] = []
     notes: list[str] = []
     tab = browser.open_tab()
@@ -299,7 +300,7 @@ def check_page(browser: Browser, base_url: str, page: str, screenshot_dir: Path 
             tools.call("Page.navigate", url=url)
             if not tools.wait_for("Page.loadEventFired", timeout=60):
                 problems.append("the page did not finish loading within 60 s")
-            tools.drain()
+            tools.drain(quiet_for=settle)
             images = tools.call("Runtime.evaluate", expression=IMAGES_JS, awaitPromise=True,
                                 returnByValue=True)["result"].get("value", [])
             raw_tables = tools.call("Runtime.evaluate", expression=RAW_TABLES_JS,
@@ -317,7 +318,7 @@ def check_page(browser: Browser, base_url: str, page: str, screenshot_dir: Path 
                                 f"(its longest line, {block['chars']} characters: {block['longest']!r})")
             if layout.get("columnChars"):
                 notes.append(f"code column {layout['columnChars']} characters")
-            tools.drain(quiet_for=0.3, timeout=5)
+            tools.drain(quiet_for=min(settle, 0.3), timeout=5)
             if screenshot_dir is not None:
                 import base64
 
@@ -376,10 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-unmeasured", action="store_true",
                         help="pass PNG and JPEG figures that carry no text measurements (made outside the execute script)")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a PNG of each page here")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds without network events after the load event that count as loaded (default 0.5; "
+                             "the tests' tiny local pages need less)")
     parser.add_argument("--jobs", type=int, default=3, help="pages checked at once, each in its own browser (default 3)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.settle < 0:
+        parser.error(f"--settle must be at least 0, got {args.settle}")
 
     chromium = find_chromium()
     if chromium is None:
@@ -427,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             problems, notes = check_page(browser(), base_url, page, args.screenshots,
                                         require_figures=not args.allow_no_figures, build_dir=build,
-                                        min_text_px=args.min_text_px, allow_unmeasured=args.allow_unmeasured)
+                                        min_text_px=args.min_text_px, allow_unmeasured=args.allow_unmeasured,
+                                        settle=args.settle)
         except Exception as error:  # a browser that will not start is a failure, with its reason
             problems, notes = [f"{type(error).__name__}: {error}"], []
         return problems, notes, time.perf_counter() - start

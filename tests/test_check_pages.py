@@ -57,7 +57,9 @@ def _site(tmp_path: Path) -> Path:
 def _run(*args: str) -> tuple[int, str]:
     out = io.StringIO()
     with redirect_stdout(out):
-        code = check_pages.main(list(args))
+        # These tiny local pages make every request before their load event: no need to wait
+        # half a second for the network to settle, as the book's pages do.
+        code = check_pages.main(["--settle", "0.1", *args])
     return code, out.getvalue()
 
 
@@ -115,6 +117,8 @@ def test_pages_checked_at_once_are_reported_in_order_with_their_own_problems(tmp
     assert not any("bad.png" in problem for problem in report["FAILED book/missing.html"])
     with pytest.raises(SystemExit):
         check_pages.main(["--build-dir", str(site), "--jobs", "0", "book/good.html"])
+    with pytest.raises(SystemExit):
+        check_pages.main(["--build-dir", str(site), "--settle", "-1", "book/good.html"])
 
 
 def test_a_markdown_table_left_as_text_fails(tmp_path):
