@@ -194,7 +194,12 @@ class Browser:
 
 # Browsers that a finished ``main`` left running for the next one in this process; closed at exit.
 IDLE_BROWSERS: list[Browser] = []
-atexit.register(lambda: [each.close() for each in IDLE_BROWSERS])
+
+
+@atexit.register
+def _close_idle_browsers() -> None:
+    for each in IDLE_BROWSERS:
+        each.close()
 
 
 # Paragraphs of the text that hold a pipe table's separator row ("|---|", or "|—|" once
