@@ -77,10 +77,13 @@ def _run_in_turn(model: nn.Module, parts: Iterable[tuple[str, nn.Module]],
     """``(name, module, output, FLOPs)`` of each of ``parts``, run one after the other on a zero image.
 
     Runs in eval mode, then gives every submodule of ``model`` its own mode back (a model half in
-    train mode, e.g. a frozen backbone under a training head, stays so).
+    train mode, e.g. a frozen backbone under a training head, stays so). The image is made where
+    the weights are: a model built on the meta device counts shapes and FLOPs with no memory and
+    no arithmetic.
     """
     modes = [(module, module.training) for module in model.modules()]
-    x, runs = torch.zeros(1, 3, image_size, image_size), []
+    device = next((p.device for p in model.parameters()), None)
+    x, runs = torch.zeros(1, 3, image_size, image_size, device=device), []
     try:
         model.eval()
         for name, module in parts:
@@ -114,6 +117,14 @@ def part_table(model: nn.Module, image_size: int = 224) -> list[dict[str, Any]]:
 
     Also gives each part's share of the whole, which is how the FC head of VGG16 shows itself:
     it holds most of the parameters but few of the FLOPs. Runs in eval mode, like :func:`stage_table`.
+
+    Example:
+        >>> import torch
+        >>> from cam_tutorial.models import vgg16_fc
+        >>> with torch.device("meta"):  # 138 M weights, none allocated
+        ...     rows = part_table(vgg16_fc(1000))
+        >>> [f"{r['part']} {r['params_share']:.0%}" for r in rows]
+        ['features 11%', 'pool 0%', 'classifier 89%']
     """
     parts = [(part, getattr(model, part)) for part in ("features", "pool", "classifier")]
     rows = [{"part": part, "output": _shape(x), "params": count_parameters(module), "gflops": flops / 1e9}

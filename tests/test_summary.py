@@ -44,11 +44,22 @@ def test_stage_table_shapes_and_parameters_add_up():
 
 
 def test_part_table_shows_where_vgg16_keeps_its_parameters():
-    fc = {r["part"]: r for r in part_table(vgg16_fc(1000), 224)}
-    gap = {r["part"]: r for r in part_table(vgg16_gap(1000), 224)}
+    with torch.device("meta"):  # shapes and FLOPs only: no memory, no arithmetic
+        fc = {r["part"]: r for r in part_table(vgg16_fc(1000), 224)}
+        gap = {r["part"]: r for r in part_table(vgg16_gap(1000), 224)}
     assert fc["classifier"]["params"] == 123_642_856
     assert fc["classifier"]["params_share"] > 0.85 and gap["classifier"]["params_share"] < 0.1
     assert fc["classifier"]["flops_share"] < 0.01
+
+
+def test_tables_of_a_model_on_the_meta_device_are_those_of_the_model_in_memory():
+    torch.manual_seed(0)
+    real = vgg16_gap(10, width=4)
+    with torch.device("meta"):
+        meta = vgg16_gap(10, width=4)
+    assert next(meta.parameters()).is_meta
+    assert part_table(meta, 64) == part_table(real, 64)
+    assert stage_table(meta, 64) == stage_table(real, 64)
 
 
 def test_markdown_table_formats_and_checks_headers():
