@@ -29,7 +29,6 @@ SLOW_TESTS = (
     "tests/test_zoo.py::test_two_processes_train_once",
     "tests/test_check_pages.py",
     "tests/test_train.py::test_killed_run_resumes_to_the_same_weights",
-    "tests/test_summary.py::test_part_table_shows_where_vgg16_keeps_its_parameters",
     "tests/test_figure_metrics.py::test_the_execute_scripts_kernel_stores_measurements_in_every_figure",
 )
 
