@@ -1,4 +1,4 @@
-"""The 11 shipped checkpoints' zoo keys and state_dict names, pinned.
+"""The 11 shipped checkpoints' zoo keys and state_dict names, and the cpu models' test splits, pinned.
 
 The files under ``cam_tutorial/checkpoints/`` are 2.7 hours of CPU training, found by their key
 (``zoo.recipe(name, preset).key``, a hash of the recipe's identity, which includes a digest of
@@ -57,3 +57,24 @@ def test_shipped_state_dict_names_are_pinned_and_fit_the_network(where):
     assert _tensor_names(stored["model"]) == (count, digest)
     wanted = {r.name: r for r in zoo.preset_recipes(get_preset(where[0]))}[where[1]]
     assert _tensor_names(wanted.network().state_dict()) == (count, digest)
+
+
+# The test splits the cpu models were scored on when they shipped: sha256 (16 hex digits) of every
+# item's image, label, box and mask bytes. The book's outputs are these models on these pixels;
+# a change to the lab that moved one pixel says so here (bump LAB_VERSION and retrain, or undo it).
+CPU_TEST_SPLITS = {
+    ("resnet18b_gap", "resnet18b_gmp"): "7a0e1fde9e05e0d6",  # objects anywhere
+    ("vgg16_gap_left", "vgg16_fc_left"): "d4cd666cfff17906",  # objects in the left half
+}
+
+
+@pytest.mark.parametrize("names", sorted(CPU_TEST_SPLITS), ids="-".join)
+def test_the_cpu_models_test_splits_are_the_pixels_they_were_scored_on(names):
+    labs = {zoo.recipe(name, get_preset("cpu")).lab for name in names}
+    assert len(labs) == 1, f"{names} no longer share one test split"
+    digest, split = hashlib.sha256(), labs.pop().dataset("test")
+    for i in range(len(split)):
+        image, label, box, mask = split[i]
+        for part in (image.numpy().tobytes(), str(label).encode(), box.numpy().tobytes(), mask.numpy().tobytes()):
+            digest.update(part)
+    assert digest.hexdigest()[:16] == CPU_TEST_SPLITS[names]
