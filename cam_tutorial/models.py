@@ -335,6 +335,10 @@ def vgg16_gap(num_classes: int = 1000, width: int = 64, batch_norm: bool = False
 
 def init_weights(model: nn.Module) -> None:
     """He initialisation for convolutions, unit/zero for norms, small normal for linears."""
+    if any(p.is_meta for p in model.parameters()):
+        # No values to set (a recipe's key builds its network on meta), and PyTorch's meta
+        # normal_ would import its compiler, torch._dynamo: 1.5 s in every process that loads a model.
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -48,6 +50,17 @@ def test_the_shipped_files_are_exactly_the_pinned_keys():
 def test_recipes_give_the_pinned_keys(preset):
     found = {(preset, r.name): r.key for r in zoo.preset_recipes(get_preset(preset))}
     assert found == {where: key for where, (key, _, _) in SHIPPED.items() if where[0] == preset}
+
+
+def test_a_key_builds_its_network_on_meta_without_importing_the_compiler():
+    """Every process that loads a model computes its key. On the meta device init_weights sets
+    nothing: PyTorch's meta ``normal_`` imports torch._dynamo, 1.5 s in each notebook's kernel."""
+    code = ("import sys; from cam_tutorial import zoo; from cam_tutorial.config import get_preset; "
+            "[r.key for p in ('ci', 'cpu', 'gpu') for r in zoo.preset_recipes(get_preset(p))]; "
+            "print(sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("where", sorted(SHIPPED), ids=lambda where: "-".join(where))
