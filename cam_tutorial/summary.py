@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cam_tutorial.evaluation import model_device
+
 __all__ = [
     "count_parameters",
     "count_flops",
@@ -82,8 +84,7 @@ def _run_in_turn(model: nn.Module, parts: Iterable[tuple[str, nn.Module]],
     no arithmetic.
     """
     modes = [(module, module.training) for module in model.modules()]
-    device = next((p.device for p in model.parameters()), None)
-    x, runs = torch.zeros(1, 3, image_size, image_size, device=device), []
+    x, runs = torch.zeros(1, 3, image_size, image_size, device=model_device(model)), []
     try:
         model.eval()
         for name, module in parts:
